@@ -1,0 +1,33 @@
+# The two front-door commands: `make run` and `make test`. Both build .venv themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIO ?= scenarios/rfc2006-schemes.yaml
+OUT ?= results/rfc2006-schemes
+
+.PHONY: run test venv bench clean
+
+$(BIN)/.stamp-run: requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e . || $(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(BIN)/.stamp-test: $(BIN)/.stamp-run requirements-test.txt
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(BIN)/.stamp-run
+
+run: $(BIN)/.stamp-run
+	$(BIN)/netns-sim run $(SCENARIO) --out $(OUT) --force
+	@if $(BIN)/netns-sim report --help >/dev/null 2>&1; then $(BIN)/netns-sim report $(OUT); fi
+
+test: $(BIN)/.stamp-test
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/.stamp-test
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,225 @@
+"""The model of one run: hosts, network, flows, and the bookkeeping that ends every packet
+copy in exactly one record.
+
+Trips by endpoints (`sim.records.TRIP_LABELS`):
+``HOST:wire -> HOST:nsN`` wire_to_ns; ``HOST:nsN -> HOST:wire`` ns_to_wire (delivered when
+it leaves the host's last pass); ``H:nsA -> H:nsB`` ns_to_ns; ``H1:nsA -> H2:nsB``
+ns_to_remote_ns (ns_to_wire on H1, the links, wire_to_ns on H2); ``... -> group:G``
+multicast (a sender in a namespace sends once; one copy per member host crosses the
+network; each host runs its scheme's multicast trip for its local members).
+Invariant: for every packet a flow emits, there is exactly one record per destination
+(one for unicast, one per group member for multicast), delivered, dropped or in flight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.costs import CostProfile, load_profile
+from sim.engine import Engine
+from sim.host import Host
+from sim.packet import Packet
+from sim.records import DELIVERED, DROPPED, IN_FLIGHT, TRIP_LABELS, Recorder
+from sim.scenario import Scenario, parse_endpoint
+from sim.schemes import SchemeRegistry, builtin_registry
+from sim.topology import Network
+from sim.traffic import FLOW_KINDS
+
+DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
+WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
+
+
+def make_registry(scenario: Scenario) -> SchemeRegistry:
+    """Built-in schemes plus the scenario's own ``schemes:``."""
+    reg = builtin_registry()
+    for name, spec in scenario.schemes.items():
+        reg.add(name, spec)
+    return reg
+
+
+def make_profile(scenario: Scenario) -> CostProfile:
+    o = scenario.cost_overrides
+    return load_profile(scenario.cost_profile).with_overrides(o.stages, o.host, o.memory_bytes)
+
+
+class Model:
+    """Builds everything for `scenario` and runs it; see `sim.run.run` for the public call."""
+
+    def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
+                 profile: CostProfile | None = None) -> None:
+        self.scenario = scenario
+        self.registry = registry or make_registry(scenario)
+        self.profile = profile or make_profile(scenario)
+        run = scenario.run
+        self.until_ns = run.duration_ns
+        self.warmup_ns = run.warmup_ns
+        self.max_packets = run.max_packets
+        self.engine = Engine()
+        rng = np.random.default_rng([run.seed, run.replication])
+        host_rngs = rng.spawn(len(scenario.hosts))
+        flow_rngs = rng.spawn(len(scenario.flows))
+        scheme_names = self.registry.names()
+        self._nodes: list[str] = []
+        self._node_codes: dict[str, int] = {}
+        for h in scenario.hosts:
+            self.node_code(h.name)
+        for s in scenario.switches:
+            self.node_code(s.name)
+        flow_names = [f.name or f"flow{i}" for i, f in enumerate(scenario.flows)]
+        self.recorder = Recorder({"scheme": scheme_names, "node": self._nodes, "reason": list(DROP_REASONS),
+                                  "flow": flow_names},
+                                 random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts))
+        self._reason_code = {r: i for i, r in enumerate(DROP_REASONS)}
+        self.hosts: list[Host] = []
+        self.host_index: dict[str, int] = {}
+        for i, spec in enumerate(scenario.hosts):
+            scheme = self.registry.get(spec.scheme)
+            self.hosts.append(Host(i, spec.name, spec, scheme, scheme_names.index(spec.scheme),
+                                   self.profile, self, host_rngs[i]))
+            self.host_index[spec.name] = i
+        self.network = Network([h.name for h in scenario.hosts], [s.name for s in scenario.switches],
+                               scenario.links, self.engine, self)
+        host_specs = {h.name: h for h in scenario.hosts}
+        self.groups: dict[str, dict[int, tuple[int, ...]]] = {}
+        for g in scenario.groups:
+            members: dict[int, list[int]] = {}
+            for m in g.members:
+                host, ns = parse_endpoint(m, host_specs, f"groups[{g.name}]")
+                members.setdefault(self.host_index[host], []).append(ns)
+            self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
+        self.flows = []
+        for i, spec in enumerate(scenario.flows):
+            flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
+            sh, sn = parse_endpoint(spec.src, host_specs, f"flows[{i}].src")
+            flow.src = (self.host_index[sh], -1 if sn is None else sn)
+            flow.group = None
+            if spec.dst.startswith("group:"):
+                flow.group = self.groups[spec.dst[len("group:"):]]
+                flow.dst = (-1, -1)
+                for h in flow.group:
+                    if sn is not None:
+                        self.network.route(sh, scenario.hosts[h].name)   # fail early: NoRouteError
+            else:
+                dh, dn = parse_endpoint(spec.dst, host_specs, f"flows[{i}].dst")
+                flow.dst = (self.host_index[dh], -1 if dn is None else dn)
+                if dh != sh:
+                    self.network.route(sh, dh)
+                    self.network.route(dh, sh)
+            self.flows.append(flow)
+        self.live: dict[int, Packet] = {}
+        self.next_pid = 0
+        self.generated = 0
+
+    # -- identity ---------------------------------------------------------------------
+    def node_code(self, name: str) -> int:
+        code = self._node_codes.get(name)
+        if code is None:
+            code = self._node_codes[name] = len(self._nodes)
+            self._nodes.append(name)
+        return code
+
+    def packet_budget_spent(self) -> bool:
+        return self.max_packets is not None and self.generated >= self.max_packets
+
+    # -- packet life ------------------------------------------------------------------
+    def emit(self, flow, seq: int, direction: int, size: int) -> None:
+        """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
+        (sh, sn), (dh, dn) = (flow.src, flow.dst) if direction == 0 else (flow.dst, flow.src)
+        pid = self.next_pid
+        self.next_pid += 1
+        self.generated += 1
+        pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine.now, flow)
+        self.live[pid] = pkt
+        src = self.hosts[sh]
+        if flow.group is not None:
+            pkt.trip = MULTICAST
+            if sn < 0:
+                pkt.dst_host = sh
+                pkt.members = flow.group[sh]
+                src.start_trip(pkt, "multicast", flow.idx % src.n_cores)
+            else:
+                src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+        elif sn < 0:
+            pkt.trip = WIRE_TO_NS
+            src.start_trip(pkt, "wire_to_ns", flow.idx % src.n_cores)
+        elif dn < 0:
+            pkt.trip = NS_TO_WIRE
+            src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+        elif sh == dh:
+            pkt.trip = NS_TO_NS
+            src.start_trip(pkt, "ns_to_ns", flow.idx % src.n_cores)
+        else:
+            pkt.trip = NS_TO_REMOTE
+            src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+
+    def left_host(self, pkt: Packet, host: Host) -> None:
+        """`pkt` finished its last pass of an ns_to_wire trip on `host`."""
+        if pkt.trip == NS_TO_WIRE:
+            self.record_delivered(pkt, -1, self.engine.now)
+            self.retire(pkt)
+            return
+        flow = pkt.owner
+        if pkt.trip == MULTICAST:
+            self.live.pop(pkt.pid)
+            for h, members in flow.group.items():
+                copy = pkt.copy(self.next_pid)
+                self.next_pid += 1
+                copy.dst_host = h
+                copy.members = members
+                self.live[copy.pid] = copy
+                self.network.transmit(copy, self.network.route(host.name, self.hosts[h].name))
+            return
+        self.network.transmit(pkt, self.network.route(host.name, self.hosts[pkt.dst_host].name))
+
+    def arrive_at_host(self, pkt: Packet) -> None:
+        host = self.hosts[pkt.dst_host]
+        host.start_trip(pkt, "multicast" if pkt.members else "wire_to_ns", pkt.flow % host.n_cores)
+
+    def fan_out(self, pkt: Packet) -> list[Packet]:
+        """Replace a multicast packet by one copy per member namespace."""
+        self.live.pop(pkt.pid)
+        copies = []
+        for ns in pkt.members:
+            c = pkt.copy(self.next_pid)
+            self.next_pid += 1
+            c.dst_ns = ns
+            c.plan = pkt.plan
+            c.step = pkt.step
+            c.host_trip = pkt.host_trip
+            self.live[c.pid] = c
+            copies.append(c)
+        return copies
+
+    def _rows(self, pkt: Packet, t_done: float, status: int, reason: str = "", node: str | None = None) -> None:
+        code = self._reason_code[reason]
+        node_code = -1 if node is None else self._node_codes[node]
+        for ns in (pkt.members or (pkt.dst_ns,)):
+            self.recorder.add(pkt, pkt.dst_host, ns, t_done, status, code, node_code)
+
+    def drop(self, pkt: Packet, reason: str, node: str) -> None:
+        """`pkt` (and every member it stands for) is dropped now."""
+        self._rows(pkt, self.engine.now, DROPPED, reason, node)
+        self.live.pop(pkt.pid)
+        pkt.owner.on_dropped(pkt)
+
+    def record_drop(self, pkt: Packet, ns: int, reason: str, node: str) -> None:
+        """One destination `ns` of `pkt` dropped at its socket (the caller retires `pkt`)."""
+        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, DROPPED, self._reason_code[reason],
+                          self._node_codes[node])
+        pkt.owner.on_dropped(pkt)
+
+    def record_delivered(self, pkt: Packet, ns: int, read_done_ns: float) -> None:
+        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, DELIVERED)
+        pkt.owner.on_delivered(pkt, read_done_ns)
+
+    def retire(self, pkt: Packet) -> None:
+        self.live.pop(pkt.pid)
+
+    # -- running ----------------------------------------------------------------------
+    def run(self) -> None:
+        for flow in self.flows:
+            flow.start()
+        self.engine.run(until=self.until_ns)
+        for pkt in list(self.live.values()):
+            self._rows(pkt, float("nan"), IN_FLIGHT)
+        self.live.clear()

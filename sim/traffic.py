@@ -1,0 +1,150 @@
+"""Traffic sources: open-loop flows (poisson, constant, onoff) and closed-loop request/response.
+
+Each flow draws from its own `numpy.random.Generator` (spawned from the run's generator), so
+adding a flow does not change the others' samples.  A flow hands each new packet to
+``model.emit(flow, seq, direction, size)``; the model routes it.  Flows are notified by
+``on_delivered(pkt, read_done_ns)`` and ``on_dropped(pkt)``.  Kinds live in `FLOW_KINDS`, a
+registry: a new kind is a class with the same constructor, ``start()`` and the two hooks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BATCH = 4096
+
+
+class SizeSampler:
+    """Packet sizes in bytes from a `sim.scenario.SizeSpec`."""
+
+    def __init__(self, spec, rng: np.random.Generator) -> None:
+        self.spec = spec
+        self.rng = rng
+        self._buf: list[int] = []
+        self.const = spec.bytes if spec.dist == "const" else None
+
+    def __call__(self) -> int:
+        if self.const is not None:
+            return self.const
+        if not self._buf:
+            s = self.spec
+            if s.dist == "uniform":
+                draw = self.rng.integers(s.min_bytes, s.max_bytes + 1, BATCH)
+            else:
+                w = np.asarray(s.weights or [1.0] * len(s.values), dtype=float)
+                draw = self.rng.choice(np.asarray(s.values), BATCH, p=w / w.sum())
+            self._buf = draw.tolist()[::-1]
+        return self._buf.pop()
+
+    def mean(self) -> float:
+        s = self.spec
+        if s.dist == "const":
+            return float(s.bytes)
+        if s.dist == "uniform":
+            return (s.min_bytes + s.max_bytes) / 2
+        w = np.asarray(s.weights or [1.0] * len(s.values), dtype=float)
+        return float(np.dot(w / w.sum(), s.values))
+
+
+class Flow:
+    """Base: identity, size sampler, stop condition."""
+
+    def __init__(self, idx: int, spec, model, rng: np.random.Generator) -> None:
+        self.idx = idx
+        self.spec = spec
+        self.model = model
+        self.engine = model.engine
+        self.rng = rng
+        self.size = SizeSampler(spec.size, rng)
+        self.stop_ns = spec.stop_ns if spec.stop_ns is not None else float("inf")
+        self.sent = 0          # packets this flow emitted (each may fan out to several rows)
+
+    def active(self) -> bool:
+        return self.engine.now < self.stop_ns and not self.model.packet_budget_spent()
+
+    def on_delivered(self, pkt, read_done_ns: float) -> None:
+        pass
+
+    def on_dropped(self, pkt) -> None:
+        pass
+
+
+class OpenLoopFlow(Flow):
+    """Poisson (exponential gaps), constant (fixed gaps) or onoff (poisson while ON,
+    exponential ON and OFF periods with means ``on_ns`` / ``off_ns``, starting ON)."""
+
+    def __init__(self, idx, spec, model, rng) -> None:
+        super().__init__(idx, spec, model, rng)
+        self.mean_gap_ns = 1e9 / spec.rate_pps
+        self._gaps: list[float] = []
+        self.on_until = float("inf")
+
+    def start(self) -> None:
+        if self.spec.kind == "onoff":
+            self.on_until = self.spec.start_ns + self.rng.exponential(self.spec.on_ns)
+        self.engine.at(self.spec.start_ns + self._gap(), self._emit)
+
+    def _gap(self) -> float:
+        if self.spec.kind == "constant":
+            return self.mean_gap_ns
+        if not self._gaps:
+            self._gaps = self.rng.exponential(self.mean_gap_ns, BATCH).tolist()
+        return self._gaps.pop()
+
+    def _emit(self, _=None) -> None:
+        if not self.active():
+            return
+        now = self.engine.now
+        if now > self.on_until:       # the ON period ended: sleep OFF, then a new ON period
+            off = self.rng.exponential(self.spec.off_ns)
+            self.on_until = now + off + self.rng.exponential(self.spec.on_ns)
+            self.engine.at(off + self._gap(), self._emit)
+            return
+        self.sent += 1
+        self.model.emit(self, self.sent, 0, self.size())
+        self.engine.at(self._gap(), self._emit)
+
+
+class RequestResponseFlow(Flow):
+    """Closed loop like netperf UDP_RR: `concurrency` transactions in flight; the server
+    replies ``app read + server_ns`` after a request reaches its socket; the client sends
+    the next request ``app read + think_ns`` after the response; a lost packet is retried as
+    a new transaction after ``timeout_ns``."""
+
+    def __init__(self, idx, spec, model, rng) -> None:
+        super().__init__(idx, spec, model, rng)
+        self.response_size = SizeSampler(spec.response_size or spec.size, rng)
+        self.completed = 0
+
+    def start(self) -> None:
+        for _ in range(self.spec.concurrency):
+            self.engine.at(self.spec.start_ns, self._request)
+
+    def _request(self, _=None) -> None:
+        if not self.active():
+            return
+        self.sent += 1
+        self.model.emit(self, self.sent, 0, self.size())
+
+    def _respond(self, seq: int) -> None:
+        self.sent += 1
+        self.model.emit(self, seq, 1, self.response_size())
+
+    def on_delivered(self, pkt, read_done_ns: float) -> None:
+        now = self.engine.now
+        if pkt.direction == 0:
+            self.engine.at(read_done_ns - now + self.spec.server_ns, self._respond, pkt.seq)
+        else:
+            self.completed += 1
+            self.engine.at(read_done_ns - now + self.spec.think_ns, self._request)
+
+    def on_dropped(self, pkt) -> None:
+        self.engine.at(self.spec.timeout_ns, self._request)
+
+
+FLOW_KINDS = {
+    "poisson": OpenLoopFlow,
+    "constant": OpenLoopFlow,
+    "onoff": OpenLoopFlow,
+    "rr": RequestResponseFlow,
+}
