@@ -216,10 +216,25 @@ class Model:
         self.live.pop(pkt.pid)
 
     # -- running ----------------------------------------------------------------------
-    def run(self) -> None:
+    def start(self) -> None:
+        """Start every flow (call once, before `advance`)."""
         for flow in self.flows:
             flow.start()
-        self.engine.run(until=self.until_ns)
+
+    def advance(self, until_ns: float) -> None:
+        """Simulate up to `until_ns` (at most the run's duration); may be called repeatedly."""
+        until_ns = min(until_ns, self.until_ns)
+        if until_ns > self.engine.now:
+            self.engine.run(until=until_ns)
+
+    def finish(self) -> None:
+        """End the run: every packet still inside the model becomes an ``in_flight`` record."""
+        self.advance(self.until_ns)
         for pkt in list(self.live.values()):
             self._rows(pkt, float("nan"), IN_FLIGHT)
         self.live.clear()
+
+    def run(self) -> None:
+        """start + advance to the end + finish."""
+        self.start()
+        self.finish()

@@ -1,6 +1,8 @@
 """Per-packet records: compact columnar buffers during the run, pandas frames at the end.
 
-Every packet copy that a flow sends ends as exactly one row: ``delivered`` (reached its
+Every packet a flow sends ends as exactly one row per destination (a multicast packet has one
+row per group member; rows of members that had not fanned out into copies yet share one
+``packet_id``; ``origin_id`` is the id the flow gave the packet): ``delivered`` (reached its
 socket, or left the NIC when its destination is the wire), ``dropped`` (with a reason and
 the node where it happened) or ``in_flight`` (still inside the model when the run ended).
 

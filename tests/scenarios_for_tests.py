@@ -1,0 +1,25 @@
+"""Builders of small scenarios used across the core tests (plain dicts, validated by run())."""
+
+from sim.run import run
+from sim.schemes import builtin_registry
+
+SCHEMES = builtin_registry().names()
+# Every stage cost zero except a 1000 ns NIC RX stage: a one-pass host with a known service time.
+UNIT_STAGE_COSTS = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0}
+                    for name in builtin_registry().get("host").spec.trips["wire_to_ns"][0].stages}
+
+
+def one_host(scheme="host", namespaces=1, cores=1, flows=(), duration_ns=1e8, seed=1, **host):
+    return {"hosts": [dict(name="h1", scheme=scheme, namespaces=namespaces, cores=cores, **host)],
+            "flows": list(flows), "run": {"duration_ns": duration_ns, "seed": seed}}
+
+
+def unloaded_wire_to_ns(scheme, namespaces=1, packets=200):
+    """Mean latency of a slow constant flow wire -> ns0 (no queueing)."""
+    sc = one_host(scheme, namespaces, flows=[{"kind": "constant", "src": "h1:wire", "dst": "h1:ns0",
+                                              "rate_pps": 10_000}], duration_ns=packets * 1e5)
+    return run(sc)
+
+
+def delivered(df):
+    return df[df.status == "delivered"]
