@@ -70,6 +70,7 @@ class CostProfile(BaseModel):
     stages: dict[str, StageCost]
     host: HostDefaults = HostDefaults()
     memory_bytes: MemorySizes
+    calibration: dict = {}           # free-form: raw measurements, kernel, CPU (netns-sim calibrate)
     source_file: Optional[str] = None
 
     def model_post_init(self, _ctx) -> None:
