@@ -56,10 +56,20 @@ class CostBook:
 class Recorder:
     """Append-only columnar buffers, one entry per finished packet copy."""
 
-    def __init__(self, labels: dict[str, list[str]], random_costs: bool = False) -> None:
+    def __init__(self, labels: dict[str, list[str]], random_costs: bool = False,
+                 sink=None, chunk_rows: int = 250_000) -> None:
+        """`sink`, if given, receives a DataFrame of `chunk_rows` rows whenever that many
+        are buffered (streaming to Parquet row groups keeps memory flat); `frame()` then
+        returns only the rows not yet handed to the sink."""
         self.labels = labels
-        self.random_costs = random_costs   # store per-pass scale factors only when they vary          # code -> name tables: scheme, node, reason, flow
+        self.random_costs = random_costs   # store per-pass scale factors only when they vary
         self.cost_book = CostBook()
+        self.sink = sink
+        self.chunk_rows = chunk_rows
+        self.flushed_rows = 0
+        self._reset()
+
+    def _reset(self) -> None:
         self.packet_id = array("q")
         self.origin_id = array("q")
         self.flow = array("i")
@@ -83,6 +93,14 @@ class Recorder:
         self.pass_vec = array("i")
         self.pass_queue_ns = array("d")
         self.pass_scale = array("d")
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the sink as one DataFrame and empty the buffers."""
+        if self.sink is not None and len(self):
+            chunk = self.frame()
+            self.flushed_rows += len(chunk)
+            self._reset()
+            self.sink(chunk)
 
     def __len__(self) -> int:
         return len(self.packet_id)
@@ -115,6 +133,8 @@ class Recorder:
         self.pass_queue_ns.extend(passes[1::3])
         if self.random_costs:
             self.pass_scale.extend(passes[2::3])
+        if self.sink is not None and len(self.packet_id) >= self.chunk_rows:
+            self.flush()
 
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame with the documented columns (see module docstring)."""
