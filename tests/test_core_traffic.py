@@ -1,0 +1,133 @@
+"""Traffic sources, links and user-defined schemes behave as specified."""
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from sim.costs import load_profile
+from sim.run import run
+from sim.units import serialization_ns
+from tests.scenarios_for_tests import delivered, one_host
+
+PROFILE = load_profile()
+
+
+def rate_of(p, duration_ns):
+    return len(p) / (duration_ns / 1e9)
+
+
+def test_poisson_rate_and_exponential_gaps():
+    dur = 1e8
+    p = run(one_host(flows=[{"src": "h1:wire", "dst": "h1:ns0", "rate_pps": 100_000}], duration_ns=dur)).packets
+    assert rate_of(p, dur) == pytest.approx(100_000, rel=0.03)
+    gaps = np.diff(np.sort(p.t_sent_ns.to_numpy()))
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.05)     # exponential: CV = 1
+
+
+def test_constant_rate_is_exact():
+    p = run(one_host(flows=[{"kind": "constant", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 1e5}],
+                     duration_ns=1e7)).packets
+    assert np.allclose(np.diff(np.sort(p.t_sent_ns.to_numpy())), 1e4)
+
+
+def test_onoff_mean_rate_is_rate_times_on_fraction():
+    dur = 4e8
+    p = run(one_host(flows=[{"kind": "onoff", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 200_000,
+                             "on_ns": 1e6, "off_ns": 3e6}], duration_ns=dur)).packets
+    assert rate_of(p, dur) == pytest.approx(200_000 * 0.25, rel=0.1)
+
+
+def test_size_distributions_have_their_means():
+    flows = [{"name": "u", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 50_000,
+              "size": {"dist": "uniform", "min_bytes": 100, "max_bytes": 1500}},
+             {"name": "c", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 50_000,
+              "size": {"dist": "choice", "values": [64, 1500], "weights": [3, 1]}}]
+    p = run(one_host(flows=flows, cores=2, duration_ns=5e7)).packets
+    assert p[p.flow == "u"].size_bytes.mean() == pytest.approx(800, rel=0.02)
+    assert p[p.flow == "c"].size_bytes.mean() == pytest.approx(0.75 * 64 + 0.25 * 1500, rel=0.03)
+    assert p[p.flow == "u"].size_bytes.between(100, 1500).all()
+
+
+def test_request_response_is_a_closed_loop():
+    sc = one_host("l2-routed", namespaces=2, flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1",
+                                                     "server_ns": 5000, "think_ns": 10_000}], duration_ns=2e7)
+    r = run(sc)
+    p = r.packets
+    req, resp = p[p.direction == "request"], p[p.direction == "response"]
+    assert len(req) - len(resp) in (0, 1)                 # never more than one outstanding
+    merged = resp.merge(req, on="seq", suffixes=("_resp", "_req"))
+    app = PROFILE.host.app_recv_ns
+    # each response leaves after the request was read and served
+    gap = merged.t_sent_ns_resp - merged.t_done_ns_req
+    assert np.allclose(gap, app + 5000)
+    # transactions per second = 1 / (round trip + reads + think)
+    cycle = (merged.latency_ns_req + merged.latency_ns_resp).mean() + 2 * app + 5000 + 10_000
+    assert len(resp) == pytest.approx(2e7 / cycle, rel=0.02)
+
+
+def test_links_add_serialization_and_propagation_per_hop():
+    names = ["a", "s1", "s2", "b"]
+    sc = {"hosts": [{"name": "a"}, {"name": "b"}], "switches": [{"name": "s1"}, {"name": "s2"}],
+          "links": [{"a": x, "b": y, "rate_bps": 1e9, "delay_ns": 2000} for x, y in zip(names, names[1:])],
+          "flows": [{"kind": "constant", "src": "a:ns0", "dst": "b:ns0", "rate_pps": 1000, "size": {"bytes": 1000}}],
+          "run": {"duration_ns": 1e7}}
+    d = delivered(run(sc).packets)
+    assert np.allclose(d.wire_ns, 3 * (serialization_ns(1000, 1e9) + 2000))
+    assert (d.link_queue_ns == 0).all()
+
+
+def test_shortest_path_is_taken():
+    sc = {"hosts": [{"name": "a"}, {"name": "b"}], "switches": [{"name": "s1"}, {"name": "s2"}],
+          "links": [{"a": "a", "b": "s1", "rate_bps": 1e9}, {"a": "s1", "b": "s2", "rate_bps": 1e9},
+                    {"a": "s2", "b": "b", "rate_bps": 1e9}, {"a": "a", "b": "b", "rate_bps": 1e9, "delay_ns": 7}],
+          "flows": [{"kind": "constant", "src": "a:ns0", "dst": "b:ns0", "rate_pps": 1000, "size": {"bytes": 125}}],
+          "run": {"duration_ns": 1e7}}
+    d = delivered(run(sc).packets)
+    assert np.allclose(d.wire_ns, 1000 + 7)
+
+
+def test_no_route_is_a_clear_error():
+    sc = {"hosts": [{"name": "a"}, {"name": "b"}],
+          "flows": [{"src": "a:ns0", "dst": "b:ns0", "rate_pps": 1000}], "run": {"duration_ns": 1e6}}
+    with pytest.raises(ValueError, match="no route from host 'a' to host 'b'"):
+        run(sc)
+
+
+MACVLAN = {
+    "description": "child to child over macvlan in bridge mode: output, then input in the peer",
+    "socket_tables": "per_namespace",
+    "capabilities": {"own_routes": True, "own_netfilter": True, "own_devices": True, "dhcp_raw_nonip": True,
+                     "tunnels_vpn": True, "migration_with_ip": True},
+    "addresses_per_container": 1, "devices_per_container": 1,
+    "memory_per_namespace": {"netns_struct": 1, "net_device": 2},
+    "trips": {
+        "wire_to_ns": [{"ns": "dst", "queue": "nic_rx", "stages": ["nic_rx", "l2_demux", "ip_rcv", "route_input", "socket_lookup", "socket_enqueue"]}],
+        "ns_to_wire": [{"ns": "src", "queue": "process", "stages": ["socket_send", "route_output", "ip_output", "dev_xmit", "nic_tx"]}],
+        "ns_to_ns": [{"ns": "src", "queue": "process", "stages": ["socket_send", "route_output", "ip_output", "dev_xmit"]},
+                     {"ns": "dst", "queue": "backlog", "stages": ["l2_demux", "ip_rcv", "route_input", "socket_lookup", "socket_enqueue"]}],
+        "multicast": [{"ns": "dst", "queue": "nic_rx", "fanout": True, "stages": ["nic_rx", "l2_demux", "ip_rcv", "socket_lookup", "socket_enqueue"]}],
+    },
+}
+
+
+def test_a_scheme_defined_in_the_scenario_runs_without_python():
+    sc = one_host("macvlan", namespaces=2, flows=[{"kind": "constant", "src": "h1:ns0", "dst": "h1:ns1", "rate_pps": 1000}],
+                  duration_ns=1e7)
+    sc["schemes"] = {"macvlan": MACVLAN}
+    r = run(sc)
+    d = delivered(r.packets)
+    assert len(d) > 0 and (d.n_passes == 2).all() and (d.veth_xmit_ns == 0).all()
+    assert set(r.memory.scheme) == {"macvlan"}
+
+
+def test_a_bad_scheme_names_the_stage_and_suggests():
+    bad = dict(MACVLAN, trips=dict(MACVLAN["trips"], ns_to_ns=[{"ns": "src", "queue": "process", "stages": ["socket_sendd"]}]))
+    sc = one_host("macvlan", flows=[], duration_ns=1e6)
+    sc["schemes"] = {"macvlan": bad}
+    with pytest.raises(ValidationError, match="did you mean 'socket_send'"):
+        run(sc)
+
+
+def test_unknown_scheme_suggests_the_nearest():
+    with pytest.raises(KeyError, match="did you mean 'l2-routed'"):
+        run(one_host("l2-routd", flows=[], duration_ns=1e6))
