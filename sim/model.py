@@ -93,6 +93,7 @@ class Model:
             sh, sn = parse_endpoint(spec.src, host_specs, f"flows[{i}].src")
             flow.src = (self.host_index[sh], -1 if sn is None else sn)
             flow.group = None
+            flow.spread_over = 0
             if spec.dst.startswith("group:"):
                 flow.group = self.groups[spec.dst[len("group:"):]]
                 flow.dst = (-1, -1)
@@ -100,8 +101,11 @@ class Model:
                     if sn is not None:
                         self.network.route(sh, scenario.hosts[h].name)   # fail early: NoRouteError
             else:
-                dh, dn = parse_endpoint(spec.dst, host_specs, f"flows[{i}].dst")
+                spread = spec.dst.endswith(":ns*")
+                dst = spec.dst[:-1] + "0" if spread else spec.dst
+                dh, dn = parse_endpoint(dst, host_specs, f"flows[{i}].dst")
                 flow.dst = (self.host_index[dh], -1 if dn is None else dn)
+                flow.spread_over = host_specs[dh].namespaces if spread else 0
                 if dh != sh:
                     self.network.route(sh, dh)
                     self.network.route(dh, sh)
@@ -125,6 +129,8 @@ class Model:
     def emit(self, flow, seq: int, direction: int, size: int) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
         (sh, sn), (dh, dn) = (flow.src, flow.dst) if direction == 0 else (flow.dst, flow.src)
+        if flow.group is None and flow.spread_over:
+            dn = flow.pick_namespace(flow.spread_over)
         pid = self.next_pid
         self.next_pid += 1
         self.generated += 1

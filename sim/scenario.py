@@ -6,7 +6,8 @@ error messages with file and line belong to the scenario front door.
 
 Endpoints are strings: ``HOST:nsN`` (namespace N of HOST, 0-based; ``HOST:N`` also works)
 or ``HOST:wire`` (the outside world behind HOST's NIC).  A multicast flow's ``dst`` is
-``group:NAME``.
+``group:NAME``.  An open-loop flow's ``dst`` may be ``HOST:ns*``: each packet goes to a
+namespace of HOST drawn uniformly at random (many containers without one flow each).
 """
 
 from __future__ import annotations
@@ -190,7 +191,14 @@ class Scenario(Strict):
                     raise ValueError(f"{where}: a multicast sender's own host cannot hold group members "
                                      f"(group {gname!r} has members on {src_host})")
                 continue
-            dst_host, dst_ns = parse_endpoint(f.dst, hosts, where + ".dst")
+            if f.dst.endswith(":ns*"):
+                if f.kind == "rr":
+                    raise ValueError(f"{where}.dst: a request/response flow needs one server namespace, not {f.dst!r}")
+                spread_host = f.dst[:-len(":ns*")]
+                parse_endpoint(spread_host + ":ns0", hosts, where + ".dst")
+                dst_host, dst_ns = spread_host, 0
+            else:
+                dst_host, dst_ns = parse_endpoint(f.dst, hosts, where + ".dst")
             if src_ns is None and dst_ns is None:
                 raise ValueError(f"{where}: src and dst cannot both be the wire")
             if src_ns is None and dst_host != src_host:

@@ -11,7 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 
-BATCH = 4096
+BATCH = 4096          # largest batch of random draws; batches start small and double
+
+
+class Draws:
+    """Random draws in growing batches (cheap per draw, little memory for idle flows)."""
+
+    def __init__(self, draw) -> None:
+        self._draw = draw          # draw(n) -> numpy array
+        self._size = 8
+        self._buf: list = []
+
+    def next(self):
+        if not self._buf:
+            self._buf = self._draw(self._size).tolist()[::-1]
+            self._size = min(self._size * 2, BATCH)
+        return self._buf.pop()
 
 
 class SizeSampler:
@@ -20,21 +35,18 @@ class SizeSampler:
     def __init__(self, spec, rng: np.random.Generator) -> None:
         self.spec = spec
         self.rng = rng
-        self._buf: list[int] = []
         self.const = spec.bytes if spec.dist == "const" else None
+        if spec.dist == "uniform":
+            self._draws = Draws(lambda n: rng.integers(spec.min_bytes, spec.max_bytes + 1, n))
+        elif spec.dist == "choice":
+            w = np.asarray(spec.weights or [1.0] * len(spec.values), dtype=float)
+            values = np.asarray(spec.values)
+            self._draws = Draws(lambda n: rng.choice(values, n, p=w / w.sum()))
 
     def __call__(self) -> int:
         if self.const is not None:
             return self.const
-        if not self._buf:
-            s = self.spec
-            if s.dist == "uniform":
-                draw = self.rng.integers(s.min_bytes, s.max_bytes + 1, BATCH)
-            else:
-                w = np.asarray(s.weights or [1.0] * len(s.values), dtype=float)
-                draw = self.rng.choice(np.asarray(s.values), BATCH, p=w / w.sum())
-            self._buf = draw.tolist()[::-1]
-        return self._buf.pop()
+        return self._draws.next()
 
     def mean(self) -> float:
         s = self.spec
@@ -58,6 +70,13 @@ class Flow:
         self.size = SizeSampler(spec.size, rng)
         self.stop_ns = spec.stop_ns if spec.stop_ns is not None else float("inf")
         self.sent = 0          # packets this flow emitted (each may fan out to several rows)
+        self._namespaces: Draws | None = None
+
+    def pick_namespace(self, count: int) -> int:
+        """A destination namespace drawn uniformly from 0..count-1 (``dst: HOST:ns*``)."""
+        if self._namespaces is None:
+            self._namespaces = Draws(lambda n: self.rng.integers(0, count, n))
+        return self._namespaces.next()
 
     def active(self) -> bool:
         return self.engine.now < self.stop_ns and not self.model.packet_budget_spent()
@@ -76,7 +95,7 @@ class OpenLoopFlow(Flow):
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)
         self.mean_gap_ns = 1e9 / spec.rate_pps
-        self._gaps: list[float] = []
+        self._gaps = Draws(lambda n: rng.exponential(self.mean_gap_ns, n))
         self.on_until = float("inf")
 
     def start(self) -> None:
@@ -87,9 +106,7 @@ class OpenLoopFlow(Flow):
     def _gap(self) -> float:
         if self.spec.kind == "constant":
             return self.mean_gap_ns
-        if not self._gaps:
-            self._gaps = self.rng.exponential(self.mean_gap_ns, BATCH).tolist()
-        return self._gaps.pop()
+        return self._gaps.next()
 
     def _emit(self, _=None) -> None:
         if not self.active():

@@ -43,8 +43,11 @@ def test_size_distributions_have_their_means():
              {"name": "c", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 50_000,
               "size": {"dist": "choice", "values": [64, 1500], "weights": [3, 1]}}]
     p = run(one_host(flows=flows, cores=2, duration_ns=5e7)).packets
-    assert p[p.flow == "u"].size_bytes.mean() == pytest.approx(800, rel=0.02)
-    assert p[p.flow == "c"].size_bytes.mean() == pytest.approx(0.75 * 64 + 0.25 * 1500, rel=0.03)
+    u = p[p.flow == "u"].size_bytes
+    assert abs(u.mean() - 800) < 5 * (1400 / np.sqrt(12)) / np.sqrt(len(u))
+    c = p[p.flow == "c"].size_bytes
+    sd = np.sqrt(0.25 * 0.75) * (1500 - 64)
+    assert abs(c.mean() - (0.75 * 64 + 0.25 * 1500)) < 5 * sd / np.sqrt(len(c))     # 5 sigma
     assert p[p.flow == "u"].size_bytes.between(100, 1500).all()
 
 
@@ -131,3 +134,12 @@ def test_a_bad_scheme_names_the_stage_and_suggests():
 def test_unknown_scheme_suggests_the_nearest():
     with pytest.raises(KeyError, match="did you mean 'l2-routed'"):
         run(one_host("l2-routd", flows=[], duration_ns=1e6))
+
+
+def test_spread_destination_covers_the_namespaces_uniformly():
+    p = run(one_host("l2-routed", namespaces=50, cores=2,
+                     flows=[{"src": "h1:wire", "dst": "h1:ns*", "rate_pps": 200_000}], duration_ns=1e8)).packets
+    counts = p.dst_netns.value_counts().reindex(range(50), fill_value=0)
+    expected = len(p) / 50
+    chi2 = float((((counts - expected) ** 2) / expected).sum())
+    assert chi2 < 100            # 49 degrees of freedom: p < 1e-4 beyond this
