@@ -1,0 +1,372 @@
+"""The command line: ``netns-sim`` / ``python -m sim``.  The only argparse in `sim/`.
+
+Subcommands: ``run``, ``validate``, ``schemes``, ``describe``.  Exit codes: 0 success,
+1 the simulation failed (a bug: the traceback is shown), 2 bad input (scenario errors,
+existing output without --force, unknown scheme; one line per problem, no traceback,
+nothing written), 130 interrupted (Ctrl-C or SIGTERM; nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import pandas as pd
+
+import sim
+from sim import matrix
+from sim.loader import Loaded, ScenarioError, Variant, load
+from sim.model import Model
+from sim.results_io import ResultDir, TargetExists
+from sim.run import collect
+from sim.summary import summarize
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROGRESS_CHUNKS = 50
+PACKAGES = ("simpy", "networkx", "numpy", "pandas", "pyarrow", "pydantic", "PyYAML", "rich")
+
+
+class Interrupted(BaseException):
+    """SIGTERM, turned into an exception so the temporary result directory is removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# -- run ----------------------------------------------------------------------------------
+
+def _factor_columns(loaded: Loaded, v: Variant) -> dict:
+    return {f.name: matrix.column_value(v.cell.levels[f.name]) for f in loaded.factors}
+
+
+def _label(v: Variant) -> str:
+    return v.id + (f" {v.cell.label()}" if v.cell.levels else "")
+
+
+def simulate_variant(v: Variant, progress=None, task=None):
+    """Run one variant in chunks of simulated time (for the progress bar); returns Results."""
+    model = Model(v.scenario, registry=v.registry, profile=v.profile)
+    t0 = time.perf_counter()
+    until = v.scenario.run.duration_ns
+    if hasattr(model, "advance"):
+        model.start()
+        for k in range(1, PROGRESS_CHUNKS + 1):
+            model.advance(until * k / PROGRESS_CHUNKS)
+            if progress is not None:
+                progress.update(task, completed=model.engine.now / 1e6, packets=model.generated)
+        model.finish()
+    else:                                      # core without the chunked API
+        model.run()
+    model.wall_s = time.perf_counter() - t0
+    return collect(model)
+
+
+def _git_commit() -> dict:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"commit": None, "dirty": None}
+
+
+def _versions() -> dict:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = importlib_metadata.version(p)
+        except importlib_metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def cmd_run(args) -> int:
+    try:
+        loaded = load(args.scenario, args.set or [], seed=args.seed)
+    except ScenarioError as e:
+        _err(str(e))
+        return EXIT_BAD_INPUT
+    out = Path(args.out) if args.out else Path("results") / loaded.name
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rd = ResultDir(out, force=args.force)
+    except TargetExists as e:
+        _err(f"error: {e}")
+        return EXIT_BAD_INPUT
+    show = not args.quiet and sys.stderr.isatty()
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    runs = []
+    total_rows = 0
+    try:
+        with rd:
+            progress = None
+            if show:
+                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+                progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                    TextColumn("{task.completed:.3f}/{task.total:.3f} ms simulated"),
+                                    TextColumn("{task.fields[packets]} packets"), TimeElapsedColumn(),
+                                    transient=False)
+                progress.start()
+            try:
+                for v in loaded.variants:
+                    task = None
+                    if progress is not None:
+                        task = progress.add_task(_label(v)[:60], total=v.scenario.run.duration_ns / 1e6, packets=0)
+                    res = simulate_variant(v, progress, task)
+                    runs.append(_write_variant(rd, loaded, v, res))
+                    total_rows += len(res.packets)
+            finally:
+                if progress is not None:
+                    progress.stop()
+            rd.write_text("scenario.resolved.yaml", loaded.resolved_yaml())
+            rd.write_json("metadata.json", {
+                "scenario": loaded.name,
+                "scenario_file": loaded.path,
+                "description": loaded.document.get("description", ""),
+                "seed": loaded.variants[0].scenario.run.seed,
+                "replication": loaded.variants[0].scenario.run.replication,
+                "variants": runs,
+                "factors": [f.name for f in loaded.factors],
+                "sim_version": sim.__version__,
+                "git": _git_commit(),
+                "packages": _versions(),
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "hostname": socket.gethostname(),
+                "command": [Path(sys.argv[0]).name] + sys.argv[1:],
+                "cwd": os.getcwd(),
+                "started_utc": started.isoformat(),
+                "wall_s": round(time.perf_counter() - t0, 3),
+            })
+            rd.commit()
+    except (KeyboardInterrupt, Interrupted):
+        _err(f"interrupted: nothing written to {out}")
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(f"wrote {out}: {len(loaded.variants)} variant(s), {total_rows} packet rows, "
+              f"{time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def _write_variant(rd: ResultDir, loaded: Loaded, v: Variant, res) -> dict:
+    run = v.scenario.run
+    run_id = f"{v.id}-seed{run.seed}-rep{run.replication}"
+    ident = {"run_id": run_id, "scenario": loaded.name, "variant": v.id, "seed": run.seed,
+             "replication": run.replication, **_factor_columns(loaded, v)}
+
+    def tag(df: pd.DataFrame) -> pd.DataFrame:
+        front = pd.DataFrame({k: [val] * len(df) for k, val in ident.items()}, index=df.index)
+        return pd.concat([front, df], axis=1)
+
+    rd.add_packets(tag(res.packets))
+    rd.add_table("summary.csv", tag(summarize(res.packets, res.cores, run.warmup_ns, run.duration_ns)))
+    rd.add_table("memory.csv", tag(res.memory))
+    rd.add_table("cores.csv", tag(res.cores))
+    rd.add_table("flows.csv", tag(res.flows))
+    return {"variant": v.id, "run_id": run_id, "factors": _factor_columns(loaded, v),
+            "seed": run.seed, "replication": run.replication, **{k: res.stats[k] for k in res.stats}}
+
+
+# -- validate -----------------------------------------------------------------------------
+
+def cmd_validate(args) -> int:
+    try:
+        loaded = load(args.scenario, args.set or [], seed=args.seed)
+    except ScenarioError as e:
+        _err(str(e))
+        return EXIT_BAD_INPUT
+    if args.print:
+        print(loaded.resolved_yaml(), end="")
+    elif not args.quiet:
+        print(f"{args.scenario}: OK, {len(loaded.variants)} variant(s)")
+    return EXIT_OK
+
+
+# -- schemes and describe -----------------------------------------------------------------
+
+def _registry_for(scenario: str | None):
+    if scenario:
+        loaded = load(scenario)
+        return loaded.variants[0].registry
+    from sim.schemes import builtin_registry
+    return builtin_registry()
+
+
+def _scheme_info(s) -> dict:
+    spec = s.spec
+    return {"name": s.name, "description": spec.description,
+            "passes": {trip: len(passes) for trip, passes in spec.trips.items()},
+            "capabilities": [c for c, ok in spec.capabilities.model_dump().items() if ok],
+            "lacks": [c for c, ok in spec.capabilities.model_dump().items() if not ok],
+            "socket_tables": spec.socket_tables,
+            "addresses_per_container": spec.addresses_per_container,
+            "devices_per_container": spec.devices_per_container}
+
+
+def _console():
+    from rich.console import Console
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def cmd_schemes(args) -> int:
+    try:
+        reg = _registry_for(args.scenario)
+    except ScenarioError as e:
+        _err(str(e))
+        return EXIT_BAD_INPUT
+    infos = [_scheme_info(reg.get(n)) for n in reg.names()]
+    if args.format == "json":
+        print(json.dumps(infos, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+    from sim.schemes import TRIPS
+    t = Table(title="isolation schemes (passes per trip through one host)")
+    t.add_column("scheme")
+    for trip in TRIPS:
+        t.add_column(trip, justify="right")
+    t.add_column("socket tables")
+    t.add_column("addr/dev per container", justify="right")
+    t.add_column("capabilities")
+    for i in infos:
+        t.add_row(i["name"], *[str(i["passes"][trip]) for trip in TRIPS], i["socket_tables"],
+                  f"{i['addresses_per_container']}/{i['devices_per_container']}",
+                  ", ".join(i["capabilities"]) or "-")
+    _console().print(t)
+    return EXIT_OK
+
+
+def cmd_describe(args) -> int:
+    from sim.costs import load_profile
+    from sim.stages import STAGE_NAMES
+    try:
+        reg = _registry_for(args.scenario)
+        scheme = reg.get(args.scheme)
+        profile = load_profile(args.profile)
+    except ScenarioError as e:
+        _err(str(e))
+        return EXIT_BAD_INPUT
+    except KeyError as e:
+        _err(f"error: {e.args[0]}")
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, ValueError) as e:
+        _err(f"error: {e}")
+        return EXIT_BAD_INPUT
+    info = _scheme_info(scheme)
+    if args.format == "json":
+        info["trips"] = {trip: [p.model_dump() for p in passes] for trip, passes in scheme.spec.trips.items()}
+        info["stage_costs"] = {n: c.model_dump() for n, c in profile.stages.items()}
+        info["memory_per_namespace"] = dict(scheme.spec.memory_per_namespace)
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+    from sim.stages import STAGE_INFO
+    con = _console()
+    con.print(f"[bold]{scheme.name}[/bold]: {info['description']}")
+    con.print(f"capabilities: {', '.join(info['capabilities']) or 'none'}; lacks: {', '.join(info['lacks']) or 'nothing'}")
+    con.print(f"socket tables: {info['socket_tables']}; per container: {info['addresses_per_container']} address(es), "
+              f"{info['devices_per_container']} device(s)")
+    sizes = profile.memory_bytes
+    mem = ", ".join(f"{k} x{v:g} ({getattr(sizes, k)} B)" for k, v in scheme.spec.memory_per_namespace.items())
+    con.print(f"memory per namespace: {mem or 'nothing'} (profile {profile.name})")
+    for trip, passes in scheme.spec.trips.items():
+        t = Table(title=f"{trip}: {len(passes)} pass(es)", title_justify="left")
+        for col in ("pass", "ns", "queue", "stage", "base_ns", "per_byte_ns", "per_entry_ns", "per entry of"):
+            t.add_column(col)
+        total = 0.0
+        for k, p in enumerate(passes, 1):
+            for j, token in enumerate(p.stages):
+                name = token.rstrip("*").split(":", 1)[0]
+                c = profile.stages[name]
+                total += c.base_ns
+                kind = STAGE_INFO[name].entry_kind
+                t.add_row(str(k) if j == 0 else "", p.ns + (" fanout" if p.fanout else "") if j == 0 else "",
+                          p.queue if j == 0 else "", token, f"{c.base_ns:g}", f"{c.per_byte_ns:g}",
+                          f"{c.per_entry_ns:g}", "" if kind == "none" else kind)
+        t.caption = f"sum of base costs: {total:g} ns (per-byte, per-entry and queueing extra)"
+        con.print(t)
+    assert STAGE_NAMES
+    return EXIT_OK
+
+
+# -- parser -------------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netns-sim", description="Simulate Linux network-namespace isolation "
+                                "schemes (the 2006 '[RFC] network namespaces' debate) from scenario files.")
+    p.add_argument("--version", action="version", version=f"netns-sim {sim.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def scenario_args(sp):
+        sp.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file, e.g. scenarios/rfc2006-schemes.yaml")
+        sp.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
+                        help="override a value after extends: and before validation (repeatable); the value is "
+                             "parsed as YAML; '*' selects every list element, e.g. --set hosts.*.cores=4")
+        sp.add_argument("--seed", type=int, help="set run.seed")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
+
+    r = sub.add_parser("run", help="run a scenario and write a result directory",
+                       description="Run every variant of SCENARIO and write DIR atomically: packets.parquet, "
+                                   "summary.csv, memory.csv, cores.csv, flows.csv, scenario.resolved.yaml, "
+                                   "metadata.json.  A progress bar is shown on a terminal.")
+    scenario_args(r)
+    r.add_argument("--out", metavar="DIR", help="result directory (default: results/<scenario name>)")
+    r.add_argument("--force", action="store_true", help="replace an existing result directory (atomically)")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a scenario without running it",
+                       description="Load and validate SCENARIO (every variant); print problems as FILE:LINE: key.path: "
+                                   "message; exit 2 if there are any.")
+    scenario_args(v)
+    v.add_argument("--print", action="store_true", help="print the resolved scenario (defaults filled in)")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("schemes", help="list the isolation schemes",
+                       description="The built-in isolation schemes with their passes per trip and capabilities.")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.add_argument("--scenario", metavar="FILE", help="also list the schemes defined in this scenario file")
+    s.set_defaults(func=cmd_schemes)
+
+    d = sub.add_parser("describe", help="show one scheme's passes and stages with their default costs",
+                       description="Show SCHEME's passes and stages per trip, with the stage costs of a cost profile.")
+    d.add_argument("scheme", metavar="SCHEME")
+    d.add_argument("--profile", default="default", help="cost profile name or YAML path (default: default)")
+    d.add_argument("--scenario", metavar="FILE", help="look SCHEME up among this scenario file's schemes too")
+    d.add_argument("--format", choices=("table", "json"), default="table")
+    d.set_defaults(func=cmd_describe)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
