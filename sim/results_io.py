@@ -97,11 +97,12 @@ class ResultDir:
     # -- writing ------------------------------------------------------------------------
     def add_packets(self, frame: pd.DataFrame) -> None:
         """Append one variant's packet rows to packets.parquet (same columns every time)."""
-        table = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=False, schema=self._schema)
-        if self._writer is None:
-            self._schema = table.schema
+        table = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=False)
+        if self._writer is None:      # all-null columns (no drops yet) are strings, not nulls
+            self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                      for f in table.schema]).remove_metadata()
             self._writer = pq.ParquetWriter(self.tmp / "packets.parquet", self._schema, compression="zstd")
-        self._writer.write_table(table)
+        self._writer.write_table(table.select(self._schema.names).cast(self._schema))
 
     def add_table(self, name: str, frame: pd.DataFrame) -> None:
         """Accumulate rows of a CSV table (written at commit)."""
