@@ -1,0 +1,122 @@
+"""The measuring driver: runs `pingpong.py` in real setups, interleaved and repeated.
+
+`measure_rr` runs one server and one client (pinned with taskset when `Pinning` says so)
+and returns the client's JSON (round trips in ns: median, p10, p90, mean).  `measure_rate`
+runs a bounded flood against a counting sink and returns packets per second received.
+`measure_rounds` interleaves all setups round after round (so slow drifts of the machine hit
+every setup alike) and `summarise` reports medians over rounds.  Every subprocess has a
+timeout; every loop in `pingpong.py` is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sim.calibrate.netns import Lab
+from sim.calibrate.setups import PORT, SIZE_BYTES, Endpoints
+
+PINGPONG = str(Path(__file__).with_name("pingpong.py"))
+
+
+@dataclass(frozen=True)
+class Config:
+    rounds: int = 5
+    round_trips: int = 2000
+    warmup: int = 200
+    rate_packets: int = 100_000     # flood: datagrams sent per measurement (bounded)
+    rate_max_s: float = 0.5         # flood: time bound per measurement
+    client_cpu: int | None = 0
+    server_cpu: int | None = 1
+    max_s: float = 30.0             # time bound of each program run
+    rate: bool = True               # measure packet rates too
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _wait_ready(p, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(f"measuring server exited early: {p.stderr.read().strip()}")
+        r, _, _ = select.select([p.stdout], [], [], 0.05)
+        if r:
+            line = p.stdout.readline().strip()
+            if line == "ready":
+                return
+            raise RuntimeError(f"measuring server said {line!r}")
+    raise RuntimeError("measuring server did not start in time")
+
+
+def _pair(lab: Lab, ep: Endpoints, server_mode: str, client_mode: str, count: int, cfg: Config,
+          extra: list[str] = (), max_s: float | None = None) -> tuple[dict, dict]:
+    max_s = max_s or cfg.max_s
+    py = sys.executable
+    common = ["--size", str(SIZE_BYTES), "--max-s", str(max_s)]
+    server = lab.popen(ep.server_ns, [py, PINGPONG, server_mode, ep.server_addr, str(PORT), "--count",
+                                      str(10 * count + 100), "--idle", "0.5", *common], cpu=cfg.server_cpu)
+    try:
+        _wait_ready(server, 10.0)
+        cp = lab.run(ep.client_ns, [py, PINGPONG, client_mode, ep.server_addr, str(PORT), "--count", str(count),
+                                    "--idle", "0.5", *extra, *common], cpu=cfg.client_cpu, timeout=max_s + 15)
+        client = json.loads(cp.stdout.strip().splitlines()[-1])
+        out, err = server.communicate(timeout=max_s + 5)
+        srv = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        return client, srv
+    finally:
+        lab.reap(server)
+
+
+def measure_rr(lab: Lab, ep: Endpoints, cfg: Config, count: int | None = None) -> dict:
+    client, _ = _pair(lab, ep, "serve", "rr", count or cfg.round_trips, cfg, ["--warmup", str(cfg.warmup)])
+    if not client.get("round_trips"):
+        raise RuntimeError(f"no round trip completed between {ep.client_ns} and {ep.server_ns}:{ep.server_addr}")
+    return client
+
+
+def measure_rate(lab: Lab, ep: Endpoints, cfg: Config) -> dict:
+    client, srv = _pair(lab, ep, "sink", "flood", cfg.rate_packets, cfg, max_s=cfg.rate_max_s)
+    return {"sent": client["sent"], "send_pps": client["send_pps"], "received": srv.get("messages", 0),
+            "pps": srv.get("pps", 0.0)}
+
+
+def measure_rounds(lab: Lab, endpoints: dict[str, Endpoints], cfg: Config, log=print,
+                   rounds: int | None = None) -> list[dict]:
+    """Raw rows: one per (round, setup): name, round, rr stats, and rate stats."""
+    rows = []
+    for rnd in range(rounds or cfg.rounds):
+        names = list(endpoints)
+        if rnd % 2:
+            names.reverse()          # alternate the order, so no setup always runs first
+        for name in names:
+            ep = endpoints[name]
+            row = {"setup": name, "round": rnd, **{f"rr_{k}": v for k, v in measure_rr(lab, ep, cfg).items()
+                                                   if k != "mode"}}
+            if cfg.rate:
+                row.update({f"rate_{k}": v for k, v in measure_rate(lab, ep, cfg).items()})
+            rows.append(row)
+            log(f"  round {rnd + 1}: {name:14s} rr median {row['rr_median_ns'] / 1000:8.2f} us"
+                + (f"   rate {row['rate_pps'] / 1000:8.1f} kpps" if cfg.rate else ""))
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict[str, dict]:
+    """Per setup: median over rounds of the per-round medians (and of the rates)."""
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r["setup"] for r in rows):
+        mine = [r for r in rows if r["setup"] == name]
+        meds = [r["rr_median_ns"] for r in mine]
+        s = {"rr_median_ns": statistics.median(meds), "rr_round_medians_ns": meds,
+             "rr_spread_ns": (max(meds) - min(meds)) if meds else 0.0, "rounds": len(mine)}
+        pps = [r["rate_pps"] for r in mine if "rate_pps" in r]
+        if pps:
+            s["pps"] = statistics.median(pps)
+            s["send_pps"] = statistics.median(r["rate_send_pps"] for r in mine)
+        out[name] = s
+    return out

@@ -1,0 +1,91 @@
+"""The simulator's view of a measured setup: scenarios, path units and predicted round trips.
+
+A setup's round trip in the model (an unloaded ``rr`` flow, concurrency 1, ``server_ns`` 0,
+``think_ns`` 0) is
+
+    RTT = request path + app + response path + app
+
+where a path is the sum of the stage costs of every pass of the scheme's ``ns_to_ns`` trip
+and ``app`` is the application's cost per message (``app_recv_ns``: for the measuring
+program, Python's interpreter and system-call overhead plus the wake-up).  Because every
+stage costs ``base + per_byte * bytes + per_entry * entries``, the RTT is linear in the
+profile: `path_units` finds, by simulating one transaction with unit costs, how many times
+each term of each stage is paid (base: count; per_byte: bytes; per_entry: entries), so
+`predict_rtt_ns` prices any profile exactly and without simulating.  `simulate_rtt_ns` runs
+the full simulator instead (used by the tests to check the two agree).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sim.calibrate.setups import CUSTOM_SCHEMES, SIM_PACKET_BYTES, Setup
+from sim.costs import CostProfile
+from sim.run import run
+from sim.stages import STAGE_NAMES
+
+TERMS = {"base": "base_ns", "byte": "per_byte_ns", "entry": "per_entry_ns"}
+MESSAGES_PER_RTT = 2
+
+
+def scenario(setup: Setup, cost_profile: str = "default", stage_overrides: dict | None = None,
+             app_ns: float = 0.0, transactions: int = 1) -> dict:
+    host = {"name": "h1", "scheme": setup.scheme, "cores": 2, "namespaces": setup.namespaces + setup.idle,
+            "app_recv_ns": app_ns}
+    if setup.forward_rules:
+        host["nf_rules"] = {"root": {"forward": setup.forward_rules}}
+    sc = {"name": f"calibrate-{setup.name}", "cost_profile": cost_profile,
+          "hosts": [host],
+          "flows": [{"name": setup.name, "kind": "rr", "src": "h1:ns0", "dst": "h1:ns0" if setup.same_ns else "h1:ns1",
+                     "size": {"dist": "const", "bytes": SIM_PACKET_BYTES}}],
+          "run": {"duration_ns": 1e12, "max_packets": 2 * transactions}}
+    if setup.scheme in CUSTOM_SCHEMES:
+        sc["schemes"] = {setup.scheme: CUSTOM_SCHEMES[setup.scheme]}
+    if stage_overrides:
+        sc["cost_overrides"] = {"stages": stage_overrides}
+    return sc
+
+
+def _key(setup: Setup) -> tuple:
+    return (setup.scheme, setup.namespaces, setup.same_ns, setup.forward_rules, setup.idle)
+
+
+@lru_cache(maxsize=None)
+def _units(key: tuple) -> dict[tuple[str, str], float]:
+    scheme, namespaces, same_ns, rules, idle = key
+    setup = Setup("units", "", lambda lab: None, scheme, namespaces, same_ns, rules, idle)
+    units: dict[tuple[str, str], float] = {}
+    for term, field in TERMS.items():
+        unit = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for name in STAGE_NAMES}
+        for name in STAGE_NAMES:
+            unit[name][field] = 1.0
+        pk = run(scenario(setup, stage_overrides=unit)).packets
+        done = pk[pk.status == "delivered"]
+        if len(done) != MESSAGES_PER_RTT:
+            raise RuntimeError(f"simulating {scheme}: expected one request and one response, got {len(done)} rows")
+        for name in STAGE_NAMES:
+            v = float(done[f"{name}_ns"].sum())
+            if v:
+                units[(name, term)] = v
+    return units
+
+
+def path_units(setup: Setup) -> dict[tuple[str, str], float]:
+    """{(stage, term): units paid per round trip}; term is base (count), byte or entry."""
+    return dict(_units(_key(setup)))
+
+
+def predict_rtt_ns(setup: Setup, profile: CostProfile, app_ns: float) -> float:
+    total = MESSAGES_PER_RTT * app_ns
+    for (stage, term), units in path_units(setup).items():
+        total += units * getattr(profile.stages[stage], TERMS[term])
+    return total
+
+
+def simulate_rtt_ns(setup: Setup, profile_path: str, app_ns: float, transactions: int = 50) -> float:
+    """Mean round trip of a full simulation (requests are sent back to back)."""
+    pk = run(scenario(setup, cost_profile=profile_path, app_ns=app_ns, transactions=transactions)).packets
+    sent = pk[pk.direction == "request"].sort_values("t_sent_ns").t_sent_ns.to_numpy()
+    if len(sent) < 2:
+        raise RuntimeError("simulation completed fewer than two transactions")
+    return float((sent[-1] - sent[0]) / (len(sent) - 1))
