@@ -279,6 +279,8 @@ def _issues(err: ValidationError, doc: dict, pos: Positions, prefix: tuple = (),
         loc = tuple(p for p in e["loc"] if p != "[key]")
         if prefix == ("topology",) and loc and loc[0] in topogen.GENERATORS:
             loc = loc[1:]
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found") and not loc:
+            loc = ("generator",)
         msg = e["msg"]
         if e["type"] == "value_error":
             msg = msg.removeprefix("Value error, ")
