@@ -19,7 +19,7 @@ from sim.costs import CostProfile, load_profile
 from sim.engine import Engine
 from sim.host import Host
 from sim.packet import Packet
-from sim.records import DELIVERED, DROPPED, IN_FLIGHT, TRIP_LABELS, Recorder
+from sim.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
 from sim.scenario import Scenario, parse_endpoint
 from sim.schemes import SchemeRegistry, builtin_registry
 from sim.topology import Network
@@ -110,6 +110,8 @@ class Model:
                     self.network.route(sh, dh)
                     self.network.route(dh, sh)
             self.flows.append(flow)
+        self.recorder.labels["flow_src"] = [f.src for f in self.flows]
+        self.recorder.labels["flow_dst"] = [f.dst for f in self.flows]
         self.live: dict[int, Packet] = {}
         self.next_pid = 0
         self.generated = 0
@@ -196,22 +198,24 @@ class Model:
             copies.append(c)
         return copies
 
-    def _rows(self, pkt: Packet, t_done: float, status: int, reason: str = "", node: str | None = None) -> None:
-        code = self._reason_code[reason]
+    def _dropped(self, reason: str) -> int:
+        """Outcome code of a drop for `reason` (see `sim.records`)."""
+        return 1 + self._reason_code[reason]
+
+    def _rows(self, pkt: Packet, t_done: float, outcome: int, node: str | None = None) -> None:
         node_code = -1 if node is None else self._node_codes[node]
         for ns in (pkt.members or (pkt.dst_ns,)):
-            self.recorder.add(pkt, pkt.dst_host, ns, t_done, status, code, node_code)
+            self.recorder.add(pkt, pkt.dst_host, ns, t_done, outcome, node_code)
 
     def drop(self, pkt: Packet, reason: str, node: str) -> None:
         """`pkt` (and every member it stands for) is dropped now."""
-        self._rows(pkt, self.engine.now, DROPPED, reason, node)
+        self._rows(pkt, self.engine.now, self._dropped(reason), node)
         self.live.pop(pkt.pid)
         pkt.owner.on_dropped(pkt)
 
     def record_drop(self, pkt: Packet, ns: int, reason: str, node: str) -> None:
         """One destination `ns` of `pkt` dropped at its socket (the caller retires `pkt`)."""
-        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, DROPPED, self._reason_code[reason],
-                          self._node_codes[node])
+        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, self._dropped(reason), self._node_codes[node])
         pkt.owner.on_dropped(pkt)
 
     def record_delivered(self, pkt: Packet, ns: int, read_done_ns: float) -> None:

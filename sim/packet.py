@@ -10,7 +10,7 @@ from __future__ import annotations
 
 class Packet:
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
-                 "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "wire_ns",
+                 "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
                  "link_queue_ns", "passes", "route", "hop", "members", "core", "owner", "plan",
                  "step", "host_trip")
 
@@ -30,7 +30,7 @@ class Packet:
         self.port = port
         self.size = size
         self.t_sent = t_sent
-        self.wire_ns = 0.0
+        self.route_code = 0         # sim.records.RouteBook code of the route taken (0: none)
         self.link_queue_ns = 0.0
         self.passes: list = []
         self.route = ()
@@ -46,7 +46,7 @@ class Packet:
         c.origin = self.origin
         c.trip = self.trip
         c.scheme = self.scheme
-        c.wire_ns = self.wire_ns
+        c.route_code = self.route_code
         c.link_queue_ns = self.link_queue_ns
         c.passes = list(self.passes)
         c.route = self.route

@@ -53,7 +53,6 @@ class Link:
         if start > now:
             dq.append(start)
         pkt.link_queue_ns += start - now
-        pkt.wire_ns += ser + self.delay_ns
         self.engine.at(start + ser + self.delay_ns - now, self.network.arrive, pkt)
 
 
@@ -73,6 +72,7 @@ class Network:
                                           spec.queue_packets, engine, self)
             self.graph.add_edge(spec.a, spec.b)
         self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
+        self._route_codes: dict[tuple[Link, ...], int] = {}
 
     def route(self, src: str, dst: str) -> tuple[Link, ...]:
         """Links from host `src` to host `dst`; NoRouteError if they are not connected."""
@@ -87,7 +87,11 @@ class Network:
         return r
 
     def transmit(self, pkt, route: tuple[Link, ...]) -> None:
+        code = self._route_codes.get(route)
+        if code is None:
+            code = self._route_codes[route] = self.model.recorder.routes.add(route)
         pkt.route = route
+        pkt.route_code = code
         pkt.hop = 0
         route[0].send(pkt)
 
