@@ -31,8 +31,9 @@ class Config:
     warmup: int = 200
     rate_packets: int = 100_000     # flood: datagrams sent per measurement (bounded)
     rate_max_s: float = 0.5         # flood: time bound per measurement
-    client_cpu: int | None = 0
-    server_cpu: int | None = 1
+    client_cpu: int | None = 0      # round trips: both on one CPU had the least noise here
+    server_cpu: int | None = 0
+    rate_cpus: tuple = (0, 1)       # flood sender, counting sink
     max_s: float = 30.0             # time bound of each program run
     rate: bool = True               # measure packet rates too
 
@@ -55,16 +56,17 @@ def _wait_ready(p, timeout_s: float) -> None:
 
 
 def _pair(lab: Lab, ep: Endpoints, server_mode: str, client_mode: str, count: int, cfg: Config,
-          extra: list[str] = (), max_s: float | None = None) -> tuple[dict, dict]:
+          extra: list[str] = (), max_s: float | None = None, cpus: tuple | None = None) -> tuple[dict, dict]:
     max_s = max_s or cfg.max_s
+    client_cpu, server_cpu = cpus or (cfg.client_cpu, cfg.server_cpu)
     py = sys.executable
     common = ["--size", str(SIZE_BYTES), "--max-s", str(max_s)]
     server = lab.popen(ep.server_ns, [py, PINGPONG, server_mode, ep.server_addr, str(PORT), "--count",
-                                      str(10 * count + 100), "--idle", "0.5", *common], cpu=cfg.server_cpu)
+                                      str(10 * count + 100), "--idle", "0.5", *common], cpu=server_cpu)
     try:
         _wait_ready(server, 10.0)
         cp = lab.run(ep.client_ns, [py, PINGPONG, client_mode, ep.server_addr, str(PORT), "--count", str(count),
-                                    "--idle", "0.5", *extra, *common], cpu=cfg.client_cpu, timeout=max_s + 15)
+                                    "--idle", "0.5", *extra, *common], cpu=client_cpu, timeout=max_s + 15)
         client = json.loads(cp.stdout.strip().splitlines()[-1])
         out, err = server.communicate(timeout=max_s + 5)
         srv = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
@@ -81,7 +83,8 @@ def measure_rr(lab: Lab, ep: Endpoints, cfg: Config, count: int | None = None) -
 
 
 def measure_rate(lab: Lab, ep: Endpoints, cfg: Config) -> dict:
-    client, srv = _pair(lab, ep, "sink", "flood", cfg.rate_packets, cfg, max_s=cfg.rate_max_s)
+    client, srv = _pair(lab, ep, "sink", "flood", cfg.rate_packets, cfg, max_s=cfg.rate_max_s,
+                        cpus=cfg.rate_cpus)
     return {"sent": client["sent"], "send_pps": client["send_pps"], "received": srv.get("messages", 0),
             "pps": srv.get("pps", 0.0)}
 
@@ -120,3 +123,48 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
             s["send_pps"] = statistics.median(r["rate_send_pps"] for r in mine)
         out[name] = s
     return out
+
+
+def meminfo_kb() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("MemAvailable", "MemFree", "Slab", "Percpu"):
+            out[key] = int(rest.split()[0])
+    return out
+
+
+def measure_idle(lab: Lab, ep: Endpoints, counts: tuple[int, ...], cfg: Config, log=print) -> tuple[list[dict], dict]:
+    """With 1, 100, 1000... idle namespaces present (added cumulatively to `lab`), measure the
+    one-crossing round trip; also the memory per namespace (/proc/meminfo before and after the
+    largest step) and the time to create and delete them (``ip -batch``).  Returns (raw rows
+    named ``veth-idleN``, namespace-cost dict)."""
+    rows: list[dict] = []
+    made: list[str] = []
+    steps = []
+    for n in sorted(counts):
+        before = meminfo_kb()
+        names, dt = lab.add_idle([f"i{i:04d}" for i in range(len(made), n)])
+        after = meminfo_kb()
+        made += names
+        steps.append({"to": n, "added": len(names), "create_s": dt, "before_kb": before, "after_kb": after})
+        for rnd in range(cfg.rounds):
+            r = measure_rr(lab, ep, cfg)
+            rows.append({"setup": f"veth-idle{n}", "round": rnd, **{f"rr_{k}": v for k, v in r.items() if k != "mode"}})
+        med = statistics.median(x["rr_median_ns"] for x in rows if x["setup"] == f"veth-idle{n}")
+        log(f"  {n:5d} idle namespaces: rr median {med / 1000:8.2f} us")
+    before = meminfo_kb()
+    del_s = lab.del_idle(made)
+    time.sleep(0.5)
+    biggest = max(steps, key=lambda s: s["added"])
+    k = max(biggest["added"], 1)
+    ns_cost = {
+        "namespaces_measured": biggest["added"],
+        "bytes_per_namespace_memavailable": (biggest["before_kb"]["MemAvailable"] - biggest["after_kb"]["MemAvailable"]) * 1024 / k,
+        "bytes_per_namespace_slab_percpu": ((biggest["after_kb"]["Slab"] - biggest["before_kb"]["Slab"])
+                                            + (biggest["after_kb"].get("Percpu", 0) - biggest["before_kb"].get("Percpu", 0))) * 1024 / k,
+        "create_us_per_namespace": biggest["create_s"] * 1e6 / k,
+        "delete_us_per_namespace": del_s * 1e6 / max(len(made), 1),
+        "steps": steps, "delete_s": del_s, "after_delete_kb": meminfo_kb(), "before_delete_kb": before,
+    }
+    return rows, ns_cost

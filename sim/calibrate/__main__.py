@@ -1,0 +1,202 @@
+"""Entry points: ``calibrate`` and ``validate-real`` (``python -m sim.calibrate CMD ...``).
+
+`calibrate_main(argv)` and `validate_main(argv)` return an exit status; `main(argv)` takes the
+command as its first argument.  Without root or iproute2 they print why and return 2
+(no traceback).  Ctrl-C or SIGTERM: everything created is removed, exit 130/143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from sim.calibrate import fit as fitmod
+from sim.calibrate import profile_io, validate
+from sim.calibrate.hostinfo import host_info
+from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
+from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
+from sim.calibrate.setups import IDLE_COUNTS, SETUPS, availability, by_name
+from sim.costs import CostProfile, load_profile
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _sigterm(_signo, _frame):
+    raise SystemExit(143)
+
+
+def _measure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--round-trips", type=int, default=2000, help="round trips per setup and round (default 2000)")
+    p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
+    p.add_argument("--idle-counts", default=",".join(map(str, IDLE_COUNTS)),
+                   help="idle namespace counts for the one-crossing setup ('' to skip)")
+    p.add_argument("--no-rate", action="store_true", help="skip the packet-rate floods")
+    p.add_argument("--pin", choices=["same", "split", "none"], default="same",
+                   help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1, or unpinned")
+    p.add_argument("--cleanup", action="store_true", help="only remove leftovers (nsim-*) of a killed run, then exit")
+
+
+def _config(a) -> Config:
+    two = (os.cpu_count() or 1) > 1
+    cpus = {"same": (0, 0), "split": (0, 1 if two else 0), "none": (None, None)}[a.pin]
+    if a.rounds < 1 or not 10 <= a.round_trips <= 100_000:
+        raise SystemExit("--rounds must be >= 1 and --round-trips in 10..100000")
+    return Config(rounds=a.rounds, round_trips=a.round_trips, client_cpu=cpus[0], server_cpu=cpus[1],
+                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0))
+
+
+def run_measurements(a, log=_log) -> dict:
+    """Build every available setup, measure (interleaved rounds, then the idle-namespace
+    phase), tear everything down; returns the calibration record without the fit."""
+    cfg = _config(a)
+    wanted = [s for s in SETUPS if not a.setups or s.name in a.setups.split(",")]
+    idle_counts = tuple(int(x) for x in a.idle_counts.split(",") if x.strip())
+    skipped = {}
+    with Lab(getattr(a, "run_id", None)) as lab:
+        log(f"run {lab.run_id}: namespaces nsim-{lab.run_id}-*, addresses in 10.251.0.0/16")
+        missing = availability(lab)
+        endpoints = {}
+        for s in wanted:
+            lacking = [missing[n] for n in s.needs if n in missing]
+            if lacking:
+                skipped[s.name] = "; ".join(lacking)
+                log(f"skip {s.name}: {skipped[s.name]}")
+                continue
+            endpoints[s.name] = s.build(lab)
+        log(f"measuring {len(endpoints)} setups, {cfg.rounds} rounds x {cfg.round_trips} round trips")
+        rows = measure_rounds(lab, endpoints, cfg, log)
+        ns_cost = {}
+        if idle_counts and "veth" in endpoints:
+            rows_idle, ns_cost = measure_idle(lab, endpoints["veth"], idle_counts, cfg, log)
+            rows += rows_idle
+    return {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin}, "run_id": lab.run_id,
+            "skipped": skipped, "raw": rows, "summary": summarise(rows), "namespace_costs": ns_cost}
+
+
+def calibrate_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="netns-sim calibrate",
+                                description="Measure real namespace setups and fit a cost profile to them.")
+    p.add_argument("--out", default="calibrated.yaml", help="profile to write (default calibrated.yaml)")
+    p.add_argument("--name", default="calibrated", help="name of the written profile")
+    p.add_argument("--prior", default="default", help="profile whose values are the priors (default: default)")
+    p.add_argument("--train", default=",".join(s.name for s in SETUPS if s.train),
+                   help="setups the fit uses; the others are predicted (held out)")
+    _measure_args(p)
+    a = p.parse_args(argv)
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        if a.cleanup:
+            return _cleanup()
+        check_environment()
+        prior = load_profile(a.prior)
+        record = run_measurements(a)
+        summary = record["summary"]
+        train = [by_name(n) for n in a.train.split(",") if n in summary]
+        if not train:
+            raise SystemExit("none of the training setups was measured")
+        result = fitmod.fit(train, {n: s["rr_median_ns"] for n, s in summary.items()}, prior)
+        info = record["host"]
+        data = fitmod.apply(prior, result, a.name,
+                            f"Calibrated by netns-sim calibrate on {info['cpu_model']} ({info['cpus']} CPUs), kernel "
+                            f"{info['kernel']}, {info['date']}: stage groups of the '{prior.name}' profile scaled to "
+                            f"fit {result.train}. Calibration record: {profile_io.sidecar(a.out).name}.")
+        record["fit"] = result.to_dict()
+        record["prior"] = prior.name
+        rows = validate.table(summary, CostProfile.model_validate(data), result.app_ns, result.train)
+        record["validation"] = rows
+        side = profile_io.write(a.out, data, record)
+        print(validate.format_table(rows))
+        print(f"\napp (measuring program) {result.app_ns:.0f} ns/message; scales " +
+              ", ".join(f"{k}={v:.3g}" for k, v in result.scales.items()))
+        for k, v in result.notes.items():
+            print(f"  {k}: {v}")
+        print(f"wrote {a.out} and {side}")
+        return 0
+    except Unavailable as e:
+        _log(f"netns-sim calibrate: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _log("interrupted: everything this run created was removed")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def validate_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="netns-sim validate-real",
+                                description="Predict the real setups with a profile and compare with measurements.")
+    p.add_argument("--profile", default=None,
+                   help="cost profile (a calibrated one carries its measurements; default: the default profile, "
+                        "measured now)")
+    p.add_argument("--measure", action="store_true", help="measure now even if the profile carries measurements")
+    _measure_args(p)
+    a = p.parse_args(argv)
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        if a.cleanup:
+            return _cleanup()
+        profile = load_profile(a.profile or "default")
+        record = profile_io.read_calibration(a.profile) if a.profile else {}
+        if a.measure or not record.get("summary"):
+            check_environment()
+            record = {**record, **run_measurements(a)}
+        summary = record["summary"]
+        fit = record.get("fit") or {}
+        if "app_ns" in fit:
+            app, train = fit["app_ns"], fit.get("train", [])
+        else:
+            app, train = validate.fit_app_only(summary, profile), ["loopback"]
+        rows = validate.table(summary, profile, app, train)
+        info = record.get("host", {})
+        print(f"profile {profile.name} ({profile.source_file}); measured on kernel {info.get('kernel')}, "
+              f"{info.get('cpu_model')}; app {app:.0f} ns/message")
+        print(validate.format_table(rows))
+        print(f"\nworst |error|: training {validate.worst_error(rows, 'train'):.1f}%, "
+              f"held out {validate.worst_error(rows, 'held-out'):.1f}%")
+        if record.get("skipped"):
+            for k, v in record["skipped"].items():
+                print(f"not measured: {k} ({v})")
+        return 0
+    except Unavailable as e:
+        _log(f"netns-sim validate-real: {e}")
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        _log(f"netns-sim validate-real: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _log("interrupted: everything this run created was removed")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _cleanup() -> int:
+    try:
+        check_environment()
+    except Unavailable as e:
+        _log(f"netns-sim: {e}")
+        return 2
+    done = cleanup_leftovers()
+    print(f"removed {len(done['namespaces'])} namespace(s) and {len(done['root_links'])} root link(s)"
+          + (f"; could not remove {done['failed']}" if done["failed"] else ""))
+    return 1 if done["failed"] else 0
+
+
+COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m sim.calibrate {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
