@@ -55,7 +55,8 @@ def _factor_columns(loaded: Loaded, v: Variant) -> dict:
 
 
 def _label(v: Variant) -> str:
-    return v.id + (f" {v.cell.label()}" if v.cell.levels else "")
+    """``v3 scheme=vnic namespaces=10``: factor names shortened to their last key."""
+    return " ".join([v.id] + [f"{k.rsplit('.', 1)[-1]}={matrix.column_value(x)}" for k, x in v.cell.levels.items()])
 
 
 def simulate_variant(v: Variant, progress=None, task=None):
@@ -68,7 +69,9 @@ def simulate_variant(v: Variant, progress=None, task=None):
         for k in range(1, PROGRESS_CHUNKS + 1):
             model.advance(until * k / PROGRESS_CHUNKS)
             if progress is not None:
-                progress.update(task, completed=model.engine.now / 1e6, packets=model.generated)
+                progress.update(task, completed=model.engine.now / 1e6,
+                                what=f"{model.engine.now / 1e6:.2f}/{until / 1e6:.2f} ms simulated, "
+                                     f"{model.generated} packets")
         model.finish()
     else:                                      # core without the chunked API
         model.run()
@@ -124,20 +127,22 @@ def cmd_run(args) -> int:
             if show:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
                 progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                    TextColumn("{task.completed:.3f}/{task.total:.3f} ms simulated"),
-                                    TextColumn("{task.fields[packets]} packets"), TimeElapsedColumn(),
-                                    transient=False)
+                                    TextColumn("{task.fields[what]}"), TimeElapsedColumn(), transient=False)
                 progress.start()
+                overall = progress.add_task("variants", total=len(loaded.variants), what="")
+                task = progress.add_task("", total=1, what="")
             try:
-                for v in loaded.variants:
-                    task = None
+                for i, v in enumerate(loaded.variants):
                     if progress is not None:
-                        task = progress.add_task(_label(v)[:60], total=v.scenario.run.duration_ns / 1e6, packets=0)
+                        progress.update(overall, completed=i, what=f"{i}/{len(loaded.variants)} done")
+                        progress.reset(task, total=v.scenario.run.duration_ns / 1e6, description=_label(v)[:70],
+                                       what="")
                     res = simulate_variant(v, progress, task)
                     runs.append(_write_variant(rd, loaded, v, res))
                     total_rows += len(res.packets)
             finally:
                 if progress is not None:
+                    progress.update(overall, completed=len(runs), what=f"{len(runs)}/{len(loaded.variants)} done")
                     progress.stop()
             rd.write_text("scenario.resolved.yaml", loaded.resolved_yaml())
             rd.write_json("metadata.json", {
