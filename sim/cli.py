@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
     total_rows = 0
     try:
         with rd:
-            progress = None
+            progress = task = overall = None
             if show:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
                 progress = Progress(TextColumn("{task.description}"), BarColumn(),
