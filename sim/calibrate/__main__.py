@@ -123,6 +123,9 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _log("interrupted: everything this run created was removed")
         return 130
+    except RuntimeError as e:
+        _log(f"failed: {e}\n(everything this run created was removed)")
+        return 1
     finally:
         signal.signal(signal.SIGTERM, old)
 
@@ -171,6 +174,9 @@ def validate_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _log("interrupted: everything this run created was removed")
         return 130
+    except RuntimeError as e:
+        _log(f"failed: {e}\n(everything this run created was removed)")
+        return 1
     finally:
         signal.signal(signal.SIGTERM, old)
 

@@ -1,0 +1,100 @@
+"""Calibration, model side (no root needed): the analytic round trip equals a simulation,
+the fit recovers known costs and reproduces its training setups, the written profile loads,
+and the entry points refuse politely without root or iproute2."""
+
+import shutil
+
+import pytest
+
+from sim.calibrate import fit as fitmod
+from sim.calibrate import netns, profile_io, validate
+from sim.calibrate.__main__ import main
+from sim.calibrate.predict import predict_rtt_ns, simulate_rtt_ns
+from sim.calibrate.setups import CUSTOM_SCHEMES, SETUPS, by_name, idle_setup
+from sim.costs import CostProfile, load_profile
+from sim.schemes import SchemeSpec
+
+ALL = list(SETUPS) + [idle_setup(100)]
+
+
+def test_custom_schemes_are_valid_scheme_data():
+    for spec in CUSTOM_SCHEMES.values():
+        SchemeSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize("setup", ALL, ids=lambda s: s.name)
+def test_analytic_rtt_equals_simulation(setup):
+    prior = load_profile("default")
+    assert predict_rtt_ns(setup, prior, 1234.0) == pytest.approx(simulate_rtt_ns(setup, "default", 1234.0, 20))
+
+
+def test_model_orders_setups_by_crossings():
+    prior = load_profile("default")
+    rtt = {s: predict_rtt_ns(by_name(s), prior, 0) for s in ("loopback", "veth", "routed", "routed-fw100")}
+    assert rtt["loopback"] < rtt["veth"] < rtt["routed"] < rtt["routed-fw100"]
+
+
+def _synthetic(truth_scales, app):
+    prior = load_profile("default")
+    truth = CostProfile.model_validate(fitmod.apply(prior, fitmod.FitResult(app, truth_scales, []), "t", ""))
+    return prior, {s.name: predict_rtt_ns(s, truth, app) for s in ALL}
+
+
+def test_fit_recovers_identifiable_costs_and_keeps_priors():
+    scales = {"veth": 2.0, "l3": 0.5, "nf_rule": 0.2, "bridge": 1.0, "socket": 1.0}
+    prior, measured = _synthetic(scales, 3000.0)
+    train = [s for s in SETUPS if s.train]
+    r = fitmod.fit(train, measured, prior)
+    assert r.app_ns == pytest.approx(3000.0)
+    for g in ("veth", "l3", "nf_rule"):
+        assert r.scales[g] == pytest.approx(scales[g])
+    assert "socket" in r.notes and "app" in r.notes["socket"]      # not separable from app
+    assert "bridge" in r.notes                                      # crossed by no training setup
+    prof = CostProfile.model_validate(fitmod.apply(prior, r, "fit", ""))
+    rows = validate.table({k: {"rr_median_ns": v} for k, v in measured.items()}, prof, r.app_ns, r.train)
+    assert validate.worst_error(rows, "train") < 10.0
+    assert validate.worst_error(rows, "held-out") < 1e-6           # bridge scale was the prior's
+
+
+def test_fit_fixes_negative_scales_at_zero():
+    prior, measured = _synthetic({"veth": 1.0, "l3": 1.0, "nf_rule": 1.0, "bridge": 1.0, "socket": 1.0}, 2000.0)
+    measured["veth"] = measured["loopback"] - 100.0                 # veth "faster" than loopback
+    r = fitmod.fit([by_name("loopback"), by_name("veth"), by_name("routed")], measured, prior)
+    assert r.scales["veth"] == 0.0 and "negative" in r.notes["veth"]
+
+
+def test_written_profile_loads_and_carries_its_record(tmp_path):
+    prior, measured = _synthetic({"veth": 1.5, "l3": 0.7, "nf_rule": 0.3, "bridge": 1.0, "socket": 1.0}, 2500.0)
+    r = fitmod.fit([s for s in SETUPS if s.train], measured, prior)
+    record = {"host": {"kernel": "k", "cpu_model": "c", "cpus": 2, "date": "d"}, "fit": r.to_dict(),
+              "summary": {k: {"rr_median_ns": v} for k, v in measured.items()}}
+    out = tmp_path / "cal.yaml"
+    profile_io.write(out, fitmod.apply(prior, r, "cal", "test"), record)
+    prof = load_profile(str(out))
+    assert prof.name == "cal"
+    assert profile_io.read_calibration(out)["fit"]["app_ns"] == pytest.approx(2500.0)
+    assert out.read_text().startswith("# netns-sim calibrated cost profile")
+
+
+def test_link_names_fit_ifnamsiz(monkeypatch):
+    monkeypatch.setattr(netns, "check_environment", lambda: None)
+    lab = netns.Lab("ffff")
+    for tag in ("va", "vb", "r1r", "r2c", "h1r", "bbr", "n2c", "mlow", "mlop", "m1", "pd", "pe"):
+        assert len(lab.link_name(tag)) <= netns.IFNAMSIZ
+    with pytest.raises(ValueError):
+        lab.addr(lab.ns_name("x"), "eth0", "192.168.1.1/24")
+
+
+def test_without_root_says_so_and_exits_nonzero(monkeypatch, capsys):
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert main(["calibrate", "--out", "/nonexistent/x.yaml"]) == 2
+    assert "needs root" in capsys.readouterr().err
+    assert main(["validate-real", "--cleanup"]) == 2
+
+
+def test_without_iproute2_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    real = shutil.which
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None if name == "ip" else real(name))
+    assert main(["validate-real"]) == 2
+    assert "iproute2" in capsys.readouterr().err
