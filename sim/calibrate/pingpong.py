@@ -28,6 +28,15 @@ def _timeout(s: socket.socket, seconds: float) -> None:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", sec, int((seconds - sec) * 1e6)))
 
 
+def _quit(s: socket.socket) -> None:
+    """Tell the peer to stop; it may already have stopped (an ICMP port unreachable then
+    surfaces as ECONNREFUSED on a connected socket), which is fine."""
+    try:
+        s.send(b"quit")
+    except OSError:
+        pass
+
+
 def serve(a) -> dict:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((a.addr, a.port))
@@ -81,7 +90,7 @@ def rr(a) -> dict:
         t1 = clock()
         if i >= a.warmup:
             times.append(t1 - t0)
-    s.send(b"quit")
+    _quit(s)
     times.sort()
     n = len(times)
     out = {"mode": "rr", "round_trips": n, "lost": lost}
@@ -109,7 +118,7 @@ def flood(a) -> dict:
     dt = time.perf_counter_ns() - t0
     time.sleep(0.05)
     for _ in range(3):
-        s.send(b"quit")
+        _quit(s)
     return {"mode": "flood", "sent": sent, "send_pps": sent * 1e9 / max(dt, 1)}
 
 
