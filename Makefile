@@ -10,7 +10,7 @@ OUT ?= results/rfc2006-schemes
 $(BIN)/.stamp-run: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e . || $(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 $(BIN)/.stamp-test: $(BIN)/.stamp-run requirements-test.txt
