@@ -359,10 +359,28 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--scenario", metavar="FILE", help="look SCHEME up among this scenario file's schemes too")
     d.add_argument("--format", choices=("table", "json"), default="table")
     d.set_defaults(func=cmd_describe)
+
+    # Kernel calibration lives in sim.calibrate, which parses its own options (see `--help`).
+    for name, summary in EXTERNAL_COMMANDS.items():
+        sub.add_parser(name, help=summary, add_help=False)
     return p
 
 
+EXTERNAL_COMMANDS = {
+    "calibrate": "measure real namespace setups (root, iproute2) and fit a cost profile to them",
+    "validate-real": "compare a profile's predictions with real namespace setups, held-out setups included",
+}
+
+
+def run_external(command: str, argv: list[str]) -> int:
+    from sim.calibrate.__main__ import calibrate_main, validate_main
+    return {"calibrate": calibrate_main, "validate-real": validate_main}[command](argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in EXTERNAL_COMMANDS:
+        return run_external(argv[0], argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.func(args)
