@@ -29,7 +29,7 @@ from sim.loader import Loaded, ScenarioError, Variant, load
 from sim.model import Model
 from sim.results_io import ResultDir, TargetExists
 from sim.run import collect
-from sim.summary import summarize
+from sim.summary import Summarizer
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_CHUNKS = 50
@@ -59,9 +59,12 @@ def _label(v: Variant) -> str:
     return " ".join([v.id] + [f"{k.rsplit('.', 1)[-1]}={matrix.column_value(x)}" for k, x in v.cell.levels.items()])
 
 
-def simulate_variant(v: Variant, progress=None, task=None):
-    """Run one variant in chunks of simulated time (for the progress bar); returns Results."""
-    model = Model(v.scenario, registry=v.registry, profile=v.profile)
+def simulate_variant(v: Variant, progress=None, task=None, on_packets=None):
+    """Run one variant in chunks of simulated time (for the progress bar); returns Results.
+
+    With `on_packets`, packet records are handed over in chunks during the run (memory stays
+    flat) and the returned Results hold no packets."""
+    model = Model(v.scenario, registry=v.registry, profile=v.profile, record_sink=on_packets)
     t0 = time.perf_counter()
     until = v.scenario.run.duration_ns
     if hasattr(model, "advance"):
@@ -137,9 +140,15 @@ def cmd_run(args) -> int:
                         progress.update(overall, completed=i, what=f"{i}/{len(loaded.variants)} done")
                         progress.reset(task, total=v.scenario.run.duration_ns / 1e6, description=_label(v)[:70],
                                        what="")
-                    res = simulate_variant(v, progress, task)
-                    runs.append(_write_variant(rd, loaded, v, res))
-                    total_rows += len(res.packets)
+                    tag = _tagger(loaded, v)
+                    summary = Summarizer(v.scenario.run.warmup_ns, v.scenario.run.duration_ns)
+
+                    def on_packets(chunk, tag=tag, summary=summary):
+                        rd.add_packets(tag(chunk))
+                        summary.add(chunk)
+                    res = simulate_variant(v, progress, task, on_packets)
+                    runs.append(_write_variant(rd, v, res, tag, summary))
+                    total_rows += res.stats["records"]
             finally:
                 if progress is not None:
                     progress.update(overall, completed=len(runs), what=f"{len(runs)}/{len(loaded.variants)} done")
@@ -174,22 +183,29 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _write_variant(rd: ResultDir, loaded: Loaded, v: Variant, res) -> dict:
+def _tagger(loaded: Loaded, v: Variant):
+    """A function that prefixes a frame with the variant's identity columns."""
     run = v.scenario.run
-    run_id = f"{v.id}-seed{run.seed}-rep{run.replication}"
-    ident = {"run_id": run_id, "scenario": loaded.name, "variant": v.id, "seed": run.seed,
-             "replication": run.replication, **_factor_columns(loaded, v)}
+    ident = {"run_id": f"{v.id}-seed{run.seed}-rep{run.replication}", "scenario": loaded.name, "variant": v.id,
+             "seed": run.seed, "replication": run.replication, **_factor_columns(loaded, v)}
 
     def tag(df: pd.DataFrame) -> pd.DataFrame:
         front = pd.DataFrame({k: [val] * len(df) for k, val in ident.items()}, index=df.index)
         return pd.concat([front, df], axis=1)
+    tag.ident = ident
+    return tag
 
-    rd.add_packets(tag(res.packets))
-    rd.add_table("summary.csv", tag(summarize(res.packets, res.cores, run.warmup_ns, run.duration_ns)))
+
+def _write_variant(rd: ResultDir, v: Variant, res, tag, summary: Summarizer) -> dict:
+    """Write one variant's tables (its packets were streamed during the run)."""
+    run = v.scenario.run
+    rd.add_table("summary.csv", tag(summary.table(res.cores)))
     rd.add_table("memory.csv", tag(res.memory))
     rd.add_table("cores.csv", tag(res.cores))
     rd.add_table("flows.csv", tag(res.flows))
-    return {"variant": v.id, "run_id": run_id, "factors": _factor_columns(loaded, v),
+    ident = tag.ident
+    factors = {k: val for k, val in ident.items() if k not in ("run_id", "scenario", "variant", "seed", "replication")}
+    return {"variant": v.id, "run_id": ident["run_id"], "factors": factors,
             "seed": run.seed, "replication": run.replication, **{k: res.stats[k] for k in res.stats}}
 
 

@@ -46,7 +46,10 @@ class Model:
     """Builds everything for `scenario` and runs it; see `sim.run.run` for the public call."""
 
     def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
-                 profile: CostProfile | None = None) -> None:
+                 profile: CostProfile | None = None, record_sink=None, chunk_rows: int = 50_000) -> None:
+        """`record_sink`, if given, receives the packet records as DataFrames of `chunk_rows`
+        rows during the run (and the rest at `finish`), so memory stays flat however many
+        packets a run has; the Recorder then keeps none of them."""
         self.scenario = scenario
         self.registry = registry or make_registry(scenario)
         self.profile = profile or make_profile(scenario)
@@ -68,7 +71,8 @@ class Model:
         flow_names = [f.name or f"flow{i}" for i, f in enumerate(scenario.flows)]
         self.recorder = Recorder({"scheme": scheme_names, "node": self._nodes, "reason": list(DROP_REASONS),
                                   "flow": flow_names},
-                                 random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts))
+                                 random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts),
+                                 sink=record_sink, chunk_rows=chunk_rows)
         self._reason_code = {r: i for i, r in enumerate(DROP_REASONS)}
         self.hosts: list[Host] = []
         self.host_index: dict[str, int] = {}
@@ -243,6 +247,7 @@ class Model:
         for pkt in list(self.live.values()):
             self._rows(pkt, float("nan"), IN_FLIGHT)
         self.live.clear()
+        self.recorder.flush()
 
     def run(self) -> None:
         """start + advance to the end + finish."""

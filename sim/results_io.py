@@ -62,13 +62,14 @@ def clean_stale(target: Path) -> list[Path]:
     return touched
 
 
-def _arrow_ready(df: pd.DataFrame) -> pd.DataFrame:
-    """Categoricals as plain strings, so every variant has the same Parquet schema."""
-    out = df.copy()
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = out[c].astype(object).where(out[c].notna(), None)
-    return out
+def _arrow_table(df: pd.DataFrame) -> pa.Table:
+    """Categoricals as plain strings (cast inside Arrow, no Python objects), so every variant
+    and every chunk has the same Parquet schema."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
 
 
 class ResultDir:
@@ -96,8 +97,8 @@ class ResultDir:
 
     # -- writing ------------------------------------------------------------------------
     def add_packets(self, frame: pd.DataFrame) -> None:
-        """Append one variant's packet rows to packets.parquet (same columns every time)."""
-        table = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=False)
+        """Append packet rows (a chunk of a variant) to packets.parquet as a row group."""
+        table = _arrow_table(frame)
         if self._writer is None:      # all-null columns (no drops yet) are strings, not nulls
             self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
                                       for f in table.schema]).remove_metadata()

@@ -21,7 +21,8 @@ class Results:
     memory    scheme, namespaces, structure, bytes for every scheme used by a host, at the
               scenario's ``memory_namespace_counts`` (on a host of that scheme's core count);
     flows     one row per flow: name, kind, src, dst, sent packets;
-    stats     engine events, packets generated, wall seconds.
+    stats     engine events, packets generated, records (rows, streamed ones included),
+              wall seconds.
     """
 
     scenario: Scenario
@@ -56,9 +57,11 @@ def collect(model: Model) -> Results:
     flows = pd.DataFrame([{"flow": f.spec.name or f"flow{f.idx}", "kind": f.spec.kind, "src": f.spec.src,
                            "dst": f.spec.dst, "sent": f.sent} for f in model.flows],
                          columns=["flow", "kind", "src", "dst", "sent"])
+    packets = model.recorder.frame()
     stats = {"events": model.engine.events, "generated": model.generated,
+             "records": model.recorder.flushed_rows + len(packets),
              "wall_s": getattr(model, "wall_s", float("nan"))}
-    return Results(sc, model.recorder.frame(), cores, memory, flows, stats)
+    return Results(sc, packets, cores, memory, flows, stats)
 
 
 def run(scenario: Scenario | dict) -> Results:
