@@ -1,0 +1,85 @@
+"""``netns-sim sweep``: arguments and command (sim/cli.py only registers the subcommand).
+
+Exit status: 0 every point finished, 1 some point failed (each reported with its swept
+values and error; the others ran), 2 bad input, 130 interrupted (finished points are kept;
+run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file with a sweep: block, "
+                                                         "e.g. scenarios/sweep-load.yaml")
+    sp.add_argument("--out", metavar="DIR", help="sweep directory (default: results/<scenario name>); "
+                                                 "re-running into the same DIR skips finished points")
+    sp.add_argument("--jobs", "-j", type=int, metavar="N", help="points at once (local pool size, or workers "
+                                                                "of a local Dask cluster); default: CPU count")
+    sp.add_argument("--executor", choices=("local", "dask"), default="local",
+                    help="local process pool (default) or Dask distributed")
+    sp.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address tcp://HOST:PORT or scheduler "
+                                                        "file (with --executor dask; default: start a local cluster)")
+    sp.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a value (as for run)")
+    sp.add_argument("--seed", type=int, help="set run.seed (the base seed of every replication)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+def _on_term(signum, frame):
+    raise _Interrupted()
+
+
+def cmd_sweep(args) -> int:
+    from sim.loader import ScenarioError
+    from sim.sweep.executors import make_executor
+    from sim.sweep.progress import make_progress
+    from sim.sweep.runner import run_sweep
+    from sim.sweep.spec import SweepError, expand
+
+    def err(msg):
+        print(msg, file=sys.stderr)
+
+    try:
+        exp = expand(args.scenario, args.set or [], args.seed)
+    except (ScenarioError, SweepError) as e:
+        err(str(e))
+        return EXIT_BAD_INPUT
+    if args.scheduler and args.executor != "dask":
+        err("error: --scheduler needs --executor dask")
+        return EXIT_BAD_INPUT
+    out = Path(args.out) if args.out else Path("results") / exp.name
+    signal.signal(signal.SIGTERM, _on_term)
+    executor = None
+    try:
+        try:
+            executor = make_executor(args.executor, args.jobs, args.scheduler)
+        except (OSError, ValueError, TimeoutError) as e:
+            err(f"error: cannot start the {args.executor} executor: {e}")
+            return EXIT_BAD_INPUT
+        report = run_sweep(args.scenario, out, executor, expanded=exp, progress=make_progress(args.quiet), log=err)
+    except (KeyboardInterrupt, _Interrupted):
+        if executor is not None:
+            executor.close(cancel=True)
+            executor = None
+        err(f"interrupted: finished points are kept in {out}; run the same command again to resume")
+        return EXIT_INTERRUPTED
+    finally:
+        if executor is not None:
+            executor.close()
+    for f in report.failed:
+        levels = ", ".join(f"{k}={v}" for k, v in (f.get("levels") or {}).items())
+        err(f"FAILED point {f.get('id') or '-'} replication {f['replication']} ({levels}): "
+            f"{f['error'].splitlines()[0] if f['error'] else ''} (details: {out}/failed/{f['key']}.json)")
+    if not args.quiet:
+        print(f"wrote {out}: {report.total} point(s): {report.done} run, {report.skipped} already done, "
+              f"{len(report.failed)} failed; summary.csv {report.summary_rows} rows; {report.wall_s:.1f} s")
+    return EXIT_OK if report.ok else EXIT_FAILED

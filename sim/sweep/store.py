@@ -1,0 +1,165 @@
+"""The sweep's result store: one partitioned Parquet dataset plus per-point markers.
+
+Layout of OUT::
+
+    sweep.json                       what was asked: scenario, swept keys, replications, points
+    packets/K1=V1/K2=V2/part-KEY.parquet
+                                     one file per point (variant x replication); hive-style
+                                     directories for the swept keys (values URI-encoded)
+    points/KEY.json                  completion marker: key, levels, replication, config,
+                                     per-point summary rows, run stats
+    failed/KEY.json                  a point that failed: levels, config, error, traceback
+    summary.csv, points.csv          written at the end (`sim.sweep.aggregate`)
+
+Writes are crash-safe: a file is written under a hidden name (``.tmp-...``, which pyarrow
+datasets ignore), fsynced and renamed into place; the partition first, the marker last.
+A point is done iff its marker exists.  `prepare` (at every start) removes temporary files
+and partitions without a marker (a crash between the two renames), so a sweep killed at any
+instant, even with SIGKILL, resumes without duplicates or corrupt partitions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Iterable, Optional
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+PACKETS, POINTS, FAILED = "packets", "points", "failed"
+TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n").encode())
+
+
+def partition_dir(levels: dict, names: Iterable[str]) -> str:
+    """``hosts.*.scheme=l2-routed/flows.*.rate_pps=50000`` (hive style, values URI-encoded)."""
+    return "/".join(f"{n}={quote(str(levels[n]), safe='')}" for n in names)
+
+
+def packets_path(root: Path, levels: dict, names: list[str], key: str) -> Path:
+    sub = partition_dir(levels, names)
+    return root / PACKETS / sub / f"part-{key}.parquet" if sub else root / PACKETS / f"part-{key}.parquet"
+
+
+def arrow_table(frame) -> pa.Table:
+    """Packets frame -> Arrow with a fixed schema: categoricals and all-null columns as strings."""
+    import pandas as pd
+    out = frame.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    t = pa.Table.from_pandas(out, preserve_index=False)
+    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in t.schema])
+    return t.cast(schema.remove_metadata())
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+class Store:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # -- paths --------------------------------------------------------------------------
+    def marker(self, key: str) -> Path:
+        return self.root / POINTS / f"{key}.json"
+
+    def failure(self, key: str) -> Path:
+        return self.root / FAILED / f"{key}.json"
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def prepare(self) -> dict:
+        """Create the layout; remove temporary files and partitions without a marker."""
+        for d in (PACKETS, POINTS, FAILED):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        done = self.done_keys()
+        removed = {"temp": 0, "orphan": 0}
+        for dirpath, _dirs, files in os.walk(self.root):
+            for f in files:
+                p = Path(dirpath) / f
+                if f.startswith(TMP_PREFIX):
+                    p.unlink(missing_ok=True)
+                    removed["temp"] += 1
+                elif f.startswith("part-") and f.endswith(".parquet") and f[5:-8] not in done \
+                        and Path(dirpath).is_relative_to(self.root / PACKETS):
+                    p.unlink(missing_ok=True)
+                    removed["orphan"] += 1
+        return removed
+
+    def done_keys(self) -> set[str]:
+        d = self.root / POINTS
+        if not d.is_dir():
+            return set()
+        return {p.name[:-5] for p in d.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")}
+
+    def markers(self, keys: Optional[Iterable[str]] = None) -> list[dict]:
+        keys = sorted(self.done_keys() if keys is None else keys)
+        return [json.loads(self.marker(k).read_text()) for k in keys if self.marker(k).exists()]
+
+    def failures(self) -> list[dict]:
+        d = self.root / FAILED
+        return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+
+    # -- one point (called in the worker when it sees the store, else in the client) ------
+    def commit_point(self, marker: dict, packets: Optional[bytes]) -> None:
+        """Partition first, marker last, each via temp + fsync + rename."""
+        if packets is not None:
+            atomic_write_bytes(self.root / marker["file"], packets)
+        atomic_write_json(self.marker(marker["key"]), marker)
+        self.failure(marker["key"]).unlink(missing_ok=True)
+
+    def record_failure(self, info: dict) -> None:
+        atomic_write_json(self.failure(info["key"]), info)
+
+    # -- reading ------------------------------------------------------------------------
+    def files(self, keys: Optional[Iterable[str]] = None) -> list[str]:
+        """Partition files of finished points only (a marker is the commit)."""
+        out = []
+        for m in self.markers(keys):
+            p = self.root / m["file"]
+            if p.exists():
+                out.append(str(p))
+        return out
+
+    def dataset(self, keys: Optional[Iterable[str]] = None) -> ds.Dataset:
+        """The packets of finished points as one pyarrow dataset; hive columns for swept keys."""
+        files = self.files(keys)
+        part = ds.HivePartitioning.discover(infer_dictionary=False, segment_encoding="uri")
+        return ds.dataset(files, format="parquet", partitioning=part,
+                          partition_base_dir=str(self.root / PACKETS))
