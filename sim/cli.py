@@ -376,6 +376,14 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("table", "json"), default="table")
     d.set_defaults(func=cmd_describe)
 
+    from sim.sweep import cli as sweep_cli      # the logic lives in sim/sweep/
+    sw = sub.add_parser("sweep", help="run a scenario's sweep: block (points x replications) in parallel",
+                        description="Run every point of SCENARIO's sweep: block on a local process pool or a Dask "
+                                    "cluster; resumable; writes a partitioned Parquet dataset and summary.csv "
+                                    "(mean and 95%% CI over replications).")
+    sweep_cli.add_arguments(sw)
+    sw.set_defaults(func=sweep_cli.cmd_sweep)
+
     # Kernel calibration lives in sim.calibrate, which parses its own options (see `--help`).
     for name, summary in EXTERNAL_COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
