@@ -153,6 +153,10 @@ class Host:
         pkt.plan = self.trip_plans[trip]
         pkt.step = 0
         pkt.host_trip = trip
+        if pkt.plan[0].fanout and pkt.members:      # e.g. a NIC replicating into member queues
+            for copy in self.model.fan_out(pkt):
+                self._start_pass(copy, core_idx)
+            return
         self._start_pass(pkt, core_idx)
 
     def _start_pass(self, pkt, core_idx: int) -> None:

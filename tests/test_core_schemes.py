@@ -147,3 +147,18 @@ def test_multicast_cpu_time_grows_per_member_by_a_whole_pass_only_at_layer2():
     assert l2_step > 4 * 1000                             # 4 more members: 4 more input passes
     assert l3_step == pytest.approx(4 * REG_COST("socket_enqueue"), rel=0.2)
     assert l2_step > 2 * l3_step
+
+
+def test_vnic_multicast_is_one_pass_per_member_queue():
+    k = 4
+    p = multicast_one_packet("vnic", k).packets
+    assert len(p) == k and (p.n_passes == 1).all() and p.packet_id.nunique() == k
+    assert np.allclose(p.socket_enqueue_ns, REG_COST("socket_enqueue"))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_pass_is_one_engine_event(scheme):
+    """Design contract: events per packet = 1 emission + 1 per pass (no per-stage events)."""
+    r = unloaded_wire_to_ns(scheme, packets=50)
+    p = r.packets
+    assert r.stats["events"] == len(p) + p.n_passes.sum() + 1      # +1: the flow's last, idle wake-up
