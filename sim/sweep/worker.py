@@ -15,15 +15,33 @@ import time
 import traceback
 
 
+_REGISTRIES: dict = {}
+
+
+def registry_for(sc):
+    """Built-in plus the scenario's own schemes; cached per process (building the built-in
+    registry parses sim/data/schemes.yaml, which costs more than a short run)."""
+    import json
+    from sim.schemes import builtin_registry
+    key = json.dumps({n: s.model_dump(mode="json") for n, s in sc.schemes.items()}, sort_keys=True)
+    if key not in _REGISTRIES:
+        if "" not in _REGISTRIES:
+            _REGISTRIES[""] = builtin_registry()
+        reg = _REGISTRIES[""].copy()
+        for name, spec in sc.schemes.items():
+            reg.add(name, spec)
+        _REGISTRIES[key] = reg
+    return _REGISTRIES[key]
+
+
 def point_summary(res, run) -> list[dict]:
     """Tidy per-point rows: `sim.summary.summarize` plus each host's memory at its namespace count."""
     from sim.memory import memory_rows
-    from sim.model import make_profile, make_registry
     from sim.summary import summarize
     rows = summarize(res.packets, res.cores, run.warmup_ns, run.duration_ns)
     out = [{k: (None if v == "" else v) for k, v in r.items()} for r in rows.to_dict("records")]
     sc = res.scenario
-    reg, profile = make_registry(sc), res.profile
+    reg, profile = registry_for(sc), res.profile
     for h in sc.hosts:
         scheme = reg.get(h.scheme)
         total = sum(r["bytes"] for r in memory_rows(scheme, profile, h.namespaces, h.cores))
@@ -42,7 +60,7 @@ def simulate_point(task: dict):
     cfg.setdefault("name", task.get("scenario", "sweep"))
     sc = Scenario.model_validate(cfg)
     profile = CostProfile.model_validate(task["profile"])
-    model = Model(sc, profile=profile)
+    model = Model(sc, registry=registry_for(sc), profile=profile)
     t0 = time.perf_counter()
     model.run()
     model.wall_s = time.perf_counter() - t0
