@@ -1,0 +1,362 @@
+"""The report's figures, from result tables only (matplotlib, Agg; PNG and SVG).
+
+Every ``fig_*`` function takes a loaded `Results`, its `Roles` and the reference condition
+and returns a `Figure` (or None when the results hold nothing to draw: e.g. no load factor
+for a figure against load).  `save(fig, outdir, stem)` writes ``stem.png`` and ``stem.svg``.
+Conventions: one colour/marker/dash per scheme (`analysis.style`) in every figure; axes say
+their unit; the legend sits outside the axes (below them) so it never hides data; each
+figure's title states the condition held fixed.  Times are plotted in microseconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter  # noqa: E402
+
+from analysis import metrics, stages, style  # noqa: E402
+from analysis.conditions import Roles, label, select, short  # noqa: E402
+from analysis.load import Results  # noqa: E402
+
+TRIP_TITLES = {"wire_to_ns": "wire → namespace", "ns_to_ns": "namespace → namespace (same host)",
+               "ns_to_wire": "namespace → wire", "multicast": "multicast (wire → group)"}
+_US = 1e-3
+
+
+def trip_title(trip: str) -> str:
+    return f"{TRIP_TITLES.get(trip, trip)} ({trip})" if trip in TRIP_TITLES else trip
+
+
+def trips(res: Results) -> list[str]:
+    t = res.summary["trip"].dropna().astype(str)
+    order = list(TRIP_TITLES)
+    found = [x for x in t.unique() if x]
+    return [x for x in order if x in found] + sorted(x for x in found if x not in order)
+
+
+def _legend(fig, axes, ncol=5):
+    handles, labels = {}, {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    names = style.order(handles) + [n for n in handles if n not in style.order(handles)]
+    fig.legend([handles[n] for n in names], names, loc="outside lower center", ncol=min(ncol, len(names)),
+               frameon=False)
+
+
+def _us_formatter():
+    return FuncFormatter(lambda v, _: f"{v:g}")
+
+
+def _log_axis(axis):
+    """Log axis with plain-number labels at 1, 2, 5 x 10^k (narrow ranges) or 10^k; no minor labels.
+
+    Call after the data are drawn (the range decides the tick density)."""
+    lo, hi = axis.get_view_interval()
+    wide = lo > 0 and hi / lo > 300
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(_us_formatter())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _kilo(v, _=None) -> str:
+    return f"{v / 1e3:,.0f}k" if abs(v) >= 1e3 else f"{v:,.0f}"
+
+
+def _level_ticks(ax, levels):
+    ax.set_xticks(list(levels), [_kilo(v) for v in levels])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def save(fig, outdir: Path, stem: str) -> dict[str, Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for ext in ("png", "svg"):
+        p = outdir / f"{stem}.{ext}"
+        fig.savefig(p, format=ext)
+        paths[ext] = p
+    plt.close(fig)
+    return paths
+
+
+def _figure(nrows, ncols, w=None, h=None, **kw):
+    with plt.rc_context(style.RC):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(w or 4.6 * ncols + 0.6, h or 3.3 * nrows + 1.0),
+                                 squeeze=False, layout="constrained", **kw)
+    return fig, axes
+
+
+# -- latency CDF --------------------------------------------------------------------------
+
+def fig_latency_cdf(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
+    loads = [ref[roles.load]] if roles.load is None else sorted({roles.levels[roles.load][0],
+                                                                 roles.levels[roles.load][-1]})
+    tr = trips(res)
+    with plt.rc_context(style.RC):
+        fig, axes = _figure(len(loads), len(tr))
+        for i, ld in enumerate(loads):
+            fixed = dict(ref)
+            if roles.load:
+                fixed[roles.load] = ld
+            sub = select(packets, fixed)
+            sub = sub[sub["status"].astype(str) == "delivered"]
+            for j, trip in enumerate(tr):
+                ax = axes[i][j]
+                st = sub[sub["trip"] == trip]
+                for scheme in style.order(st["scheme"].unique()):
+                    x = np.sort(st.loc[st["scheme"] == scheme, "latency_ns"].to_numpy()) * _US
+                    if len(x):
+                        y = np.arange(1, len(x) + 1) / len(x)
+                        kw = style.line_kw(scheme)
+                        ax.step(x, y, where="post", color=kw["color"], linestyle=kw["linestyle"],
+                                linewidth=1.4, label=scheme)
+                ax.set_xscale("log")
+                _log_axis(ax.xaxis)
+                ax.set_xlabel("latency (µs, log scale)")
+                ax.set_ylabel("fraction of delivered packets")
+                ax.set_ylim(0, 1.01)
+                t = trip_title(trip)
+                if roles.load:
+                    t += f"\n{ld:,.0f} pps per flow"
+                ax.set_title(t)
+        rest = {k: v for k, v in ref.items() if k != roles.load}
+        fig.suptitle(f"Latency CDF per scheme — {roles.describe(rest)}" if rest else "Latency CDF per scheme")
+        _legend(fig, axes)
+    return fig
+
+
+# -- a metric against one factor ------------------------------------------------------------
+
+def _vs(ax, frame, factor, scheme, scale=1.0):
+    d = frame[frame["scheme"] == scheme].sort_values(factor)
+    if d.empty:
+        return
+    x, y, ci = d[factor].to_numpy(dtype=float), d["mean"].to_numpy() * scale, d["ci"].to_numpy() * scale
+    ax.plot(x, y, **style.line_kw(scheme))
+    if np.isfinite(ci).any():
+        ax.fill_between(x, np.maximum(y - ci, 1e-12), y + ci, color=style.color(scheme), alpha=0.18, linewidth=0)
+
+
+def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
+    """p50 (top row) and p99 (bottom row) latency against ``factor``, one panel per trip."""
+    if factor is None or len(roles.levels.get(factor, [])) < 2:
+        return None
+    fixed = {k: v for k, v in ref.items() if k != factor}
+    tr = trips(res)
+    reps = res.summary["replication"].nunique() > 1 or (res.multi and "seed" in res.summary
+                                                        and res.summary["seed"].nunique() > 1)
+    with plt.rc_context(style.RC):
+        fig, axes = _figure(2, len(tr))
+        for i, (m, mlabel) in enumerate((("latency_p50_ns", "p50"), ("latency_p99_ns", "p99"))):
+            d = select(metrics.metric(res, m), fixed)
+            for j, trip in enumerate(tr):
+                ax = axes[i][j]
+                dt = d[d["trip"] == trip]
+                for scheme in style.order(dt["scheme"].unique()):
+                    _vs(ax, dt, factor, scheme, _US)
+                ax.set_yscale("log")
+                _log_axis(ax.yaxis)
+                ax.set_ylabel(f"{mlabel} latency (µs, log scale)")
+                ax.set_xlabel(label(factor) + (" (log scale)" if short(factor) == "namespaces" else ""))
+                if short(factor) == "namespaces":
+                    ax.set_xscale("log")
+                _level_ticks(ax, roles.levels[factor])
+                ax.set_title(f"{mlabel}: {trip_title(trip)}")
+        band = "; bands: 95% confidence interval over replications" if reps else " (one replication: no bands)"
+        fig.suptitle(f"p50 and p99 latency vs {label(factor)} — {roles.describe(fixed)}{band}")
+        _legend(fig, axes)
+    return fig
+
+
+def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
+    """Delivered throughput (top) and drop fraction (bottom) vs offered load, per trip."""
+    factor = roles.load
+    if factor is None or len(roles.levels[factor]) < 2:
+        return None
+    fixed = {k: v for k, v in ref.items() if k != factor}
+    tr = trips(res)
+    thr = select(metrics.metric(res, "throughput_pps"), fixed)
+    off = select(metrics.metric(res, "offered_pps"), fixed)
+    drops = select(metrics.drop_fraction(res), fixed)
+    inflight = select(metrics.drop_fraction(res, ("in_flight",)), fixed)
+    with plt.rc_context(style.RC):
+        fig, axes = _figure(3, len(tr), h=9.6)
+        for j, trip in enumerate(tr):
+            ax = axes[0][j]
+            o = off[off["trip"] == trip].groupby(factor)["mean"].mean()
+            ax.plot(o.index, o.to_numpy() / 1e3, color="black", linestyle=":", linewidth=1,
+                    label="offered (all schemes)")
+            dt = thr[thr["trip"] == trip]
+            for scheme in style.order(dt["scheme"].unique()):
+                _vs(ax, dt, factor, scheme, 1e-3)
+            ax.set_ylabel("delivered throughput (kpps)")
+            ax.set_xlabel(label(factor))
+            _level_ticks(ax, roles.levels[factor])
+            ax.set_title(f"throughput: {trip_title(trip)}")
+            for row, (frame, what, ylab) in enumerate(((drops, "drops", "dropped (% of sent)"),
+                                                       (inflight, "backlog", "still queued at the end (% of sent)")),
+                                                      start=1):
+                ax2 = axes[row][j]
+                dd = frame[frame["trip"] == trip]
+                for scheme in style.order(dd["scheme"].unique()):
+                    _vs(ax2, dd, factor, scheme, 1.0)
+                ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+                ax2.set_ylabel(ylab)
+                ax2.set_xlabel(label(factor))
+                _level_ticks(ax2, roles.levels[factor])
+                ax2.set_title(f"{what}: {trip_title(trip)}")
+        fig.suptitle(f"Where each scheme saturates — {roles.describe(fixed)}")
+        _legend(fig, axes, ncol=6)
+    return fig
+
+
+# -- where the time goes ----------------------------------------------------------------------
+
+def fig_stages(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
+    sub = select(packets, ref)
+    b = stages.breakdown(sub, ["trip", "scheme"])
+    tr = [t for t in trips(res) if t in set(b["trip"])]
+    if not tr:
+        return None
+    n = b["scheme"].nunique()
+    with plt.rc_context(style.RC):
+        fig, axes = _figure(1, len(tr), h=0.36 * n + 2.6)
+        for j, trip in enumerate(tr):
+            ax = axes[0][j]
+            bt = b[b["trip"] == trip].set_index("scheme")
+            names = style.order(bt.index)[::-1]
+            left = np.zeros(len(names))
+            for g in stages.ALL_GROUPS:
+                vals = bt.loc[names, g].to_numpy() * _US
+                if not np.any(vals > 0):
+                    continue
+                ax.barh(names, vals, left=left, color=stages.COLORS[g], label=g, edgecolor="white", linewidth=0.4)
+                left += vals
+            for k, s in enumerate(names):
+                ax.text(left[k], k, f" {left[k]:.2f} µs, {bt.loc[s, 'n_passes']:.0f} pass"
+                        f"{'es' if bt.loc[s, 'n_passes'] >= 1.5 else ''}", va="center", fontsize=7)
+            ax.set_xlim(0, left.max() * 1.35)
+            ax.set_xlabel("mean latency per delivered packet (µs)")
+            ax.set_title(trip_title(trip))
+            for tick in ax.get_yticklabels():
+                tick.set_color(style.color(tick.get_text()))
+        fig.suptitle(f"Where the time goes (CPU per stage group, then queueing) — {roles.describe(ref)}")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        for ax in axes[0][1:]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
+    return fig
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+def fig_memory(res: Results, roles: Roles, ref: dict):
+    if res.memory.empty:
+        return None
+    fixed = {k: v for k, v in ref.items() if k != roles.namespaces}
+    # memory does not depend on the run's own namespace count: take the reference variant
+    mt = select(metrics.memory_total(res), ref)
+    ms = select(metrics.memory_by_structure(res), ref)
+    if mt.empty:
+        return None
+    top = mt["namespaces"].max()
+    with plt.rc_context(style.RC):
+        fig, axes = _figure(1, 2, w=12, h=5.2)
+        ax = axes[0][0]
+        for scheme in style.order(mt["scheme"].unique()):
+            d = mt[mt["scheme"] == scheme].sort_values("namespaces")
+            ax.plot(d["namespaces"], d["mean"], **style.line_kw(scheme))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(_bytes_fmt))
+        ax.set_xlabel("namespaces (log scale)")
+        ax.set_ylabel("kernel memory for networking isolation (bytes, log scale)")
+        ax.set_title("total vs namespace count")
+        ax2 = axes[0][1]
+        d = ms[ms["namespaces"] == top]
+        piv = d.pivot_table(index="scheme", columns="structure", values="mean", aggfunc="sum").fillna(0.0)
+        names = style.order(piv.index)[::-1]
+        piv = piv.loc[names]
+        structs = piv.sum(axis=0).sort_values(ascending=False).index.tolist()
+        cmap = plt.get_cmap("tab20")
+        left = np.zeros(len(names))
+        tot = piv.sum(axis=1).to_numpy()
+        for k, s in enumerate(structs):
+            v = piv[s].to_numpy() / np.where(tot > 0, tot, 1)
+            ax2.barh(names, v, left=left, color=cmap(k % 20), label=s, edgecolor="white", linewidth=0.4)
+            left += v
+        for k, s in enumerate(names):
+            ax2.text(1.01, k, _bytes_fmt(tot[k]), va="center", fontsize=7)
+        ax2.set_xlim(0, 1.22)
+        ax2.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax2.set_xlabel(f"share of total at {top:,} namespaces (total at right)")
+        ax2.set_title(f"stacked by kernel structure, {top:,} namespaces")
+        for tick in ax2.get_yticklabels():
+            tick.set_color(style.color(tick.get_text()))
+        ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False, fontsize=7)
+        fig.suptitle("Memory per scheme vs number of namespaces" + (f" — {roles.describe(fixed)}" if res.multi and
+                                                                    roles.other else ""))
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False,
+                  fontsize=7)
+    return fig
+
+
+def _bytes_fmt(v, _=None) -> str:
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(v) >= div:
+            return f"{v / div:.0f} {unit}" if v / div >= 100 else f"{v / div:.3g} {unit}"
+    return f"{v:g} B"
+
+
+# -- CPU --------------------------------------------------------------------------------------
+
+def fig_cpu(res: Results, roles: Roles, ref: dict):
+    u = metrics.utilisation(res)
+    if u.empty:
+        return None
+    loads = [None] if roles.load is None else roles.levels[roles.load]
+    with plt.rc_context(style.RC):
+        fig, axes = _figure(1, len(loads), h=4.4)
+        for i, ld in enumerate(loads):
+            fixed = dict(ref)
+            if roles.load:
+                fixed[roles.load] = ld
+            d = select(u, fixed)
+            ax = axes[0][i]
+            names = style.order(d["scheme"].unique())
+            d = d.assign(core=d["core"].astype(int))
+            cores = sorted(d[["host", "core"]].drop_duplicates().itertuples(index=False, name=None))
+            w = 0.8 / max(1, len(cores))
+            for c, (host, core) in enumerate(cores):
+                dc = d[(d["host"] == host) & (d["core"] == core)].set_index("scheme").reindex(names)
+                x = np.arange(len(names)) + (c - (len(cores) - 1) / 2) * w
+                ax.bar(x, dc["mean"].to_numpy(), w * 0.95, color=[style.color(n) for n in names],
+                       alpha=1.0 - 0.45 * (c % 2), edgecolor="black", linewidth=0.4,
+                       hatch=None if c % 2 == 0 else "//")
+                if np.isfinite(dc["ci"]).any():
+                    ax.errorbar(x, dc["mean"], yerr=dc["ci"], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+            ax.set_xticks(np.arange(len(names)), names, rotation=40, ha="right")
+            for tick in ax.get_xticklabels():
+                tick.set_color(style.color(tick.get_text()))
+            ax.set_ylim(0, 1.05)
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_ylabel("core busy (% of measured time)")
+            hosts = sorted({h for h, _ in cores})
+            lbl = ", ".join(f"{h}:core{c}" for h, c in cores) if len(hosts) > 1 else \
+                ", ".join(f"core {c}" for _, c in cores)
+            ax.set_title((f"{ld:,.0f} pps per flow" if ld is not None else "") + f"\nbars left to right: {lbl}"
+                         + ("; hatched = odd cores" if len(cores) > 1 else ""))
+        rest = {k: v for k, v in ref.items() if k != roles.load}
+        fig.suptitle("CPU utilisation per core per scheme" + (f" — {roles.describe(rest)}" if rest else ""))
+    return fig
