@@ -1,0 +1,305 @@
+"""The thread's claims (design.md table), each checked against the results by a stated rule.
+
+Every number a claim uses is an *evidence* item ``E<n>`` with its value, unit and a source that
+says exactly where it comes from, in one of these forms (the report prints them; the number
+test recomputes each one from the files):
+
+* ``summary.csv[k=v; ...] METRIC`` — mean over replications of summary.csv ``value`` for the
+  rows with those column values and that metric (latency percentiles as the simulator wrote them);
+* ``memory.csv[k=v; ...] sum(bytes)`` — bytes summed over the matching rows (mean over
+  replications) — e.g. one scheme at one namespace count, optionally one structure;
+* ``packets.parquet[k=v; ...] mean(COLUMN)`` — mean over *delivered* packets sent at or after
+  ``run.warmup_ns``; ``cpu_ns`` is the sum of every ``<stage>_ns`` column (CPU time per
+  packet over all passes, no queueing or wire time);
+* ``= E<a> / E<b> - 1`` or ``= E<a> - E<b>`` — derived from earlier items.
+
+Claims default to the reference condition (lowest load, `analysis.conditions`) and the
+``wire_to_ns`` trip (the first trip present otherwise).  Verdict values: ``supported``,
+``contradicted``, ``not measured in these results`` (a scheme, trip or load level the rule
+needs is missing).  Thresholds are in `RULES` and printed with each claim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis import capabilities, metrics
+from analysis.conditions import Roles, select
+from analysis.tables import fmt_bytes
+
+SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not measured in these results"
+RULES = {"second_pass_cpu": 0.20, "shortcut_cpu": 0.10, "l3_bind": 0.05, "compiled": 0.02, "vnic": 0.05,
+         "shared_memory": 10.0}
+STAGE_EXCLUDE = {"t_sent_ns", "t_done_ns", "latency_ns", "queue_ns", "wire_ns", "link_queue_ns"}
+
+
+def stage_columns(columns) -> list[str]:
+    return [c for c in columns if c.endswith("_ns") and c not in STAGE_EXCLUDE and not c.startswith("pass")]
+
+
+@dataclass
+class Evidence:
+    id: str
+    what: str
+    value: float
+    unit: str           # "ns", "bytes", "fraction", "passes"
+    source: str
+
+    def text(self) -> str:
+        return format_value(self.value, self.unit)
+
+
+def format_value(v: float, unit: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if unit == "ns":
+        return f"{v:,.1f} ns"
+    if unit == "bytes":
+        return fmt_bytes(v)
+    if unit == "fraction":
+        return f"{v * 100:+.1f}%"
+    if unit == "ratio":
+        return f"{v:,.2f}x"
+    return f"{v:g}"
+
+
+@dataclass
+class Claim:
+    claim: str
+    who: str
+    figure: str
+    rule: str
+    verdict: str
+    evidence: list[str] = field(default_factory=list)
+
+
+class Book:
+    """Collects evidence items; every accessor returns an `Evidence` (value NaN if absent)."""
+
+    def __init__(self, res, roles: Roles, ref: dict, packets: pd.DataFrame | None):
+        self.res, self.roles, self.ref, self.packets = res, roles, ref, packets
+        self.items: list[Evidence] = []
+        self._metric_cache: dict[str, pd.DataFrame] = {}
+
+    def _add(self, what, value, unit, source) -> Evidence:
+        for e in self.items:                   # the same quantity twice is one item
+            if e.source == source:
+                return e
+        e = Evidence(f"E{len(self.items) + 1}", what, value, unit, source)
+        self.items.append(e)
+        return e
+
+    def _fixed(self, override: dict) -> dict:
+        return {**self.ref, **override}
+
+    @staticmethod
+    def _spec(d: dict) -> str:
+        return "; ".join(f"{k}={v}" for k, v in d.items())
+
+    def summary(self, scheme, trip, metric, what, **override) -> Evidence:
+        fixed = self._fixed(override)
+        if metric not in self._metric_cache:
+            self._metric_cache[metric] = metrics.metric(self.res, metric)
+        d = select(self._metric_cache[metric], fixed)
+        d = d[(d["scheme"] == scheme) & (d["trip"] == trip)]
+        v = float(d["mean"].iloc[0]) if len(d) else math.nan
+        return self._add(what, v, "ns" if metric.endswith("_ns") else metric,
+                         f"summary.csv[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] {metric}")
+
+    def memory(self, scheme, namespaces, what, structure=None) -> Evidence:
+        fixed = {k: v for k, v in self.ref.items() if k in self.res.memory.columns}
+        m = select(self.res.memory, fixed)
+        m = m[(m["scheme"] == scheme) & (m["namespaces"] == namespaces)]
+        spec = {"scheme": scheme, "namespaces": namespaces, **fixed}
+        if structure:
+            m = m[m["structure"] == structure]
+            spec["structure"] = structure
+        v = float(m.groupby(["run_dir", "run_id"])["bytes"].sum().mean()) if len(m) else math.nan
+        return self._add(what, v, "bytes", f"memory.csv[{self._spec(spec)}] sum(bytes)")
+
+    def packet_mean(self, scheme, trip, column, what, **override) -> Evidence:
+        fixed = self._fixed(override)
+        v = math.nan
+        if self.packets is not None:
+            d = select(self.packets, fixed)
+            d = d[(d["scheme"] == scheme) & (d["trip"] == trip) & (d["status"].astype(str) == "delivered")]
+            if len(d):
+                col = d[stage_columns(d.columns)].fillna(0).sum(axis=1) if column == "cpu_ns" else d[column]
+                v = float(col.mean())
+        return self._add(what, v, "ns",
+                         f"packets.parquet[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] mean({column})")
+
+    def ratio(self, a: Evidence, b: Evidence, what) -> Evidence:
+        v = a.value / b.value - 1 if b.value and b.value == b.value else math.nan
+        return self._add(what, v, "fraction", f"= {a.id} / {b.id} - 1")
+
+
+def _have(*evs: Evidence) -> bool:
+    return all(e.value == e.value for e in evs)
+
+
+def _pct(e: Evidence) -> str:
+    return f"{e.text()} ({e.id})"
+
+
+def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[list[Claim], list[Evidence]]:
+    book = Book(res, roles, ref, packets)
+    trips = [t for t in ("wire_to_ns", "ns_to_ns") if t in set(res.summary["trip"].dropna())] or \
+        sorted(set(res.summary["trip"].dropna()) - {""})
+    trip = trips[0] if trips else "wire_to_ns"
+    hi = {roles.load: roles.levels[roles.load][-1]} if roles.load and len(roles.levels[roles.load]) > 1 else None
+    claims: list[Claim] = []
+
+    def cpu(s):
+        return book.packet_mean(s, trip, "cpu_ns", f"CPU per packet, {s}, {trip}")
+
+    def p50(s, t=trip, **o):
+        return book.summary(s, t, "latency_p50_ns", f"p50 latency, {s}, {t}", **o)
+
+    # 1. full separation: a second input pass
+    host_cpu, host_p50 = cpu("host"), p50("host")
+    parts, ok, have = [], [], _have(host_cpu, host_p50)
+    for s in ("l2-routed", "l2-bridged"):
+        c, l = cpu(s), p50(s)
+        dc, dl = book.ratio(c, host_cpu, f"extra CPU per packet, {s} vs host"), \
+            book.ratio(l, host_p50, f"extra p50 latency, {s} vs host")
+        have = have and _have(c, l)
+        ok.append(dc.value >= RULES["second_pass_cpu"])
+        text = f"{s}: CPU/packet {_pct(dc)}, p50 {_pct(dl)} vs host"
+        if hi:
+            h9, s9 = (book.summary(x, trip, "latency_p99_ns", f"p99 latency at highest load, {x}, {trip}", **hi)
+                      for x in ("host", s))
+            d9 = book.ratio(s9, h9, f"extra p99 at highest load, {s} vs host")
+            have = have and _have(h9, s9)
+            text += f"; at the highest load p99 {_pct(d9)} (queueing of the extra pass)"
+        parts.append(text)
+    claims.append(Claim(
+        "Full separation makes a packet for a child traverse input, output, then input again when the root "
+        "namespace routes (or bridges) to it.", "Savochkin", "; ".join(parts) + f" ({trip}, {roles.describe(ref)}).",
+        f"supported if both l2-* schemes spend ≥ {RULES['second_pass_cpu']:.0%} more CPU per packet than host "
+        f"on {trip} at the reference condition; contradicted otherwise.",
+        (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED))
+
+    # 2. short-cuts avoid the second input path
+    l2_cpu = [cpu(s) for s in ("l2-routed", "l2-bridged")]
+    parts, ok, have = [], [], _have(host_cpu, *l2_cpu)
+    caps = {r["scheme"]: r for r in capabilities.matrix(res)}
+    for s in ("shortcut-routing", "shortcut-postrouting", "shortcut-socket"):
+        c = cpu(s)
+        d = book.ratio(c, host_cpu, f"extra CPU per packet, {s} vs host")
+        have = have and _have(c)
+        ok.append(d.value <= RULES["shortcut_cpu"] and c.value < min(e.value for e in l2_cpu))
+        lost = [capabilities.HEADERS[k] for k in capabilities.HEADERS if not caps.get(s, {}).get(k, True)]
+        parts.append(f"{s}: CPU/packet {_pct(d)} vs host, {c.text()} vs l2-bridged {l2_cpu[1].text()} "
+                     f"({c.id}, {l2_cpu[1].id}); gives up {', '.join(lost) or 'nothing'}")
+    claims.append(Claim(
+        "Short-cuts (switching namespace at routing, at the post-routing hook or at socket-hash lookup) avoid "
+        "the second input path.", "Savochkin", "; ".join(parts) + ".",
+        f"supported if every short-cut's CPU per packet is within {RULES['shortcut_cpu']:.0%} of host and below "
+        f"both l2-* schemes ({trip}, reference condition).",
+        (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED))
+
+    # 3. layer-3 bind filtering: little to no packet overhead
+    c, l = cpu("l3-bind"), p50("l3-bind")
+    dc, dl = book.ratio(c, host_cpu, "extra CPU per packet, l3-bind vs host"), \
+        book.ratio(l, host_p50, "extra p50 latency, l3-bind vs host")
+    lim = RULES["l3_bind"]
+    claims.append(Claim(
+        "Layer-3 bind filtering has \"little to no packet level overhead\".", "Biederman, Poetzl",
+        f"l3-bind vs host: CPU/packet {_pct(dc)}, p50 {_pct(dl)} ({trip}, {roles.describe(ref)}).",
+        f"supported if both differences are within ±{lim:.0%}.",
+        (SUPPORTED if abs(dc.value) <= lim and abs(dl.value) <= lim else CONTRADICTED)
+        if _have(c, l, host_cpu, host_p50) else NOT_MEASURED))
+
+    # 4. no measurable penalty for the current cases
+    c, l = cpu("host-ns-compiled"), p50("host-ns-compiled")
+    dc, dl = book.ratio(c, host_cpu, "extra CPU per packet, host-ns-compiled vs host"), \
+        book.ratio(l, host_p50, "extra p50 latency, host-ns-compiled vs host")
+    lim = RULES["compiled"]
+    claims.append(Claim(
+        "\"A Layer 2 approach that did not slow down the networking stack\" is the bar: \"no measurable "
+        "penalty for the current cases\" (namespaces compiled in, unused).", "Biederman",
+        f"host-ns-compiled vs host: CPU/packet {_pct(dc)}, p50 {_pct(dl)} ({trip}, {roles.describe(ref)}).",
+        f"supported if both differences are within ±{lim:.0%} (below what the p50 of these runs resolves).",
+        (SUPPORTED if abs(dc.value) <= lim and abs(dl.value) <= lim else CONTRADICTED)
+        if _have(c, l, host_cpu, host_p50) else NOT_MEASURED))
+
+    # 5. shared socket hashes with a permutation vs per-namespace tables
+    counts = sorted(res.memory["namespaces"].unique()) if len(res.memory) else []
+    top = int(counts[-1]) if counts else None
+    shared = next((r["scheme"] for r in caps.values() if r["socket_tables"] == "shared_permuted"), None)
+    perns = next((s for s in ("shortcut-routing", "shortcut-postrouting", "l2-routed") if s in caps
+                  and caps[s]["socket_tables"] == "per_namespace"), None)
+    if shared and perns and top:
+        ms = book.memory(shared, top, f"socket hash tables, {shared}, {top} namespaces", "socket_hash_tables")
+        mp = book.memory(perns, top, f"socket hash tables, {perns}, {top} namespaces", "socket_hash_tables")
+        times = mp.value / ms.value if ms.value else math.nan
+        fig = (f"socket hash tables at {top:,} namespaces: {perns} (per-namespace) {mp.text()} ({mp.id}) vs "
+               f"{shared} (shared, permuted) {ms.text()} ({ms.id}), {times:,.0f}x")
+        ok = times >= RULES["shared_memory"]
+        have = _have(ms, mp)
+        if roles.namespaces and len(roles.levels[roles.namespaces]) > 1:
+            lo_n, hi_n = roles.levels[roles.namespaces][0], roles.levels[roles.namespaces][-1]
+            a = book.packet_mean(shared, trip, "socket_lookup_ns", f"socket lookup, {shared}, {lo_n} namespace(s)",
+                                 **{roles.namespaces: lo_n})
+            b = book.packet_mean(shared, trip, "socket_lookup_ns", f"socket lookup, {shared}, {hi_n} namespaces",
+                                 **{roles.namespaces: hi_n})
+            g = book.ratio(b, a, f"socket lookup growth, {shared}, {lo_n} -> {hi_n} namespaces")
+            fig += (f"; the price: {shared}'s socket lookup {a.text()} at {lo_n:,} → {b.text()} at {hi_n:,} "
+                    f"namespaces ({_pct(g)}, longer shared chains)")
+        claims.append(Claim(
+            "Shared socket hash tables with a per-namespace permutation, because per-namespace tables waste "
+            "memory with \"hundreds\" of namespaces.", "Savochkin", fig + ".",
+            f"supported if per-namespace socket tables take ≥ {RULES['shared_memory']:g}x the shared tables' "
+            f"memory at the largest namespace count computed ({top:,}); the lookup growth is reported, not judged.",
+            (SUPPORTED if ok else CONTRADICTED) if have else NOT_MEASURED))
+    else:
+        claims.append(Claim("Shared socket hash tables vs per-namespace tables.", "Savochkin",
+                            "needs a shared-table and a per-namespace scheme in memory.csv", "—", NOT_MEASURED))
+
+    # 6. VNIC as fast as a normal networking stack (a receive-side claim: the NIC demultiplexes)
+    parts, verdict = [], NOT_MEASURED
+    lim = RULES["vnic"]
+    for t in trips:
+        h, v = p50("host", t), p50("vnic", t)
+        d = book.ratio(v, h, f"extra p50 latency, vnic vs host, {t}")
+        if t == "wire_to_ns":
+            if _have(h, v):
+                verdict = SUPPORTED if abs(d.value) <= lim else CONTRADICTED
+            parts.append(f"{t}: vnic p50 {_pct(d)} vs host")
+        else:
+            parts.append(f"{t} (reported, not judged: no NIC on that path): vnic p50 {_pct(d)} vs host")
+    claims.append(Claim(
+        "VNIC: the NIC demultiplexes by destination MAC into per-namespace queues, \"as fast as a normal "
+        "networking stack\" (needing promiscuous mode on many NICs: Hemminger, not modelled as a cost).",
+        "Biederman", "; ".join(parts) + f" ({roles.describe(ref)}).",
+        f"supported if vnic's p50 on wire_to_ns (packets from the NIC) is within ±{lim:.0%} of host; "
+        f"contradicted otherwise.", verdict))
+
+    # 7. application containers: multicast, 2 IPs and 2 devices per container at layer 2
+    l2 = caps.get("l2-routed")
+    fig = (f"per container, from the scheme data: l2-routed {l2['addresses_per_container']} addresses and "
+           f"{l2['devices_per_container']} devices" if l2 else "l2-routed not in these results")
+    others = [f"{s} {r['addresses_per_container']}/{r['devices_per_container']}" for s, r in caps.items()
+              if s != "l2-routed"]
+    if others:
+        fig += " (addresses/devices: " + ", ".join(others) + ")"
+    verdict = NOT_MEASURED
+    if "multicast" in set(res.summary["trip"].dropna()) and l2:
+        h, v = p50("host", "multicast"), p50("l2-routed", "multicast")
+        d = book.ratio(v, h, "extra p50 latency, l2-routed vs host, multicast")
+        fig += f"; multicast fan-out: l2-routed p50 {_pct(d)} vs host"
+        verdict = (SUPPORTED if d.value > 0 and l2["addresses_per_container"] >= 2 else CONTRADICTED) \
+            if _have(h, v) else NOT_MEASURED
+    else:
+        fig += "; no multicast trip in these results (see scenarios/hpc-multicast.yaml)"
+    claims.append(Claim(
+        "Application containers (HPC jobs) use broadcast/multicast and burn 2 IPs and 2 devices per container at "
+        "layer 2.", "Lezcano", fig + ".",
+        "supported if the results have a multicast trip on which l2-routed is slower than host and l2-routed "
+        "needs ≥ 2 addresses per container; the address/device counts alone are model inputs, not measurements.",
+        verdict))
+    return claims, book.items

@@ -1,0 +1,225 @@
+"""The report's tables, built from result tables, with the best value per column marked.
+
+A `Table` holds raw values (floats in the file's units) and formats them once, so the
+Markdown and the HTML show the same text.  Columns with ``better="min"|"max"`` get the best
+row(s) marked: ``**…** ★`` in Markdown, ``<td class="best">`` in HTML.  Ties (equal
+*printed* values) are all marked.
+
+Tables:
+* `results_table(res, roles, ref, trip)` — per scheme (and level of any other factor):
+  p50 / p99 / p99.9 latency at the reference condition and p99 at the highest load
+  (µs, from summary.csv ``latency_*`` rows as written), the highest delivered throughput over
+  the offered loads (kpps; ``≥`` when even the highest load was delivered in full, i.e. not
+  saturated: throughput >= 99% of offered), the drops at the highest load (% of sent), and
+  memory at 1 / 100 / 1,000 / 10,000 namespaces (memory.csv, summed over structures;
+  "n/a" if the run did not compute that count).  All averaged over replications.
+* `stage_table(res, roles, ref, trip, packets)` — mean ns per stage group per delivered
+  packet (from packets.parquet, sent after warm-up), plus passes, CPU and latency.
+* `capability_table(res)` — what each scheme gives a container and what it costs.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis import capabilities, metrics, stages, style
+from analysis.conditions import Roles, select, short
+
+MEMORY_COUNTS = (1, 100, 1000, 10000)
+SATURATION = 0.99
+
+
+def fmt_num(v: float, decimals: int) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:,.{decimals}f}"
+
+
+def fmt_bytes(v: float) -> str:
+    """Three significant digits with a decimal unit: ``2.05 kB``, ``247 MB``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)):
+        if abs(v) >= div or unit == "B":
+            x = v / div
+            return f"{x:.0f} {unit}" if abs(x) >= 100 else (f"{x:.1f} {unit}" if abs(x) >= 10 else f"{x:.2f} {unit}")
+    return str(v)
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    fmt: object = None               # callable value -> str; None: str()
+    better: str | None = None        # "min" | "max" | None
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    caption: str
+    columns: list[Column]
+    rows: list[dict] = field(default_factory=list)
+    prefix: dict = field(default_factory=dict)       # (row index, key) -> text before the number
+
+    def text(self, i: int, c: Column) -> str:
+        v = self.rows[i].get(c.key)
+        s = c.fmt(v) if c.fmt else ("" if v is None else str(v))
+        return self.prefix.get((i, c.key), "") + s
+
+    def best(self) -> set[tuple[int, str]]:
+        out = set()
+        for c in self.columns:
+            if not c.better:
+                continue
+            vals = [(i, r.get(c.key)) for i, r in enumerate(self.rows)
+                    if isinstance(r.get(c.key), (int, float)) and not math.isnan(r.get(c.key))]
+            if len(vals) < 2:
+                continue
+            target = (min if c.better == "min" else max)(v for _, v in vals)
+            shown = c.fmt(target) if c.fmt else str(target)
+            out |= {(i, c.key) for i, v in vals if (c.fmt(v) if c.fmt else str(v)) == shown}
+        return out
+
+    def markdown(self) -> str:
+        best = self.best()
+        lines = [f"| {' | '.join(c.header for c in self.columns)} |",
+                 "|" + "|".join("---" if c.fmt is None else "--:" for c in self.columns) + "|"]
+        for i in range(len(self.rows)):
+            cells = []
+            for c in self.columns:
+                t = self.text(i, c).replace("|", "\\|")
+                cells.append(f"**{t}** ★" if (i, c.key) in best else t)
+            lines.append(f"| {' | '.join(cells)} |")
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        best = self.best()
+        head = "".join(f"<th>{html.escape(c.header)}</th>" for c in self.columns)
+        body = []
+        for i, r in enumerate(self.rows):
+            tds = []
+            for c in self.columns:
+                cls = ["num"] if c.fmt is not None else []
+                if (i, c.key) in best:
+                    cls.append("best")
+                style_attr = ""
+                if c.key == "scheme" and isinstance(r.get("scheme"), str):
+                    style_attr = f' style="border-left:6px solid {style.color(r["scheme"])}"'
+                t = html.escape(self.text(i, c)) + (" ★" if (i, c.key) in best else "")
+                tds.append(f'<td class="{" ".join(cls)}"{style_attr}>{t}</td>')
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        return (f'<table id="{self.id}"><caption>{html.escape(self.caption)}</caption>'
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _us(v):
+    return fmt_num(v * 1e-3 if v == v else v, 2)
+
+
+def _value(frame: pd.DataFrame, fixed: dict, **eq) -> float:
+    d = select(frame, fixed)
+    for k, v in eq.items():
+        d = d[d[k] == v]
+    return float(d["mean"].iloc[0]) if len(d) else math.nan
+
+
+def row_keys(res, roles: Roles) -> list[dict]:
+    """One dict per table row: scheme plus the level of every *other* factor."""
+    s = res.summary
+    cols = ["scheme", *roles.other]
+    d = s[s["scheme"].notna()][cols].drop_duplicates()
+    out = []
+    for scheme in style.order(d["scheme"].unique()):
+        for _, r in d[d["scheme"] == scheme].sort_values(roles.other or ["scheme"]).iterrows():
+            out.append({c: r[c] for c in cols})
+    return out
+
+
+def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
+    p = {m: metrics.metric(res, m) for m in ("latency_p50_ns", "latency_p99_ns", "latency_p999_ns",
+                                              "throughput_pps", "offered_pps")}
+    drops = metrics.drop_fraction(res)
+    mem = metrics.memory_total(res)
+    hi = roles.levels[roles.load][-1] if roles.load else None
+    cols = [Column("scheme", "scheme")] + [Column(f, short(f)) for f in roles.other] + [
+        Column("p50", "p50 (µs)", _us, "min"), Column("p99", "p99 (µs)", _us, "min"),
+        Column("p999", "p99.9 (µs)", _us, "min")]
+    if roles.load and len(roles.levels[roles.load]) > 1:
+        cols.append(Column("p99_hi", f"p99 at {hi:,.0f} pps (µs)", _us, "min"))
+    cols += [Column("thr", "max throughput (kpps)", lambda v: fmt_num(v / 1e3, 1), "max"),
+             Column("drops", "drops at highest load (% of sent)", lambda v: fmt_num(v * 100, 2), "min")]
+    counts = sorted(set(MEMORY_COUNTS) | set(int(x) for x in mem["namespaces"].unique()))
+    counts = [c for c in counts if c in MEMORY_COUNTS]
+    cols += [Column(f"mem{c}", f"memory, {c:,} ns", fmt_bytes, "min") for c in counts]
+    t = Table(f"results-{trip}", f"Results: {trip}",
+              f"{trip}: latency at the reference condition ({roles.describe(ref)}); p99 at the highest "
+              f"load; max delivered throughput over the offered loads (≥: not saturated, every offered "
+              f"packet delivered at the highest load); drops at the highest load; kernel memory at the "
+              f"given namespace counts (n/a: not computed by this run). ★ best per column.", cols)
+    for rk in row_keys(res, roles):
+        fixed = {**ref, **{k: v for k, v in rk.items() if k != "scheme"}}
+        scheme = rk["scheme"]
+        row = dict(rk)
+        row["p50"] = _value(p["latency_p50_ns"], fixed, scheme=scheme, trip=trip)
+        row["p99"] = _value(p["latency_p99_ns"], fixed, scheme=scheme, trip=trip)
+        row["p999"] = _value(p["latency_p999_ns"], fixed, scheme=scheme, trip=trip)
+        free = {k: v for k, v in fixed.items() if k != roles.load}
+        if roles.load:
+            row["p99_hi"] = _value(p["latency_p99_ns"], {**free, roles.load: hi}, scheme=scheme, trip=trip)
+        thr = select(p["throughput_pps"], free)
+        thr = thr[(thr["scheme"] == scheme) & (thr["trip"] == trip)]
+        if len(thr) == 0:
+            continue
+        row["thr"] = float(thr["mean"].max())
+        top = {**free, roles.load: hi} if roles.load else free
+        off_hi = _value(p["offered_pps"], top, scheme=scheme, trip=trip)
+        thr_hi = _value(p["throughput_pps"], top, scheme=scheme, trip=trip)
+        row["drops"] = _value(drops, top, scheme=scheme, trip=trip)
+        if off_hi > 0 and thr_hi >= SATURATION * off_hi:
+            t.prefix[(len(t.rows), "thr")] = "≥ "
+        mfix = {k: v for k, v in fixed.items() if k in mem.columns}
+        for c in counts:
+            row[f"mem{c}"] = _value(mem, mfix, scheme=scheme, namespaces=c)
+        t.rows.append(row)
+    return t
+
+
+def stage_table(res, roles: Roles, ref: dict, trip: str, packets: pd.DataFrame) -> Table:
+    sub = select(packets, ref)
+    sub = sub[sub["trip"] == trip]
+    b = stages.breakdown(sub, ["scheme"]).set_index("scheme")
+    groups = [g for g in stages.ALL_GROUPS if (b[g] > 0).any()] if len(b) else []
+    ns = lambda v: fmt_num(v, 1)  # noqa: E731
+    cols = [Column("scheme", "scheme"), Column("n_passes", "passes", lambda v: fmt_num(v, 2)),
+            *[Column(g, f"{g} (ns)", ns) for g in groups],
+            Column("cpu_ns", "CPU total (ns)", ns, "min"), Column("latency_ns", "mean latency (ns)", ns, "min")]
+    t = Table(f"stages-{trip}", f"Where the time goes: {trip}",
+              f"{trip}, {roles.describe(ref)}: mean ns per delivered packet (sent after warm-up) by stage "
+              f"group, summed over all passes, from packets.parquet; CPU total = the stage groups; mean "
+              f"latency = CPU + queueing + wire.", cols)
+    for scheme in style.order(b.index):
+        t.rows.append({"scheme": scheme, **{c.key: float(b.loc[scheme, c.key]) for c in cols[1:]}})
+    return t
+
+
+def capability_table(res) -> Table:
+    caps = capabilities.matrix(res)
+    yn = lambda v: "yes" if v else "no"  # noqa: E731
+    cols = [Column("scheme", "scheme")] + [Column(c, h, yn) for c, h in capabilities.HEADERS.items()] + [
+        Column("addresses_per_container", "addresses / container", lambda v: str(int(v))),
+        Column("devices_per_container", "devices / container", lambda v: str(int(v))),
+        Column("socket_tables", "socket tables"),
+        *[Column(f"passes_{trip}", f"passes {trip}", lambda v: "–" if v is None else str(int(v)))
+          for trip in capabilities.TRIPS_SHOWN]]
+    t = Table("capabilities", "Capability matrix",
+              "What each scheme gives a container and what it costs (sim/data/schemes.yaml, or the "
+              "scenario's own schemes: in scenario.resolved.yaml); passes = passes through the host per trip.",
+              cols)
+    t.rows = caps
+    return t
