@@ -1,0 +1,308 @@
+"""The design-review report: one self-contained HTML file and its Markdown twin.
+
+`write(results_dir, out=None) -> (html_path, md_path)`.  ``out`` defaults to
+``RESULTS_DIR/report.html``; the Markdown goes beside it (``report.md``) and the figures to
+``<stem>_figures/`` (PNG and SVG; the Markdown links the PNGs, the HTML embeds them as
+base64 data URIs, so it needs no network and no other file to be viewed).
+
+Sections: the question and the scenario; setup (resolved scenario, seed, versions, cost profile
+with its sources); results per trip (table with the best value per column marked, where the
+time goes, figures); the capability matrix; the thread's claims with measured evidence and
+verdicts (`analysis.claims`); assumptions and limits.  Everything is computed from the result
+directory (`analysis.load`).  Works on one result directory or a directory of several runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from analysis import claims as claims_mod
+from analysis import plots, stages, tables
+from analysis.conditions import roles as find_roles, short
+from analysis.load import load
+from analysis.profile import describe as describe_profile
+
+QUESTION = ("When every container gets its own network namespace, what does a packet pay, and what does a "
+            "namespace cost in memory — for each way of isolating the Linux network stack argued about in the "
+            "2006 \"[RFC] network namespaces\" thread (Savochkin, Biederman, Lezcano, Poetzl, Korotaev and "
+            "others)?")
+
+LIMITS = [
+    "Stage costs are priors from public figures and kernel sources (see the cost profile below), not "
+    "measurements of this machine; compare schemes relative to each other, not absolute microseconds. "
+    "`netns-sim calibrate` fits them to a real kernel.",
+    "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, interrupts, GRO/TSO batching and "
+    "lock contention are not modelled. A pass runs to completion on one core.",
+    "Latency percentiles are taken from summary.csv as the simulator computed them (if it uses a streaming "
+    "quantile sketch, within its documented relative error); tail percentiles (p99.9) of a short run rest on "
+    "few packets.",
+    "Throughput is measured at the offered loads of the scenario only: \"max throughput\" is the highest "
+    "delivered rate seen, a lower bound of the saturation point when marked ≥.",
+    "Packets still queued when a run ends are neither delivered nor dropped (`in_flight`); under overload they "
+    "show as a growing backlog rather than drops.",
+    "Memory counts the kernel structures each namespace adds (struct sizes of one kernel version), not "
+    "allocator slack or per-CPU copies beyond what the profile states.",
+    "Capabilities and addresses/devices per container are model inputs (scheme data), not measurements.",
+    "Hemminger's point that VNIC needs promiscuous mode on many NICs is not a cost in the model.",
+]
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.86em}caption{caption-side:top;text-align:left;
+font-size:.92em;color:#444;padding:.3em 0}
+th,td{border:1px solid #ccc;padding:.25em .5em;vertical-align:top}th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.best{font-weight:bold;
+background:#e8f5e9}
+figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#444}
+pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}code{font-size:.92em}
+.verdict-supported{color:#1b5e20;font-weight:bold}.verdict-contradicted{color:#b71c1c;font-weight:bold}
+.verdict-not{color:#666;font-style:italic}details{margin:.5em 0}
+@media print{figure,table{page-break-inside:avoid}}
+"""
+
+
+class Doc:
+    """Builds the HTML and the Markdown side by side."""
+
+    def __init__(self):
+        self.h: list[str] = []
+        self.m: list[str] = []
+
+    def heading(self, level: int, text: str, id: str | None = None):
+        self.h.append(f"<h{level}{f' id={chr(34)}{id}{chr(34)}' if id else ''}>{html.escape(text)}</h{level}>")
+        self.m.append(f"\n{'#' * level} {text}\n")
+
+    def para(self, text: str, md: str | None = None):
+        self.h.append(f"<p>{_inline(text)}</p>")
+        self.m.append((md or text) + "\n")
+
+    def bullets(self, items: list[str]):
+        self.h.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+        self.m.append("\n".join(f"* {i}" for i in items) + "\n")
+
+    def table(self, t: tables.Table):
+        self.h.append(t.html())
+        self.m.append(f"*{t.caption}*\n\n{t.markdown()}\n")
+
+    def raw_table(self, id: str, caption: str, header: list[str], rows: list[list[str]], cls=None):
+        cls = cls or {}
+        th = "".join(f"<th>{html.escape(x)}</th>" for x in header)
+        body = "".join("<tr>" + "".join(f'<td class="{cls.get((i, j), "")}">{_inline(c)}</td>'
+                                         for j, c in enumerate(r)) + "</tr>" for i, r in enumerate(rows))
+        self.h.append(f'<table id="{id}"><caption>{html.escape(caption)}</caption><thead><tr>{th}</tr></thead>'
+                      f"<tbody>{body}</tbody></table>")
+        md = [f"| {' | '.join(header)} |", "|" + "|".join("---" for _ in header) + "|"]
+        md += [f"| {' | '.join(c.replace('|', chr(92) + '|').replace(chr(10), ' ') for c in r)} |" for r in rows]
+        self.m.append(f"*{caption}*\n\n" + "\n".join(md) + "\n")
+
+    def figure(self, png: Path, md_rel: str, caption: str):
+        data = base64.b64encode(png.read_bytes()).decode()
+        self.h.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        self.m.append(f"![{caption}]({md_rel})\n\n*{caption}*\n")
+
+    def details(self, summary: str, pre: str):
+        self.h.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(pre)}</pre></details>")
+        self.m.append(f"<details><summary>{summary}</summary>\n\n```\n{pre}\n```\n</details>\n")
+
+    def html_doc(self, title: str) -> str:
+        return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+                f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                f"<style>{CSS}</style></head><body>\n" + "\n".join(self.h) + "\n</body></html>\n")
+
+    def markdown(self) -> str:
+        return "\n".join(self.m).lstrip() + "\n"
+
+
+def _inline(text: str) -> str:
+    """Escape, then render `code` spans (the only inline markup the report uses)."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _verdict_class(v: str) -> str:
+    return "verdict-" + v.split()[0]
+
+
+def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
+    res = load(results_dir)
+    out = Path(out) if out else Path(results_dir) / "report.html"
+    out = out if out.suffix == ".html" else out.with_suffix(".html")
+    md_path = out.with_suffix(".md")
+    figdir = out.parent / f"{out.stem}_figures"
+    roles = find_roles(res.summary, res.factors)
+    ref = roles.reference()
+    # the stage groups plus every stage column (CPU per packet in the claims)
+    allcols = pq.read_schema(res.runs[0].path / "packets.parquet").names
+    packets = res.packets(columns=sorted(set(stages.columns_needed()) | set(claims_mod.stage_columns(allcols))))
+    meta = res.runs[0].metadata
+    scen = res.runs[0].resolved
+    name = meta.get("scenario") or scen.get("name", "scenario")
+    title = f"netns-sim design review: {name}" + (f" ({len(res.runs)} runs)" if res.multi else "")
+
+    # -- figures ------------------------------------------------------------------------
+    figs: list[tuple[str, str, object]] = [
+        ("latency_cdf", "Latency CDF per scheme, one panel per trip (log x).",
+         lambda: plots.fig_latency_cdf(res, roles, ref, packets)),
+        ("latency_vs_load", "p50 and p99 latency vs offered load.", lambda: plots.fig_latency_vs(res, roles, ref, roles.load)),
+        ("throughput_drops", "Delivered throughput, drops and backlog vs offered load: where each scheme saturates.",
+         lambda: plots.fig_throughput_drops(res, roles, ref)),
+        ("latency_vs_namespaces", "p50 and p99 latency vs number of namespaces.",
+         lambda: plots.fig_latency_vs(res, roles, ref, roles.namespaces)),
+        ("stages", "Where the time goes: CPU per stage group, then queueing, per scheme.",
+         lambda: plots.fig_stages(res, roles, ref, packets)),
+        ("memory", "Memory vs number of namespaces (log axes), and its split by kernel structure.",
+         lambda: plots.fig_memory(res, roles, ref)),
+        ("cpu", "CPU utilisation per core per scheme.", lambda: plots.fig_cpu(res, roles, ref)),
+    ]
+    for f in roles.other:
+        figs.append((f"latency_vs_{short(f)}", f"p50 and p99 latency vs {f} (the parameter varied across runs).",
+                     lambda f=f: plots.fig_latency_vs(res, roles, ref, f)))
+    made: dict[str, tuple[Path, str]] = {}
+    for stem, cap, fn in figs:
+        fig = fn()
+        if fig is not None:
+            made[stem] = (plots.save(fig, figdir, stem)["png"], cap)
+
+    def put_fig(doc, stem):
+        if stem in made:
+            png, cap = made[stem]
+            doc.figure(png, f"{figdir.name}/{png.name}", cap)
+
+    doc = Doc()
+    doc.heading(1, title)
+    doc.para(f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `netns-sim report` from "
+             f"`{Path(results_dir)}`. Every number below is computed from the result files.")
+
+    # -- question ------------------------------------------------------------------------
+    doc.heading(2, "The question", "question")
+    doc.para(QUESTION)
+    desc = " ".join(str(meta.get("description") or scen.get("description") or "").split())
+    if desc:
+        doc.para(f"Scenario `{name}`: {desc}")
+
+    # -- setup ---------------------------------------------------------------------------
+    doc.heading(2, "Setup", "setup")
+    run = scen.get("run", {})
+    hosts = scen.get("hosts", [])
+    seeds = sorted({r.metadata.get("seed") for r in res.runs if r.metadata.get("seed") is not None} |
+                   set(res.summary["seed"].dropna().astype(int)))
+    reps = sorted(set(res.summary["replication"].dropna().astype(int)))
+    items = [f"scenario file `{meta.get('scenario_file', '?')}`; {res.summary['run_id'].nunique()} variant run(s)"
+             f"{f' in {len(res.runs)} result directories' if res.multi else ''}",
+             f"seed(s) {', '.join(map(str, seeds))}; replication(s) {', '.join(map(str, reps))}",
+             f"simulated {float(run.get('duration_ns', 0)) / 1e6:g} ms per variant, the first "
+             f"{float(run.get('warmup_ns', 0)) / 1e6:g} ms warm-up excluded from every statistic",
+             "hosts: " + "; ".join(f"`{h.get('name')}` {h.get('cores')} core(s), scheme `{h.get('scheme')}`, "
+                                   f"{h.get('namespaces')} namespace(s)" for h in hosts) + " (variant 0; the factors "
+             "below override)"]
+    for f in res.factors:
+        if f in roles.levels:
+            items.append(f"factor `{f}`: " + ", ".join(f"{v:,}" if isinstance(v, (int, float)) else str(v)
+                                                          for v in roles.levels[f]))
+        elif f in res.summary.columns:
+            items.append(f"factor `{f}`: " + ", ".join(map(str, res.summary[f].dropna().unique())))
+    items.append(f"reference condition for tables, CDF, stage breakdown and claims: {roles.describe(ref)} "
+                 f"(lowest load; largest namespace count ≤ 100)")
+    git = meta.get("git") or {}
+    items.append(f"netns-sim {meta.get('sim_version', '?')}, git {str(git.get('commit') or '?')[:12]}"
+                 f"{' (dirty tree)' if git.get('dirty') else ''}; Python {meta.get('python', '?')}; "
+                 + ", ".join(f"{k} {v}" for k, v in (meta.get("packages") or {}).items())
+                 + f"; {meta.get('platform', '')}")
+    items.append(f"command: `{' '.join(meta.get('command', []))}`; wall time {meta.get('wall_s', '?')} s")
+    doc.bullets(items)
+    prof = describe_profile(res)
+    doc.heading(3, f"Cost profile: {prof.name}")
+    doc.para(" ".join(prof.description.split()) + (f" (file `{prof.path}`)" if prof.path else ""))
+    if any(prof.overrides.get(k) for k in prof.overrides):
+        doc.para("The scenario overrides: `" + json.dumps(prof.overrides) + "`")
+    doc.para("Every value of the profile with its source and derivation is listed in the appendix.")
+
+    # -- results -------------------------------------------------------------------------
+    doc.heading(2, "Results", "results")
+    doc.para("Best value per column marked ★ (bold in HTML). Latency in microseconds from summary.csv; "
+             "memory from memory.csv; the stage breakdown from packets.parquet.")
+    for trip in plots.trips(res):
+        doc.heading(3, f"{plots.trip_title(trip)}", f"trip-{trip}")
+        doc.table(tables.results_table(res, roles, ref, trip))
+        doc.table(tables.stage_table(res, roles, ref, trip, packets))
+    for stem in made:
+        put_fig(doc, stem)
+
+    # -- capability ----------------------------------------------------------------------
+    doc.heading(2, "Capability matrix", "capabilities")
+    doc.para("What each scheme gives a container (yes/no), what it costs in addresses and devices per container, "
+             "and how many passes through the host each trip takes. Read beside the numbers above.")
+    doc.table(tables.capability_table(res))
+
+    # -- claims --------------------------------------------------------------------------
+    doc.heading(2, "The thread's claims, measured", "claims")
+    cl, ev = claims_mod.build(res, roles, ref, packets)
+    doc.para("Each claim with the measured figure that supports or contradicts it and the rule that decides the "
+             "verdict. The figures cite evidence items E1, E2, …, listed below with the exact rows they come "
+             "from.")
+    rows = [[str(i), c.claim, c.who, c.figure, c.rule, c.verdict] for i, c in enumerate(cl, 1)]
+    doc.raw_table("claims", "Claims of the 2006 thread (design.md) against these results.",
+                  ["#", "claim", "who", "measured", "rule", "verdict"], rows,
+                  {(i, 5): _verdict_class(c.verdict) for i, c in enumerate(cl)})
+    doc.raw_table("evidence", "Evidence: every number the claims use, and where it comes from.",
+                  ["id", "quantity", "value", "source"], [[e.id, e.what, e.text(), f"`{e.source}`"] for e in ev])
+
+    # -- limits ---------------------------------------------------------------------------
+    doc.heading(2, "Assumptions and limits of the model", "limits")
+    lim = list(LIMITS)
+    if len(reps) <= 1 and not (res.multi and len(seeds) > 1):
+        lim.append("One replication per condition: no confidence intervals. Add replications (several seeds) "
+                   "to get 95% bands in the load and namespace plots.")
+    counts = sorted(int(x) for x in res.memory["namespaces"].unique()) if len(res.memory) else []
+    missing = [c for c in tables.MEMORY_COUNTS if c not in counts]
+    if missing:
+        lim.append(f"Memory was computed at {', '.join(f'{c:,}' for c in counts)} namespaces "
+                   f"(`memory_namespace_counts`); {', '.join(f'{c:,}' for c in missing)} shows as n/a.")
+    doc.bullets(lim)
+
+    # -- appendix -------------------------------------------------------------------------
+    doc.heading(2, "Appendix: cost profile values and the resolved scenario", "appendix")
+    rows = []
+    for e in prof.entries:
+        v = e.value
+        if isinstance(v, dict):
+            v = ", ".join(f"{k}={x:g}" if isinstance(x, (int, float)) else f"{k}={x}" for k, x in v.items())
+        rows.append([e.section, f"`{e.key}`", str(v), e.note or "—"])
+    if rows:
+        doc.raw_table("profile", "Every value of the cost profile and where it comes from (the comment above it "
+                      "in the profile file).", ["section", "key", "value", "source and derivation"], rows)
+    if prof.header:
+        doc.details("Sources cited in the profile (its header)", prof.header)
+    for r in res.runs:
+        doc.details(f"Resolved scenario{f' ({r.name})' if res.multi else ''}: scenario.resolved.yaml",
+                    r.resolved_text.strip())
+
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(doc.html_doc(title))
+    md_path.write_text(doc.markdown())
+    return out, md_path
+
+
+def main(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(prog="netns-sim report")
+    p.add_argument("results")
+    p.add_argument("--out")
+    a = p.parse_args(argv)
+    h, m = write(a.results, a.out)
+    print(f"report: {h}\nmarkdown: {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
