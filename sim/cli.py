@@ -330,6 +330,22 @@ def cmd_describe(args) -> int:
     return EXIT_OK
 
 
+# -- report -------------------------------------------------------------------------------
+
+def cmd_report(args) -> int:
+    from analysis.report import write      # matplotlib only when a report is asked for
+    if not Path(args.results).is_dir():
+        _err(f"error: {args.results}: no such result directory")
+        return EXIT_BAD_INPUT
+    try:
+        html_path, md_path = write(args.results, args.out)
+    except FileNotFoundError as e:
+        _err(f"error: {e}")
+        return EXIT_BAD_INPUT
+    print(f"report: {html_path}\nmarkdown: {md_path}")
+    return EXIT_OK
+
+
 # -- parser -------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -383,6 +399,15 @@ def parser() -> argparse.ArgumentParser:
                                     "(mean and 95%% CI over replications).")
     sweep_cli.add_arguments(sw)
     sw.set_defaults(func=sweep_cli.cmd_sweep)
+
+    rp = sub.add_parser("report", help="write the design-review report (HTML + Markdown) of a result directory",
+                        description="Write one self-contained HTML file (figures embedded) and its Markdown twin "
+                                    "from RESULTS_DIR (a result directory, or a directory of several), with the "
+                                    "figures as PNG and SVG beside them.")
+    rp.add_argument("results", metavar="RESULTS_DIR")
+    rp.add_argument("--out", metavar="FILE", help="HTML file to write (default: RESULTS_DIR/report.html); the "
+                                                   "Markdown goes beside it as .md")
+    rp.set_defaults(func=cmd_report)
 
     # Kernel calibration lives in sim.calibrate, which parses its own options (see `--help`).
     for name, summary in EXTERNAL_COMMANDS.items():
