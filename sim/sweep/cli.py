@@ -80,6 +80,8 @@ def cmd_sweep(args) -> int:
         err(f"FAILED point {f.get('id') or '-'} replication {f['replication']} ({levels}): "
             f"{f['error'].splitlines()[0] if f['error'] else ''} (details: {out}/failed/{f['key']}.json)")
     if not args.quiet:
-        print(f"wrote {out}: {report.total} point(s): {report.done} run, {report.skipped} already done, "
-              f"{len(report.failed)} failed; summary.csv {report.summary_rows} rows; {report.wall_s:.1f} s")
+        reps = exp.spec.replications
+        print(f"wrote {out}: {report.total // reps} point(s) x {reps} replication(s) = {report.total} run(s): "
+              f"{report.done} run now, {report.skipped} already done, {len(report.failed)} failed; "
+              f"summary.csv {report.summary_rows} rows; {report.wall_s:.1f} s")
     return EXIT_OK if report.ok else EXIT_FAILED
