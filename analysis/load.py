@@ -65,6 +65,11 @@ class Results:
     def multi(self) -> bool:
         return len(self.runs) > 1
 
+    def packet_columns(self) -> list[str]:
+        """Column names of the packet records (from the first file's schema)."""
+        f = next((r.path / "packets.parquet" for r in self.runs if (r.path / "packets.parquet").is_file()), None)
+        return pq.read_schema(f).names if f else []
+
     def packets(self, columns: list[str] | None = None, after_warmup: bool = True) -> pd.DataFrame:
         """packets.parquet of every run (with ``run_dir`` and the factor columns).
 
@@ -92,7 +97,11 @@ class Results:
 
 
 def _is_result_dir(p: Path) -> bool:
-    return (p / "summary.csv").is_file()
+    return (p / "summary.csv").is_file() and not _is_sweep_dir(p)
+
+
+def _is_sweep_dir(p: Path) -> bool:
+    return (p / "sweep.json").is_file() and (p / "points.csv").is_file()
 
 
 def _read_run(p: Path) -> RunDir:
@@ -140,8 +149,10 @@ def _add_run_factors(df: pd.DataFrame, run: RunDir, res: "Results | None") -> pd
 
 
 def load(path: str | Path) -> Results:
-    """Load a result directory or a directory of result directories."""
+    """Load a result directory, a directory of result directories, or a sweep directory."""
     path = Path(path)
+    if _is_sweep_dir(path):
+        return load_sweep(path)
     if _is_result_dir(path):
         runs = [_read_run(path)]
     elif path.is_dir():
@@ -179,3 +190,68 @@ def load(path: str | Path) -> Results:
                                                                  cat["cores.csv"], cat["flows.csv"])
     holder.factors = factors
     return holder
+
+
+# -- a `netns-sim sweep` directory ----------------------------------------------------------
+
+class SweepResults(Results):
+    """A sweep directory (sim/sweep/store.py layout) seen as one run with replications.
+
+    summary = ``points.csv`` (every run's tidy summary rows; ``run_id`` = ``point_key``);
+    factors = the swept keys of ``sweep.json``; memory = the ``memory_bytes`` rows (one
+    structure, ``total``, at each host's own namespace count); packets = the hive-partitioned
+    ``packets/`` dataset; the resolved scenario = the first point's configuration."""
+
+    def packets(self, columns=None, after_warmup=True):
+        import pyarrow.dataset as ds
+        data = ds.dataset(self.path / "packets", format="parquet", partitioning="hive")
+        names = data.schema.names
+        want = None
+        if columns is not None:
+            base = ["point_key", "replication", "seed", "scheme", "trip", "t_sent_ns", "status"]
+            want = [c for c in dict.fromkeys(base + self.factors + list(columns)) if c in names]
+        df = data.to_table(columns=want).to_pandas()
+        for f in self.factors:                    # partition values come back as text or dictionary
+            if f in df.columns and f in self.summary.columns:
+                df[f] = df[f].astype(str).astype(self.summary[f].dtype)
+        if after_warmup:
+            df = df[df["t_sent_ns"] >= self.runs[0].warmup_ns]
+        return df.assign(run_dir=self.path.name, run_id=df["point_key"]).reset_index(drop=True)
+
+    def packet_columns(self):
+        import pyarrow.dataset as ds
+        return ds.dataset(self.path / "packets", format="parquet", partitioning="hive").schema.names
+
+
+def load_sweep(path: Path) -> Results:
+    import ast
+    sweep = json.loads((path / "sweep.json").read_text())
+    factors = list(sweep.get("factors", []))
+    pts = pd.read_csv(path / "points.csv")
+    pts = pts.assign(run_dir=path.name, run_id=pts["point_key"], scenario=sweep.get("scenario", ""))
+    resolved = {}
+    markers = sorted((path / "points").glob("*.json"))
+    if markers:
+        cfg = json.loads(markers[0].read_text()).get("config")
+        try:
+            resolved = ast.literal_eval(cfg) if isinstance(cfg, str) else (cfg or {})
+        except (ValueError, SyntaxError):
+            resolved = {}
+    resolved.setdefault("description", sweep.get("description", ""))
+    meta = {"scenario": sweep.get("scenario"), "scenario_file": sweep.get("scenario_file"),
+            "description": resolved.get("description", ""), "factors": factors,
+            "seed": int(pts["seed"].iloc[0]) if len(pts) else None, **{k: v for k, v in sweep.items()
+                                                                    if k in ("git", "packages", "sim_version")}}
+    run = RunDir(path, meta, resolved, yaml.safe_dump(resolved, sort_keys=False))
+    summary = pts[pts["metric"] != "memory_bytes"].reset_index(drop=True)
+    mem = pts[pts["metric"] == "memory_bytes"]
+    ns_factor = next((f for f in factors if f.rsplit(".", 1)[-1] == "namespaces"), None)
+    hosts = {h.get("name"): h for h in resolved.get("hosts", [])}
+    memory = pd.DataFrame({
+        "run_id": mem["run_id"], "run_dir": path.name, "replication": mem["replication"], "scheme": mem["scheme"],
+        **{f: mem[f] for f in factors},
+        "namespaces": mem[ns_factor] if ns_factor else [hosts.get(h, {}).get("namespaces", 1) for h in mem["host"]],
+        "structure": "total (per host)", "bytes": mem["value"]})
+    res = SweepResults(path, [run], summary, memory.reset_index(drop=True), pd.DataFrame(), pd.DataFrame(), factors)
+    res._run_factor_values = {}
+    return res

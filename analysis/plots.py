@@ -70,7 +70,15 @@ def _kilo(v, _=None) -> str:
 
 
 def _level_ticks(ax, levels):
-    ax.set_xticks(list(levels), [_kilo(v) for v in levels])
+    """Ticks at the factor's levels, unless two would collide (then the default ticks)."""
+    lv = sorted(float(v) for v in levels)
+    log = ax.get_xscale() == "log"
+    pos = np.log10(lv) if log else np.asarray(lv)
+    span = (pos[-1] - pos[0]) or 1.0
+    if len(lv) <= 8 and np.all(np.diff(pos) >= 0.08 * span):
+        ax.set_xticks(lv, [_kilo(v) for v in lv])
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(_kilo))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
@@ -134,13 +142,23 @@ def fig_latency_cdf(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame
 # -- a metric against one factor ------------------------------------------------------------
 
 def _vs(ax, frame, factor, scheme, scale=1.0):
+    """One scheme's mean line with its 95% band; returns the means drawn (for axis limits)."""
     d = frame[frame["scheme"] == scheme].sort_values(factor)
     if d.empty:
-        return
+        return np.array([])
     x, y, ci = d[factor].to_numpy(dtype=float), d["mean"].to_numpy() * scale, d["ci"].to_numpy() * scale
     ax.plot(x, y, **style.line_kw(scheme))
     if np.isfinite(ci).any():
         ax.fill_between(x, np.maximum(y - ci, 1e-12), y + ci, color=style.color(scheme), alpha=0.18, linewidth=0)
+    return y
+
+
+def _limits_from_means(ax, ys, log=True):
+    """Axis range from the means, so a band reaching 0 on a log axis cannot squash the lines."""
+    y = np.concatenate([v for v in ys if len(v)]) if ys else np.array([])
+    y = y[np.isfinite(y) & (y > 0)] if log else y[np.isfinite(y)]
+    if len(y):
+        ax.set_ylim(y.min() / 1.6, y.max() * 1.6) if log else None
 
 
 def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
@@ -158,9 +176,9 @@ def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
             for j, trip in enumerate(tr):
                 ax = axes[i][j]
                 dt = d[d["trip"] == trip]
-                for scheme in style.order(dt["scheme"].unique()):
-                    _vs(ax, dt, factor, scheme, _US)
+                ys = [_vs(ax, dt, factor, scheme, _US) for scheme in style.order(dt["scheme"].unique())]
                 ax.set_yscale("log")
+                _limits_from_means(ax, ys)
                 _log_axis(ax.yaxis)
                 ax.set_ylabel(f"{mlabel} latency (µs, log scale)")
                 ax.set_xlabel(label(factor) + (" (log scale)" if short(factor) == "namespaces" else ""))
@@ -169,7 +187,8 @@ def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
                 _level_ticks(ax, roles.levels[factor])
                 ax.set_title(f"{mlabel}: {trip_title(trip)}")
         band = "; bands: 95% confidence interval over replications" if reps else " (one replication: no bands)"
-        fig.suptitle(f"p50 and p99 latency vs {label(factor)} — {roles.describe(fixed)}{band}")
+        cond = f" — {roles.describe(fixed)}" if fixed else ""
+        fig.suptitle(f"p50 and p99 latency vs {label(factor)}{cond}{band}")
         _legend(fig, axes)
     return fig
 
@@ -211,7 +230,7 @@ def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
                 ax2.set_xlabel(label(factor))
                 _level_ticks(ax2, roles.levels[factor])
                 ax2.set_title(f"{what}: {trip_title(trip)}")
-        fig.suptitle(f"Where each scheme saturates — {roles.describe(fixed)}")
+        fig.suptitle("Where each scheme saturates" + (f" — {roles.describe(fixed)}" if fixed else ""))
         _legend(fig, axes, ncol=6)
     return fig
 

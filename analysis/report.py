@@ -20,10 +20,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from analysis import claims as claims_mod
-from analysis import plots, stages, tables
+from analysis import plots, stages, style, tables
 from analysis.conditions import roles as find_roles, short
 from analysis.load import load
 from analysis.profile import describe as describe_profile
@@ -141,7 +139,7 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
     roles = find_roles(res.summary, res.factors)
     ref = roles.reference()
     # the stage groups plus every stage column (CPU per packet in the claims)
-    allcols = pq.read_schema(res.runs[0].path / "packets.parquet").names
+    allcols = res.packet_columns()
     packets = res.packets(columns=sorted(set(stages.columns_needed()) | set(claims_mod.stage_columns(allcols))))
     meta = res.runs[0].metadata
     scen = res.runs[0].resolved
@@ -209,7 +207,7 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
             items.append(f"factor `{f}`: " + ", ".join(f"{v:,}" if isinstance(v, (int, float)) else str(v)
                                                           for v in roles.levels[f]))
         elif f in res.summary.columns:
-            items.append(f"factor `{f}`: " + ", ".join(map(str, res.summary[f].dropna().unique())))
+            items.append(f"factor `{f}`: " + ", ".join(style.order(res.summary[f].dropna().astype(str).unique())))
     items.append(f"reference condition for tables, CDF, stage breakdown and claims: {roles.describe(ref)} "
                  f"(lowest load; largest namespace count ≤ 100)")
     git = meta.get("git") or {}

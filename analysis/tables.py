@@ -154,8 +154,9 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
         cols.append(Column("p99_hi", f"p99 at {hi:,.0f} pps (µs)", _us, "min"))
     cols += [Column("thr", "max throughput (kpps)", lambda v: fmt_num(v / 1e3, 1), "max"),
              Column("drops", "drops at highest load (% of sent)", lambda v: fmt_num(v * 100, 2), "min")]
-    counts = sorted(set(MEMORY_COUNTS) | set(int(x) for x in mem["namespaces"].unique()))
-    counts = [c for c in counts if c in MEMORY_COUNTS]
+    have = sorted(int(x) for x in mem["namespaces"].unique())
+    # the standard counts (n/a where the run did not compute one); a run with none of them: its own
+    counts = list(MEMORY_COUNTS) if set(have) & set(MEMORY_COUNTS) else have
     cols += [Column(f"mem{c}", f"memory, {c:,} ns", fmt_bytes, "min") for c in counts]
     t = Table(f"results-{trip}", f"Results: {trip}",
               f"{trip}: latency at the reference condition ({roles.describe(ref)}); p99 at the highest "
