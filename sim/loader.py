@@ -4,7 +4,8 @@ Pipeline (`load`): read the file and its ``extends:`` chain (deep merge: mapping
 by key, anything else — lists included — is replaced by the extending file; ``extends`` is
 a path relative to the file that names it; ``name`` defaults to the top file's stem and is
 not inherited) -> apply ``--seed`` and ``--set key.path=value`` (value parsed as YAML) ->
-take out ``compare:`` (`sim.matrix`) -> for every variant: apply the ``topology.*`` factors,
+take out ``sweep:`` (kept as `Loaded.sweep` for `sim.sweep.spec`, which checks its shape;
+`load` itself never applies it) -> take out ``compare:`` (`sim.matrix`) -> for every variant: apply the ``topology.*`` factors,
 expand ``topology:`` (`sim.topogen`), apply the other factors, validate with
 `sim.scenario.Scenario`, then check what the schema cannot: scheme names against the
 built-in registry plus the file's ``schemes:``, the cost profile and overrides, a route
@@ -13,6 +14,9 @@ between the hosts of every flow, and that `sim.model.Model` builds.
 Every problem becomes an `Issue` printed as ``FILE:LINE: key.path: message (fix: hint)``;
 `ScenarioError` carries all of them.  Values set on the command line are reported as
 ``--set ...`` instead of a line; values set by ``compare:`` point at the compare entry.
+
+`read_document` is the first half (file, ``extends:``, ``--seed``, ``--set``, ``sweep:``
+taken out) and `expand` the second (``compare:`` -> validated variants); `load` is both.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from sim.scenario import Scenario
 from sim.schemes import SchemeRegistry, builtin_registry
 from sim.yamlpos import Positions, Where, YamlSyntaxError, read
 
-TOP_KEYS_FRONT = ("extends", "topology", "compare")   # front-door keys, not in Scenario
+TOP_KEYS_FRONT = ("extends", "topology", "compare", "sweep")   # front-door keys, not in Scenario
 
 
 @dataclass
@@ -77,12 +81,34 @@ class Variant:
 
 
 @dataclass
+class Document:
+    """A scenario file read and resolved up to its variants (`read_document`)."""
+    path: str                            # the file as the user named it (used in messages)
+    name: str
+    data: dict                           # after extends, --seed and --set; sweep taken out, compare still in
+    positions: Positions                 # key path -> file:line (or --set ...), sweep block included
+    sweep: Any = None                    # the ``sweep:`` block as written; None when there is none
+
+    @property
+    def sweep_where(self) -> Optional[Where]:
+        return self.positions.lookup(("sweep",)) if self.sweep is not None else None
+
+
+@dataclass
 class Loaded:
     path: str
     name: str
-    document: dict                       # after extends, --seed and --set; compare taken out
+    document: dict                       # after extends, --seed and --set; compare and sweep taken out
     factors: list[matrix.Factor]
     variants: list[Variant] = field(default_factory=list)
+    sweep: Any = None                    # the ``sweep:`` block (not applied: `netns-sim sweep` does)
+    positions: Positions = field(default_factory=Positions)   # of the document, sweep block included
+    rejected: list[tuple[matrix.Cell, str]] = field(default_factory=list)   # with expand(..., partial=True)
+    error: Optional["ScenarioError"] = None                                # idem: all their problems
+
+    @property
+    def sweep_where(self) -> Optional[Where]:
+        return self.positions.lookup(("sweep",)) if self.sweep is not None else None
 
     def resolved_yaml(self) -> str:
         """A complete, re-runnable scenario: variant 0 with every default filled in, the
@@ -101,6 +127,8 @@ class Loaded:
             body["topology"] = doc["topology"]
         if self.factors:
             body["compare"] = {f.name: list(f.values) for f in self.factors}
+        if self.sweep is not None:
+            body["sweep"] = copy.deepcopy(self.sweep)
         return "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=False, width=100)
 
 
@@ -166,7 +194,7 @@ def _apply_sets(doc: dict, pos: Positions, sets: list[str]) -> None:
             issues.append(Issue(where, (), f"value {raw!r} is not valid YAML: {e}"))
             continue
         try:
-            path = ("compare", key[len("compare."):]) if key.startswith("compare.") else keypath.parse(key)
+            path = _set_path(key)
             written = keypath.assign(doc, path, value)
         except keypath.KeyPathError as e:
             issues.append(Issue(where, getattr(e, "at", ()), str(e),
@@ -177,6 +205,20 @@ def _apply_sets(doc: dict, pos: Positions, sets: list[str]) -> None:
             pos[p] = where
     if issues:
         raise ScenarioError(issues)
+
+
+def _set_path(key: str) -> tuple:
+    """``--set`` key -> key path.  ``compare.`` and ``sweep.`` keys hold key paths themselves:
+    ``compare.hosts.*.scheme``, ``sweep.replications``, ``sweep.grid.flows.*.rate_pps``."""
+    if key.startswith("compare."):
+        return ("compare", key[len("compare."):])
+    if key.startswith("sweep."):
+        rest = key[len("sweep."):]
+        head, _, tail = rest.partition(".")
+        if head in ("grid", "zip") and tail:
+            return ("sweep", head, tail)
+        return ("sweep", rest)
+    return keypath.parse(key)
 
 
 # -- validation errors -> issues ----------------------------------------------------------
@@ -435,8 +477,9 @@ def _expand_topology(d: dict, pos: Positions) -> list[Issue]:
     return []
 
 
-def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = None) -> Loaded:
-    """Read, resolve and validate a scenario file; `ScenarioError` lists every problem."""
+def read_document(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = None) -> Document:
+    """Read a scenario file with its ``extends:`` chain, apply ``--seed`` and ``--set``, take
+    out ``sweep:``; nothing is validated yet (`ScenarioError` for unreadable input)."""
     display = str(path)
     p = Path(path)
     if not p.is_file():
@@ -452,13 +495,32 @@ def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = N
             doc["run"]["seed"] = seed
             pos[("run", "seed")] = Where("--seed", None)
     _apply_sets(doc, pos, list(sets))
+    sweep = doc.pop("sweep", None) if "sweep" in doc else None
+    if sweep is None and ("sweep",) in pos:          # ``sweep:`` with nothing under it: still a sweep file
+        sweep = {}
+    return Document(display, str(doc.get("name", p.stem)), doc, pos, sweep)
+
+
+def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = None) -> Loaded:
+    """Read, resolve and validate a scenario file; `ScenarioError` lists every problem.
+    A ``sweep:`` block is taken out and kept as `Loaded.sweep`, not applied."""
+    return expand(read_document(path, sets, seed))
+
+
+def expand(document: Document, partial: bool = False) -> Loaded:
+    """``compare:`` grid -> every variant, validated.  `ScenarioError` lists every problem;
+    with `partial`, variants that do not validate are listed in `Loaded.rejected` (cell,
+    its problems) and `Loaded.error` (all problems, as raised otherwise) instead."""
+    doc = copy.deepcopy(document.data)
+    pos = Positions(document.positions)
+    display = document.path
     try:
         factors = matrix.factors(doc.pop("compare", None))
     except matrix.CompareError as e:
         path_ = ("compare",) if e.key is None else ("compare", e.key)
         raise ScenarioError([Issue(pos.lookup(path_), path_, str(e))]) from None
     cells = matrix.grid(factors)
-    loaded = Loaded(display, str(doc.get("name", p.stem)), doc, factors)
+    loaded = Loaded(display, document.name, doc, factors, sweep=document.sweep, positions=document.positions)
     seen: dict[str, tuple[Issue, list]] = {}
     profiles: dict = {}
     for cell in cells:
@@ -493,6 +555,8 @@ def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = N
             cell_issues += more
             if not more:
                 loaded.variants.append(Variant(cell, sc, reg, profile))
+        if cell_issues and partial:
+            loaded.rejected.append((cell, "\n".join(dict.fromkeys(str(i) for i in cell_issues))))
         for issue in cell_issues:
             text = str(issue)
             if text not in seen:
@@ -506,5 +570,7 @@ def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = N
                 issue.variant = f"{c.id} ({c.label()})" + (f" and {len(where_cells) - 1} more"
                                                            if len(where_cells) > 1 else "")
             issues.append(issue)
-        raise ScenarioError(issues)
+        if not partial:
+            raise ScenarioError(issues)
+        loaded.error = ScenarioError(issues)
     return loaded

@@ -106,6 +106,23 @@ def test_errors_in_a_base_file_name_the_base_file(tmp_path):
     assert "base.yaml:4: hosts[0].cores" in str(e.value)
 
 
+def test_sweep_block_is_a_front_door_key_kept_with_its_lines(tmp_path):
+    p = write(tmp_path, "s.yaml", BASE + textwrap.dedent("""\
+        sweep:
+          replications: 3
+          grid:
+            hosts.*.scheme: [host, vnic]
+        """))
+    loaded = load(p)                                   # not rejected as an unknown key
+    assert loaded.sweep == {"replications": 3, "grid": {"hosts.*.scheme": ["host", "vnic"]}}
+    assert str(loaded.sweep_where) == f"{p}:10" and str(loaded.positions.lookup(("sweep", "replications"))) == f"{p}:11"
+    assert len(loaded.variants) == 1 and "sweep" not in loaded.document       # not applied by load
+    assert "sweep:" in loaded.resolved_yaml()
+    assert load(p, sets=["sweep.replications=1", "sweep.grid.hosts.*.scheme=[vnic]"]).sweep == {
+        "replications": 1, "grid": {"hosts.*.scheme": ["vnic"]}}
+    assert load(write(tmp_path, "plain.yaml", BASE)).sweep is None
+
+
 def test_keypath_star_and_errors():
     doc = {"hosts": [{"a": 1}, {"a": 2}]}
     assert keypath.assign(doc, keypath.parse("hosts.*.a"), 5) == [("hosts", 0, "a"), ("hosts", 1, "a")]

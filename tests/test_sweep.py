@@ -82,6 +82,19 @@ def test_spec_grid_zip_replications(tmp_path):
     assert [pt.key for pt in expand(p).points] == [pt.key for pt in e.points]   # stable keys
 
 
+def test_sweep_errors_name_the_file_and_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(SMALL.replace("replications: 2", "replications: 0"))
+    with pytest.raises(SweepError, match=f"^{p}:9: sweep.replications"):
+        expand(p)
+    p.write_text(SMALL.replace("[host, l2-routed]", "[host, l2-routd]"))
+    e = expand(p)                                # the bad scheme's points are rejected, with its line
+    assert len(e.points) == 4 and len(e.rejected) == 4
+    assert all(r.error.startswith(f"{p}:11: hosts[0].scheme: unknown scheme 'l2-routd'") for r in e.rejected)
+    assert not list(tmp_path.glob(".*")), "no hidden copy of the file"
+    assert len(expand(p, ["sweep.replications=1", "sweep.grid.hosts.*.scheme=[host]"]).points) == 2
+
+
 def test_shipped_sweep_scenarios_expand():
     for name, n in (("sweep-load", 10 * 6 * 3), ("sweep-namespaces", 10 * 5 * 3)):
         e = expand(ROOT / "scenarios" / "sweeps" / f"{name}.yaml")
