@@ -25,7 +25,7 @@ import pandas as pd
 
 import sim
 from sim import matrix
-from sim.loader import Loaded, ScenarioError, Variant, load
+from sim.loader import Document, Loaded, ScenarioError, Variant, expand, load, read_document
 from sim.model import Model
 from sim.results_io import ResultDir, TargetExists
 from sim.run import collect
@@ -106,9 +106,19 @@ def _versions() -> dict:
     return out
 
 
+def _refuse_sweep(doc: Document) -> str:
+    """`run` does not run a file's ``sweep:`` block (nor silently only its base scenario)."""
+    return (f"{doc.sweep_where}: sweep: {doc.path} declares a sweep (points x replications), which "
+            f"netns-sim run does not run (fix: use netns-sim sweep {doc.path})")
+
+
 def cmd_run(args) -> int:
     try:
-        loaded = load(args.scenario, args.set or [], seed=args.seed)
+        doc = read_document(args.scenario, args.set or [], seed=args.seed)
+        if doc.sweep is not None:
+            _err(_refuse_sweep(doc))
+            return EXIT_BAD_INPUT
+        loaded = expand(doc)
     except ScenarioError as e:
         _err(str(e))
         return EXIT_BAD_INPUT
@@ -213,7 +223,10 @@ def _write_variant(rd: ResultDir, v: Variant, res, tag, summary: Summarizer) -> 
 
 def cmd_validate(args) -> int:
     try:
-        loaded = load(args.scenario, args.set or [], seed=args.seed)
+        doc = read_document(args.scenario, args.set or [], seed=args.seed)
+        if doc.sweep is not None:
+            return _validate_sweep(args, doc)
+        loaded = expand(doc)
     except ScenarioError as e:
         _err(str(e))
         return EXIT_BAD_INPUT
@@ -221,6 +234,37 @@ def cmd_validate(args) -> int:
         print(loaded.resolved_yaml(), end="")
     elif not args.quiet:
         print(f"{args.scenario}: OK, {len(loaded.variants)} variant(s)")
+    return EXIT_OK
+
+
+def _validate_sweep(args, doc: Document) -> int:
+    """A file with a ``sweep:`` block: every point of the sweep (--print: the base scenario,
+    with the block)."""
+    from sim.sweep.spec import SweepError, expand as expand_sweep
+    try:
+        exp = expand_sweep(args.scenario, args.set or [], args.seed)
+        base = expand(doc) if args.print else None
+    except (ScenarioError, SweepError) as e:
+        _err(str(e))
+        return EXIT_BAD_INPUT
+    if exp.rejected:
+        bad: dict[str, list[dict]] = {}
+        for r in exp.rejected:
+            if r.replication == 0:
+                for line in r.error.splitlines():
+                    bad.setdefault(line, []).append(r.levels)
+        for line, points in bad.items():
+            eg = ", ".join(f"{k}={v}" for k, v in points[0].items())
+            _err(f"{line} [in {len(points)} sweep point(s), e.g. {eg}]")
+        _err(f"{args.scenario}: {len(exp.rejected) // exp.spec.replications} of "
+             f"{(len(exp.points) + len(exp.rejected)) // exp.spec.replications} sweep point(s) do not validate")
+        return EXIT_BAD_INPUT
+    if args.print:
+        print(base.resolved_yaml(), end="")
+    elif not args.quiet:
+        n, reps = len(exp.points) // exp.spec.replications, exp.spec.replications
+        print(f"{args.scenario}: OK, sweep of {n} point(s) x {reps} replication(s) = {len(exp.points)} run(s) "
+              f"(run it with netns-sim sweep {args.scenario})")
     return EXIT_OK
 
 
@@ -365,15 +409,16 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario and write a result directory",
                        description="Run every variant of SCENARIO and write DIR atomically: packets.parquet, "
                                    "summary.csv, memory.csv, cores.csv, flows.csv, scenario.resolved.yaml, "
-                                   "metadata.json.  A progress bar is shown on a terminal.")
+                                   "metadata.json.  A progress bar is shown on a terminal.  A file with a sweep: "
+                                   "block is refused (exit 2): run it with netns-sim sweep.")
     scenario_args(r)
     r.add_argument("--out", metavar="DIR", help="result directory (default: results/<scenario name>)")
     r.add_argument("--force", action="store_true", help="replace an existing result directory (atomically)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario without running it",
-                       description="Load and validate SCENARIO (every variant); print problems as FILE:LINE: key.path: "
-                                   "message; exit 2 if there are any.")
+                       description="Load and validate SCENARIO (every variant, or every point of its sweep: block); "
+                                   "print problems as FILE:LINE: key.path: message; exit 2 if there are any.")
     scenario_args(v)
     v.add_argument("--print", action="store_true", help="print the resolved scenario (defaults filled in)")
     v.set_defaults(func=cmd_validate)

@@ -215,8 +215,26 @@ def test_existing_result_needs_force(tmp_path):
     assert r.returncode == 2 and "--force" in r.stderr
 
 
+def test_run_refuses_a_sweep_file_and_validate_checks_every_point(tmp_path):
+    text = GOOD.replace("compare:\n  hosts.*.scheme: [host, l2-routed]\n",
+                        "sweep:\n  replications: 2\n  grid:\n    hosts.*.scheme: [host, l2-routed]\n"
+                        "    flows.0.rate_pps: [1000, 2000, 3000]\n")
+    (tmp_path / "sw.yaml").write_text(text)
+    line = text.splitlines().index("sweep:") + 1
+    r = netns_sim("run", "sw.yaml", "--out", "res", "-q", cwd=tmp_path)
+    assert r.returncode == 2 and not (tmp_path / "res").exists()
+    assert f"sw.yaml:{line}: sweep:" in r.stderr and "use netns-sim sweep sw.yaml" in r.stderr
+    v = netns_sim("validate", "sw.yaml", cwd=tmp_path)
+    assert v.returncode == 0, v.stderr
+    assert "sweep of 6 point(s) x 2 replication(s) = 12 run(s)" in v.stdout
+    (tmp_path / "bad.yaml").write_text(text.replace("[1000, 2000, 3000]", "[1000, -1, 3000]"))
+    b = netns_sim("validate", "bad.yaml", cwd=tmp_path)
+    assert b.returncode == 2 and "2 of 6 sweep point(s) do not validate" in b.stderr
+    assert f"bad.yaml:{line + 4}: flows[0].rate_pps" in b.stderr and "flows.0.rate_pps=-1" in b.stderr
+
+
 def test_help_on_every_subcommand(tmp_path):
-    for sub in ([], ["run"], ["validate"], ["schemes"], ["describe"]):
+    for sub in ([], ["run"], ["validate"], ["schemes"], ["describe"], ["sweep"]):
         r = netns_sim(*sub, "--help", cwd=tmp_path)
         assert r.returncode == 0 and "usage:" in r.stdout
 
