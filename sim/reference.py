@@ -116,7 +116,8 @@ def markdown() -> str:
     out = [head, *_rows(Scenario, "", set())]
     out.append("")
     out.append("Front-door keys (not part of one run): `extends: FILE` (deep merge), `compare: {key.path: [values]}` "
-               "(grid of variants), and `topology:` with one of these generators:")
+               "(grid of variants), `sweep: {replications, grid, zip}` (read by `netns-sim sweep` only, see "
+               "[Sweeps](#sweeps)), and `topology:` with one of these generators:")
     out.append("")
     out.append(head)
     for gen in (topogen.SingleHost, topogen.Star, topogen.LeafSpine, topogen.FatTree):

@@ -421,7 +421,7 @@ def test_sweep_directory(tmp_path):
     """A `netns-sim sweep` directory: replications averaged, the swept load on the x axis."""
     out = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([PY, "-m", "sim", "sweep", "scenarios/sweeps/sweep-load.yaml", "--out", str(out), "--quiet",
+    p = subprocess.run([PY, "-m", "sim", "sweep", "scenarios/sweep-load.yaml", "--out", str(out), "--quiet",
                         "--set", "run.duration_ns=2e6", "--jobs", "2"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=300)
     if p.returncode != 0 and "sweep" in p.stderr and "invalid choice" in p.stderr:

@@ -1,4 +1,6 @@
-"""Every file in scenarios/ validates and runs in a shortened form (1 ms simulated per variant)."""
+"""Every file in scenarios/ validates and runs in a shortened form (1 ms simulated per variant):
+plain scenarios with ``netns-sim run``, files with a ``sweep:`` block with ``netns-sim sweep``
+(2 replications instead of the file's)."""
 
 from pathlib import Path
 
@@ -7,9 +9,18 @@ import pytest
 
 from sim.cli import main
 from sim.loader import load
+from sim.sweep.spec import expand
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 SHORT = ["--set", "run.duration_ns=1e6", "--set", "run.warmup_ns=1e5"]
+SWEEP_REPS = 2
+
+
+def test_every_yaml_file_under_scenarios_is_covered():
+    root = SCENARIOS[0].parent
+    assert sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml")) == SCENARIOS, \
+        "scenario files belong at the top of scenarios/, where these tests find them"
+    assert {"sweep-load", "sweep-namespaces"} <= {p.stem for p in SCENARIOS if load(p).sweep is not None}
 
 
 def test_the_four_issue_scenarios_exist():
@@ -22,6 +33,9 @@ def test_scenario_validates_and_runs_shortened(path, tmp_path, capsys):
     assert loaded.document.get("description"), "every scenario says what it is for"
     assert main(["validate", str(path)]) == 0
     out = tmp_path / path.stem
+    if loaded.sweep is not None:
+        _sweep_shortened(path, out)
+        return
     assert main(["run", str(path), "--out", str(out), "--quiet", *SHORT]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["variant"]) == {v.id for v in loaded.variants}
@@ -29,6 +43,21 @@ def test_scenario_validates_and_runs_shortened(path, tmp_path, capsys):
     assert len(sent) == len(loaded.variants) and (sent > 0).all(), "every variant sends packets"
     # (an overloaded variant may deliver nothing in 1 ms, e.g. l25-hybrid with 1000 classifier rules)
     assert summary.loc[summary.metric == "delivered", "value"].sum() > 0
+
+
+def _sweep_shortened(path, out):
+    assert main(["run", str(path), "--out", str(out), "--quiet", *SHORT]) == 2, "run refuses a sweep file"
+    short = [*SHORT, "--set", f"sweep.replications={SWEEP_REPS}"]
+    exp = expand(path, short[1::2])
+    assert not exp.rejected and exp.spec.replications == SWEEP_REPS
+    assert main(["sweep", str(path), "--out", str(out), "--quiet", "--jobs", "2", *short]) == 0
+    points = pd.read_csv(out / "points.csv")
+    assert set(points["point_key"]) == {p.key for p in exp.points}
+    sent = points[points.metric == "sent"].groupby("point_key")["value"].sum()
+    assert len(sent) == len(exp.points) and (sent > 0).all(), "every point sends packets"
+    assert points.loc[points.metric == "delivered", "value"].sum() > 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary.loc[summary.metric == "sent", "n"] == SWEEP_REPS).all()
 
 
 def test_rfc2006_covers_every_builtin_scheme_both_trips_and_namespace_counts():

@@ -97,7 +97,7 @@ def test_sweep_errors_name_the_file_and_line(tmp_path):
 
 def test_shipped_sweep_scenarios_expand():
     for name, n in (("sweep-load", 10 * 6 * 3), ("sweep-namespaces", 10 * 5 * 3)):
-        e = expand(ROOT / "scenarios" / "sweeps" / f"{name}.yaml")
+        e = expand(ROOT / "scenarios" / f"{name}.yaml")
         assert len(e.points) == n and not e.rejected and e.name == name
 
 
