@@ -78,6 +78,28 @@ def run_measurements(a, log=_log) -> dict:
             "skipped": skipped, "raw": rows, "summary": summarise(rows), "namespace_costs": ns_cost}
 
 
+def _guarded(command: str, a, body, bad_input: tuple = ()) -> int:
+    """Run a command's `body` with the shared exit codes: 2 unavailable or bad input, 130
+    interrupted, 1 failed; everything the run created is removed by `Lab` either way.
+    ``--cleanup`` runs instead of the body."""
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        if a.cleanup:
+            return _cleanup()
+        return body()
+    except (Unavailable, *bad_input) as e:
+        _log(f"netns-sim {command}: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _log("interrupted: everything this run created was removed")
+        return 130
+    except RuntimeError as e:
+        _log(f"failed: {e}\n(everything this run created was removed)")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def calibrate_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="netns-sim calibrate",
                                 description="Measure real namespace setups and fit a cost profile to them.")
@@ -88,10 +110,8 @@ def calibrate_main(argv: list[str] | None = None) -> int:
                    help="setups the fit uses; the others are predicted (held out)")
     _measure_args(p)
     a = p.parse_args(argv)
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        if a.cleanup:
-            return _cleanup()
+
+    def body() -> int:
         check_environment()
         prior = load_profile(a.prior)
         record = run_measurements(a)
@@ -117,17 +137,8 @@ def calibrate_main(argv: list[str] | None = None) -> int:
             print(f"  {k}: {v}")
         print(f"wrote {a.out} and {side}")
         return 0
-    except Unavailable as e:
-        _log(f"netns-sim calibrate: {e}")
-        return 2
-    except KeyboardInterrupt:
-        _log("interrupted: everything this run created was removed")
-        return 130
-    except RuntimeError as e:
-        _log(f"failed: {e}\n(everything this run created was removed)")
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, old)
+
+    return _guarded("calibrate", a, body)
 
 
 def validate_main(argv: list[str] | None = None) -> int:
@@ -139,10 +150,8 @@ def validate_main(argv: list[str] | None = None) -> int:
     p.add_argument("--measure", action="store_true", help="measure now even if the profile carries measurements")
     _measure_args(p)
     a = p.parse_args(argv)
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        if a.cleanup:
-            return _cleanup()
+
+    def body() -> int:
         profile = load_profile(a.profile or "default")
         record = profile_io.read_calibration(a.profile) if a.profile else {}
         if a.measure or not record.get("summary"):
@@ -165,20 +174,8 @@ def validate_main(argv: list[str] | None = None) -> int:
             for k, v in record["skipped"].items():
                 print(f"not measured: {k} ({v})")
         return 0
-    except Unavailable as e:
-        _log(f"netns-sim validate-real: {e}")
-        return 2
-    except (FileNotFoundError, ValueError) as e:
-        _log(f"netns-sim validate-real: {e}")
-        return 2
-    except KeyboardInterrupt:
-        _log("interrupted: everything this run created was removed")
-        return 130
-    except RuntimeError as e:
-        _log(f"failed: {e}\n(everything this run created was removed)")
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, old)
+
+    return _guarded("validate-real", a, body, bad_input=(FileNotFoundError, ValueError))
 
 
 def _cleanup() -> int:
