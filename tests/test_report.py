@@ -44,15 +44,20 @@ def _run(*args, timeout=300):
     return p
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report")
-    scen = tmp / "small.yaml"
-    scen.write_text(yaml.safe_dump({
+def _small_scenario(path):
+    """A shortened default scenario (1 and 10 namespaces, 5 ms) written to `path`."""
+    path.write_text(yaml.safe_dump({
         "extends": str(ROOT / "scenarios" / "rfc2006-schemes.yaml"), "name": "small",
         "run": {"duration_ns": 5.0e6, "warmup_ns": 1.0e6},
         "memory_namespace_counts": [1, 100, 1000, 10000],
         "compare": {"hosts.*.namespaces": [1, 10]}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    scen = _small_scenario(tmp / "small.yaml")
     res = tmp / "res"
     _run("run", str(scen), "--out", str(res), "--quiet")
     out = tmp / "rep" / "review.html"
@@ -324,12 +329,7 @@ def test_directory_of_runs_compares_the_varied_parameter(report, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     shutil.copytree(base, runs / "cores2-seed1", ignore=shutil.ignore_patterns("review*", "report*"))
-    scen = tmp_path / "tiny.yaml"
-    scen.write_text(yaml.safe_dump({
-        "extends": str(ROOT / "scenarios" / "rfc2006-schemes.yaml"), "name": "small",
-        "run": {"duration_ns": 5.0e6, "warmup_ns": 1.0e6},
-        "memory_namespace_counts": [1, 100, 1000, 10000],
-        "compare": {"hosts.*.namespaces": [1, 10]}}))
+    scen = _small_scenario(tmp_path / "tiny.yaml")
     _run("run", str(scen), "--out", str(runs / "cores2-seed2"), "--quiet", "--seed", "2")
     _run("run", str(scen), "--out", str(runs / "cores4-seed1"), "--quiet", "--set", "hosts.*.cores=4")
     out = tmp_path / "multi.html"

@@ -48,6 +48,15 @@ def small(tmp_path):
     return p
 
 
+def _run_local(spec, out: Path, jobs: int):
+    """Run sweep `spec` into `out` on a local pool of `jobs` workers, closing the pool."""
+    ex = LocalExecutor(jobs)
+    try:
+        return run_sweep(spec, out, ex)
+    finally:
+        ex.close()
+
+
 def _packets(out: Path) -> pd.DataFrame:
     t = Store(out).dataset().to_table().to_pandas()
     return t.sort_values(["point_key", "packet_id"]).reset_index(drop=True)
@@ -126,11 +135,7 @@ def test_local_pool_and_inprocess_dask_give_the_same_results(small, tmp_path):
 
 
 def test_real_dask_scheduler_and_worker_subprocesses(small, tmp_path):
-    ex = LocalExecutor(1)
-    try:
-        run_sweep(small, tmp_path / "local", ex)
-    finally:
-        ex.close()
+    _run_local(small, tmp_path / "local", jobs=1)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     sched_file = tmp_path / "scheduler.json"
     procs = []
@@ -257,11 +262,7 @@ def test_t_quantiles_and_ci():
 
 
 def test_latency_percentiles_scanned_from_the_dataset_match_pandas(small, tmp_path):
-    ex = LocalExecutor(2)
-    try:
-        run_sweep(small, tmp_path / "out", ex)
-    finally:
-        ex.close()
+    _run_local(small, tmp_path / "out", jobs=2)
     store = Store(tmp_path / "out")
     scan = aggregate.latency_percentiles(store, (0.5, 0.99)).set_index("point_key")
     assert len(scan) == 8 and set(scan["hosts.*.scheme"]) == {"host", "l2-routed"}
