@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCENARIO ?= scenarios/rfc2006-schemes.yaml
 OUT ?= results/rfc2006-schemes
 
-.PHONY: run test venv bench clean
+.PHONY: run test validate-real venv bench clean
 
 $(BIN)/.stamp-run: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: $(BIN)/.stamp-run
 
 test: $(BIN)/.stamp-test
 	$(BIN)/python -m pytest -q
+
+# Real-kernel timing checks (root, iproute2): never part of `make test`, whose results must
+# not depend on how loaded the machine is.
+validate-real: $(BIN)/.stamp-test
+	$(BIN)/python -m pytest -q -m kernel_timing tests/test_calibrate_real.py
 
 bench: $(BIN)/.stamp-test
 	$(BIN)/python bench/engine.py

@@ -38,7 +38,8 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rate", action="store_true", help="skip the packet-rate floods")
     p.add_argument("--pin", choices=["same", "split", "none"], default="same",
                    help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1, or unpinned")
-    p.add_argument("--cleanup", action="store_true", help="only remove leftovers (nsim-*) of a killed run, then exit")
+    p.add_argument("--cleanup", action="store_true", help="only remove leftovers (nsim-*) of runs whose process is gone "
+                   "(live runs are left alone), then exit")
 
 
 def _config(a) -> Config:
@@ -186,6 +187,7 @@ def _cleanup() -> int:
         return 2
     done = cleanup_leftovers()
     print(f"removed {len(done['namespaces'])} namespace(s) and {len(done['root_links'])} root link(s)"
+          + (f"; left {len(done['live'])} live run(s) alone ({', '.join(done['live'])})" if done["live"] else "")
           + (f"; could not remove {done['failed']}" if done["failed"] else ""))
     return 1 if done["failed"] else 0
 

@@ -10,8 +10,10 @@ Contract:
   namespaces.
 - `Lab` is a context manager: on normal exit, on any exception and on KeyboardInterrupt it
   stops the processes it started (by pid) and deletes its namespaces (which destroys every
-  link in them).  `cleanup_leftovers()` does the same for every ``nsim-`` namespace, for a
-  run that was killed before it could clean up (``--cleanup``).
+  link in them).  A `Lab` holds its run id's lock (`sim.calibrate.runlock`) while it lives,
+  so two runs at once never share a name.  `cleanup_leftovers()` removes the namespaces of
+  runs whose process is gone (a run killed before it could clean up, ``--cleanup``); the
+  namespaces of live runs (another calibration or test going on) are left alone.
 - `check_environment()` raises `Unavailable` (a plain message, no traceback wanted) when
   not root or when ``ip`` is missing.
 """
@@ -19,11 +21,12 @@ Contract:
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import time
+
+from sim.calibrate import runlock
 
 PREFIX = "nsim-"
 SUBNET = "10.251.0.0/16"
@@ -94,14 +97,28 @@ def delete_namespaces(names: list[str]) -> list[str]:
     return failed
 
 
+def run_id_of(ns: str) -> str:
+    """``nsim-<run id>-<tag>`` -> run id."""
+    return ns[len(PREFIX):].split("-", 1)[0]
+
+
 def cleanup_leftovers() -> dict:
-    """Remove every ``nsim-`` namespace and root-namespace ``nsim`` link (from a killed run)."""
-    names = list_namespaces()
+    """Remove the ``nsim-`` namespaces (and any root-namespace ``nsim<id>`` link) of every run
+    whose process is gone; live runs are skipped and listed under ``live``."""
+    by_run: dict[str, list[str]] = {}
+    for ns in list_namespaces():
+        by_run.setdefault(run_id_of(ns), []).append(ns)
+    dead = {rid: names for rid, names in by_run.items() if not runlock.is_alive(rid)}
+    names = [ns for group in dead.values() for ns in group]
     failed = delete_namespaces(names)
-    links = root_links()
+    links = [link for link in root_links() if any(link.startswith(f"nsim{rid}") for rid in dead)]
     for link in links:
         sh(["ip", "link", "del", link], check=False)
-    return {"namespaces": names, "failed": failed, "root_links": links}
+    for rid in dead:
+        if not any(run_id_of(ns) == rid for ns in failed):
+            runlock.forget(rid)
+    return {"namespaces": names, "failed": failed, "root_links": links,
+            "live": sorted(set(by_run) - set(dead))}
 
 
 class Lab:
@@ -109,7 +126,8 @@ class Lab:
 
     def __init__(self, run_id: str | None = None) -> None:
         check_environment()
-        self.run_id = run_id or secrets.token_hex(2)
+        self._lock = runlock.RunLock.claim(run_id)
+        self.run_id = self._lock.run_id
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self._subnet = 0
@@ -213,6 +231,8 @@ class Lab:
                 pass
         failed = delete_namespaces(list(self.namespaces))
         self.namespaces = []
+        if not failed:
+            self._lock.release()
         return failed
 
     def __enter__(self) -> "Lab":
