@@ -1,9 +1,12 @@
 """Read one result directory, or a directory of several runs, into frames.
 
-Contract: `load(path) -> Results`.  ``path`` is either a result directory written by
-``netns-sim run`` (it holds ``summary.csv``) or a directory whose immediate subdirectories
-are result directories (a sweep, several seeds, ...).  Only the files of the result
-directory format are read (README "Result directory"); simulation objects never are.
+Contract: `load(path) -> Results`.  ``path`` is either a result directory — written by
+``netns-sim run`` or ``netns-sim sweep``, which share one layout (`sim.sweep.runner`):
+``sweep.json``, ``points.csv``, ``memory.csv``, ``cores.csv``, ``flows.csv``,
+``metadata.json``, ``scenario.resolved.yaml`` and the hive-partitioned ``packets/`` dataset —
+or a directory whose immediate subdirectories are result directories (several seeds,
+parameters varied by hand, ...).  Only the files of the layout are read (README "Result
+directory"); simulation objects never are.
 
 Every frame gets a ``run_dir`` column (the result directory's name) so run ids from
 different runs never collide.  `Results.factors` lists the columns that vary between
@@ -23,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import yaml
 
-ID_COLUMNS = ("run_id", "scenario", "variant", "seed", "replication")
-TABLES = ("summary.csv", "memory.csv", "cores.csv", "flows.csv")
+TABLES = ("points.csv", "memory.csv", "cores.csv", "flows.csv")
+PACKET_ID_COLUMNS = ["run_id", "replication", "seed", "scheme", "trip", "t_sent_ns", "status"]
 
 
 @dataclass
@@ -66,41 +68,40 @@ class Results:
         return len(self.runs) > 1
 
     def packet_columns(self) -> list[str]:
-        """Column names of the packet records (from the first file's schema)."""
-        f = next((r.path / "packets.parquet" for r in self.runs if (r.path / "packets.parquet").is_file()), None)
-        return pq.read_schema(f).names if f else []
+        """Column names of the packet records (swept keys included)."""
+        return _dataset(self.runs[0].path).schema.names if self.runs else []
 
     def packets(self, columns: list[str] | None = None, after_warmup: bool = True) -> pd.DataFrame:
-        """packets.parquet of every run (with ``run_dir`` and the factor columns).
+        """The packet records of every run (with ``run_dir`` and the factor columns).
 
         With ``after_warmup`` only packets sent at or after ``run.warmup_ns`` are kept — the
-        same population as summary.csv.  ``columns`` limits what is read (memory)."""
+        same population as points.csv.  ``columns`` limits what is read (memory)."""
         frames = []
         for r in self.runs:
-            f = r.path / "packets.parquet"
-            if not f.exists():
-                continue
-            names = pq.read_schema(f).names
+            data = _dataset(r.path)
+            names = data.schema.names
             want = None
             if columns is not None:
-                base = ["run_id", "replication", "seed", "scheme", "trip", "t_sent_ns", "status"]
-                want = [c for c in dict.fromkeys(base + [c for c in self.factors if c in names] + list(columns))
-                        if c in names]
-            df = pd.read_parquet(f, columns=want)
+                want = [c for c in dict.fromkeys(PACKET_ID_COLUMNS + self.factors + list(columns)) if c in names]
+            df = data.to_table(columns=want).to_pandas()
+            for f in self.factors:                  # partition values come back as text or dictionary
+                if f in df.columns and f in self.summary.columns:
+                    df[f] = df[f].astype(str).astype(self.summary[f].dtype)
             if after_warmup:
                 df = df[df["t_sent_ns"] >= r.warmup_ns]
             df = df.assign(run_dir=r.name)
             frames.append(_add_run_factors(df, r, self))
         if not frames:
-            raise FileNotFoundError(f"no packets.parquet under {self.path}")
+            raise FileNotFoundError(f"no packets under {self.path}")
         return pd.concat(frames, ignore_index=True)
 
 
+def _dataset(path: Path):
+    import pyarrow.dataset as ds
+    return ds.dataset(path / "packets", format="parquet", partitioning="hive", exclude_invalid_files=True)
+
+
 def _is_result_dir(p: Path) -> bool:
-    return (p / "summary.csv").is_file() and not _is_sweep_dir(p)
-
-
-def _is_sweep_dir(p: Path) -> bool:
     return (p / "sweep.json").is_file() and (p / "points.csv").is_file()
 
 
@@ -149,16 +150,15 @@ def _add_run_factors(df: pd.DataFrame, run: RunDir, res: "Results | None") -> pd
 
 
 def load(path: str | Path) -> Results:
-    """Load a result directory, a directory of result directories, or a sweep directory."""
+    """Load a result directory or a directory of result directories."""
     path = Path(path)
-    if _is_sweep_dir(path):
-        return load_sweep(path)
     if _is_result_dir(path):
         runs = [_read_run(path)]
     elif path.is_dir():
         runs = [_read_run(p) for p in sorted(path.iterdir()) if p.is_dir() and _is_result_dir(p)]
         if not runs:
-            raise FileNotFoundError(f"{path}: neither a result directory (no summary.csv) nor a directory of them")
+            raise FileNotFoundError(f"{path}: neither a result directory (no sweep.json and points.csv) "
+                                    f"nor a directory of them")
     else:
         raise FileNotFoundError(f"{path}: no such directory")
     varied = varied_keys(runs)
@@ -175,83 +175,12 @@ def load(path: str | Path) -> Results:
             f = r.path / t
             if f.is_file():
                 df = pd.read_csv(f, keep_default_na=True)
-                df = df.assign(run_dir=r.name)
+                df = df.assign(run_dir=r.name, scenario=r.metadata.get("scenario", ""))
                 frames[t].append(_add_run_factors(df, r, holder))
-    # columns between the id columns and the table's own columns are compare: factors
-    for df in frames["summary.csv"]:
-        cols = list(df.columns)
-        if "scheme" in cols and "replication" in cols:
-            for c in cols[cols.index("replication") + 1:cols.index("scheme")]:
-                if c not in factors:
-                    factors.append(c)
     factors += [k for k in holder._run_factor_values if k not in factors]
     cat = {t: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for t, v in frames.items()}
-    holder.summary, holder.memory, holder.cores, holder.flows = (cat["summary.csv"], cat["memory.csv"],
-                                                                 cat["cores.csv"], cat["flows.csv"])
+    points = cat["points.csv"]
+    holder.summary = points[points["metric"] != "memory_bytes"].reset_index(drop=True) if len(points) else points
+    holder.memory, holder.cores, holder.flows = cat["memory.csv"], cat["cores.csv"], cat["flows.csv"]
     holder.factors = factors
     return holder
-
-
-# -- a `netns-sim sweep` directory ----------------------------------------------------------
-
-class SweepResults(Results):
-    """A sweep directory (sim/sweep/store.py layout) seen as one run with replications.
-
-    summary = ``points.csv`` (every run's tidy summary rows; ``run_id`` = ``point_key``);
-    factors = the swept keys of ``sweep.json``; memory = the ``memory_bytes`` rows (one
-    structure, ``total``, at each host's own namespace count); packets = the hive-partitioned
-    ``packets/`` dataset; the resolved scenario = the first point's configuration."""
-
-    def packets(self, columns=None, after_warmup=True):
-        import pyarrow.dataset as ds
-        data = ds.dataset(self.path / "packets", format="parquet", partitioning="hive")
-        names = data.schema.names
-        want = None
-        if columns is not None:
-            base = ["point_key", "replication", "seed", "scheme", "trip", "t_sent_ns", "status"]
-            want = [c for c in dict.fromkeys(base + self.factors + list(columns)) if c in names]
-        df = data.to_table(columns=want).to_pandas()
-        for f in self.factors:                    # partition values come back as text or dictionary
-            if f in df.columns and f in self.summary.columns:
-                df[f] = df[f].astype(str).astype(self.summary[f].dtype)
-        if after_warmup:
-            df = df[df["t_sent_ns"] >= self.runs[0].warmup_ns]
-        return df.assign(run_dir=self.path.name, run_id=df["point_key"]).reset_index(drop=True)
-
-    def packet_columns(self):
-        import pyarrow.dataset as ds
-        return ds.dataset(self.path / "packets", format="parquet", partitioning="hive").schema.names
-
-
-def load_sweep(path: Path) -> Results:
-    import ast
-    sweep = json.loads((path / "sweep.json").read_text())
-    factors = list(sweep.get("factors", []))
-    pts = pd.read_csv(path / "points.csv")
-    pts = pts.assign(run_dir=path.name, run_id=pts["point_key"], scenario=sweep.get("scenario", ""))
-    resolved = {}
-    markers = sorted((path / "points").glob("*.json"))
-    if markers:
-        cfg = json.loads(markers[0].read_text()).get("config")
-        try:
-            resolved = ast.literal_eval(cfg) if isinstance(cfg, str) else (cfg or {})
-        except (ValueError, SyntaxError):
-            resolved = {}
-    resolved.setdefault("description", sweep.get("description", ""))
-    meta = {"scenario": sweep.get("scenario"), "scenario_file": sweep.get("scenario_file"),
-            "description": resolved.get("description", ""), "factors": factors,
-            "seed": int(pts["seed"].iloc[0]) if len(pts) else None, **{k: v for k, v in sweep.items()
-                                                                    if k in ("git", "packages", "sim_version")}}
-    run = RunDir(path, meta, resolved, yaml.safe_dump(resolved, sort_keys=False))
-    summary = pts[pts["metric"] != "memory_bytes"].reset_index(drop=True)
-    mem = pts[pts["metric"] == "memory_bytes"]
-    ns_factor = next((f for f in factors if f.rsplit(".", 1)[-1] == "namespaces"), None)
-    hosts = {h.get("name"): h for h in resolved.get("hosts", [])}
-    memory = pd.DataFrame({
-        "run_id": mem["run_id"], "run_dir": path.name, "replication": mem["replication"], "scheme": mem["scheme"],
-        **{f: mem[f] for f in factors},
-        "namespaces": mem[ns_factor] if ns_factor else [hosts.get(h, {}).get("namespaces", 1) for h in mem["host"]],
-        "structure": "total (per host)", "bytes": mem["value"]})
-    res = SweepResults(path, [run], summary, memory.reset_index(drop=True), pd.DataFrame(), pd.DataFrame(), factors)
-    res._run_factor_values = {}
-    return res

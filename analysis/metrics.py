@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.load import Results
-from analysis.stats import aggregate
+from sim.stats import aggregate
 
 
 def keys(res: Results, *extra: str) -> list[str]:

@@ -6,7 +6,7 @@ Run:  make bench                      (= .venv/bin/python bench/engine.py)
 
 (a) The 5-hop store-and-forward chain at 70 % load: Poisson arrivals of 1000-byte
     packets over 5 links of 1 Gb/s with 1000 ns propagation each (4 switches between
-    hosts ``a`` and ``b``).  The same chain is run by netns-sim (`sim.run.simulate`),
+    hosts ``a`` and ``b``).  The same chain is run by netns-sim (`sim.simulate.simulate`),
     ns.py and plain simpy (`bench/baselines.py`).  netns-sim also models the two hosts'
     stack passes (a send pass on ``a``, a receive pass on ``b``), so it does strictly
     more modelling work per packet than the baselines.
@@ -14,7 +14,7 @@ Run:  make bench                      (= .venv/bin/python bench/engine.py)
     wall time covers model construction and the run, not post-processing.
     Memory: a separate run per simulator under tracemalloc, peak traced bytes divided by
     delivered packets.  netns-sim is measured twice: simulate() only (compact columnar
-    records) and simulate()+collect() (the full per-packet DataFrame).
+    records) and simulate()+Results.packets (the full per-packet DataFrame).
     Ratios: netns-sim pkts/s / ns.py pkts/s (target >= 3) and netns-sim bytes/packet /
     ns.py bytes/packet (target <= 0.5).
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.baselines import (chain_theory_latency_s, peak_memory_per_packet,  # noqa: E402
                              run_nspy_chain, run_simpy_chain)
 from sim.records import DELIVERED, STAGE_COLUMNS  # noqa: E402
-from sim.run import collect, simulate  # noqa: E402
+from sim.simulate import simulate  # noqa: E402
 from sim.scenario import Scenario  # noqa: E402
 from sim.units import pps_from_load  # noqa: E402
 
@@ -109,21 +109,21 @@ def model_summary(model, wall_s: float) -> dict:
 def run_ours_chain(n_packets: int, **chain) -> dict:
     """netns-sim, simulate() only; wall time includes validation and model construction."""
     t0 = time.perf_counter()
-    model = simulate(chain_scenario(n_packets, **chain))
-    return model_summary(model, time.perf_counter() - t0)
+    res = simulate(chain_scenario(n_packets, **chain))
+    return model_summary(res.model, time.perf_counter() - t0)
 
 
 def mem_ours_simulate(n_packets: int, **chain) -> dict:
     """netns-sim, simulate() only, for a memory run: no per-packet work after the run."""
-    model = simulate(chain_scenario(n_packets, **chain))
-    return {"delivered": model.recorder.status.count(DELIVERED)}
+    res = simulate(chain_scenario(n_packets, **chain))
+    return {"delivered": res.model.recorder.status.count(DELIVERED)}
 
 
 def mem_ours_collect(n_packets: int, **chain) -> dict:
-    """netns-sim, simulate() then collect() (the full per-packet DataFrame), for a memory run."""
-    model = simulate(chain_scenario(n_packets, **chain))
-    collect(model)
-    return {"delivered": model.recorder.status.count(DELIVERED)}
+    """netns-sim, simulate() then Results.packets (the full per-packet DataFrame), for a memory run."""
+    res = simulate(chain_scenario(n_packets, **chain))
+    res.packets
+    return {"delivered": res.model.recorder.status.count(DELIVERED)}
 
 
 RUNNERS = {"netns-sim": run_ours_chain, "ns.py": run_nspy_chain, "simpy": run_simpy_chain}
@@ -219,7 +219,7 @@ def l2_scenario(n_packets: int, total_pps: float, namespaces: int = 100, cores: 
 
 def probe_cpu_ns() -> float:
     """CPU ns of one wire->ns packet: mean of the stage-cost sum over an unloaded 1,000-packet run."""
-    pk = collect(simulate(l2_scenario(1000, total_pps=1000.0))).packets
+    pk = simulate(l2_scenario(1000, total_pps=1000.0)).packets
     return float(pk[list(STAGE_COLUMNS)].sum(axis=1).mean())
 
 
@@ -228,9 +228,8 @@ def run_l2(n_packets: int, target_util: float = 0.5, cores: int = 2) -> None:
     capacity_pps = cores * 1e9 / cpu_ns
     rate = target_util * capacity_pps
     t0 = time.perf_counter()
-    model = simulate(l2_scenario(n_packets, rate, cores=cores))
+    res = simulate(l2_scenario(n_packets, rate, cores=cores))
     wall = time.perf_counter() - t0
-    res = collect(model)
     pk = res.packets
     ok = pk["status"] == "delivered"
     lat_us = pk.loc[ok, "latency_ns"].to_numpy() / 1e3
@@ -243,7 +242,7 @@ def run_l2(n_packets: int, target_util: float = 0.5, cores: int = 2) -> None:
     print(f"    probe (1,000 packets, unloaded): CPU per packet {cpu_ns:.0f} ns -> capacity "
           f"{capacity_pps:,.0f} pps on {cores} cores; offered {rate:,.0f} pps ({target_util:.0%})")
     print(f"    delivered {delivered:,} (dropped {int((pk['status'] == 'dropped').sum()):,}) in {wall:.2f} s "
-          f"-> {delivered / wall:,.0f} delivered/wall-s; events/pkt {model.engine.events / n_packets:.2f}")
+          f"-> {delivered / wall:,.0f} delivered/wall-s; events/pkt {res.stats['events'] / n_packets:.2f}")
     print(f"    latency p50 {np.percentile(lat_us, 50):.3f} us, p99 {np.percentile(lat_us, 99):.3f} us; "
           f"utilisation (busy_ns / simulated span {span_ns / 1e6:.1f} ms) per core: "
           + ", ".join(f"{u:.3f}" for u in util))

@@ -85,7 +85,7 @@ def measure(name: str, scenario: dict | Path) -> dict:
 
 def events_per_packet() -> None:
     """Engine events per packet for every scheme and trip, from short unloaded runs."""
-    from sim.run import run
+    from sim.simulate import simulate
     from sim.schemes import builtin_registry
     trips = {"wire_to_ns": ("h1:wire", "h1:ns1"), "ns_to_wire": ("h1:ns0", "h1:wire"),
              "ns_to_ns": ("h1:ns0", "h1:ns1"), "ns_to_remote_ns": ("h1:ns0", "h2:ns1"),
@@ -100,7 +100,7 @@ def events_per_packet() -> None:
                   "groups": [{"name": "g", "members": ["h1:ns0", "h1:ns1", "h1:ns2", "h1:ns3"]}],
                   "flows": [{"kind": "constant", "src": src, "dst": dst, "rate_pps": 1000}],
                   "run": {"duration_ns": 1e8, "max_packets": 50}}
-            r = run(sc)
+            r = simulate(sc)
             cells.append(f"{(r.stats['events'] - 1) / r.stats['generated']:>17.2f}")
         print(f"  {scheme:<22}" + "".join(cells))
 

@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
     from sim.sweep.executors import LocalExecutor
-    from sim.sweep.runner import run_sweep
+    from sim.sweep.runner import run_study
     from sim.sweep.spec import expand
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bench-sweep.yaml"
@@ -50,7 +50,7 @@ def main() -> None:
             t0 = time.perf_counter()
             ex = LocalExecutor(jobs)
             try:
-                r = run_sweep(path, Path(d) / f"out-{jobs}", ex, expanded=exp)
+                r = run_study(exp, Path(d) / f"out-{jobs}", ex)
             finally:
                 ex.close()
             wall = time.perf_counter() - t0

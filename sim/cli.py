@@ -10,30 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
-import socket
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import pandas as pd
-
 import sim
-from sim import matrix
-from sim.loader import Document, Loaded, ScenarioError, Variant, expand, load, read_document
-from sim.model import Model
+from sim.loader import Document, ScenarioError, expand, load, read_document
 from sim.results_io import ResultDir, TargetExists
-from sim.run import collect
-from sim.summary import Summarizer
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-PROGRESS_CHUNKS = 50
-PACKAGES = ("simpy", "networkx", "numpy", "pandas", "pyarrow", "pydantic", "PyYAML", "rich")
 
 
 class Interrupted(BaseException):
@@ -50,60 +36,42 @@ def _err(msg: str) -> None:
 
 # -- run ----------------------------------------------------------------------------------
 
-def _factor_columns(loaded: Loaded, v: Variant) -> dict:
-    return {f.name: matrix.column_value(v.cell.levels[f.name]) for f in loaded.factors}
+def _label(levels: dict, point_id: str) -> str:
+    """``p00003-r0 scheme=vnic namespaces=10``: factor names shortened to their last key."""
+    return " ".join([point_id] + [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in levels.items()])
 
 
-def _label(v: Variant) -> str:
-    """``v3 scheme=vnic namespaces=10``: factor names shortened to their last key."""
-    return " ".join([v.id] + [f"{k.rsplit('.', 1)[-1]}={matrix.column_value(x)}" for k, x in v.cell.levels.items()])
+class _RunProgress:
+    """Two bars on a terminal: variants done, and simulated time of the current one."""
 
+    def __init__(self, points) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        self.points = points
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[what]}"),
+                            TimeElapsedColumn(), transient=False)
+        self.overall = self.task = None
+        self.current = -1
 
-def simulate_variant(v: Variant, progress=None, task=None, on_packets=None):
-    """Run one variant in chunks of simulated time (for the progress bar); returns Results.
+    # the runner's progress interface (sim.sweep.progress)
+    def start(self, total: int, skipped: int) -> None:
+        self.bar.start()
+        self.overall = self.bar.add_task("variants", total=total, what="")
+        self.task = self.bar.add_task("", total=1, what="")
 
-    With `on_packets`, packet records are handed over in chunks during the run (memory stays
-    flat) and the returned Results hold no packets."""
-    model = Model(v.scenario, registry=v.registry, profile=v.profile, record_sink=on_packets)
-    t0 = time.perf_counter()
-    until = v.scenario.run.duration_ns
-    if hasattr(model, "advance"):
-        model.start()
-        for k in range(1, PROGRESS_CHUNKS + 1):
-            model.advance(until * k / PROGRESS_CHUNKS)
-            if progress is not None:
-                progress.update(task, completed=model.engine.now / 1e6,
-                                what=f"{model.engine.now / 1e6:.2f}/{until / 1e6:.2f} ms simulated, "
-                                     f"{model.generated} packets")
-        model.finish()
-    else:                                      # core without the chunked API
-        model.run()
-    model.wall_s = time.perf_counter() - t0
-    return collect(model)
+    def update(self, done: int, running: int, failed: int) -> None:
+        self.bar.update(self.overall, completed=done + failed, what=f"{done + failed}/{len(self.points)} done")
 
+    def stop(self) -> None:
+        self.bar.stop()
 
-def _git_commit() -> dict:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        if head.returncode == 0:
-            return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"commit": None, "dirty": None}
-
-
-def _versions() -> dict:
-    out = {}
-    for p in PACKAGES:
-        try:
-            out[p] = importlib_metadata.version(p)
-        except importlib_metadata.PackageNotFoundError:
-            out[p] = None
-    return out
+    # InlineExecutor's per-point callback
+    def point(self, index: int, now_ns: float, until_ns: float, packets: int) -> None:
+        if index != self.current:
+            self.current = index
+            p = self.points[index]
+            self.bar.reset(self.task, total=until_ns / 1e6, description=_label(p.levels, p.id)[:70], what="")
+        self.bar.update(self.task, completed=now_ns / 1e6,
+                        what=f"{now_ns / 1e6:.2f}/{until_ns / 1e6:.2f} ms simulated, {packets} packets")
 
 
 def _refuse_sweep(doc: Document) -> str:
@@ -113,110 +81,47 @@ def _refuse_sweep(doc: Document) -> str:
 
 
 def cmd_run(args) -> int:
+    """Every variant of the ``compare:`` grid, once, in this process: a one-replication study
+    (`sim.sweep.runner.run_study`) written into a temporary directory renamed into place."""
+    from sim.sweep.executors import InlineExecutor
+    from sim.sweep.runner import run_study
+    from sim.sweep.spec import SweepError, expand_document
     try:
         doc = read_document(args.scenario, args.set or [], seed=args.seed)
         if doc.sweep is not None:
             _err(_refuse_sweep(doc))
             return EXIT_BAD_INPUT
-        loaded = expand(doc)
-    except ScenarioError as e:
+        exp = expand_document(doc, partial=False)
+    except (ScenarioError, SweepError) as e:
         _err(str(e))
         return EXIT_BAD_INPUT
-    out = Path(args.out) if args.out else Path("results") / loaded.name
+    out = Path(args.out) if args.out else Path("results") / exp.name
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rd = ResultDir(out, force=args.force)
     except TargetExists as e:
         _err(f"error: {e}")
         return EXIT_BAD_INPUT
-    show = not args.quiet and sys.stderr.isatty()
-    started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    runs = []
-    total_rows = 0
     try:
         with rd:
-            progress = task = overall = None
-            if show:
-                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-                progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                    TextColumn("{task.fields[what]}"), TimeElapsedColumn(), transient=False)
-                progress.start()
-                overall = progress.add_task("variants", total=len(loaded.variants), what="")
-                task = progress.add_task("", total=1, what="")
-            try:
-                for i, v in enumerate(loaded.variants):
-                    if progress is not None:
-                        progress.update(overall, completed=i, what=f"{i}/{len(loaded.variants)} done")
-                        progress.reset(task, total=v.scenario.run.duration_ns / 1e6, description=_label(v)[:70],
-                                       what="")
-                    tag = _tagger(loaded, v)
-                    summary = Summarizer(v.scenario.run.warmup_ns, v.scenario.run.duration_ns)
-
-                    def on_packets(chunk, tag=tag, summary=summary):
-                        rd.add_packets(tag(chunk))
-                        summary.add(chunk)
-                    res = simulate_variant(v, progress, task, on_packets)
-                    runs.append(_write_variant(rd, v, res, tag, summary))
-                    total_rows += res.stats["records"]
-            finally:
-                if progress is not None:
-                    progress.update(overall, completed=len(runs), what=f"{len(runs)}/{len(loaded.variants)} done")
-                    progress.stop()
-            rd.write_text("scenario.resolved.yaml", loaded.resolved_yaml())
-            rd.write_json("metadata.json", {
-                "scenario": loaded.name,
-                "scenario_file": loaded.path,
-                "description": loaded.document.get("description", ""),
-                "seed": loaded.variants[0].scenario.run.seed,
-                "replication": loaded.variants[0].scenario.run.replication,
-                "variants": runs,
-                "factors": [f.name for f in loaded.factors],
-                "sim_version": sim.__version__,
-                "git": _git_commit(),
-                "packages": _versions(),
-                "python": sys.version.split()[0],
-                "platform": platform.platform(),
-                "hostname": socket.gethostname(),
-                "command": [Path(sys.argv[0]).name] + sys.argv[1:],
-                "cwd": os.getcwd(),
-                "started_utc": started.isoformat(),
-                "wall_s": round(time.perf_counter() - t0, 3),
-            })
+            progress = _RunProgress(exp.points) if not args.quiet and sys.stderr.isatty() else None
+            executor = InlineExecutor(on_progress=progress.point if progress else None)
+            report = run_study(exp, rd.tmp, executor, progress=progress)
+            if report.failed:
+                for f in report.failed:
+                    _err(f"variant {f.get('id')} ({_label(f.get('levels') or {}, '')}) failed:\n"
+                         f"{f.get('traceback') or f['error']}")
+                _err(f"the simulation failed: nothing written to {out}")
+                return EXIT_FAILED
             rd.commit()
     except (KeyboardInterrupt, Interrupted):
         _err(f"interrupted: nothing written to {out}")
         return EXIT_INTERRUPTED
     if not args.quiet:
-        print(f"wrote {out}: {len(loaded.variants)} variant(s), {total_rows} packet rows, "
+        print(f"wrote {out}: {len(exp.points)} variant(s), {report.records} packet rows, "
               f"{time.perf_counter() - t0:.1f} s")
     return EXIT_OK
-
-
-def _tagger(loaded: Loaded, v: Variant):
-    """A function that prefixes a frame with the variant's identity columns."""
-    run = v.scenario.run
-    ident = {"run_id": f"{v.id}-seed{run.seed}-rep{run.replication}", "scenario": loaded.name, "variant": v.id,
-             "seed": run.seed, "replication": run.replication, **_factor_columns(loaded, v)}
-
-    def tag(df: pd.DataFrame) -> pd.DataFrame:
-        front = pd.DataFrame({k: [val] * len(df) for k, val in ident.items()}, index=df.index)
-        return pd.concat([front, df], axis=1)
-    tag.ident = ident
-    return tag
-
-
-def _write_variant(rd: ResultDir, v: Variant, res, tag, summary: Summarizer) -> dict:
-    """Write one variant's tables (its packets were streamed during the run)."""
-    run = v.scenario.run
-    rd.add_table("summary.csv", tag(summary.table(res.cores)))
-    rd.add_table("memory.csv", tag(res.memory))
-    rd.add_table("cores.csv", tag(res.cores))
-    rd.add_table("flows.csv", tag(res.flows))
-    ident = tag.ident
-    factors = {k: val for k, val in ident.items() if k not in ("run_id", "scenario", "variant", "seed", "replication")}
-    return {"variant": v.id, "run_id": ident["run_id"], "factors": factors,
-            "seed": run.seed, "replication": run.replication, **{k: res.stats[k] for k in res.stats}}
 
 
 # -- validate -----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def make_profile(scenario: Scenario) -> CostProfile:
 
 
 class Model:
-    """Builds everything for `scenario` and runs it; see `sim.run.run` for the public call."""
+    """Builds everything for `scenario` and runs it; see `sim.simulate.simulate` for the public call."""
 
     def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
                  profile: CostProfile | None = None, record_sink=None, chunk_rows: int = 50_000) -> None:

@@ -9,21 +9,16 @@ the complete old result or the complete new one.  `abort()` (also on an exceptio
 ``.old-*`` whose process is gone) are cleaned when the next run for the same target starts;
 an ``.old-*`` left by a crash between the two renames is restored if the target is missing.
 
-Files (see the README for their columns): packets.parquet, summary.csv, memory.csv,
-cores.csv, flows.csv, scenario.resolved.yaml, metadata.json.
+What goes inside is the study layout of `sim.sweep.runner` (the same as a sweep
+directory); each file there is itself written and fsynced before the rename.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
 from pathlib import Path
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 
 class TargetExists(FileExistsError):
@@ -62,16 +57,6 @@ def clean_stale(target: Path) -> list[Path]:
     return touched
 
 
-def _arrow_table(df: pd.DataFrame) -> pa.Table:
-    """Categoricals as plain strings (cast inside Arrow, no Python objects), so every variant
-    and every chunk has the same Parquet schema."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type):
-            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
-    return table
-
-
 class ResultDir:
     def __init__(self, target: str | Path, force: bool = False) -> None:
         self.target = Path(target)
@@ -83,9 +68,6 @@ class ResultDir:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.target.parent / f".tmp-{self.target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
-        self._writer: pq.ParquetWriter | None = None
-        self._schema: pa.Schema | None = None
-        self._tables: dict[str, list[pd.DataFrame]] = {}
         self.done = False
 
     def __enter__(self) -> "ResultDir":
@@ -95,36 +77,9 @@ class ResultDir:
         if not self.done:
             self.abort()
 
-    # -- writing ------------------------------------------------------------------------
-    def add_packets(self, frame: pd.DataFrame) -> None:
-        """Append packet rows (a chunk of a variant) to packets.parquet as a row group."""
-        table = _arrow_table(frame)
-        if self._writer is None:      # all-null columns (no drops yet) are strings, not nulls
-            self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
-                                      for f in table.schema]).remove_metadata()
-            self._writer = pq.ParquetWriter(self.tmp / "packets.parquet", self._schema, compression="zstd")
-        self._writer.write_table(table.select(self._schema.names).cast(self._schema))
-
-    def add_table(self, name: str, frame: pd.DataFrame) -> None:
-        """Accumulate rows of a CSV table (written at commit)."""
-        self._tables.setdefault(name, []).append(frame)
-
-    def write_text(self, name: str, text: str) -> None:
-        (self.tmp / name).write_text(text)
-
-    def write_json(self, name: str, data: dict) -> None:
-        (self.tmp / name).write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-
     # -- ending -------------------------------------------------------------------------
     def commit(self) -> Path:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        for name, frames in self._tables.items():
-            pd.concat(frames, ignore_index=True).to_csv(self.tmp / name, index=False)
-        for f in self.tmp.iterdir():       # data on disk before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        """Rename the complete temporary directory into place (swapping out an old one)."""
         if self.target.exists():
             if not self.force:
                 raise TargetExists(f"{self.target} appeared while running; the result is left in {self.tmp}")
@@ -138,11 +93,5 @@ class ResultDir:
         return self.target
 
     def abort(self) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:
-                pass
-            self._writer = None
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.done = True

@@ -1,6 +1,6 @@
-"""Builders of small scenarios used across the core tests (plain dicts, validated by run())."""
+"""Builders of small scenarios used across the core tests (plain dicts, validated by simulate())."""
 
-from sim.run import run
+from sim.simulate import simulate
 from sim.schemes import builtin_registry
 
 SCHEMES = builtin_registry().names()
@@ -18,7 +18,7 @@ def unloaded_wire_to_ns(scheme, namespaces=1, packets=200):
     """Mean latency of a slow constant flow wire -> ns0 (no queueing)."""
     sc = one_host(scheme, namespaces, flows=[{"kind": "constant", "src": "h1:wire", "dst": "h1:ns0",
                                               "rate_pps": 10_000}], duration_ns=packets * 1e5)
-    return run(sc)
+    return simulate(sc)
 
 
 def delivered(df):

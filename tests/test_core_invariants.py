@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from sim.records import STAGE_COLUMNS
-from sim.run import run
+from sim.simulate import simulate
 from tests.scenarios_for_tests import SCHEMES
 
 
@@ -34,7 +34,7 @@ def every_trip(scheme, seed=1, duration_ns=3e6):
 
 @pytest.fixture(scope="module", params=SCHEMES)
 def loaded(request):
-    return run(every_trip(request.param))
+    return simulate(every_trip(request.param))
 
 
 def destinations(flow_name):
@@ -76,8 +76,8 @@ def test_drops_carry_a_reason_and_a_place(loaded):
 
 
 def test_same_seed_same_records_other_seed_different():
-    a = run(every_trip("l2-routed", seed=5, duration_ns=1e6)).packets
-    b = run(every_trip("l2-routed", seed=5, duration_ns=1e6)).packets
-    c = run(every_trip("l2-routed", seed=6, duration_ns=1e6)).packets
+    a = simulate(every_trip("l2-routed", seed=5, duration_ns=1e6)).packets
+    b = simulate(every_trip("l2-routed", seed=5, duration_ns=1e6)).packets
+    c = simulate(every_trip("l2-routed", seed=6, duration_ns=1e6)).packets
     pd.testing.assert_frame_equal(a, b)
     assert len(a) != len(c) or not a.t_sent_ns.equals(c.t_sent_ns)

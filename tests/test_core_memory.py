@@ -5,7 +5,7 @@ import pytest
 
 from sim.costs import load_profile
 from sim.memory import SOCKET_TABLES, memory_table
-from sim.run import run
+from sim.simulate import simulate
 from sim.sockets import SocketTables
 from tests.scenarios_for_tests import SCHEMES, delivered, one_host
 from sim.schemes import builtin_registry
@@ -76,7 +76,7 @@ def test_lookup_cost_shows_the_longer_chains():
         sc = one_host("shortcut-socket", namespaces=n, sockets_per_namespace=4,
                       flows=[{"kind": "constant", "src": "h1:wire", "dst": f"h1:ns{k}", "rate_pps": 1000}
                              for k in range(0, n, max(n // 20, 1))], duration_ns=2e7)
-        return delivered(run(sc).packets).socket_lookup_ns.mean()
+        return delivered(simulate(sc).packets).socket_lookup_ns.mean()
     few, many = lookup_ns(10), lookup_ns(2000)
     per_entry = PROFILE.stages["socket_lookup"].per_entry_ns
     assert many - few > per_entry * 10

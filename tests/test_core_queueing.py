@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.run import run
+from sim.simulate import simulate
 from tests.scenarios_for_tests import UNIT_STAGE_COSTS, one_host
 
 SERVICE_NS = 1000.0
@@ -20,7 +20,7 @@ def mm1_or_md1(rho, distribution, seed):
                   cost_distribution=distribution, app_recv_ns=0)
     sc["cost_overrides"] = {"stages": stages}
     sc["run"]["warmup_ns"] = WARMUP_NS
-    return run(sc)
+    return simulate(sc)
 
 
 def theory_sojourn_ns(rho, distribution):

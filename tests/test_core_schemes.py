@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.run import run
+from sim.simulate import simulate
 from sim.schemes import builtin_registry
 from tests.scenarios_for_tests import SCHEMES, delivered, one_host, unloaded_wire_to_ns
 
@@ -58,7 +58,7 @@ def saturated_throughput_pps(scheme, cores=1):
     sc = one_host(scheme, cores=cores, app_recv_ns=0,
                   flows=[{"src": "h1:wire", "dst": "h1:ns0", "rate_pps": rate}], duration_ns=dur)
     sc["run"]["warmup_ns"] = warm
-    r = run(sc)
+    r = simulate(sc)
     p = r.packets
     d = p[(p.status == "delivered") & (p.t_done_ns >= warm)]
     return len(d) / ((dur - warm) / 1e9), r
@@ -91,7 +91,7 @@ def test_overload_drops_at_the_right_queue_and_latency_stays_bounded():
 def test_a_slow_reader_overflows_its_socket_not_the_stack():
     sc = one_host("l2-bridged", flows=[{"src": "h1:wire", "dst": "h1:ns0", "rate_pps": 200_000}],
                   duration_ns=2e7, app_recv_ns=20_000)
-    p = run(sc).packets
+    p = simulate(sc).packets
     drops = p[p.status == "dropped"]
     assert len(drops) > 0 and set(drops.drop_reason.unique()) == {"socket_rcvbuf_full"}
 
@@ -101,7 +101,7 @@ def test_a_slow_link_drops_at_its_queue():
           "links": [{"a": "a", "b": "b", "rate_bps": 1e8, "queue_packets": 10}],
           "flows": [{"src": "a:ns0", "dst": "b:ns0", "rate_pps": 50_000, "size": {"bytes": 1000}}],
           "run": {"duration_ns": 1e7}}
-    p = run(sc).packets
+    p = simulate(sc).packets
     drops = p[p.status == "dropped"]
     assert set(drops.drop_reason.unique()) == {"link_queue_full"} and set(drops.drop_node.unique()) == {"a->b"}
     d = delivered(p)
@@ -116,7 +116,7 @@ def multicast_one_packet(scheme, k):
                   duration_ns=1e5)
     sc["groups"] = [{"name": "g", "members": members}]
     sc["run"]["max_packets"] = 1
-    return run(sc)
+    return simulate(sc)
 
 
 def REG_COST(stage):

@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from sim.costs import load_profile
-from sim.run import run
+from sim.simulate import simulate
 from sim.units import serialization_ns
 from tests.scenarios_for_tests import delivered, one_host
 
@@ -18,21 +18,21 @@ def rate_of(p, duration_ns):
 
 def test_poisson_rate_and_exponential_gaps():
     dur = 1e8
-    p = run(one_host(flows=[{"src": "h1:wire", "dst": "h1:ns0", "rate_pps": 100_000}], duration_ns=dur)).packets
+    p = simulate(one_host(flows=[{"src": "h1:wire", "dst": "h1:ns0", "rate_pps": 100_000}], duration_ns=dur)).packets
     assert rate_of(p, dur) == pytest.approx(100_000, rel=0.03)
     gaps = np.diff(np.sort(p.t_sent_ns.to_numpy()))
     assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.05)     # exponential: CV = 1
 
 
 def test_constant_rate_is_exact():
-    p = run(one_host(flows=[{"kind": "constant", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 1e5}],
+    p = simulate(one_host(flows=[{"kind": "constant", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 1e5}],
                      duration_ns=1e7)).packets
     assert np.allclose(np.diff(np.sort(p.t_sent_ns.to_numpy())), 1e4)
 
 
 def test_onoff_mean_rate_is_rate_times_on_fraction():
     dur = 4e9                     # ~1000 ON/OFF cycles: the ON fraction is known to ~2.5%
-    p = run(one_host(flows=[{"kind": "onoff", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 50_000,
+    p = simulate(one_host(flows=[{"kind": "onoff", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 50_000,
                              "on_ns": 1e6, "off_ns": 3e6}], duration_ns=dur)).packets
     assert rate_of(p, dur) == pytest.approx(50_000 * 0.25, rel=0.1)
 
@@ -42,7 +42,7 @@ def test_size_distributions_have_their_means():
               "size": {"dist": "uniform", "min_bytes": 100, "max_bytes": 1500}},
              {"name": "c", "src": "h1:wire", "dst": "h1:ns0", "rate_pps": 50_000,
               "size": {"dist": "choice", "values": [64, 1500], "weights": [3, 1]}}]
-    p = run(one_host(flows=flows, cores=2, duration_ns=5e7)).packets
+    p = simulate(one_host(flows=flows, cores=2, duration_ns=5e7)).packets
     u = p[p.flow == "u"].size_bytes
     assert abs(u.mean() - 800) < 5 * (1400 / np.sqrt(12)) / np.sqrt(len(u))
     c = p[p.flow == "c"].size_bytes
@@ -54,7 +54,7 @@ def test_size_distributions_have_their_means():
 def test_request_response_is_a_closed_loop():
     sc = one_host("l2-routed", namespaces=2, flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1",
                                                      "server_ns": 5000, "think_ns": 10_000}], duration_ns=2e7)
-    r = run(sc)
+    r = simulate(sc)
     p = r.packets
     req, resp = p[p.direction == "request"], p[p.direction == "response"]
     assert len(req) - len(resp) in (0, 1)                 # never more than one outstanding
@@ -74,7 +74,7 @@ def test_links_add_serialization_and_propagation_per_hop():
           "links": [{"a": x, "b": y, "rate_bps": 1e9, "delay_ns": 2000} for x, y in zip(names, names[1:])],
           "flows": [{"kind": "constant", "src": "a:ns0", "dst": "b:ns0", "rate_pps": 1000, "size": {"bytes": 1000}}],
           "run": {"duration_ns": 1e7}}
-    d = delivered(run(sc).packets)
+    d = delivered(simulate(sc).packets)
     assert np.allclose(d.wire_ns, 3 * (serialization_ns(1000, 1e9) + 2000))
     assert (d.link_queue_ns == 0).all()
 
@@ -85,7 +85,7 @@ def test_shortest_path_is_taken():
                     {"a": "s2", "b": "b", "rate_bps": 1e9}, {"a": "a", "b": "b", "rate_bps": 1e9, "delay_ns": 7}],
           "flows": [{"kind": "constant", "src": "a:ns0", "dst": "b:ns0", "rate_pps": 1000, "size": {"bytes": 125}}],
           "run": {"duration_ns": 1e7}}
-    d = delivered(run(sc).packets)
+    d = delivered(simulate(sc).packets)
     assert np.allclose(d.wire_ns, 1000 + 7)
 
 
@@ -93,7 +93,7 @@ def test_no_route_is_a_clear_error():
     sc = {"hosts": [{"name": "a"}, {"name": "b"}],
           "flows": [{"src": "a:ns0", "dst": "b:ns0", "rate_pps": 1000}], "run": {"duration_ns": 1e6}}
     with pytest.raises(ValueError, match="no route from host 'a' to host 'b'"):
-        run(sc)
+        simulate(sc)
 
 
 MACVLAN = {
@@ -117,7 +117,7 @@ def test_a_scheme_defined_in_the_scenario_runs_without_python():
     sc = one_host("macvlan", namespaces=2, flows=[{"kind": "constant", "src": "h1:ns0", "dst": "h1:ns1", "rate_pps": 1000}],
                   duration_ns=1e7)
     sc["schemes"] = {"macvlan": MACVLAN}
-    r = run(sc)
+    r = simulate(sc)
     d = delivered(r.packets)
     assert len(d) > 0 and (d.n_passes == 2).all() and (d.veth_xmit_ns == 0).all()
     assert set(r.memory.scheme) == {"macvlan"}
@@ -128,16 +128,16 @@ def test_a_bad_scheme_names_the_stage_and_suggests():
     sc = one_host("macvlan", flows=[], duration_ns=1e6)
     sc["schemes"] = {"macvlan": bad}
     with pytest.raises(ValidationError, match="did you mean 'socket_send'"):
-        run(sc)
+        simulate(sc)
 
 
 def test_unknown_scheme_suggests_the_nearest():
     with pytest.raises(KeyError, match="did you mean 'l2-routed'"):
-        run(one_host("l2-routd", flows=[], duration_ns=1e6))
+        simulate(one_host("l2-routd", flows=[], duration_ns=1e6))
 
 
 def test_spread_destination_covers_the_namespaces_uniformly():
-    p = run(one_host("l2-routed", namespaces=50, cores=2,
+    p = simulate(one_host("l2-routed", namespaces=50, cores=2,
                      flows=[{"src": "h1:wire", "dst": "h1:ns*", "rate_pps": 200_000}], duration_ns=1e8)).packets
     counts = p.dst_netns.value_counts().reindex(range(50), fill_value=0)
     expected = len(p) / 50

@@ -1,6 +1,6 @@
-"""Every file in scenarios/ validates and runs in a shortened form (1 ms simulated per variant):
-plain scenarios with ``netns-sim run``, files with a ``sweep:`` block with ``netns-sim sweep``
-(2 replications instead of the file's)."""
+"""Every file in scenarios/ validates, runs in a shortened form (1 ms simulated per variant) and
+reports: plain scenarios with ``netns-sim run``, files with a ``sweep:`` block with ``netns-sim
+sweep`` (2 replications instead of the file's); both write one layout that ``report`` reads."""
 
 from pathlib import Path
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.loader import load
-from sim.sweep.spec import expand
+from sim.loader import load, read_document
+from sim.sweep.spec import expand_document
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 SHORT = ["--set", "run.duration_ns=1e6", "--set", "run.warmup_ns=1e5"]
@@ -28,36 +28,35 @@ def test_the_four_issue_scenarios_exist():
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario_validates_and_runs_shortened(path, tmp_path, capsys):
+def test_scenario_validates_runs_shortened_and_reports(path, tmp_path, capsys):
+    """run (a plain file) or sweep (a file with a sweep: block) write the same layout, and
+    report reads it."""
     loaded = load(path)
     assert loaded.document.get("description"), "every scenario says what it is for"
     assert main(["validate", str(path)]) == 0
     out = tmp_path / path.stem
     if loaded.sweep is not None:
-        _sweep_shortened(path, out)
-        return
-    assert main(["run", str(path), "--out", str(out), "--quiet", *SHORT]) == 0
-    summary = pd.read_csv(out / "summary.csv")
-    assert set(summary["variant"]) == {v.id for v in loaded.variants}
-    sent = summary[summary.metric == "sent"].groupby("variant")["value"].sum()
-    assert len(sent) == len(loaded.variants) and (sent > 0).all(), "every variant sends packets"
-    # (an overloaded variant may deliver nothing in 1 ms, e.g. l25-hybrid with 1000 classifier rules)
-    assert summary.loc[summary.metric == "delivered", "value"].sum() > 0
-
-
-def _sweep_shortened(path, out):
-    assert main(["run", str(path), "--out", str(out), "--quiet", *SHORT]) == 2, "run refuses a sweep file"
-    short = [*SHORT, "--set", f"sweep.replications={SWEEP_REPS}"]
-    exp = expand(path, short[1::2])
-    assert not exp.rejected and exp.spec.replications == SWEEP_REPS
-    assert main(["sweep", str(path), "--out", str(out), "--quiet", "--jobs", "2", *short]) == 0
+        assert main(["run", str(path), "--out", str(out), "--quiet", *SHORT]) == 2, "run refuses a sweep file"
+        short = [*SHORT, "--set", f"sweep.replications={SWEEP_REPS}"]
+        assert main(["sweep", str(path), "--out", str(out), "--quiet", "--jobs", "2", *short]) == 0
+        reps = SWEEP_REPS
+    else:
+        short = SHORT
+        assert main(["run", str(path), "--out", str(out), "--quiet", *short]) == 0
+        reps = 1
+    exp = expand_document(read_document(path, short[1::2]))
+    assert not exp.rejected and exp.spec.replications == reps
     points = pd.read_csv(out / "points.csv")
-    assert set(points["point_key"]) == {p.key for p in exp.points}
-    sent = points[points.metric == "sent"].groupby("point_key")["value"].sum()
-    assert len(sent) == len(exp.points) and (sent > 0).all(), "every point sends packets"
+    assert set(points["run_id"]) == {p.key for p in exp.points}
+    sent = points[points.metric == "sent"].groupby("run_id")["value"].sum()
+    assert len(sent) == len(exp.points) and (sent > 0).all(), "every variant sends packets"
+    # (an overloaded variant may deliver nothing in 1 ms, e.g. l25-hybrid with 1000 classifier rules)
     assert points.loc[points.metric == "delivered", "value"].sum() > 0
     summary = pd.read_csv(out / "summary.csv")
-    assert (summary.loc[summary.metric == "sent", "n"] == SWEEP_REPS).all()
+    assert (summary.loc[summary.metric == "sent", "n"] == reps).all()
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "report.html").stat().st_size > 10_000 and (out / "report.md").is_file()
 
 
 def test_rfc2006_covers_every_builtin_scheme_both_trips_and_namespace_counts():

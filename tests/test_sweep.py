@@ -17,7 +17,7 @@ import pytest
 from sim.cli import main
 from sim.sweep import aggregate
 from sim.sweep.executors import DaskExecutor, LocalExecutor
-from sim.sweep.runner import run_sweep
+from sim.sweep.runner import run_study
 from sim.sweep.spec import SweepError, expand, parse
 from sim.sweep.store import Store
 
@@ -52,14 +52,14 @@ def _run_local(spec, out: Path, jobs: int):
     """Run sweep `spec` into `out` on a local pool of `jobs` workers, closing the pool."""
     ex = LocalExecutor(jobs)
     try:
-        return run_sweep(spec, out, ex)
+        return run_study(expand(spec), out, ex)
     finally:
         ex.close()
 
 
 def _packets(out: Path) -> pd.DataFrame:
     t = Store(out).dataset().to_table().to_pandas()
-    return t.sort_values(["point_key", "packet_id"]).reset_index(drop=True)
+    return t.sort_values(["run_id", "packet_id"]).reset_index(drop=True)
 
 
 def _summary(out: Path) -> pd.DataFrame:
@@ -115,14 +115,14 @@ def test_shipped_sweep_scenarios_expand():
 def test_local_pool_and_inprocess_dask_give_the_same_results(small, tmp_path):
     ex = LocalExecutor(2)
     try:
-        r1 = run_sweep(small, tmp_path / "local", ex)
+        r1 = run_study(expand(small), tmp_path / "local", ex)
     finally:
         ex.close()
     assert r1.ok and r1.done == 8
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
             Client(cl) as client:
-        r2 = run_sweep(small, tmp_path / "dask", DaskExecutor(client=client))
+        r2 = run_study(expand(small), tmp_path / "dask", DaskExecutor(client=client))
     assert r2.ok and r2.done == 8
     pd.testing.assert_frame_equal(_summary(tmp_path / "local"), _summary(tmp_path / "dask"))
     a, b = _packets(tmp_path / "local"), _packets(tmp_path / "dask")
@@ -192,7 +192,7 @@ def test_sweep_killed_with_sigkill_resumes_with_every_point_exactly_once(tmp_pat
     done = store.done_keys()
     assert 2 <= len(done) < 16, "killed mid-way"
     # what a reader sees is only complete, committed points
-    seen = store.dataset().to_table(columns=["point_key"]).column("point_key").unique().to_pylist()
+    seen = store.dataset().to_table(columns=["run_id"]).column("run_id").unique().to_pylist()
     assert set(seen) == done
     for f in (out / "packets").rglob("part-*.parquet"):
         ds.dataset(str(f)).count_rows()                  # no corrupt partition
@@ -202,15 +202,15 @@ def test_sweep_killed_with_sigkill_resumes_with_every_point_exactly_once(tmp_pat
     assert store.done_keys() == keys and len(keys) == 16
     files = list((out / "packets").rglob("part-*.parquet"))
     assert len(files) == 16 and not [f for f in out.rglob(".tmp-*")]
-    t = store.dataset().to_table(columns=["point_key", "packet_id"]).to_pandas()
-    assert set(t.point_key) == keys
-    assert not t.duplicated(["point_key", "packet_id"]).any(), "every point exactly once"
+    t = store.dataset().to_table(columns=["run_id", "packet_id"]).to_pandas()
+    assert set(t.run_id) == keys
+    assert not t.duplicated(["run_id", "packet_id"]).any(), "every point exactly once"
     s = _summary(out)
     assert (s[s.metric == "sent"].n == 4).all()
     # a second resume runs nothing
     ex = LocalExecutor(1)
     try:
-        r = run_sweep(p, out, ex)
+        r = run_study(expand(p), out, ex)
     finally:
         ex.close()
     assert r.done == 0 and r.skipped == 16
@@ -236,7 +236,7 @@ def test_a_point_that_raises_in_the_worker_is_reported_and_the_others_run(small,
     bad.config["hosts"][0]["cores"] = -1                         # the worker's own validation raises
     ex = LocalExecutor(2)
     try:
-        r = run_sweep(small, tmp_path / "out", ex, expanded=e)
+        r = run_study(e, tmp_path / "out", ex)
     finally:
         ex.close()
     assert not r.ok and r.done == 7 and len(r.failed) == 1
@@ -250,9 +250,19 @@ def test_a_point_that_raises_in_the_worker_is_reported_and_the_others_run(small,
 # -- summary and scans ----------------------------------------------------------------------
 
 def test_t_quantiles_and_ci():
-    assert aggregate.t975(1) == pytest.approx(12.706, abs=1e-3)
-    assert aggregate.t975(10) == pytest.approx(2.228, abs=1e-3)
-    assert aggregate.t975(1000) == pytest.approx(1.962, abs=2e-3)
+    from sim.stats import mean_ci, t_quantile
+    assert t_quantile(1) == pytest.approx(12.706, abs=1e-3)          # textbook t(0.975, df)
+    assert t_quantile(10) == pytest.approx(2.228, abs=1e-3)
+    assert t_quantile(40) == pytest.approx(2.021, abs=1e-3)
+    assert t_quantile(1000) == pytest.approx(1.962, abs=2e-3)
+    # the result tables (summary.csv) and the report (sim.stats.mean_ci) give the same interval,
+    # also beyond 30 degrees of freedom where two hand-made tables used to disagree
+    values = np.random.default_rng(1).normal(10.0, 2.0, 45)
+    many = pd.DataFrame({"k": "a", "scheme": "s", "trip": None, "host": None, "core": None,
+                         "metric": "m", "unit": "u", "value": values})
+    m, h, n = mean_ci(values)
+    row = aggregate.summary_table(many, ["k"]).iloc[0]
+    assert n == row["n"] == 45 and row["mean"] == pytest.approx(m) and row["ci95_half"] == pytest.approx(h)
     pts = pd.DataFrame({"k": ["a"] * 3, "scheme": "s", "trip": None, "host": None, "core": None,
                         "metric": "m", "unit": "u", "value": [1.0, 2.0, 3.0]})
     s = aggregate.summary_table(pts, ["k"])
@@ -264,15 +274,15 @@ def test_t_quantiles_and_ci():
 def test_latency_percentiles_scanned_from_the_dataset_match_pandas(small, tmp_path):
     _run_local(small, tmp_path / "out", jobs=2)
     store = Store(tmp_path / "out")
-    scan = aggregate.latency_percentiles(store, (0.5, 0.99)).set_index("point_key")
+    scan = aggregate.latency_percentiles(store, (0.5, 0.99)).set_index("run_id")
     assert len(scan) == 8 and set(scan["hosts.*.scheme"]) == {"host", "l2-routed"}
     pk = _packets(tmp_path / "out")
-    for key, g in pk.groupby("point_key"):
+    for key, g in pk.groupby("run_id"):
         d = g[(g.status == "delivered") & (g.t_sent_ns >= 1e5)].latency_ns.to_numpy()
         assert scan.loc[key, "latency_p99_ns"] == np.quantile(d, 0.99, method="inverted_cdf")
         assert scan.loc[key, "delivered"] == len(d)
     # the per-point summary in the markers agrees with the packets it describes
     pts = pd.read_csv(tmp_path / "out" / "points.csv")
-    sent = pts[pts.metric == "sent"].set_index("point_key")["value"]
-    for key, g in pk.groupby("point_key"):
+    sent = pts[pts.metric == "sent"].set_index("run_id")["value"]
+    for key, g in pk.groupby("run_id"):
         assert sent[key] == (g.t_sent_ns >= 1e5).sum()

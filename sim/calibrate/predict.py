@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from sim.calibrate.setups import CUSTOM_SCHEMES, SIM_PACKET_BYTES, Setup
 from sim.costs import CostProfile
-from sim.run import run
+from sim.simulate import simulate
 from sim.stages import STAGE_NAMES
 
 TERMS = {"base": "base_ns", "byte": "per_byte_ns", "entry": "per_entry_ns"}
@@ -59,7 +59,7 @@ def _units(key: tuple) -> dict[tuple[str, str], float]:
         unit = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for name in STAGE_NAMES}
         for name in STAGE_NAMES:
             unit[name][field] = 1.0
-        pk = run(scenario(setup, stage_overrides=unit)).packets
+        pk = simulate(scenario(setup, stage_overrides=unit)).packets
         done = pk[pk.status == "delivered"]
         if len(done) != MESSAGES_PER_RTT:
             raise RuntimeError(f"simulating {scheme}: expected one request and one response, got {len(done)} rows")
@@ -84,7 +84,7 @@ def predict_rtt_ns(setup: Setup, profile: CostProfile, app_ns: float) -> float:
 
 def simulate_rtt_ns(setup: Setup, profile_path: str, app_ns: float, transactions: int = 50) -> float:
     """Mean round trip of a full simulation (requests are sent back to back)."""
-    pk = run(scenario(setup, cost_profile=profile_path, app_ns=app_ns, transactions=transactions)).packets
+    pk = simulate(scenario(setup, cost_profile=profile_path, app_ns=app_ns, transactions=transactions)).packets
     sent = pk[pk.direction == "request"].sort_values("t_sent_ns").t_sent_ns.to_numpy()
     if len(sent) < 2:
         raise RuntimeError("simulation completed fewer than two transactions")

@@ -1,7 +1,9 @@
-"""Parameter sweeps with replications, on a local process pool or a Dask cluster.
+"""Studies: the points of a scenario (``compare:`` grid or ``sweep:`` block) x replications,
+run in-process (``netns-sim run``), on a local process pool or a Dask cluster (``sweep``),
+into one result layout.
 
 spec.py (``sweep:`` block -> points), keys.py (content key of a point), worker.py (the task
-run per point), executors.py (local pool, Dask), store.py (partitioned Parquet dataset +
+run per point; calls `sim.simulate`), executors.py (in-process, local pool, Dask), store.py (partitioned Parquet dataset +
 completion markers), aggregate.py (mean and 95 % CI; dataset scans), progress.py,
-runner.py (`run_sweep`), cli.py (``netns-sim sweep``).
+runner.py (`run_study`, the one runner), cli.py (``netns-sim sweep``).
 """

@@ -43,7 +43,7 @@ def cmd_sweep(args) -> int:
     from sim.loader import ScenarioError
     from sim.sweep.executors import make_executor
     from sim.sweep.progress import make_progress
-    from sim.sweep.runner import run_sweep
+    from sim.sweep.runner import run_study
     from sim.sweep.spec import SweepError, expand
 
     def err(msg):
@@ -66,7 +66,7 @@ def cmd_sweep(args) -> int:
         except (OSError, ValueError, TimeoutError) as e:
             err(f"error: cannot start the {args.executor} executor: {e}")
             return EXIT_BAD_INPUT
-        report = run_sweep(args.scenario, out, executor, expanded=exp, progress=make_progress(args.quiet), log=err)
+        report = run_study(exp, out, executor, progress=make_progress(args.quiet), log=err)
     except (KeyboardInterrupt, _Interrupted):
         if executor is not None:
             executor.close(cancel=True)

@@ -1,8 +1,9 @@
-"""Where points run: a local process pool (default) or a Dask distributed cluster.
+"""Where points run: in this process (``netns-sim run``), a local process pool (the default
+of ``netns-sim sweep``) or a Dask distributed cluster.
 
 An executor has ``submit(fn, *args) -> handle``, ``as_completed(handles)`` yielding
 finished handles, ``result(handle)``, ``workers`` (how many points run at once) and
-``close()``.  Both run the same picklable `sim.sweep.worker.run_point`; which executor ran a
+``close()``.  All run the same picklable `sim.sweep.worker.run_point`; which executor ran a
 point changes nothing in its records.
 """
 
@@ -12,6 +13,38 @@ import multiprocessing as mp
 import os
 from concurrent import futures
 from typing import Iterable, Iterator, Optional
+
+
+class InlineExecutor:
+    """Runs each point in this process, one after another, when `as_completed` reaches it
+    (``netns-sim run``).  `on_progress(point_index, now_ns, until_ns, packets)` is passed to
+    the point as it runs, for a progress bar within a point."""
+
+    name = "inline"
+    workers = 1
+
+    def __init__(self, on_progress=None) -> None:
+        self.on_progress = on_progress
+        self._pending: dict[int, tuple] = {}
+        self._results: dict[int, dict] = {}
+
+    def submit(self, fn, *args):
+        handle = len(self._pending)
+        self._pending[handle] = (fn, args)
+        return handle
+
+    def as_completed(self, handles: Iterable) -> Iterator:
+        for h in handles:
+            fn, args = self._pending.pop(h)
+            cb = None if self.on_progress is None else (lambda now, until, n, h=h: self.on_progress(h, now, until, n))
+            self._results[h] = fn(*args, on_progress=cb)
+            yield h
+
+    def result(self, handle):
+        return self._results.pop(handle)
+
+    def close(self, cancel: bool = False) -> None:
+        self._pending.clear()
 
 
 class LocalExecutor:

@@ -1,27 +1,40 @@
-"""Run a sweep: expand points, skip finished ones, submit the rest, collect, summarise.
+"""Run a study: the points of a scenario (a ``sweep:`` block, or the ``compare:`` grid of
+``netns-sim run``) -> one result directory.
 
-`run_sweep` is the Python entry point of ``netns-sim sweep``; it returns a `SweepReport`
-(finished, skipped, failed points) after writing ``summary.csv`` and ``points.csv`` from
-every finished marker of this sweep.  Failed points are recorded under ``failed/`` with
-their configuration and error and do not stop the others.
+`run_study` is the one runner behind ``netns-sim run`` (an in-process executor writing into a
+temporary directory that `sim.results_io.ResultDir` renames into place) and ``netns-sim
+sweep`` (a process pool or Dask, resumable in place).  It skips points whose marker exists,
+submits the rest (each runs `sim.sweep.worker.run_point`, which calls `sim.simulate`),
+collects them, and writes the study's files, so both commands produce the same layout:
+
+    packets/, points/, failed/   partitioned packet records and per-point markers (`sim.sweep.store`)
+    sweep.json              what was asked: scenario, swept keys, replications, points
+    metadata.json           provenance (`sim.provenance`), scenario, factors, seed, per-point stats
+    scenario.resolved.yaml  the first variant's resolved scenario, the grid as compare:
+    points.csv, memory.csv, cores.csv, flows.csv, summary.csv   (`sim.sweep.aggregate`)
+
+Failed points are recorded under ``failed/`` with their configuration and error and do not
+stop the others; `StudyReport.failed` lists them.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from sim.provenance import provenance
 from sim.sweep import aggregate
 from sim.sweep.progress import NoProgress
-from sim.sweep.spec import Expanded, expand
+from sim.sweep.spec import Expanded
 from sim.sweep.store import Store, atomic_write_bytes, atomic_write_json, packets_path
 from sim.sweep.worker import run_point
 
 
 @dataclass
-class SweepReport:
+class StudyReport:
     out: Path
     total: int
     skipped: int = 0
@@ -29,6 +42,7 @@ class SweepReport:
     failed: list[dict] = field(default_factory=list)
     wall_s: float = 0.0
     summary_rows: int = 0
+    records: int = 0
 
     @property
     def ok(self) -> bool:
@@ -39,21 +53,22 @@ def _csv(path: Path, frame) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 
-def run_sweep(scenario: str | Path, out: str | Path, executor, sets=(), seed: Optional[int] = None,
-              progress=None, expanded: Optional[Expanded] = None, log=None) -> SweepReport:
+def run_study(exp: Expanded, out: str | Path, executor, progress=None,
+              log: Optional[Callable[[str], None]] = None) -> StudyReport:
+    """Run every point of `exp` not yet done in `out` on `executor`; write the study's files."""
     t0 = time.perf_counter()
+    started = datetime.now(timezone.utc)
     progress = progress or NoProgress()
-    exp = expanded or expand(scenario, list(sets), seed)
     store = Store(out)
     store.prepare()
     names = exp.factor_names
     atomic_write_json(store.root / "sweep.json", {
-        "scenario": exp.name, "scenario_file": str(scenario), "factors": names,
+        "scenario": exp.name, "scenario_file": exp.path, "factors": names,
         "replications": exp.spec.replications,
         "points": [{"key": p.key, "id": p.id, "levels": p.levels, "replication": p.replication}
                    for p in exp.points],
         "rejected": [{"key": r.key, "levels": r.levels, "replication": r.replication} for r in exp.rejected]})
-    report = SweepReport(store.root, len(exp.points) + len(exp.rejected))
+    report = StudyReport(store.root, len(exp.points) + len(exp.rejected))
     for r in exp.rejected:                                      # did not validate: failed as is
         info = {"key": r.key, "id": None, "levels": r.levels, "replication": r.replication,
                 "scenario": exp.name, "config": None, "error": f"invalid configuration: {r.error}",
@@ -95,12 +110,23 @@ def run_sweep(scenario: str | Path, out: str | Path, executor, sets=(), seed: Op
     finally:
         progress.stop()
     keys = [p.key for p in exp.points]
-    points = aggregate.points_table(store, keys, names)
-    summary = aggregate.summary_table(points, names)
-    _csv(store.root / "points.csv", points)
+    tables = aggregate.run_tables(store, keys, names)
+    for name, table in tables.items():
+        _csv(store.root / name, table)
+    summary = aggregate.summary_table(tables["points.csv"], names)
     _csv(store.root / "summary.csv", summary)
+    atomic_write_bytes(store.root / "scenario.resolved.yaml", exp.resolved_yaml.encode())
+    markers = store.markers(keys)
     report.summary_rows = len(summary)
+    report.records = sum(int(m.get("packets", 0)) for m in markers)
     report.wall_s = time.perf_counter() - t0
+    atomic_write_json(store.root / "metadata.json", {
+        "scenario": exp.name, "scenario_file": exp.path, "description": exp.description,
+        "factors": names, "replications": exp.spec.replications,
+        "seed": exp.points[0].config["run"]["seed"] if exp.points else None,
+        "points": [{"run_id": m["key"], "point": m["id"], "levels": m["levels"], "replication": m["replication"],
+                    "seed": m.get("seed"), **m.get("stats", {})} for m in markers],
+        **provenance(), "started_utc": started.isoformat(), "wall_s": round(report.wall_s, 3)})
     return report
 
 

@@ -95,6 +95,9 @@ class Expanded:
     factor_names: list[str]      # partition columns, in order
     points: list[Point] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    path: str = ""               # the scenario file
+    description: str = ""
+    resolved_yaml: str = ""      # the first variant's resolved scenario with the grid as compare:
 
 
 def _fail(pos: Optional[Positions], path: tuple, message: str) -> SweepError:
@@ -168,7 +171,15 @@ def expand(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] =
     document = read_document(path, sets, seed)
     if document.sweep is None:
         raise SweepError(f"{path}: no sweep: block (see README, 'Sweeps')")
-    spec = parse(document.sweep, document.positions)
+    return expand_document(document)
+
+
+def expand_document(document: Document, partial: bool = True) -> Expanded:
+    """Every point of `document`: its ``sweep:`` block's grid and replications, or, without a
+    block, its ``compare:`` grid at one replication (what ``netns-sim run`` runs).  With
+    `partial` a variant that does not validate becomes a `Rejected` point; without, it raises
+    `ScenarioError` (``run`` refuses the whole file)."""
+    spec = parse(document.sweep, document.positions) if document.sweep is not None else SweepSpec((), (), 1)
     own = document.data.get("compare")
     clash = set(spec.names) & set(own if isinstance(own, dict) else ())
     if clash:
@@ -179,15 +190,19 @@ def expand(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] =
     rejected_levels: list[tuple[dict, str]] = []
     factor_names: list[str] = []
     first_error: Optional[ScenarioError] = None
+    resolved = ""
     for r, row in enumerate(zip_rows):
-        loaded = expand_variants(_with_axes(document, spec, r, row), partial=True)
+        loaded = expand_variants(_with_axes(document, spec, r, row), partial=partial)
         factor_names = [f.name for f in loaded.factors]
         variants += [(_levels(loaded.factors, v.cell), v) for v in loaded.variants]
         rejected_levels += [(_levels(loaded.factors, cell), err) for cell, err in loaded.rejected]
         first_error = first_error or loaded.error
+        if loaded.variants and not resolved:
+            resolved = loaded.resolved_yaml()
     if not variants:                     # nothing validates: bad input, not failed points
         raise first_error
-    out = Expanded(document.name, spec, factor_names)
+    out = Expanded(document.name, spec, factor_names, path=str(document.path),
+                   description=str(document.data.get("description", "") or ""), resolved_yaml=resolved)
     for i, (levels, v) in enumerate(variants):
         for r in range(spec.replications):
             cfg, prof = resolved_config(v, r)

@@ -20,7 +20,6 @@ instant, even with SIGKILL, resumes without duplicates or corrupt partitions.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import uuid
@@ -75,21 +74,64 @@ def packets_path(root: Path, levels: dict, names: list[str], key: str) -> Path:
 
 
 def arrow_table(frame) -> pa.Table:
-    """Packets frame -> Arrow with a fixed schema: categoricals and all-null columns as strings."""
-    import pandas as pd
-    out = frame.copy()
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = out[c].astype(object).where(out[c].notna(), None)
-    t = pa.Table.from_pandas(out, preserve_index=False)
-    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in t.schema])
-    return t.cast(schema.remove_metadata())
+    """Packets frame -> Arrow: categoricals (dictionary columns) cast to plain strings inside
+    Arrow, so every chunk and every point has the same Parquet schema."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
+class PacketWriter:
+    """Streams one point's packet records into one Parquet file (zstd), each chunk a row group.
+
+    `sink` is a path (a temporary name in the store, see `Store.temp_path`) or a binary
+    buffer.  Every row is prefixed with the `ident` columns (run_id, point, replication,
+    seed).  The first chunk fixes the schema (all-null columns — no drops yet — as strings).
+    `close(empty_frame)` returns the buffer's bytes (None for a path); `discard()` removes a partial file.
+    """
+
+    def __init__(self, sink, ident: dict) -> None:
+        self.sink = sink
+        self.path = sink if isinstance(sink, Path) else None
+        self.ident = ident
+        self._writer: Optional[pq.ParquetWriter] = None
+        self._schema: Optional[pa.Schema] = None
+
+    def add(self, frame) -> None:
+        table = arrow_table(frame)
+        n = table.num_rows
+        for i, (k, v) in enumerate(self.ident.items()):
+            table = table.add_column(i, k, pa.array([v] * n))
+        if self._writer is None:
+            self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                      for f in table.schema]).remove_metadata()
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.sink, self._schema, compression="zstd")
+        self._writer.write_table(table.select(self._schema.names).cast(self._schema))
+
+    def close(self, empty_frame=None) -> Optional[bytes]:
+        """Finish the file.  A point without a single packet writes `empty_frame` (the
+        records' empty frame, for the schema)."""
+        if self._writer is None:
+            self.add(empty_frame)
+        self._writer.close()
+        if self.path is not None:
+            with open(self.path, "rb") as fh:
+                os.fsync(fh.fileno())
+            return None
+        return self.sink.getvalue()
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:   # noqa: BLE001 - already failing; remove what we can
+                pass
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class Store:
@@ -97,6 +139,11 @@ class Store:
         self.root = Path(root)
 
     # -- paths --------------------------------------------------------------------------
+    def temp_path(self, rel: str) -> Path:
+        """A hidden temporary name beside ``root/rel`` (removed by `prepare` if left behind)."""
+        final = self.root / rel
+        return final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
     def marker(self, key: str) -> Path:
         return self.root / POINTS / f"{key}.json"
 
@@ -137,9 +184,15 @@ class Store:
         return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
 
     # -- one point (called in the worker when it sees the store, else in the client) ------
-    def commit_point(self, marker: dict, packets: Optional[bytes]) -> None:
-        """Partition first, marker last, each via temp + fsync + rename."""
-        if packets is not None:
+    def commit_point(self, marker: dict, packets: Optional[bytes | Path]) -> None:
+        """Partition first, marker last, each via temp + fsync + rename.  `packets` is the
+        partition's bytes, a finished temporary file (`temp_path`) to rename, or None (already
+        in place)."""
+        if isinstance(packets, Path):
+            final = self.root / marker["file"]
+            os.replace(packets, final)
+            _fsync_dir(final.parent)
+        elif packets is not None:
             atomic_write_bytes(self.root / marker["file"], packets)
         atomic_write_json(self.marker(marker["key"]), marker)
         self.failure(marker["key"]).unlink(missing_ok=True)
