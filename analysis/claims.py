@@ -4,11 +4,11 @@ Every number a claim uses is an *evidence* item ``E<n>`` with its value, unit an
 says exactly where it comes from, in one of these forms (the report prints them; the number
 test recomputes each one from the files):
 
-* ``summary.csv[k=v; ...] METRIC`` — mean over replications of summary.csv ``value`` for the
+* ``points.csv[k=v; ...] METRIC`` — mean over replications of points.csv ``value`` for the
   rows with those column values and that metric (latency percentiles as the simulator wrote them);
 * ``memory.csv[k=v; ...] sum(bytes)`` — bytes summed over the matching rows (mean over
   replications) — e.g. one scheme at one namespace count, optionally one structure;
-* ``packets.parquet[k=v; ...] mean(COLUMN)`` — mean over *delivered* packets sent at or after
+* ``packets/[k=v; ...] mean(COLUMN)`` — mean over *delivered* packets sent at or after
   ``run.warmup_ns``; ``cpu_ns`` is the sum of every ``<stage>_ns`` column (CPU time per
   packet over all passes, no queueing or wire time);
 * ``= E<a> / E<b> - 1`` or ``= E<a> - E<b>`` — derived from earlier items.
@@ -107,7 +107,7 @@ class Book:
         d = d[(d["scheme"] == scheme) & (d["trip"] == trip)]
         v = float(d["mean"].iloc[0]) if len(d) else math.nan
         return self._add(what, v, "ns" if metric.endswith("_ns") else metric,
-                         f"summary.csv[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] {metric}")
+                         f"points.csv[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] {metric}")
 
     def memory(self, scheme, namespaces, what, structure=None) -> Evidence:
         fixed = {k: v for k, v in self.ref.items() if k in self.res.memory.columns}
@@ -130,7 +130,7 @@ class Book:
                 col = d[stage_columns(d.columns)].fillna(0).sum(axis=1) if column == "cpu_ns" else d[column]
                 v = float(col.mean())
         return self._add(what, v, "ns",
-                         f"packets.parquet[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] mean({column})")
+                         f"packets/[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] mean({column})")
 
     def ratio(self, a: Evidence, b: Evidence, what) -> Evidence:
         v = a.value / b.value - 1 if b.value and b.value == b.value else math.nan

@@ -1,9 +1,9 @@
-"""Summary metrics per condition, averaged over replications (from summary.csv only).
+"""Summary metrics per condition, averaged over replications (from points.csv only).
 
-`metric(res, name)` -> rows ``scheme, trip, <factors>, mean, ci, n``: the summary.csv value
+`metric(res, name)` -> rows ``scheme, trip, <factors>, mean, ci, n``: the points.csv value
 of ``name`` for each (scheme, trip, factor levels), mean over replications with its 95%
 t-interval half-width (``ci``, NaN with one replication).  Latency percentiles are taken as
-summary.csv states them (whatever estimator the simulator used), never recomputed here.
+points.csv states them (whatever estimator the simulator used), never recomputed here.
 `drop_fraction(res)` = sum of ``drops_*`` / ``sent`` per run, then averaged likewise.
 `utilisation(res)` = per-core ``utilisation`` rows, keyed by host and core as well.
 `memory_total(res)` = bytes summed over structures per (scheme, namespaces, factors).

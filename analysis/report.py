@@ -37,7 +37,7 @@ LIMITS = [
     "`netns-sim calibrate` fits them to a real kernel.",
     "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, interrupts, GRO/TSO batching and "
     "lock contention are not modelled. A pass runs to completion on one core.",
-    "Latency percentiles are taken from summary.csv as the simulator computed them (if it uses a streaming "
+    "Latency percentiles are taken from points.csv as the simulator computed them (if it uses a streaming "
     "quantile sketch, within its documented relative error); tail percentiles (p99.9) of a short run rest on "
     "few packets.",
     "Throughput is measured at the offered loads of the scenario only: \"max throughput\" is the highest "
@@ -226,8 +226,8 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
 
     # -- results -------------------------------------------------------------------------
     doc.heading(2, "Results", "results")
-    doc.para("Best value per column marked ★ (bold in HTML). Latency in microseconds from summary.csv; "
-             "memory from memory.csv; the stage breakdown from packets.parquet.")
+    doc.para("Best value per column marked ★ (bold in HTML). Latency in microseconds from points.csv; "
+             "memory from memory.csv; the stage breakdown from packets/.")
     for trip in plots.trips(res):
         doc.heading(3, f"{plots.trip_title(trip)}", f"trip-{trip}")
         doc.table(tables.results_table(res, roles, ref, trip))

@@ -1,4 +1,4 @@
-"""Where the time goes: per-packet latency split into stage groups, from packets.parquet.
+"""Where the time goes: per-packet latency split into stage groups, from packets/.
 
 A delivered packet's ``latency_ns`` is exactly the sum of its ``<stage>_ns`` columns (CPU
 time per stage, summed over every pass), its per-pass queueing ``pass<k>_queue_ns`` and its

@@ -8,13 +8,13 @@ row(s) marked: ``**…** ★`` in Markdown, ``<td class="best">`` in HTML.  Ties
 Tables:
 * `results_table(res, roles, ref, trip)` — per scheme (and level of any other factor):
   p50 / p99 / p99.9 latency at the reference condition and p99 at the highest load
-  (µs, from summary.csv ``latency_*`` rows as written), the highest delivered throughput over
+  (µs, from points.csv ``latency_*`` rows as written), the highest delivered throughput over
   the offered loads (kpps; ``≥`` when even the highest load was delivered in full, i.e. not
   saturated: throughput >= 99% of offered), the drops at the highest load (% of sent), and
   memory at 1 / 100 / 1,000 / 10,000 namespaces (memory.csv, summed over structures;
   "n/a" if the run did not compute that count).  All averaged over replications.
 * `stage_table(res, roles, ref, trip, packets)` — mean ns per stage group per delivered
-  packet (from packets.parquet, sent after warm-up), plus passes, CPU and latency.
+  packet (from packets/, sent after warm-up), plus passes, CPU and latency.
 * `capability_table(res)` — what each scheme gives a container and what it costs.
 """
 
@@ -202,7 +202,7 @@ def stage_table(res, roles: Roles, ref: dict, trip: str, packets: pd.DataFrame) 
             Column("cpu_ns", "CPU total (ns)", ns, "min"), Column("latency_ns", "mean latency (ns)", ns, "min")]
     t = Table(f"stages-{trip}", f"Where the time goes: {trip}",
               f"{trip}, {roles.describe(ref)}: mean ns per delivered packet (sent after warm-up) by stage "
-              f"group, summed over all passes, from packets.parquet; CPU total = the stage groups; mean "
+              f"group, summed over all passes, from packets/; CPU total = the stage groups; mean "
               f"latency = CPU + queueing + wire.", cols)
     for scheme in style.order(b.index):
         t.rows.append({"scheme": scheme, **{c.key: float(b.loc[scheme, c.key]) for c in cols[1:]}})

@@ -1,6 +1,6 @@
 """The one statistics helper: mean and 95 % confidence interval over replications.
 
-Used by the result tables (`sim.layout`, summary.csv) and the report (`analysis`), so both
+Used by the result tables (`sim.sweep.aggregate`, summary.csv) and the report (`analysis`), so both
 give the same interval on the same data.  The interval is Student's t: mean ±
 t(0.975, n-1) · s / √n with the sample standard deviation s (ddof 1), t from scipy.  One
 replication gives no interval (NaN half-width); NaN values are left out (a latency with

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.dataset as ds
 import pytest
 import yaml
 
@@ -47,11 +48,20 @@ compare:
   hosts.*.scheme: [host, l2-routed]
 """
 
-PACKET_COLUMNS = {"run_id", "scenario", "variant", "seed", "replication", "hosts.*.scheme", "packet_id", "flow",
+PACKET_COLUMNS = {"run_id", "point", "seed", "replication", "hosts.*.scheme", "packet_id", "flow",
                   "trip", "scheme", "src_host", "dst_host", "src_netns", "dst_netns", "size_bytes", "t_sent_ns",
                   "t_done_ns", "latency_ns", "status", "drop_reason", "queue_ns"}
-SUMMARY_COLUMNS = ["run_id", "scenario", "variant", "seed", "replication", "hosts.*.scheme", "scheme", "trip", "host",
-                   "core", "metric", "value", "unit"]
+POINTS_COLUMNS = ["hosts.*.scheme", "run_id", "point", "replication", "seed", "scheme", "trip", "host",
+                  "core", "metric", "value", "unit"]
+SUMMARY_COLUMNS = ["hosts.*.scheme", "scheme", "trip", "host", "core", "metric", "unit", "n", "mean", "std",
+                   "ci95_low", "ci95_high", "ci95_half"]
+LAYOUT = ["sweep.json", "metadata.json", "scenario.resolved.yaml", "points.csv", "summary.csv", "memory.csv",
+          "cores.csv", "flows.csv", "packets", "points", "failed"]
+
+
+def tree(path: Path) -> dict:
+    """{relative path: bytes} of every file below `path`."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def netns_sim(*args, cwd, timeout=120):
@@ -64,35 +74,38 @@ def test_good_run_writes_every_file_with_documented_columns(tmp_path):
     r = netns_sim("run", "tiny.yaml", "--set", "hosts.1.cores=3", "--seed", "5", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "results" / "tiny"
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["packets.parquet", "summary.csv", "memory.csv", "cores.csv", "flows.csv", "scenario.resolved.yaml",
-         "metadata.json"])
-    packets = pd.read_parquet(out / "packets.parquet")
+    assert LAYOUT[:8] == [n for n in LAYOUT if (out / n).is_file()]
+    assert {n for n in LAYOUT if (out / n).is_dir()} == {"packets", "points", "failed"}
+    packets = ds.dataset(out / "packets", format="parquet", partitioning="hive").to_table().to_pandas()
     assert PACKET_COLUMNS <= set(packets.columns)
-    assert set(packets["variant"]) == {"v0", "v1"} and set(packets["hosts.*.scheme"]) == {"host", "l2-routed"}
+    assert set(packets["point"]) == {"p00000-r0", "p00001-r0"}
+    assert set(packets["hosts.*.scheme"].astype(str)) == {"host", "l2-routed"}
     assert set(packets["trip"]) == {"wire_to_ns", "ns_to_remote_ns"}
-    summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(pd.read_csv(out / "summary.csv").columns) == SUMMARY_COLUMNS
+    summary = pd.read_csv(out / "points.csv")
+    assert list(summary.columns) == POINTS_COLUMNS
     metrics = set(summary["metric"])
     for m in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns", "latency_p999_ns", "latency_mean_ns",
               "throughput_pps", "offered_pps", "sent", "delivered", "in_flight", "drops_backlog_full",
-              "utilisation"):
+              "utilisation", "memory_bytes"):
         assert m in metrics
     lat = summary[(summary.metric == "latency_p50_ns") & (summary.trip == "wire_to_ns")]
     assert len(lat) == 2 and (lat.value > 0).all()
     memory = pd.read_csv(out / "memory.csv")
-    assert {"variant", "scheme", "namespaces", "structure", "bytes"} <= set(memory.columns)
+    assert {"point", "scheme", "namespaces", "structure", "bytes"} <= set(memory.columns)
     cores = pd.read_csv(out / "cores.csv")
-    assert {"variant", "host", "core", "busy_ns", "utilisation"} <= set(cores.columns)
+    assert {"point", "host", "core", "busy_ns", "utilisation"} <= set(cores.columns)
     # --set reaches the resolved scenario and the results; --seed too
-    assert len(cores[(cores.host == "h1") & (cores.variant == "v0")]) == 3
+    assert len(cores[(cores.host == "h1") & (cores.point == "p00000-r0")]) == 3
     resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
     assert resolved["hosts"][1]["cores"] == 3 and resolved["run"]["seed"] == 5
     assert resolved["hosts"][0]["sockets_per_namespace"] == 1           # defaults filled in
     assert resolved["compare"] == {"hosts.*.scheme": ["host", "l2-routed"]}
     meta = json.loads((out / "metadata.json").read_text())
-    for key in ("seed", "replication", "packages", "git", "wall_s", "hostname", "python", "sim_version", "command"):
+    for key in ("seed", "replications", "packages", "git", "wall_s", "hostname", "python", "sim_version", "command",
+                "points", "factors"):
         assert key in meta
+    assert meta["git"]["commit"] and len(meta["points"]) == 2
     assert meta["seed"] == 5 and set(summary["seed"]) == {5}
     assert not [p for p in tmp_path.joinpath("results").iterdir() if p.name.startswith(".")]
     # the resolved scenario is itself a valid scenario
@@ -176,13 +189,13 @@ def _wait_for_tmp(tmp_path, proc, timeout=60):
 def test_killed_run_leaves_no_result_and_keeps_the_earlier_one(tmp_path):
     (tmp_path / "tiny.yaml").write_text(GOOD)
     assert netns_sim("run", "tiny.yaml", "--out", "res", "--quiet", cwd=tmp_path).returncode == 0
-    before = {p.name: p.read_bytes() for p in (tmp_path / "res").iterdir()}
+    before = tree(tmp_path / "res")
     proc = _long_run(tmp_path, "res")
     _wait_for_tmp(tmp_path, proc)
     time.sleep(0.5)
     proc.kill()
     proc.wait()
-    assert {p.name: p.read_bytes() for p in (tmp_path / "res").iterdir()} == before   # untouched
+    assert tree(tmp_path / "res") == before   # untouched
     # a run killed before its first result leaves no result directory either
     proc = _long_run(tmp_path, "fresh")
     t0 = time.time()

@@ -4,8 +4,8 @@ One shortened run of the default scenario (every scheme, two loads, 1 and 10 nam
 memory up to 10,000 namespaces; ~5 s) feeds every test; the report is written once.
 
 * Number check: every number in the report's tables (results, stage breakdown, capability
-  matrix, claims evidence) is recomputed here *independently* — straight from summary.csv,
-  memory.csv, packets.parquet and sim/data/schemes.yaml with pandas, not through
+  matrix, claims evidence) is recomputed here *independently* — straight from points.csv,
+  memory.csv, the packets/ dataset and sim/data/schemes.yaml with pandas, not through
   `analysis` — and compared with the printed text to within its last printed digit.
 * Browser: headless Chromium loads the HTML from a file URL with networking off; no console
   errors, every <img> loaded (complete, natural width > 0), and a screenshot that is not
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 import pytest
 import yaml
 
@@ -143,9 +144,9 @@ def bytes_close(text: str, expected: float) -> bool:
 @pytest.fixture(scope="module")
 def data(report):
     res = report["res"]
-    s = pd.read_csv(res / "summary.csv")
+    s = pd.read_csv(res / "points.csv")
     m = pd.read_csv(res / "memory.csv")
-    p = pd.read_parquet(res / "packets.parquet")
+    p = ds.dataset(res / "packets", format="parquet", partitioning="hive").to_table().to_pandas()
     warm = yaml.safe_load((res / "scenario.resolved.yaml").read_text())["run"]["warmup_ns"]
     p = p[p["t_sent_ns"] >= warm]
     lo, hi = s[LOAD].min(), s[LOAD].max()
@@ -251,21 +252,21 @@ def _evidence_value(src: str, data, known: dict) -> float:
     m = re.fullmatch(r"= (E\d+) / (E\d+) - 1", src)
     if m:
         return known[m.group(1)] / known[m.group(2)] - 1
-    m = re.fullmatch(r"(\w+\.\w+)\[(.*)\] (.+)", src)
+    m = re.fullmatch(r"([\w./]+)\[(.*)\] (.+)", src)
     assert m, src
     f, spec, what = m.groups()
     eq = {}
     for kv in spec.split("; "):
         k, v = kv.split("=", 1)
         eq[k] = v
-    frame = {"summary.csv": data["s"], "memory.csv": data["m"], "packets.parquet": data["p"]}[f]
+    frame = {"points.csv": data["s"], "memory.csv": data["m"], "packets/": data["p"]}[f]
     sel = pd.Series(True, index=frame.index)
     for k, v in eq.items():
         col = frame[k]
         sel &= (col == type(col.dropna().iloc[0])(v)) if col.dtype.kind in "if" else (col.astype(str) == v)
     d = frame[sel]
     assert len(d), src
-    if f == "summary.csv":
+    if f == "points.csv":
         return float(d[d.metric == what]["value"].mean())
     if f == "memory.csv":
         return float(d["bytes"].sum())
@@ -340,8 +341,8 @@ def test_directory_of_runs_compares_the_varied_parameter(report, tmp_path):
     assert cores == {"2", "4"}
     assert len(t["rows"]) == 20
     # the 2-core rows average the two seeds
-    s1 = pd.read_csv(runs / "cores2-seed1" / "summary.csv")
-    s2 = pd.read_csv(runs / "cores2-seed2" / "summary.csv")
+    s1 = pd.read_csv(runs / "cores2-seed1" / "points.csv")
+    s2 = pd.read_csv(runs / "cores2-seed2" / "points.csv")
     row = next(r for r in t["rows"] if r[0] == "l2-routed" and r[1] == "2")
     at = dict(scheme="l2-routed", trip="wire_to_ns", metric="latency_p50_ns", **{LOAD: 50000, NS: 10})
     exp = (sval(s1, **at) + sval(s2, **at)) / 2
