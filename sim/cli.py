@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 import sim
-from sim import matrix
+from sim import matrix, outpath
 from sim.loader import Document, Loaded, ScenarioError, Variant, expand, load, read_document
 from sim.model import Model
 from sim.results_io import ResultDir, TargetExists
@@ -123,6 +123,9 @@ def cmd_run(args) -> int:
         _err(str(e))
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("results") / loaded.name
+    if bad := outpath.problem(out):
+        _err(bad)
+        return EXIT_BAD_INPUT
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rd = ResultDir(out, force=args.force)
@@ -187,6 +190,11 @@ def cmd_run(args) -> int:
     except (KeyboardInterrupt, Interrupted):
         _err(f"interrupted: nothing written to {out}")
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno not in outpath.FULL_DISK:
+            raise
+        _err(outpath.write_failed(out, e))
+        return EXIT_FAILED
     if not args.quiet:
         print(f"wrote {out}: {len(loaded.variants)} variant(s), {total_rows} packet rows, "
               f"{time.perf_counter() - t0:.1f} s")
