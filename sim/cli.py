@@ -418,7 +418,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Run every variant of SCENARIO and write DIR atomically: packets.parquet, "
                                    "summary.csv, memory.csv, cores.csv, flows.csv, scenario.resolved.yaml, "
                                    "metadata.json.  A progress bar is shown on a terminal.  A file with a sweep: "
-                                   "block is refused (exit 2): run it with netns-sim sweep.")
+                                   "block is refused (exit 2): run it with netns-sim sweep.  Absurd sizes (engine "
+                                   "events, memory, variants, hosts) are refused at validation; raise the limits "
+                                   "with a limits: block in the scenario or --set limits.max_events=1e10 (README).")
     scenario_args(r)
     r.add_argument("--out", metavar="DIR", help="result directory (default: results/<scenario name>)")
     r.add_argument("--force", action="store_true", help="replace an existing result directory (atomically)")
@@ -426,7 +428,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a scenario without running it",
                        description="Load and validate SCENARIO (every variant, or every point of its sweep: block); "
-                                   "print problems as FILE:LINE: key.path: message; exit 2 if there are any.")
+                                   "print problems as FILE:LINE: key.path: message; exit 2 if there are any.  "
+                                   "Size limits (limits: block, e.g. --set limits.max_events=1e10) are checked too.")
     scenario_args(v)
     v.add_argument("--print", action="store_true", help="print the resolved scenario (defaults filled in)")
     v.set_defaults(func=cmd_validate)
