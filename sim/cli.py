@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import sim
+from sim import outpath
 from sim.loader import Document, ScenarioError, expand, load, read_document
 from sim.results_io import ResultDir, TargetExists
 
@@ -96,6 +97,9 @@ def cmd_run(args) -> int:
         _err(str(e))
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("results") / exp.name
+    if bad := outpath.problem(out):
+        _err(bad)
+        return EXIT_BAD_INPUT
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rd = ResultDir(out, force=args.force)
@@ -118,6 +122,11 @@ def cmd_run(args) -> int:
     except (KeyboardInterrupt, Interrupted):
         _err(f"interrupted: nothing written to {out}")
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno not in outpath.FULL_DISK:
+            raise
+        _err(outpath.write_failed(out, e))
+        return EXIT_FAILED
     if not args.quiet:
         print(f"wrote {out}: {len(exp.points)} variant(s), {report.records} packet rows, "
               f"{time.perf_counter() - t0:.1f} s")
@@ -315,7 +324,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Run every variant of SCENARIO and write DIR atomically: packets.parquet, "
                                    "summary.csv, memory.csv, cores.csv, flows.csv, scenario.resolved.yaml, "
                                    "metadata.json.  A progress bar is shown on a terminal.  A file with a sweep: "
-                                   "block is refused (exit 2): run it with netns-sim sweep.")
+                                   "block is refused (exit 2): run it with netns-sim sweep.  Absurd sizes (engine "
+                                   "events, memory, variants, hosts) are refused at validation; raise the limits "
+                                   "with a limits: block in the scenario or --set limits.max_events=1e10 (README).")
     scenario_args(r)
     r.add_argument("--out", metavar="DIR", help="result directory (default: results/<scenario name>)")
     r.add_argument("--force", action="store_true", help="replace an existing result directory (atomically)")
@@ -323,7 +334,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a scenario without running it",
                        description="Load and validate SCENARIO (every variant, or every point of its sweep: block); "
-                                   "print problems as FILE:LINE: key.path: message; exit 2 if there are any.")
+                                   "print problems as FILE:LINE: key.path: message; exit 2 if there are any.  "
+                                   "Size limits (limits: block, e.g. --set limits.max_events=1e10) are checked too.")
     scenario_args(v)
     v.add_argument("--print", action="store_true", help="print the resolved scenario (defaults filled in)")
     v.set_defaults(func=cmd_validate)

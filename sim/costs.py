@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError
 
 from sim.stages import STAGE_NAMES
+from sim.yamlpos import read
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -102,6 +102,13 @@ def load_profile(name_or_path: str = "default") -> CostProfile:
     if not path.is_file():
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, or give a path to a .yaml file")
-    data = yaml.safe_load(path.read_text())
+    data = read(path)[0]                       # YamlSyntaxError (a ValueError) for unreadable files
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a cost profile: a profile is a mapping (stages:, host:, memory_bytes:)")
     data["source_file"] = str(path)
-    return CostProfile.model_validate(data)
+    try:
+        return CostProfile.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ValueError(f"{path} is not a cost profile: {'.'.join(map(str, first['loc']))}: {first['msg']} "
+                         f"({e.error_count()} problem(s))") from None

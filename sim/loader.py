@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -33,14 +34,15 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from sim import keypath, matrix, topogen
-from sim.costs import CostProfile
-from sim.model import Model, make_profile
+from sim import keypath, limits, matrix, topogen
+from sim.costs import CostProfile, load_profile
+from sim.model import Model
 from sim.scenario import Scenario
 from sim.schemes import SchemeRegistry, builtin_registry
-from sim.yamlpos import Positions, Where, YamlSyntaxError, read
+from sim.yamlpos import Positions, Where, YamlSyntaxError, parse_value, read
 
-TOP_KEYS_FRONT = ("extends", "topology", "compare", "sweep")   # front-door keys, not in Scenario
+TOP_KEYS_FRONT = ("extends", "topology", "compare", "sweep", "limits")   # front-door keys, not in Scenario
+MAX_EXTENDS = 32                    # files in one extends: chain
 
 
 @dataclass
@@ -105,6 +107,7 @@ class Loaded:
     positions: Positions = field(default_factory=Positions)   # of the document, sweep block included
     rejected: list[tuple[matrix.Cell, str]] = field(default_factory=list)   # with expand(..., partial=True)
     error: Optional["ScenarioError"] = None                                # idem: all their problems
+    limits: limits.Limits = field(default_factory=limits.Limits)            # the limits: block, defaults filled
 
     @property
     def sweep_where(self) -> Optional[Where]:
@@ -127,6 +130,8 @@ class Loaded:
             body["topology"] = doc["topology"]
         if self.factors:
             body["compare"] = {f.name: list(f.values) for f in self.factors}
+        if self.limits != limits.Limits():
+            body["limits"] = self.limits.model_dump()
         if self.sweep is not None:
             body["sweep"] = copy.deepcopy(self.sweep)
         return "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=False, width=100)
@@ -145,12 +150,15 @@ def _merge(base: dict, over: dict, pos: Positions, prefix: tuple = ()) -> dict:
     return base
 
 
+def _yaml_issues(e: YamlSyntaxError) -> ScenarioError:
+    return ScenarioError([Issue(x.where, x.path, x.message, x.fix) for x in [e] + e.more])
+
+
 def _read_tree(path: Path, display: str, chain: tuple[Path, ...]) -> tuple[dict, Positions]:
     try:
         data, pos = read(path, display)
     except YamlSyntaxError as e:
-        raise ScenarioError([Issue(e.where, (), e.message, "check indentation, colons and brackets on "
-                                                           "that line or the one before")]) from None
+        raise _yaml_issues(e) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -163,8 +171,15 @@ def _read_tree(path: Path, display: str, chain: tuple[Path, ...]) -> tuple[dict,
     if not isinstance(ext, str):
         raise ScenarioError([Issue(where, ("extends",), "extends takes one file path",
                                    "write extends: base.yaml (relative to this file)")])
-    base_path = (path.parent / ext).resolve()
+    try:
+        base_path = (path.parent / ext).resolve()
+    except (OSError, RuntimeError) as e:          # a symlink loop
+        raise ScenarioError([Issue(where, ("extends",), f"cannot resolve {ext!r}: {e}",
+                                   "point extends: at a regular file")]) from None
     base_display = str(Path(display).parent / ext)
+    if len(chain) >= MAX_EXTENDS:
+        raise ScenarioError([Issue(where, ("extends",), f"extends: chain longer than {MAX_EXTENDS} files",
+                                   "merge some of the base files")])
     if base_path in chain:
         raise ScenarioError([Issue(where, ("extends",), f"{ext!r} extends itself (cycle: "
                                    + " -> ".join(p.name for p in chain + (base_path,)) + ")")])
@@ -189,9 +204,9 @@ def _apply_sets(doc: dict, pos: Positions, sets: list[str]) -> None:
             continue
         key, raw = s.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as e:
-            issues.append(Issue(where, (), f"value {raw!r} is not valid YAML: {e}"))
+            value = parse_value(raw, str(where)) if raw.strip() else ""
+        except YamlSyntaxError as e:
+            issues.append(Issue(where, (), f"value {raw[:60]!r} is not valid YAML: {e.message}", e.fix))
             continue
         try:
             path = _set_path(key)
@@ -230,6 +245,8 @@ _FIX_BY_TYPE = {
     "int_parsing": "write a whole number",
     "int_type": "write a whole number",
     "int_from_float": "write a whole number",
+    "less_than_equal": "give a value <= {le}",
+    "finite_number": "write a finite number (not .inf or .nan)",
     "float_parsing": "write a number, e.g. 1e6",
     "float_type": "write a number, e.g. 1e6",
     "string_type": "write a string (quote it if it looks like a number)",
@@ -257,6 +274,7 @@ _FIX_BY_TEXT = (
     ("socket(s) per namespace", "raise that host's sockets_per_namespace or use a lower port"),
     ("unknown node", "links join names listed under hosts: or switches:"),
     ("unique", "rename one of them"),
+    ("names must be distinct", "rename one of them"),
 )
 
 _REF = re.compile(r"^(?P<coll>\w+)\[(?P<key>[^\]]+)\](?P<rest>(?:\.\w+)*): (?P<msg>.*)$", re.S)
@@ -412,18 +430,32 @@ def _route_issues(sc: Scenario, pos: Positions) -> list[Issue]:
     return issues
 
 
-def _check(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[SchemeRegistry], Optional[CostProfile], list[Issue]]:
-    reg, issues = _registry(sc, pos)
+def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[CostProfile], list[Issue]]:
+    """The variant's cost profile with its overrides (cached in `profiles`), or its problems."""
     key = (sc.cost_profile, sc.cost_overrides.model_dump_json())
-    profile = profiles.get(key)
-    if profile is None:
-        try:
-            profile = profiles[key] = make_profile(sc)
-        except FileNotFoundError as e:
-            issues.append(Issue(pos.lookup(("cost_profile",)), ("cost_profile",), str(e)))
-        except (ValueError, ValidationError) as e:
-            issues.append(Issue(pos.lookup(("cost_overrides",)), ("cost_overrides",), str(e).splitlines()[0]))
-    issues += _route_issues(sc, pos)
+    if key in profiles:
+        return profiles[key], []
+    try:
+        base = load_profile(sc.cost_profile)
+    except (OSError, ValueError) as e:           # not found, unreadable, bad YAML, not a profile
+        return None, [Issue(pos.lookup(("cost_profile",)), ("cost_profile",), str(e).splitlines()[0],
+                            "give a built-in profile name (e.g. default) or the path of a profile .yaml")]
+    o = sc.cost_overrides
+    try:
+        profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes)
+    except ValueError as e:                      # ValidationError is a ValueError
+        return None, [Issue(pos.lookup(("cost_overrides",)), ("cost_overrides",), str(e).splitlines()[0])]
+    return profiles[key], []
+
+
+def _check(sc: Scenario, pos: Positions, profiles: dict,
+           lim: limits.Limits) -> tuple[Optional[SchemeRegistry], Optional[CostProfile], list[Issue]]:
+    reg, issues = _registry(sc, pos)
+    profile, more = _profile(sc, pos, profiles)
+    issues += more + _route_issues(sc, pos)
+    if not issues:
+        issues += [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in
+                   limits.check_variant(sc, reg, profile.memory_bytes.udp_hash_buckets, lim)]
     if not issues:
         try:
             Model(sc, registry=reg, profile=profile)
@@ -451,7 +483,7 @@ def _remap(pos: Positions, coll: str, origin: list[Optional[int]], fallback: Opt
                 pos[(coll, j) + k[2:]] = v
 
 
-def _expand_topology(d: dict, pos: Positions) -> list[Issue]:
+def _expand_topology(d: dict, pos: Positions, lim: limits.Limits) -> list[Issue]:
     topo = d.pop("topology", None)
     if topo is None:
         return []
@@ -459,6 +491,13 @@ def _expand_topology(d: dict, pos: Positions) -> list[Issue]:
         spec = TypeAdapter(topogen.TopologySpec).validate_python(topo)
     except ValidationError as e:
         return _issues(e, d, pos, ("topology",), root=BaseModel)
+    n_hosts, _, n_links = topogen.sizes(spec)
+    too_big = [hit for hit in (limits.exceeds("hosts the topology generator makes", n_hosts,
+                                              "max_hosts", lim),
+                               limits.exceeds("links the topology generator makes", n_links,
+                                              "max_links", lim)) if hit]
+    if too_big:
+        return [Issue(pos.lookup(("topology",)), ("topology",), msg, fix) for msg, fix in too_big]
     explicit = {}
     for coll in ("hosts", "switches", "links"):
         v = d.get(coll) or []
@@ -507,6 +546,20 @@ def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = N
     return expand(read_document(path, sets, seed))
 
 
+def limits_of(data: dict, pos: Positions) -> limits.Limits:
+    """The document's ``limits:`` block (defaults when there is none); `ScenarioError` if bad."""
+    try:
+        return limits.Limits.model_validate(data.get("limits") or {})
+    except ValidationError as e:
+        raise ScenarioError(_issues(e, data, pos, ("limits",), root=limits.Limits)) from None
+
+
+def _limits(doc: dict, pos: Positions) -> limits.Limits:
+    lim = limits_of(doc, pos)
+    doc.pop("limits", None)
+    return lim
+
+
 def expand(document: Document, partial: bool = False) -> Loaded:
     """``compare:`` grid -> every variant, validated.  `ScenarioError` lists every problem;
     with `partial`, variants that do not validate are listed in `Loaded.rejected` (cell,
@@ -514,13 +567,19 @@ def expand(document: Document, partial: bool = False) -> Loaded:
     doc = copy.deepcopy(document.data)
     pos = Positions(document.positions)
     display = document.path
+    lim = _limits(doc, pos)
     try:
         factors = matrix.factors(doc.pop("compare", None))
     except matrix.CompareError as e:
         path_ = ("compare",) if e.key is None else ("compare", e.key)
         raise ScenarioError([Issue(pos.lookup(path_), path_, str(e))]) from None
+    too_many = limits.exceeds("variants of the compare: grid", math.prod(len(f.values) for f in factors),
+                              "max_variants", lim)
+    if too_many:
+        raise ScenarioError([Issue(pos.lookup(("compare",)), ("compare",), *too_many)])
     cells = matrix.grid(factors)
-    loaded = Loaded(display, document.name, doc, factors, sweep=document.sweep, positions=document.positions)
+    loaded = Loaded(display, document.name, doc, factors, sweep=document.sweep, positions=document.positions,
+                    limits=lim)
     seen: dict[str, tuple[Issue, list]] = {}
     profiles: dict = {}
     for cell in cells:
@@ -531,7 +590,7 @@ def expand(document: Document, partial: bool = False) -> Loaded:
         expanded = False
         for f in ordered:
             if f.path[0] != "topology" and not expanded:
-                cell_issues += _expand_topology(d, vpos)
+                cell_issues += _expand_topology(d, vpos, lim)
                 expanded = True
             value = cell.levels[f.name]
             where = pos.lookup(("compare", f.name, f.values.index(value)))
@@ -543,7 +602,7 @@ def expand(document: Document, partial: bool = False) -> Loaded:
                 cell_issues.append(Issue(pos.lookup(("compare", f.name)), ("compare", f.name), str(e),
                                          "compare keys are key paths into the scenario, e.g. hosts.*.scheme"))
         if not expanded:
-            cell_issues += _expand_topology(d, vpos)
+            cell_issues += _expand_topology(d, vpos, lim)
         sc = None
         if not cell_issues:
             try:
@@ -551,7 +610,7 @@ def expand(document: Document, partial: bool = False) -> Loaded:
             except ValidationError as e:
                 cell_issues += _issues(e, d, vpos)
         if sc is not None:
-            reg, profile, more = _check(sc, vpos, profiles)
+            reg, profile, more = _check(sc, vpos, profiles, lim)
             cell_issues += more
             if not more:
                 loaded.variants.append(Variant(cell, sc, reg, profile))

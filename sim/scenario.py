@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
-                      PositiveFloat, PositiveInt, model_validator)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sim.stages import NF_CHAINS
 
 _ENDPOINT = re.compile(r"^(?P<host>[^:]+):(?:ns)?(?P<ns>\d+|wire)$")
@@ -138,8 +138,8 @@ class RunSpec(Strict):
 
 class CostOverrides(Strict):
     stages: dict[str, dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"], NonNegativeFloat]] = {}
-    host: dict[str, float] = {}
-    memory_bytes: dict[str, float] = {}
+    host: dict[str, Float] = {}
+    memory_bytes: dict[str, Float] = {}
 
 
 class Scenario(Strict):
@@ -168,6 +168,8 @@ class Scenario(Strict):
             for end in (link.a, link.b):
                 if end not in nodes:
                     raise ValueError(f"links[{i}]: unknown node {end!r}; nodes are {sorted(nodes)}")
+        _unique_names("groups", [g.name for g in self.groups])
+        _unique_names("flows", [f.name for f in self.flows])
         groups = {g.name: g for g in self.groups}
         for g in self.groups:
             for m in g.members:
@@ -211,6 +213,18 @@ class Scenario(Strict):
                 raise ValueError(f"{where}.port: {f.port} but {dst_host} has only "
                                  f"{hosts[dst_host].sockets_per_namespace} socket(s) per namespace (0-based)")
         return self
+
+
+def _unique_names(coll: str, names: list[Optional[str]]) -> None:
+    """ValueError ``coll[i].name: ...`` for the first name used twice (None = unnamed)."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        if name in first:
+            raise ValueError(f"{coll}[{i}].name: name {name!r} is already used by {coll}[{first[name]}]; "
+                             f"{coll[:-1]} names must be distinct")
+        first[name] = i
 
 
 def parse_endpoint(text: str, hosts: dict, where: str) -> tuple[str, Optional[int]]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
+from sim.numbers import NonNegativeFloat
 from sim.stages import STAGE_INDEX, STAGE_INFO
 
 TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
@@ -75,8 +76,8 @@ class SchemeSpec(BaseModel):
     capabilities: Capabilities
     addresses_per_container: NonNegativeInt
     devices_per_container: NonNegativeInt
-    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], float] = {}
-    trips: dict[Literal[TRIPS], list[PassSpec]]
+    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], NonNegativeFloat] = {}
+    trips: dict[Literal[TRIPS], Annotated[list[PassSpec], Field(min_length=1)]]
 
     @model_validator(mode="after")
     def _trip_rules(self) -> "SchemeSpec":

@@ -24,7 +24,9 @@ from __future__ import annotations
 from typing import Annotated, Literal, Optional, Union
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sim.numbers import NonNegativeFloat, PositiveFloat, PositiveInt
 
 
 class _Strict(BaseModel):
@@ -73,6 +75,19 @@ class FatTree(_Gen):
 
 TopologySpec = Annotated[Union[SingleHost, Star, LeafSpine, FatTree], Field(discriminator="generator")]
 GENERATORS = ("single_host", "star", "leaf_spine", "fat_tree")
+
+
+def sizes(spec) -> tuple[int, int, int]:
+    """(hosts, switches, links) that `graph` would make, computed without building it."""
+    if isinstance(spec, Star):
+        return spec.n_hosts, 1, spec.n_hosts
+    if isinstance(spec, LeafSpine):
+        hosts = spec.leaves * spec.hosts_per_leaf
+        return hosts, spec.spines + spec.leaves, spec.leaves * spec.spines + hosts
+    if isinstance(spec, FatTree):
+        k = spec.k
+        return k ** 3 // 4, 5 * k * k // 4, 3 * k ** 3 // 4
+    return 1, 0, 0
 
 
 def graph(spec) -> nx.Graph:

@@ -40,6 +40,7 @@ def _on_term(signum, frame):
 
 
 def cmd_sweep(args) -> int:
+    from sim import outpath
     from sim.loader import ScenarioError
     from sim.sweep.executors import make_executor
     from sim.sweep.progress import make_progress
@@ -58,6 +59,9 @@ def cmd_sweep(args) -> int:
         err("error: --scheduler needs --executor dask")
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("results") / exp.name
+    if bad := outpath.problem(out):
+        err(bad)
+        return EXIT_BAD_INPUT
     signal.signal(signal.SIGTERM, _on_term)
     executor = None
     try:
@@ -73,6 +77,12 @@ def cmd_sweep(args) -> int:
             executor = None
         err(f"interrupted: finished points are kept in {out}; run the same command again to resume")
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno not in outpath.FULL_DISK:
+            raise
+        err(f"--out {out}: writing the results failed: {e.strerror or e}; finished points are kept "
+            f"(fix: free some space, then run the same command again to resume)")
+        return EXIT_FAILED
     finally:
         if executor is not None:
             executor.close()

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
+from sim.outpath import FULL_DISK
 from sim.provenance import provenance
 from sim.sweep import aggregate
 from sim.sweep.progress import NoProgress
@@ -92,11 +93,12 @@ def run_study(exp: Expanded, out: str | Path, executor, progress=None,
             p = handles[h]
             try:
                 res = executor.result(h)
+            except OSError as e:
+                if e.errno in FULL_DISK:
+                    raise
+                res = _died(p, exp, e)
             except Exception as e:                               # the worker itself died
-                res = {"ok": False, "failure": {"key": p.key, "id": p.id, "levels": p.levels,
-                                                "replication": p.replication, "scenario": exp.name,
-                                                "config": p.config, "error": f"{type(e).__name__}: {e}",
-                                                "traceback": None}}
+                res = _died(p, exp, e)
             if res["ok"]:
                 if res["packets"] is not None or not store.marker(p.key).exists():
                     store.commit_point(res["marker"], res["packets"])
@@ -128,6 +130,13 @@ def run_study(exp: Expanded, out: str | Path, executor, progress=None,
                     "seed": m.get("seed"), **m.get("stats", {})} for m in markers],
         **provenance(), "started_utc": started.isoformat(), "wall_s": round(report.wall_s, 3)})
     return report
+
+
+def _died(p, exp: Expanded, e: BaseException) -> dict:
+    """The failure record of a point whose worker raised instead of returning one."""
+    return {"ok": False, "failure": {"key": p.key, "id": p.id, "levels": p.levels, "replication": p.replication,
+                                     "scenario": exp.name, "config": p.config, "error": f"{type(e).__name__}: {e}",
+                                     "traceback": None}}
 
 
 def _levels(levels: dict) -> str:

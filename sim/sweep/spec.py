@@ -31,12 +31,14 @@ sweep.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from sim import matrix
-from sim.loader import Document, ScenarioError, Variant, expand as expand_variants, read_document
+from sim.limits import exceeds
+from sim.loader import Document, ScenarioError, Variant, expand as expand_variants, limits_of, read_document
 from sim.sweep.keys import key_material, point_key, resolved_config
 from sim.yamlpos import Positions
 
@@ -180,6 +182,12 @@ def expand_document(document: Document, partial: bool = True) -> Expanded:
     `partial` a variant that does not validate becomes a `Rejected` point; without, it raises
     `ScenarioError` (``run`` refuses the whole file)."""
     spec = parse(document.sweep, document.positions) if document.sweep is not None else SweepSpec((), (), 1)
+    runs = math.prod(len(f.values) for f in spec.grid) * (len(spec.zipped[0].values) if spec.zipped else 1) \
+        * spec.replications
+    too_many = exceeds("runs of the sweep (points x replications)", runs, "max_sweep_runs",
+                       limits_of(document.data, document.positions))
+    if too_many:
+        raise _fail(document.positions, ("sweep",), f"sweep: {too_many[0]} (fix: {too_many[1]})")
     own = document.data.get("compare")
     clash = set(spec.names) & set(own if isinstance(own, dict) else ())
     if clash:

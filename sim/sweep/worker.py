@@ -8,7 +8,7 @@ records into the point's Parquet partition as they come (memory stays flat), and
 point's marker (`sim.sweep.store`) with its summary, memory, cores and flows rows.  When the
 worker does not see the store directory (a remote Dask worker), the partition is returned as
 bytes and the client commits it.  Exceptions become a failure record (configuration, error,
-traceback); they never escape to the executor.
+traceback), except a full disk (ENOSPC, EDQUOT), which stops the whole study.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import socket
 import time
 import traceback
 from typing import Optional
+
+from sim.outpath import FULL_DISK
 
 _REGISTRIES: dict = {}
 
@@ -76,9 +78,11 @@ def run_point(task: dict, root: str, partition_file: str, scenario: str, on_prog
             store.commit_point(marker, writer.path)
             return {"ok": True, "marker": marker, "packets": None}
         return {"ok": True, "marker": marker, "packets": data}
-    except Exception as e:  # noqa: BLE001 - every failure becomes a record
+    except Exception as e:  # noqa: BLE001 - every failure becomes a record, but a full disk stops the study
         if writer is not None:
             writer.discard()
+        if isinstance(e, OSError) and e.errno in FULL_DISK:
+            raise
         return {"ok": False, "failure": {**base, "config": task["config"], "error": f"{type(e).__name__}: {e}",
                                          "traceback": traceback.format_exc(),
                                          "wall_s": round(time.perf_counter() - t0, 4)}}
