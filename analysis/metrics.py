@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.load import Results
+from sim.reader import Results
 from sim.stats import aggregate
 
 

@@ -1,4 +1,5 @@
-"""The report's figures, from result tables only (matplotlib, Agg; PNG and SVG).
+"""The report's figures, from result tables only (matplotlib: the active backend, so figures show
+inline in a notebook; `netns-sim report` selects Agg).  PNG and SVG.
 
 Every ``fig_*`` function takes a loaded `Results`, its `Roles` and the reference condition
 and returns a `Figure` (or None when the results hold nothing to draw: e.g. no load factor
@@ -12,17 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter  # noqa: E402
-
-from analysis import metrics, stages, style  # noqa: E402
-from analysis.conditions import Roles, label, select, short  # noqa: E402
-from analysis.load import Results  # noqa: E402
+from analysis import metrics, stages, style
+from analysis.conditions import Roles, label, select, short
+from sim.reader import Results
 
 TRIP_TITLES = {"wire_to_ns": "wire → namespace", "ns_to_ns": "namespace → namespace (same host)",
                "ns_to_wire": "namespace → wire", "multicast": "multicast (wire → group)"}

@@ -9,7 +9,7 @@ Sections: the question and the scenario; setup (resolved scenario, seed, version
 with its sources); results per trip (table with the best value per column marked, where the
 time goes, figures); the capability matrix; the thread's claims with measured evidence and
 verdicts (`analysis.claims`); assumptions and limits.  Everything is computed from the result
-directory (`analysis.load`).  Works on one result directory or a directory of several runs.
+directory (`sim.reader`).  Works on one result directory or a directory of several runs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from analysis import claims as claims_mod
 from analysis import plots, stages, style, tables
 from analysis.conditions import roles as find_roles, short
-from analysis.load import load
+from sim.reader import load
 from analysis.profile import describe as describe_profile
 
 QUESTION = ("When every container gets its own network namespace, what does a packet pay, and what does a "

@@ -18,7 +18,7 @@ from pathlib import Path
 import sim
 from sim import outpath
 from sim.loader import Document, ScenarioError, expand, load, read_document
-from sim.results_io import ResultDir, TargetExists
+from sim.results_io import TargetExists
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -84,8 +84,7 @@ def _refuse_sweep(doc: Document) -> str:
 def cmd_run(args) -> int:
     """Every variant of the ``compare:`` grid, once, in this process: a one-replication study
     (`sim.sweep.runner.run_study`) written into a temporary directory renamed into place."""
-    from sim.sweep.executors import InlineExecutor
-    from sim.sweep.runner import run_study
+    from sim.sweep.runner import StudyFailed, run_atomic
     from sim.sweep.spec import SweepError, expand_document
     try:
         doc = read_document(args.scenario, args.set or [], seed=args.seed)
@@ -101,24 +100,19 @@ def cmd_run(args) -> int:
         _err(bad)
         return EXIT_BAD_INPUT
     signal.signal(signal.SIGTERM, _on_sigterm)
+    t0 = time.perf_counter()
     try:
-        rd = ResultDir(out, force=args.force)
+        progress = _RunProgress(exp.points) if not args.quiet and sys.stderr.isatty() else None
+        report = run_atomic(exp, out, force=args.force, progress=progress)
     except TargetExists as e:
         _err(f"error: {e}")
         return EXIT_BAD_INPUT
-    t0 = time.perf_counter()
-    try:
-        with rd:
-            progress = _RunProgress(exp.points) if not args.quiet and sys.stderr.isatty() else None
-            executor = InlineExecutor(on_progress=progress.point if progress else None)
-            report = run_study(exp, rd.tmp, executor, progress=progress)
-            if report.failed:
-                for f in report.failed:
-                    _err(f"variant {f.get('id')} ({_label(f.get('levels') or {}, '')}) failed:\n"
-                         f"{f.get('traceback') or f['error']}")
-                _err(f"the simulation failed: nothing written to {out}")
-                return EXIT_FAILED
-            rd.commit()
+    except StudyFailed as e:
+        for f in e.report.failed:
+            _err(f"variant {f.get('id')} ({_label(f.get('levels') or {}, '')}) failed:\n"
+                 f"{f.get('traceback') or f['error']}")
+        _err(f"the simulation failed: nothing written to {out}")
+        return EXIT_FAILED
     except (KeyboardInterrupt, Interrupted):
         _err(f"interrupted: nothing written to {out}")
         return EXIT_INTERRUPTED
@@ -291,7 +285,9 @@ def cmd_describe(args) -> int:
 # -- report -------------------------------------------------------------------------------
 
 def cmd_report(args) -> int:
-    from analysis.report import write      # matplotlib only when a report is asked for
+    import matplotlib                      # matplotlib only when a report is asked for; no display needed
+    matplotlib.use("Agg")
+    from analysis.report import write
     if not Path(args.results).is_dir():
         _err(f"error: {args.results}: no such result directory")
         return EXIT_BAD_INPUT

@@ -528,6 +528,33 @@ def read_document(path: str | Path, sets: list[str] | tuple = (), seed: Optional
     own = read(p, display)[0]
     if not (isinstance(own, dict) and "name" in own):
         doc["name"] = p.stem
+    return _document(display, p.stem, doc, pos, sets, seed)
+
+
+def document_from_mapping(data: dict, sets: list[str] | tuple = (), seed: Optional[int] = None,
+                          base_dir: str | Path = ".", display: str = "<scenario>") -> Document:
+    """`read_document` for a scenario given as a mapping (the Python API): the same keys,
+    ``extends:`` (relative to `base_dir`), ``compare:``, ``sweep:``, ``topology:`` and
+    ``--set``-style `sets`.  Problems are reported as ``<scenario>: key.path: message``."""
+    if not isinstance(data, dict):
+        raise ScenarioError([Issue(Where(display, None), (), "a scenario must be a mapping of keys "
+                                   f"(hosts:, flows:, run: ...), not a {type(data).__name__}")])
+    doc, pos = copy.deepcopy(data), Positions({(): Where(display, None)})
+    ext = doc.pop("extends", None)
+    if ext is not None:
+        base_path = Path(base_dir) / str(ext)
+        if not base_path.is_file():
+            raise ScenarioError([Issue(Where(display, None), ("extends",), f"base scenario {ext!r} not found "
+                                       f"(looked for {base_path.resolve()})", "extends takes a path relative to "
+                                       "base_dir")])
+        base, base_pos = _read_tree(base_path.resolve(), str(base_path), (base_path.resolve(),))
+        doc = _merge(base, doc, base_pos)
+        pos.update(base_pos)
+    return _document(display, "scenario", doc, pos, sets, seed)
+
+
+def _document(display: str, default_name: str, doc: dict, pos: Positions, sets, seed) -> Document:
+    """The common tail of reading: ``--seed``, ``--set``, ``sweep:`` taken out."""
     if seed is not None:
         doc.setdefault("run", {})
         if isinstance(doc["run"], dict):
@@ -537,7 +564,7 @@ def read_document(path: str | Path, sets: list[str] | tuple = (), seed: Optional
     sweep = doc.pop("sweep", None) if "sweep" in doc else None
     if sweep is None and ("sweep",) in pos:          # ``sweep:`` with nothing under it: still a sweep file
         sweep = {}
-    return Document(display, str(doc.get("name", p.stem)), doc, pos, sweep)
+    return Document(display, str(doc.get("name", default_name)), doc, pos, sweep)
 
 
 def load(path: str | Path, sets: list[str] | tuple = (), seed: Optional[int] = None) -> Loaded:

@@ -132,6 +132,31 @@ def run_study(exp: Expanded, out: str | Path, executor, progress=None,
     return report
 
 
+class StudyFailed(RuntimeError):
+    """A point's simulation raised (a bug): `report.failed` has each traceback; nothing was written."""
+
+    def __init__(self, report: StudyReport) -> None:
+        super().__init__(f"{len(report.failed)} point(s) failed")
+        self.report = report
+
+
+def run_atomic(exp: Expanded, out: str | Path, force: bool = False, progress=None) -> StudyReport:
+    """``netns-sim run`` and `sim.api.run`: every point of `exp` in this process, written into a
+    temporary directory beside `out` that replaces `out` only when complete (`ResultDir`).
+    A failed point raises `StudyFailed` and an interruption propagates; either way nothing is
+    written and an earlier result at `out` is left intact."""
+    from sim.results_io import ResultDir
+    from sim.sweep.executors import InlineExecutor
+    with ResultDir(out, force=force) as rd:
+        executor = InlineExecutor(on_progress=getattr(progress, "point", None))
+        report = run_study(exp, rd.tmp, executor, progress=progress)
+        if report.failed:
+            raise StudyFailed(report)
+        rd.commit()
+    report.out = Path(out)
+    return report
+
+
 def _died(p, exp: Expanded, e: BaseException) -> dict:
     """The failure record of a point whose worker raised instead of returning one."""
     return {"ok": False, "failure": {"key": p.key, "id": p.id, "levels": p.levels, "replication": p.replication,

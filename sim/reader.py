@@ -1,4 +1,4 @@
-"""Read one result directory, or a directory of several runs, into frames.
+"""Read a result directory (`netns-sim run` or `sweep`), or a directory of several, into frames.
 
 Contract: `load(path) -> Results`.  ``path`` is either a result directory — written by
 ``netns-sim run`` or ``netns-sim sweep``, which share one layout (`sim.sweep.runner`):

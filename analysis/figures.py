@@ -1,0 +1,72 @@
+"""The report's figures by name, for the report and for notebooks.
+
+`FIGURES` lists every figure: name, caption and how to draw it from a loaded result
+(`sim.reader.Results`).  `figures(res)` draws them all — plus one ``latency_vs_<factor>``
+figure per other varied parameter — and returns ``{name: (caption, Figure)}``, leaving out
+those the result has nothing for (e.g. no load factor).  `figure(res, name)` draws one.  The
+figures use matplotlib's active backend: inline in a notebook, Agg in ``netns-sim report``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import pandas as pd
+
+from analysis import claims as claims_mod
+from analysis import plots, stages
+from analysis.conditions import Roles, roles as find_roles, short
+from sim.reader import Results
+
+Draw = Callable[[Results, Roles, dict, Optional[pd.DataFrame]], object]
+
+FIGURES: list[tuple[str, str, Draw]] = [
+    ("latency_cdf", "Latency CDF per scheme, one panel per trip (log x).",
+     lambda res, roles, ref, pk: plots.fig_latency_cdf(res, roles, ref, pk)),
+    ("latency_vs_load", "p50 and p99 latency vs offered load.",
+     lambda res, roles, ref, pk: plots.fig_latency_vs(res, roles, ref, roles.load)),
+    ("throughput_drops", "Delivered throughput, drops and backlog vs offered load: where each scheme saturates.",
+     lambda res, roles, ref, pk: plots.fig_throughput_drops(res, roles, ref)),
+    ("latency_vs_namespaces", "p50 and p99 latency vs number of namespaces.",
+     lambda res, roles, ref, pk: plots.fig_latency_vs(res, roles, ref, roles.namespaces)),
+    ("stages", "Where the time goes: CPU per stage group, then queueing, per scheme.",
+     lambda res, roles, ref, pk: plots.fig_stages(res, roles, ref, pk)),
+    ("memory", "Memory vs number of namespaces (log axes), and its split by kernel structure.",
+     lambda res, roles, ref, pk: plots.fig_memory(res, roles, ref)),
+    ("cpu", "CPU utilisation per core per scheme.", lambda res, roles, ref, pk: plots.fig_cpu(res, roles, ref)),
+]
+NEEDS_PACKETS = {"latency_cdf", "stages"}
+
+
+def packet_columns(res: Results) -> list[str]:
+    """The packet columns the figures and the claims read (stage groups and every stage)."""
+    return sorted(set(stages.columns_needed()) | set(claims_mod.stage_columns(res.packet_columns())))
+
+
+def figures(res: Results, names: Optional[list[str]] = None,
+            packets: Optional[pd.DataFrame] = None) -> dict[str, tuple[str, object]]:
+    """``{name: (caption, Figure)}`` for `names` (default: all that apply), in report order."""
+    roles = find_roles(res.summary, res.factors)
+    ref = roles.reference()
+    todo = list(FIGURES) + [
+        (f"latency_vs_{short(f)}", f"p50 and p99 latency vs {f} (the parameter varied across runs).",
+         lambda res, roles, ref, pk, f=f: plots.fig_latency_vs(res, roles, ref, f)) for f in roles.other]
+    if names is not None:
+        unknown = set(names) - {n for n, _, _ in todo}
+        if unknown:
+            raise KeyError(f"unknown figure(s) {sorted(unknown)}; known: {[n for n, _, _ in todo]}")
+        todo = [t for t in todo if t[0] in names]
+    if packets is None and any(n in NEEDS_PACKETS for n, _, _ in todo):
+        packets = res.packets(columns=packet_columns(res))
+    out = {}
+    for name, caption, draw in todo:
+        fig = draw(res, roles, ref, packets)
+        if fig is not None:
+            out[name] = (caption, fig)
+    return out
+
+
+def figure(res: Results, name: str):
+    """One figure by name (None when the result has nothing to draw for it)."""
+    made = figures(res, [name])
+    return made[name][1] if name in made else None
