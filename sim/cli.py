@@ -317,9 +317,10 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
 
     r = sub.add_parser("run", help="run a scenario and write a result directory",
-                       description="Run every variant of SCENARIO and write DIR atomically: packets.parquet, "
-                                   "summary.csv, memory.csv, cores.csv, flows.csv, scenario.resolved.yaml, "
-                                   "metadata.json.  A progress bar is shown on a terminal.  A file with a sweep: "
+                       description="Run every variant of SCENARIO once, in this process, and write DIR "
+                                   "atomically in the same layout as netns-sim sweep: packets/ (Parquet dataset), "
+                                   "points.csv, summary.csv, memory.csv, cores.csv, flows.csv, "
+                                   "scenario.resolved.yaml, metadata.json, sweep.json.  A progress bar is shown on a terminal.  A file with a sweep: "
                                    "block is refused (exit 2): run it with netns-sim sweep.  Absurd sizes (engine "
                                    "events, memory, variants, hosts) are refused at validation; raise the limits "
                                    "with a limits: block in the scenario or --set limits.max_events=1e10 (README).")
