@@ -2,8 +2,10 @@
 
 Subcommands: ``run``, ``validate``, ``schemes``, ``describe``.  Exit codes: 0 success,
 1 the simulation failed (a bug: the traceback is shown), 2 bad input (scenario errors,
-existing output without --force, unknown scheme; one line per problem, no traceback,
-nothing written), 130 interrupted (Ctrl-C or SIGTERM; nothing written).
+existing output without --force, --force on a path netns-sim did not create, unknown
+scheme; one line per problem, no traceback, nothing written), 130 interrupted (Ctrl-C or
+SIGTERM, also during start-up; the 'interrupted: ...' line says what is on disk, see
+`sim.signals`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -24,24 +25,17 @@ from pathlib import Path
 import pandas as pd
 
 import sim
-from sim import matrix
+from sim import matrix, signals
 from sim.loader import Document, Loaded, ScenarioError, Variant, expand, load, read_document
 from sim.model import Model
 from sim.results_io import ResultDir, TargetExists
 from sim.run import collect
+from sim.signals import Interrupted
 from sim.summary import Summarizer
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_CHUNKS = 50
 PACKAGES = ("simpy", "networkx", "numpy", "pandas", "pyarrow", "pydantic", "PyYAML", "rich")
-
-
-class Interrupted(BaseException):
-    """SIGTERM, turned into an exception so the temporary result directory is removed."""
-
-
-def _on_sigterm(signum, frame):
-    raise Interrupted(f"signal {signum}")
 
 
 def _err(msg: str) -> None:
@@ -123,7 +117,6 @@ def cmd_run(args) -> int:
         _err(str(e))
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("results") / loaded.name
-    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rd = ResultDir(out, force=args.force)
     except TargetExists as e:
@@ -185,7 +178,7 @@ def cmd_run(args) -> int:
             })
             rd.commit()
     except (KeyboardInterrupt, Interrupted):
-        _err(f"interrupted: nothing written to {out}")
+        _err(signals.message())
         return EXIT_INTERRUPTED
     if not args.quiet:
         print(f"wrote {out}: {len(loaded.variants)} variant(s), {total_rows} packet rows, "
@@ -383,7 +376,7 @@ def cmd_report(args) -> int:
         return EXIT_BAD_INPUT
     try:
         html_path, md_path = write(args.results, args.out)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, FileExistsError) as e:
         _err(f"error: {e}")
         return EXIT_BAD_INPUT
     print(f"report: {html_path}\nmarkdown: {md_path}")
@@ -475,14 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in EXTERNAL_COMMANDS:
         return run_external(argv[0], argv[1:])
-    args = parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return EXIT_OK
+    with signals.handled():           # SIGINT/SIGTERM -> Interrupted from here on (sim.signals)
+        try:
+            args = parser().parse_args(argv)
+            return args.func(args)
+        except (KeyboardInterrupt, Interrupted):
+            _err(signals.message())
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def test_good_run_writes_every_file_with_documented_columns(tmp_path):
     out = tmp_path / "results" / "tiny"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["packets.parquet", "summary.csv", "memory.csv", "cores.csv", "flows.csv", "scenario.resolved.yaml",
-         "metadata.json"])
+         "metadata.json", ".netns-sim"])
+    assert json.loads((out / ".netns-sim").read_text())["kind"] == "run"
     packets = pd.read_parquet(out / "packets.parquet")
     assert PACKET_COLUMNS <= set(packets.columns)
     assert set(packets["variant"]) == {"v0", "v1"} and set(packets["hosts.*.scheme"]) == {"host", "l2-routed"}
