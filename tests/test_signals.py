@@ -19,24 +19,14 @@ import pytest
 
 from test_cli_e2e import GOOD
 from test_report import _small_scenario
+from test_sweep import SMALL
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 BOUND_S = 20                                   # "promptly": generous on a loaded 2-core machine
 
-SWEEP = """\
-name: sig-sweep
-hosts:
-  - {name: h0, cores: 1, scheme: host, namespaces: 2}
-flows:
-  - {name: f, kind: poisson, src: h0:wire, dst: h0:ns*, rate_pps: 50000}
-run: {duration_ns: 3.0e8, warmup_ns: 1.0e5, seed: 7}
-sweep:
-  replications: 4
-  grid:
-    hosts.*.scheme: [host, l2-routed]
-    flows.*.rate_pps: [50000, 100000]
-"""
+SWEEP = (SMALL.replace("replications: 2", "replications: 4").replace("duration_ns: 1.0e6", "duration_ns: 3.0e8")
+         .replace("[50000, 300000]", "[50000, 100000]"))          # 16 points of about a second each
 
 
 def sim(*args, cwd, timeout=180, env=ENV):
