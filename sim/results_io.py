@@ -58,8 +58,14 @@ class ResultDir:
                                f"(the old result stays intact until the new one is complete) or --out DIR")
         check_replaceable(self.target)
         self.committed = False
-        self.tmp = staging_dir(self.target, "run")
         signals.set_outcome(self.outcome)
+        try:                                    # a signal here must not leave the directory behind
+            with signals.critical("create the temporary directory"):
+                self.tmp = staging_dir(self.target, "run")
+        except BaseException:
+            if hasattr(self, "tmp"):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self._writer: pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
         self._tables: dict[str, list[pd.DataFrame]] = {}
