@@ -5,6 +5,14 @@
 ``<stem>_figures/`` (PNG and SVG; the Markdown links the PNGs, the HTML embeds them as
 base64 data URIs, so it needs no network and no other file to be viewed).
 
+The report is replaced as a whole: everything is written into a marked staging directory
+beside the target (``.tmp-<stem>_figures-PID-RAND``, `sim.atomic`) and published by renames
+in one `sim.signals.critical` section, so an interrupted report (Ctrl-C, SIGTERM, an error)
+leaves the earlier HTML, Markdown and figures untouched and no staging directory.  The
+figures directory carries the ``.netns-sim`` marker; an existing one without it is replaced
+only if it holds nothing but this report's figure files (written before the marker existed),
+else `write` raises `sim.atomic.NotOurs` before doing any work.
+
 Sections: the question and the scenario; setup (resolved scenario, seed, versions, cost profile
 with its sources); results per trip (table with the best value per column marked, where the
 time goes, figures); the capability matrix; the thread's claims with measured evidence and
@@ -17,6 +25,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +34,8 @@ from analysis import plots, stages, style, tables
 from analysis.conditions import roles as find_roles, short
 from sim.reader import load
 from analysis.profile import describe as describe_profile
+from sim import signals
+from sim.atomic import MARKER, check_replaceable, clean_stale, remove_ours, staging_dir, swap_in, write_marker
 
 QUESTION = ("When every container gets its own network namespace, what does a packet pay, and what does a "
             "namespace cost in memory — for each way of isolating the Linux network stack argued about in the "
@@ -130,12 +141,53 @@ def _verdict_class(v: str) -> str:
     return "verdict-" + v.split()[0]
 
 
+FIGURE_STEMS = ("latency_cdf", "latency_vs_load", "throughput_drops", "latency_vs_namespaces", "stages", "memory",
+                "cpu")
+
+
+def _adopt_old_figures(figdir: Path) -> None:
+    """Mark a figures directory written before the marker existed: only if every entry in
+    it is a figure file this report writes (``<stem>.png``/``.svg``)."""
+    if not figdir.is_dir() or figdir.is_symlink() or (figdir / MARKER).exists():
+        return
+    entries = list(figdir.iterdir())
+    if entries and all(p.is_file() and not p.is_symlink() and p.suffix in (".png", ".svg")
+                       and (p.stem in FIGURE_STEMS or p.stem.startswith("latency_vs_")) for p in entries):
+        write_marker(figdir, "report")
+
+
 def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
-    res = load(results_dir)
+    """Write the report of `results_dir` to `out` (see the module docstring); all or nothing."""
     out = Path(out) if out else Path(results_dir) / "report.html"
     out = out if out.suffix == ".html" else out.with_suffix(".html")
     md_path = out.with_suffix(".md")
     figdir = out.parent / f"{out.stem}_figures"
+    _adopt_old_figures(figdir)
+    check_replaceable(figdir, "--out")
+    res = load(results_dir)
+    clean_stale(figdir)
+    staging = staging_dir(figdir, "report")
+    state = {"published": False}
+    signals.set_outcome(lambda: f"report complete at {out}" if state["published"] else
+                        f"nothing written; the earlier report at {out} and its figures are unchanged")
+    try:
+        html_text, md_text = _compose(res, results_dir, figdir, staging)
+        (staging / f".{out.name}").write_text(html_text)
+        (staging / f".{md_path.name}").write_text(md_text)
+        with signals.critical("publish report"):
+            check_replaceable(figdir, "--out")
+            os.replace(staging / f".{md_path.name}", md_path)
+            os.replace(staging / f".{out.name}", out)
+            swap_in(staging, figdir)
+            state["published"] = True
+    finally:
+        if not state["published"]:
+            remove_ours(staging)
+    return out, md_path
+
+
+def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
+    """The HTML and Markdown texts; figures are saved to `staging` (linked as `figdir`)."""
     roles = find_roles(res.summary, res.factors)
     ref = roles.reference()
     # the stage groups plus every stage column (CPU per packet in the claims)
@@ -168,7 +220,7 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
     for stem, cap, fn in figs:
         fig = fn()
         if fig is not None:
-            made[stem] = (plots.save(fig, figdir, stem)["png"], cap)
+            made[stem] = (plots.save(fig, staging, stem)["png"], cap)
 
     def put_fig(doc, stem):
         if stem in made:
@@ -284,11 +336,7 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
         doc.details(f"Resolved scenario{f' ({r.name})' if res.multi else ''}: scenario.resolved.yaml",
                     r.resolved_text.strip())
 
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(doc.html_doc(title))
-    md_path.write_text(doc.markdown())
-    return out, md_path
+    return doc.html_doc(title), doc.markdown()
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,8 @@
-"""``python -m sim`` is the ``netns-sim`` command (see `sim.cli`)."""
+"""``python -m sim`` is the ``netns-sim`` command (see `sim.cli`); signal handlers are
+installed before `sim.cli` is imported (`sim.signals.entry`)."""
 
 import sys
 
-from sim.cli import main
+from sim.signals import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -2,33 +2,27 @@
 
 Subcommands: ``run``, ``validate``, ``schemes``, ``describe``.  Exit codes: 0 success,
 1 the simulation failed (a bug: the traceback is shown), 2 bad input (scenario errors,
-existing output without --force, unknown scheme; one line per problem, no traceback,
-nothing written), 130 interrupted (Ctrl-C or SIGTERM; nothing written).
+existing output without --force, --force on a path netns-sim did not create, unknown
+scheme; one line per problem, no traceback, nothing written), 130 interrupted (Ctrl-C or
+SIGTERM, also during start-up; the 'interrupted: ...' line says what is on disk, see
+`sim.signals`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
 
 import sim
-from sim import outpath
+from sim import outpath, signals
 from sim.loader import Document, ScenarioError, expand, load, read_document
 from sim.results_io import TargetExists
+from sim.signals import Interrupted
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class Interrupted(BaseException):
-    """SIGTERM, turned into an exception so the temporary result directory is removed."""
-
-
-def _on_sigterm(signum, frame):
-    raise Interrupted(f"signal {signum}")
 
 
 def _err(msg: str) -> None:
@@ -99,7 +93,6 @@ def cmd_run(args) -> int:
     if bad := outpath.problem(out):
         _err(bad)
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, _on_sigterm)
     t0 = time.perf_counter()
     try:
         progress = _RunProgress(exp.points) if not args.quiet and sys.stderr.isatty() else None
@@ -114,7 +107,7 @@ def cmd_run(args) -> int:
         _err(f"the simulation failed: nothing written to {out}")
         return EXIT_FAILED
     except (KeyboardInterrupt, Interrupted):
-        _err(f"interrupted: nothing written to {out}")
+        _err(signals.message())
         return EXIT_INTERRUPTED
     except OSError as e:
         if e.errno not in outpath.FULL_DISK:
@@ -293,7 +286,7 @@ def cmd_report(args) -> int:
         return EXIT_BAD_INPUT
     try:
         html_path, md_path = write(args.results, args.out)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, FileExistsError) as e:
         _err(f"error: {e}")
         return EXIT_BAD_INPUT
     print(f"report: {html_path}\nmarkdown: {md_path}")
@@ -389,14 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in EXTERNAL_COMMANDS:
         return run_external(argv[0], argv[1:])
-    args = parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return EXIT_OK
+    with signals.handled():           # SIGINT/SIGTERM -> Interrupted from here on (sim.signals)
+        try:
+            args = parser().parse_args(argv)
+            return args.func(args)
+        except (KeyboardInterrupt, Interrupted):
+            _err(signals.message())
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            return EXIT_OK
 
 
 if __name__ == "__main__":

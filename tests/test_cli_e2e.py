@@ -77,6 +77,7 @@ def test_good_run_writes_every_file_with_documented_columns(tmp_path):
     assert LAYOUT[:8] == [n for n in LAYOUT if (out / n).is_file()]
     assert {n for n in LAYOUT if (out / n).is_dir()} == {"packets", "points", "failed"}
     packets = ds.dataset(out / "packets", format="parquet", partitioning="hive").to_table().to_pandas()
+    assert json.loads((out / ".netns-sim").read_text())["kind"] == "run"
     assert PACKET_COLUMNS <= set(packets.columns)
     assert set(packets["point"]) == {"p00000-r0", "p00001-r0"}
     assert set(packets["hosts.*.scheme"].astype(str)) == {"host", "l2-routed"}

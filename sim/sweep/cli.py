@@ -1,15 +1,18 @@
 """``netns-sim sweep``: arguments and command (sim/cli.py only registers the subcommand).
 
 Exit status: 0 every point finished, 1 some point failed (each reported with its swept
-values and error; the others ran), 2 bad input, 130 interrupted (finished points are kept;
-run the same command again to resume).
+values and error; the others ran), 2 bad input (also an --out that exists, is not empty and
+was not created by netns-sim), 130 interrupted by SIGINT/SIGTERM (pending points are
+cancelled and running ones killed at once; finished points are kept; run the same command
+again to resume).
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
+
+from sim import signals
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -31,14 +34,6 @@ def add_arguments(sp) -> None:
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
 
 
-class _Interrupted(BaseException):
-    pass
-
-
-def _on_term(signum, frame):
-    raise _Interrupted()
-
-
 def cmd_sweep(args) -> int:
     from sim import outpath
     from sim.loader import ScenarioError
@@ -46,6 +41,7 @@ def cmd_sweep(args) -> int:
     from sim.sweep.progress import make_progress
     from sim.sweep.runner import run_study
     from sim.sweep.spec import SweepError, expand
+    from sim.sweep.store import NotOurs, check_replaceable
 
     def err(msg):
         print(msg, file=sys.stderr)
@@ -62,7 +58,12 @@ def cmd_sweep(args) -> int:
     if bad := outpath.problem(out):
         err(bad)
         return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        check_replaceable(out)                   # before any worker starts (Store.prepare checks again)
+    except NotOurs as e:
+        err(f"error: {e}")
+        return EXIT_BAD_INPUT
+    signals.set_outcome(lambda: f"finished points are kept in {out}; run the same command again to resume")
     executor = None
     try:
         try:
@@ -71,11 +72,15 @@ def cmd_sweep(args) -> int:
             err(f"error: cannot start the {args.executor} executor: {e}")
             return EXIT_BAD_INPUT
         report = run_study(exp, out, executor, progress=make_progress(args.quiet), log=err)
-    except (KeyboardInterrupt, _Interrupted):
+    except NotOurs as e:
+        err(f"error: {e}")
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, signals.Interrupted):
         if executor is not None:
-            executor.close(cancel=True)
+            with signals.critical("cancel the sweep"):      # a second Ctrl-C does not cut this short
+                executor.close(cancel=True)
             executor = None
-        err(f"interrupted: finished points are kept in {out}; run the same command again to resume")
+        err(signals.message())
         return EXIT_INTERRUPTED
     except OSError as e:
         if e.errno not in outpath.FULL_DISK:

@@ -3,16 +3,58 @@ of ``netns-sim sweep``) or a Dask distributed cluster.
 
 An executor has ``submit(fn, *args) -> handle``, ``as_completed(handles)`` yielding
 finished handles, ``result(handle)``, ``workers`` (how many points run at once) and
-``close()``.  All run the same picklable `sim.sweep.worker.run_point`; which executor ran a
-point changes nothing in its records.
+``close(cancel=False)``.  All run the same picklable `sim.sweep.worker.run_point`; which
+executor ran a point changes nothing in its records.
+
+``close(cancel=True)`` (Ctrl-C, SIGTERM) stops at once: pending points are cancelled and the
+local pool's running workers are killed (a point cut short leaves only a temporary file or an
+unmarked partition, which `Store.prepare` removes on resume).  Local pool workers also die
+with the command: even after ``kill -9`` of ``netns-sim sweep`` they exit within a second
+(`_die_with_parent`), and so does the forkserver (it exits when the command's end of its
+pipe closes).  The workers of a Dask LocalCluster started here are Dask's own processes,
+which exit when their parent closes the pipe Dask keeps to them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent import futures
 from typing import Iterable, Iterator, Optional
+
+from sim.atomic import pid_alive
+
+PR_SET_PDEATHSIG = 1
+WATCH_INTERVAL_S = 0.5
+
+
+def _watch_parent(ppid: int, command_pid: int) -> None:
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        if os.getppid() != ppid or not pid_alive(command_pid):
+            os._exit(1)
+
+
+def _die_with_parent(command_pid: int) -> None:
+    """Pool initializer: ignore SIGINT (the command decides and kills us), get SIGKILL when
+    the parent (the forkserver, or the command itself) dies (Linux prctl), and, as a
+    fallback elsewhere, a daemon thread that exits as soon as the parent changes or the
+    command `command_pid` is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ppid = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != ppid or not pid_alive(command_pid):      # died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(ppid, command_pid), daemon=True, name="die-with-parent").start()
 
 
 class InlineExecutor:
@@ -49,7 +91,8 @@ class InlineExecutor:
 
 class LocalExecutor:
     """`concurrent.futures.ProcessPoolExecutor` on a forkserver (clean children: no threads
-    or open files of the parent are inherited), `jobs` processes."""
+    or open files of the parent are inherited), `jobs` processes, each initialised by
+    `_die_with_parent`."""
 
     name = "local"
 
@@ -58,7 +101,8 @@ class LocalExecutor:
         ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else None
         if ctx is not None:
             ctx.set_forkserver_preload(["sim.sweep.worker", "sim.run", "sim.summary"])
-        self.pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        self.pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                                initializer=_die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, fn, *args):
         return self.pool.submit(fn, *args)
@@ -70,7 +114,17 @@ class LocalExecutor:
         return handle.result()
 
     def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        """Wait for the submitted points; with `cancel`, drop pending ones and kill the
+        running workers (returns once they are gone)."""
+        if not cancel:
+            self.pool.shutdown(wait=True)
+            return
+        procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.join(timeout=10)
 
 
 class DaskExecutor:
@@ -86,6 +140,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
         self._own_cluster = None
         self._own_client = client is None
+        self._submitted: list = []
         if client is not None:
             self.client = client
         elif scheduler:
@@ -102,7 +157,9 @@ class DaskExecutor:
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
 
     def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
+        fut = self.client.submit(fn, *args, pure=False)
+        self._submitted.append(fut)
+        return fut
 
     def as_completed(self, handles: Iterable) -> Iterator:
         from distributed import as_completed
@@ -112,6 +169,13 @@ class DaskExecutor:
         return handle.result()
 
     def close(self, cancel: bool = False) -> None:
+        """With `cancel`, the points submitted here are cancelled first (a scheduler shared
+        with others keeps running; a LocalCluster started here is closed with its workers)."""
+        if cancel and self._submitted:
+            try:
+                self.client.cancel(self._submitted, force=True)
+            except Exception:  # noqa: BLE001 - best effort while shutting down
+                pass
         if self._own_client:
             self.client.close()
         if self._own_cluster is not None:

@@ -10,6 +10,8 @@ Layout of OUT::
                                      per-point summary rows, run stats
     failed/KEY.json                  a point that failed: levels, config, error, traceback
     summary.csv, points.csv          written at the end (`sim.sweep.aggregate`)
+    .netns-sim                       ownership marker (`sim.atomic`): a non-empty OUT without
+                                     it is refused, never written into or cleaned
 
 Writes are crash-safe: a file is written under a hidden name (``.tmp-...``, which pyarrow
 datasets ignore), fsynced and renamed into place; the partition first, the marker last.
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 from urllib.parse import quote
@@ -31,36 +32,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from sim.atomic import (TMP_PREFIX, NotOurs, atomic_write_bytes, atomic_write_json, check_replaceable,  # noqa: F401
+                        fsync_dir, is_ours, write_marker)
+
 PACKETS, POINTS, FAILED = "packets", "points", "failed"
-TMP_PREFIX = ".tmp-"
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n").encode())
 
 
 def partition_dir(levels: dict, names: Iterable[str]) -> str:
@@ -152,7 +127,15 @@ class Store:
 
     # -- lifecycle ----------------------------------------------------------------------
     def prepare(self) -> dict:
-        """Create the layout; remove temporary files and partitions without a marker."""
+        """Create the layout; remove temporary files and partitions without a marker.
+
+        The root must be absent, empty, or a sweep directory netns-sim created (it carries
+        the ``.netns-sim`` marker, written here); anything else raises `NotOurs` before a
+        single file is written or removed."""
+        check_replaceable(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not is_ours(self.root):
+            write_marker(self.root, "sweep")
         for d in (PACKETS, POINTS, FAILED):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         done = self.done_keys()
@@ -191,7 +174,7 @@ class Store:
         if isinstance(packets, Path):
             final = self.root / marker["file"]
             os.replace(packets, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         elif packets is not None:
             atomic_write_bytes(self.root / marker["file"], packets)
         atomic_write_json(self.marker(marker["key"]), marker)
