@@ -103,8 +103,8 @@ def _figure(nrows, ncols, w=None, h=None, **kw):
 # -- latency CDF --------------------------------------------------------------------------
 
 def fig_latency_cdf(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
-    loads = [ref[roles.load]] if roles.load is None else sorted({roles.levels[roles.load][0],
-                                                                 roles.levels[roles.load][-1]})
+    loads = [None] if roles.load is None else sorted({roles.levels[roles.load][0],
+                                                      roles.levels[roles.load][-1]})
     tr = trips(res)
     with plt.rc_context(style.RC):
         fig, axes = _figure(len(loads), len(tr))
