@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCENARIO ?= scenarios/rfc2006-schemes.yaml
 OUT ?= results/rfc2006-schemes
 
-.PHONY: run test venv bench clean
+.PHONY: run test wheel-check venv bench clean
 
 $(BIN)/.stamp-run: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,15 @@ run: $(BIN)/.stamp-run
 	$(BIN)/netns-sim run $(SCENARIO) --out $(OUT) --force
 	@if $(BIN)/netns-sim report --help >/dev/null 2>&1; then $(BIN)/netns-sim report $(OUT); fi
 
+# The suite, then the installed-wheel check (about a minute).
 test: $(BIN)/.stamp-test
 	$(BIN)/python -m pytest -q
+	$(MAKE) wheel-check
+
+# Build the wheel, install it with [dask] into a fresh temporary venv (pins as constraints)
+# and run the front-door commands from outside the checkout (.ci/wheel-check).
+wheel-check:
+	PY=$(PY) .ci/wheel-check
 
 bench: $(BIN)/.stamp-test
 	$(BIN)/python bench/engine.py
