@@ -60,6 +60,8 @@ class Results:
     flows: pd.DataFrame
     factors: list[str]
     _packets: pd.DataFrame | None = field(default=None, repr=False)
+    # directory of runs: scenario keys that differ between runs -> {run_dir: value} (see `load`)
+    _run_factor_values: dict = field(default_factory=dict, repr=False)
 
     @property
     def multi(self) -> bool:
@@ -229,7 +231,7 @@ def load_sweep(path: Path) -> Results:
     factors = list(sweep.get("factors", []))
     pts = pd.read_csv(path / "points.csv")
     pts = pts.assign(run_dir=path.name, run_id=pts["point_key"], scenario=sweep.get("scenario", ""))
-    resolved = {}
+    resolved: dict = {}
     markers = sorted((path / "points").glob("*.json"))
     if markers:
         cfg = json.loads(markers[0].read_text()).get("config")

@@ -101,7 +101,8 @@ def load_profile(name_or_path: str = "default") -> CostProfile:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, or give a path to a .yaml file")
+        raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, "
+                                "or give a path to a .yaml file")
     data = yaml.safe_load(path.read_text())
     data["source_file"] = str(path)
     return CostProfile.model_validate(data)

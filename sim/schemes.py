@@ -75,8 +75,9 @@ class SchemeSpec(BaseModel):
     capabilities: Capabilities
     addresses_per_container: NonNegativeInt
     devices_per_container: NonNegativeInt
-    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], float] = {}
-    trips: dict[Literal[TRIPS], list[PassSpec]]
+    # Literal over a tuple constant: pydantic expands it at run time, mypy cannot.
+    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], float] = {}  # type: ignore[valid-type]
+    trips: dict[Literal[TRIPS], list[PassSpec]]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _trip_rules(self) -> "SchemeSpec":
@@ -97,7 +98,8 @@ class SchemeSpec(BaseModel):
             for i, p in enumerate(passes):
                 starred = any(t.endswith("*") for t in p.stages)
                 if starred and (trip != "multicast" or i >= after):
-                    raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes before the fanout")
+                    raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes "
+                                     "before the fanout")
         return self
 
 
@@ -130,7 +132,7 @@ def _stage_name(token: str) -> str:
 
 
 def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
-    role = spec.ns
+    role: str = spec.ns
     out = []
     for token in spec.stages:
         per_member = token.endswith("*")

@@ -61,6 +61,13 @@ class SizeSampler:
 class Flow:
     """Base: identity, size sampler, stop condition."""
 
+    # Set by sim.model.Model after construction: (host, ns) endpoints (ns -1 = the wire), the
+    # multicast group (host -> member namespaces) or None, namespaces to spread over (HOST:ns*).
+    src: tuple[int, int]
+    dst: tuple[int, int]
+    group: dict[int, tuple[int, ...]] | None
+    spread_over: int
+
     def __init__(self, idx: int, spec, model, rng: np.random.Generator) -> None:
         self.idx = idx
         self.spec = spec
@@ -159,7 +166,7 @@ class RequestResponseFlow(Flow):
         self.engine.at(self.spec.timeout_ns, self._request)
 
 
-FLOW_KINDS = {
+FLOW_KINDS: dict[str, type[OpenLoopFlow] | type[RequestResponseFlow]] = {
     "poisson": OpenLoopFlow,
     "constant": OpenLoopFlow,
     "onoff": OpenLoopFlow,
