@@ -22,7 +22,7 @@ needs is missing).  Thresholds are in `RULES` and printed with each claim.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -73,7 +73,6 @@ class Claim:
     figure: str
     rule: str
     verdict: str
-    evidence: list[str] = field(default_factory=list)
 
 
 class Book:

@@ -26,7 +26,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-ID_COLUMNS = ("run_id", "scenario", "variant", "seed", "replication")
 TABLES = ("summary.csv", "memory.csv", "cores.csv", "flows.csv")
 
 

@@ -27,9 +27,6 @@ class StageCost(BaseModel):
     per_byte_ns: NonNegativeFloat = 0.0
     per_entry_ns: NonNegativeFloat = 0.0
 
-    def cost_ns(self, size_bytes: float, entries: float) -> float:
-        return self.base_ns + self.per_byte_ns * size_bytes + self.per_entry_ns * entries
-
 
 class HostDefaults(BaseModel):
     """Per-host queue limits and application costs."""

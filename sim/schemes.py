@@ -25,8 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validat
 from sim.stages import STAGE_INDEX, STAGE_INFO
 
 TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
-CAPABILITIES: tuple[str, ...] = ("own_routes", "own_netfilter", "own_devices", "dhcp_raw_nonip",
-                                 "tunnels_vpn", "migration_with_ip")
 MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port", "fib_table",
                                       "fib_info_hash", "nf_table", "proc_entries", "bind_filter",
                                       "classifier_rule", "ns_tag")

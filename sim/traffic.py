@@ -138,7 +138,6 @@ class RequestResponseFlow(Flow):
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)
         self.response_size = SizeSampler(spec.response_size or spec.size, rng)
-        self.completed = 0
 
     def start(self) -> None:
         for _ in range(self.spec.concurrency):
@@ -159,7 +158,6 @@ class RequestResponseFlow(Flow):
         if pkt.direction == 0:
             self.engine.at(read_done_ns - now + self.spec.server_ns, self._respond, pkt.seq)
         else:
-            self.completed += 1
             self.engine.at(read_done_ns - now + self.spec.think_ns, self._request)
 
     def on_dropped(self, pkt) -> None:
