@@ -45,6 +45,8 @@ def make_profile(scenario: Scenario) -> CostProfile:
 class Model:
     """Builds everything for `scenario` and runs it; see `sim.run.run` for the public call."""
 
+    wall_s: float       # wall-clock seconds of the run, set by the caller that timed it
+
     def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
                  profile: CostProfile | None = None, record_sink=None, chunk_rows: int = 50_000) -> None:
         """`record_sink`, if given, receives the packet records as DataFrames of `chunk_rows`
