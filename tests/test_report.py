@@ -32,6 +32,9 @@ import pandas as pd
 import pytest
 import yaml
 
+# Every test here runs the CLI on whole scenarios (the module fixture alone takes ~20 s).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LOAD, NS = "flows.*.rate_pps", "hosts.*.namespaces"
