@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SCENARIO ?= scenarios/rfc2006-schemes.yaml
 OUT ?= results/rfc2006-schemes
 
-.PHONY: run test validate-real venv bench clean
+.PHONY: run test test-fast lint types wheel-check validate-real venv bench clean
 
 $(BIN)/.stamp-run: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,25 @@ run: $(BIN)/.stamp-run
 	$(BIN)/netns-sim run $(SCENARIO) --out $(OUT) --force
 	@if $(BIN)/netns-sim report --help >/dev/null 2>&1; then $(BIN)/netns-sim report $(OUT); fi
 
-test: $(BIN)/.stamp-test
+# Lint and types first (seconds), then the suite, then the installed-wheel check (about a minute).
+test: lint types
 	$(BIN)/python -m pytest -q
+	$(MAKE) wheel-check
+
+# Inner loop: lint and the tests not marked slow (see [tool.pytest.ini_options] markers).
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(BIN)/.stamp-test
+	$(BIN)/ruff check sim analysis
+
+types: $(BIN)/.stamp-test
+	$(BIN)/mypy sim analysis
+
+# Build the wheel, install it with [dask] into a fresh temporary venv (pins as constraints)
+# and run the front-door commands from outside the checkout (.ci/wheel-check).
+wheel-check:
+	PY=$(PY) .ci/wheel-check
 
 # Real-kernel timing checks (root, iproute2): never part of `make test`, whose results must
 # not depend on how loaded the machine is.

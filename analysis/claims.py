@@ -22,7 +22,7 @@ needs is missing).  Thresholds are in `RULES` and printed with each claim.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -73,7 +73,6 @@ class Claim:
     figure: str
     rule: str
     verdict: str
-    evidence: list[str] = field(default_factory=list)
 
 
 class Book:
@@ -163,10 +162,10 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
     host_cpu, host_p50 = cpu("host"), p50("host")
     parts, ok, have = [], [], _have(host_cpu, host_p50)
     for s in ("l2-routed", "l2-bridged"):
-        c, l = cpu(s), p50(s)
+        c, lat = cpu(s), p50(s)
         dc, dl = book.ratio(c, host_cpu, f"extra CPU per packet, {s} vs host"), \
-            book.ratio(l, host_p50, f"extra p50 latency, {s} vs host")
-        have = have and _have(c, l)
+            book.ratio(lat, host_p50, f"extra p50 latency, {s} vs host")
+        have = have and _have(c, lat)
         ok.append(dc.value >= RULES["second_pass_cpu"])
         text = f"{s}: CPU/packet {_pct(dc)}, p50 {_pct(dl)} vs host"
         if hi:
@@ -203,21 +202,21 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED))
 
     # 3. layer-3 bind filtering: little to no packet overhead
-    c, l = cpu("l3-bind"), p50("l3-bind")
+    c, lat = cpu("l3-bind"), p50("l3-bind")
     dc, dl = book.ratio(c, host_cpu, "extra CPU per packet, l3-bind vs host"), \
-        book.ratio(l, host_p50, "extra p50 latency, l3-bind vs host")
+        book.ratio(lat, host_p50, "extra p50 latency, l3-bind vs host")
     lim = RULES["l3_bind"]
     claims.append(Claim(
         "Layer-3 bind filtering has \"little to no packet level overhead\".", "Biederman, Poetzl",
         f"l3-bind vs host: CPU/packet {_pct(dc)}, p50 {_pct(dl)} ({trip}, {roles.describe(ref)}).",
         f"supported if both differences are within ±{lim:.0%}.",
         (SUPPORTED if abs(dc.value) <= lim and abs(dl.value) <= lim else CONTRADICTED)
-        if _have(c, l, host_cpu, host_p50) else NOT_MEASURED))
+        if _have(c, lat, host_cpu, host_p50) else NOT_MEASURED))
 
     # 4. no measurable penalty for the current cases
-    c, l = cpu("host-ns-compiled"), p50("host-ns-compiled")
+    c, lat = cpu("host-ns-compiled"), p50("host-ns-compiled")
     dc, dl = book.ratio(c, host_cpu, "extra CPU per packet, host-ns-compiled vs host"), \
-        book.ratio(l, host_p50, "extra p50 latency, host-ns-compiled vs host")
+        book.ratio(lat, host_p50, "extra p50 latency, host-ns-compiled vs host")
     lim = RULES["compiled"]
     claims.append(Claim(
         "\"A Layer 2 approach that did not slow down the networking stack\" is the bar: \"no measurable "
@@ -225,7 +224,7 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         f"host-ns-compiled vs host: CPU/packet {_pct(dc)}, p50 {_pct(dl)} ({trip}, {roles.describe(ref)}).",
         f"supported if both differences are within ±{lim:.0%} (below what the p50 of these runs resolves).",
         (SUPPORTED if abs(dc.value) <= lim and abs(dl.value) <= lim else CONTRADICTED)
-        if _have(c, l, host_cpu, host_p50) else NOT_MEASURED))
+        if _have(c, lat, host_cpu, host_p50) else NOT_MEASURED))
 
     # 5. shared socket hashes with a permutation vs per-namespace tables
     counts = sorted(res.memory["namespaces"].unique()) if len(res.memory) else []
@@ -239,7 +238,7 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         times = mp.value / ms.value if ms.value else math.nan
         fig = (f"socket hash tables at {top:,} namespaces: {perns} (per-namespace) {mp.text()} ({mp.id}) vs "
                f"{shared} (shared, permuted) {ms.text()} ({ms.id}), {times:,.0f}x")
-        ok = times >= RULES["shared_memory"]
+        enough = times >= RULES["shared_memory"]
         have = _have(ms, mp)
         if roles.namespaces and len(roles.levels[roles.namespaces]) > 1:
             lo_n, hi_n = roles.levels[roles.namespaces][0], roles.levels[roles.namespaces][-1]
@@ -255,7 +254,7 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
             "memory with \"hundreds\" of namespaces.", "Savochkin", fig + ".",
             f"supported if per-namespace socket tables take ≥ {RULES['shared_memory']:g}x the shared tables' "
             f"memory at the largest namespace count computed ({top:,}); the lookup growth is reported, not judged.",
-            (SUPPORTED if ok else CONTRADICTED) if have else NOT_MEASURED))
+            (SUPPORTED if enough else CONTRADICTED) if have else NOT_MEASURED))
     else:
         claims.append(Claim("Shared socket hash tables vs per-namespace tables.", "Savochkin",
                             "needs a shared-table and a per-namespace scheme in memory.csv", "—", NOT_MEASURED))

@@ -39,7 +39,7 @@ def trips(res: Results) -> list[str]:
 
 
 def _legend(fig, axes, ncol=5):
-    handles, labels = {}, {}
+    handles: dict = {}
     for ax in np.ravel(axes):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
@@ -101,7 +101,8 @@ def _figure(nrows, ncols, w=None, h=None, **kw):
 # -- latency CDF --------------------------------------------------------------------------
 
 def fig_latency_cdf(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
-    loads = [None] if roles.load is None else sorted({roles.levels[roles.load][0], roles.levels[roles.load][-1]})
+    loads = [None] if roles.load is None else sorted({roles.levels[roles.load][0],
+                                                      roles.levels[roles.load][-1]})
     tr = trips(res)
     with plt.rc_context(style.RC):
         fig, axes = _figure(len(loads), len(tr))
@@ -311,7 +312,7 @@ def fig_memory(res: Results, roles: Roles, ref: dict):
             v = piv[s].to_numpy() / np.where(tot > 0, tot, 1)
             ax2.barh(names, v, left=left, color=cmap(k % 20), label=s, edgecolor="white", linewidth=0.4)
             left += v
-        for k, s in enumerate(names):
+        for k in range(len(names)):
             ax2.text(1.01, k, _bytes_fmt(tot[k]), va="center", fontsize=7)
         ax2.set_xlim(0, 1.22)
         ax2.xaxis.set_major_formatter(PercentFormatter(1.0))

@@ -60,7 +60,9 @@ def parse(text: str) -> tuple[str, dict[tuple[str, str], str]]:
             header.append(ln[1:].strip() if ln.strip() != "#" else "")
         elif ln.strip():
             break
-    notes, section, block = {}, None, []
+    notes: dict[tuple, str] = {}
+    section: str | None = None
+    block: list[str] = []
     for ln in lines:
         top = re.match(r"^([A-Za-z_]\w*):", ln)
         if top:

@@ -11,6 +11,10 @@ Markers and dash patterns also differ per scheme, so figures stay readable in gr
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 BUILTIN_ORDER = ("host", "host-ns-compiled", "l2-routed", "l2-bridged", "shortcut-routing",
                  "shortcut-postrouting", "shortcut-socket", "l25-hybrid", "l3-bind", "vnic")
@@ -65,6 +69,7 @@ def line_kw(name: str) -> dict:
             "markersize": 5, "linewidth": 1.6}
 
 
-RC = {"figure.dpi": 110, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
-      "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3, "svg.fonttype": "none",
-      "axes.spines.top": False, "axes.spines.right": False}
+RC: dict[RcKeyType, Any] = {
+    "figure.dpi": 110, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+    "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3, "svg.fonttype": "none",
+    "axes.spines.top": False, "axes.spines.right": False}

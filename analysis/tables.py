@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -54,7 +55,7 @@ def fmt_bytes(v: float) -> str:
 class Column:
     key: str
     header: str
-    fmt: object = None               # callable value -> str; None: str()
+    fmt: Callable[[Any], str] | None = None   # value -> text; None: str()
     better: str | None = None        # "min" | "max" | None
 
 
@@ -77,8 +78,8 @@ class Table:
         for c in self.columns:
             if not c.better:
                 continue
-            vals = [(i, r.get(c.key)) for i, r in enumerate(self.rows)
-                    if isinstance(r.get(c.key), (int, float)) and not math.isnan(r.get(c.key))]
+            vals = [(i, v) for i, v in ((i, r.get(c.key)) for i, r in enumerate(self.rows))
+                    if isinstance(v, (int, float)) and not math.isnan(v)]
             if len(vals) < 2:
                 continue
             target = (min if c.better == "min" else max)(v for _, v in vals)

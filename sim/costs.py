@@ -27,9 +27,6 @@ class StageCost(BaseModel):
     per_byte_ns: NonNegativeFloat = 0.0
     per_entry_ns: NonNegativeFloat = 0.0
 
-    def cost_ns(self, size_bytes: float, entries: float) -> float:
-        return self.base_ns + self.per_byte_ns * size_bytes + self.per_entry_ns * entries
-
 
 class HostDefaults(BaseModel):
     """Per-host queue limits and application costs."""
@@ -101,7 +98,8 @@ def load_profile(name_or_path: str = "default") -> CostProfile:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, or give a path to a .yaml file")
+        raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, "
+                                "or give a path to a .yaml file")
     data = read(path)[0]                       # YamlSyntaxError (a ValueError) for unreadable files
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a cost profile: a profile is a mapping (stages:, host:, memory_bytes:)")

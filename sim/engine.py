@@ -29,7 +29,8 @@ class Engine(simpy.Environment):
     def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time."""
         self.events += 1
-        heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), (fn, arg)))
+        # simpy types its queue as holding Events; this calendar holds (fn, arg) entries too.
+        heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), (fn, arg)))  # type: ignore[misc]
 
     def step(self) -> None:
         """Process the next calendar entry: a plain callback here, a simpy event by simpy."""

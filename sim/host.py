@@ -42,7 +42,7 @@ class Core:
     def __init__(self) -> None:
         self.free_at = 0.0
         self.busy_ns = 0.0
-        self.waiting: dict = {}
+        self.waiting: dict[object, deque] = {}
 
 
 class SocketQueue:
@@ -135,7 +135,8 @@ class Host:
             targets = pkt.members if (st.per_member and pkt.members) else (None,)
             i = st.index
             for m in targets:
-                c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * self._entries(st.entry_kind, st.role, pkt, m)
+                entries = self._entries(st.entry_kind, st.role, pkt, m)
+                c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * entries
                 vec[i] = vec.get(i, 0.0) + c
                 total += c
         hit = (self.model.recorder.cost_book.intern(tuple(sorted(vec.items()))), total)
@@ -169,6 +170,7 @@ class Host:
             core_idx = max(pkt.dst_ns, 0) % self.n_cores
         core = self.cores[core_idx]
         limit = self.limits[queue]
+        dq = None
         if limit is not None:
             dq = core.waiting.get(key)
             if dq is None:
@@ -186,7 +188,7 @@ class Host:
         start = core.free_at if core.free_at > now else now
         end = start + cost
         core.free_at = end
-        if limit is not None:
+        if dq is not None:                      # a bounded queue: the pass holds a place until it starts
             dq.append(start)
         lo = start if start > self.warmup_ns else self.warmup_ns
         hi = end if end < self.until_ns else self.until_ns

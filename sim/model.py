@@ -23,7 +23,7 @@ from sim.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
 from sim.scenario import Scenario, parse_endpoint
 from sim.schemes import SchemeRegistry, builtin_registry
 from sim.topology import Network
-from sim.traffic import FLOW_KINDS
+from sim.traffic import FLOW_KINDS, OpenLoopFlow, RequestResponseFlow
 
 DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
 WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
@@ -45,6 +45,8 @@ def make_profile(scenario: Scenario) -> CostProfile:
 class Model:
     """Builds everything for `scenario` and runs it; see `sim.simulate.simulate` for the public call."""
 
+    wall_s: float       # wall-clock seconds of the run, set by the caller that timed it
+
     def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
                  profile: CostProfile | None = None, record_sink=None, chunk_rows: int = 50_000) -> None:
         """`record_sink`, if given, receives the packet records as DataFrames of `chunk_rows`
@@ -64,8 +66,8 @@ class Model:
         scheme_names = self.registry.names()
         self._nodes: list[str] = []
         self._node_codes: dict[str, int] = {}
-        for h in scenario.hosts:
-            self.node_code(h.name)
+        for hs in scenario.hosts:
+            self.node_code(hs.name)
         for s in scenario.switches:
             self.node_code(s.name)
         flow_names = [f.name or f"flow{i}" for i, f in enumerate(scenario.flows)]
@@ -76,11 +78,11 @@ class Model:
         self._reason_code = {r: i for i, r in enumerate(DROP_REASONS)}
         self.hosts: list[Host] = []
         self.host_index: dict[str, int] = {}
-        for i, spec in enumerate(scenario.hosts):
-            scheme = self.registry.get(spec.scheme)
-            self.hosts.append(Host(i, spec.name, spec, scheme, scheme_names.index(spec.scheme),
+        for i, hspec in enumerate(scenario.hosts):
+            scheme = self.registry.get(hspec.scheme)
+            self.hosts.append(Host(i, hspec.name, hspec, scheme, scheme_names.index(hspec.scheme),
                                    self.profile, self, host_rngs[i]))
-            self.host_index[spec.name] = i
+            self.host_index[hspec.name] = i
         self.network = Network([h.name for h in scenario.hosts], [s.name for s in scenario.switches],
                                scenario.links, self.engine, self)
         host_specs = {h.name: h for h in scenario.hosts}
@@ -89,9 +91,10 @@ class Model:
             members: dict[int, list[int]] = {}
             for m in g.members:
                 host, ns = parse_endpoint(m, host_specs, f"groups[{g.name}]")
+                assert ns is not None, m          # the loader admits only HOST:nsN members
                 members.setdefault(self.host_index[host], []).append(ns)
             self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
-        self.flows = []
+        self.flows: list[OpenLoopFlow | RequestResponseFlow] = []
         for i, spec in enumerate(scenario.flows):
             flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
             sh, sn = parse_endpoint(spec.src, host_specs, f"flows[{i}].src")
@@ -190,6 +193,7 @@ class Model:
     def fan_out(self, pkt: Packet) -> list[Packet]:
         """Replace a multicast packet by one copy per member namespace."""
         self.live.pop(pkt.pid)
+        assert pkt.members is not None, "fan_out of a packet with no members"
         copies = []
         for ns in pkt.members:
             c = pkt.copy(self.next_pid)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 
 class Packet:
+    members: tuple[int, ...] | None
+    plan: tuple            # the trip's CompiledPass tuple on the current host
+    step: int              # index of the current pass in `plan`
+    host_trip: str         # trip name on the current host
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
                  "link_queue_ns", "passes", "route", "hop", "members", "core", "owner", "plan",

@@ -62,6 +62,8 @@ class Results:
     flows: pd.DataFrame
     factors: list[str]
     _packets: pd.DataFrame | None = field(default=None, repr=False)
+    # directory of runs: scenario keys that differ between runs -> {run_dir: value} (see `load`)
+    _run_factor_values: dict = field(default_factory=dict, repr=False)
 
     @property
     def multi(self) -> bool:

@@ -80,7 +80,6 @@ class RouteBook:
 
     def wire_ns(self, path: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
         """Serialization + propagation of the links crossed, for path codes and sizes."""
-        route, crossed = np.divmod(path, MAX_HOPS)
         per_byte = np.zeros(len(self._ns_per_byte) * MAX_HOPS)
         delay = np.zeros_like(per_byte)
         for r, (pb, d) in enumerate(zip(self._ns_per_byte, self._delay_ns)):

@@ -26,8 +26,6 @@ from sim.numbers import NonNegativeFloat
 from sim.stages import STAGE_INDEX, STAGE_INFO
 
 TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
-CAPABILITIES: tuple[str, ...] = ("own_routes", "own_netfilter", "own_devices", "dhcp_raw_nonip",
-                                 "tunnels_vpn", "migration_with_ip")
 MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port", "fib_table",
                                       "fib_info_hash", "nf_table", "proc_entries", "bind_filter",
                                       "classifier_rule", "ns_tag")
@@ -76,8 +74,9 @@ class SchemeSpec(BaseModel):
     capabilities: Capabilities
     addresses_per_container: NonNegativeInt
     devices_per_container: NonNegativeInt
-    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], NonNegativeFloat] = {}
-    trips: dict[Literal[TRIPS], Annotated[list[PassSpec], Field(min_length=1)]]
+    # Literal over a tuple constant: pydantic expands it at run time, mypy cannot.
+    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], NonNegativeFloat] = {}  # type: ignore[valid-type]
+    trips: dict[Literal[TRIPS], Annotated[list[PassSpec], Field(min_length=1)]]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _trip_rules(self) -> "SchemeSpec":
@@ -98,7 +97,8 @@ class SchemeSpec(BaseModel):
             for i, p in enumerate(passes):
                 starred = any(t.endswith("*") for t in p.stages)
                 if starred and (trip != "multicast" or i >= after):
-                    raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes before the fanout")
+                    raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes "
+                                     "before the fanout")
         return self
 
 
@@ -131,7 +131,7 @@ def _stage_name(token: str) -> str:
 
 
 def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
-    role = spec.ns
+    role: str = spec.ns
     out = []
     for token in spec.stages:
         per_member = token.endswith("*")

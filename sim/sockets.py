@@ -69,7 +69,3 @@ class SocketTables:
 
     def mean_examined(self) -> float:
         return float(self._examined.mean()) if len(self._examined) else 0.0
-
-    def table_count(self) -> int:
-        """How many separate hash tables exist (memory model)."""
-        return self.namespaces if self.mode == "per_namespace" else 1

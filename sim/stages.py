@@ -52,5 +52,4 @@ STAGES: tuple[StageInfo, ...] = (
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 STAGE_INDEX: dict[str, int] = {name: i for i, name in enumerate(STAGE_NAMES)}
 STAGE_INFO: dict[str, StageInfo] = {s.name: s for s in STAGES}
-LAYERS: tuple[str, ...] = tuple(dict.fromkeys(s.layer for s in STAGES))
 NF_CHAINS: tuple[str, ...] = ("prerouting", "input", "forward", "output", "postrouting")

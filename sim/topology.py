@@ -82,7 +82,8 @@ class Network:
             try:
                 path = nx.shortest_path(self.graph, src, dst)
             except nx.NetworkXNoPath:
-                raise NoRouteError(f"no route from host {src!r} to host {dst!r}: add a link path between them") from None
+                raise NoRouteError(f"no route from host {src!r} to host {dst!r}: "
+                                   "add a link path between them") from None
             r = self._routes[key] = tuple(self.links[(a, b)] for a, b in zip(path, path[1:]))
         return r
 

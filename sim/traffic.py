@@ -61,6 +61,13 @@ class SizeSampler:
 class Flow:
     """Base: identity, size sampler, stop condition."""
 
+    # Set by sim.model.Model after construction: (host, ns) endpoints (ns -1 = the wire), the
+    # multicast group (host -> member namespaces) or None, namespaces to spread over (HOST:ns*).
+    src: tuple[int, int]
+    dst: tuple[int, int]
+    group: dict[int, tuple[int, ...]] | None
+    spread_over: int
+
     def __init__(self, idx: int, spec, model, rng: np.random.Generator) -> None:
         self.idx = idx
         self.spec = spec
@@ -131,7 +138,6 @@ class RequestResponseFlow(Flow):
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)
         self.response_size = SizeSampler(spec.response_size or spec.size, rng)
-        self.completed = 0
 
     def start(self) -> None:
         for _ in range(self.spec.concurrency):
@@ -152,14 +158,13 @@ class RequestResponseFlow(Flow):
         if pkt.direction == 0:
             self.engine.at(read_done_ns - now + self.spec.server_ns, self._respond, pkt.seq)
         else:
-            self.completed += 1
             self.engine.at(read_done_ns - now + self.spec.think_ns, self._request)
 
     def on_dropped(self, pkt) -> None:
         self.engine.at(self.spec.timeout_ns, self._request)
 
 
-FLOW_KINDS = {
+FLOW_KINDS: dict[str, type[OpenLoopFlow] | type[RequestResponseFlow]] = {
     "poisson": OpenLoopFlow,
     "constant": OpenLoopFlow,
     "onoff": OpenLoopFlow,

@@ -14,11 +14,6 @@ def serialization_ns(size_bytes: float, rate_bps: float) -> float:
     return size_bytes * BITS_PER_BYTE * NS_PER_S / rate_bps
 
 
-def interval_ns(rate_pps: float) -> float:
-    """Mean gap between packets of a flow of `rate_pps`, in ns."""
-    return NS_PER_S / rate_pps
-
-
 def pps_from_load(load: float, size_bytes: float, rate_bps: float) -> float:
     """Packet rate that offers `load` (0..1) of a `rate_bps` link with `size_bytes` packets."""
     return load * rate_bps / (size_bytes * BITS_PER_BYTE)

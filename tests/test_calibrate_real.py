@@ -23,8 +23,9 @@ from sim.calibrate.netns import Lab, list_namespaces, root_links, sh
 from sim.calibrate.setups import SETUPS, availability, by_name
 from sim.costs import load_profile
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("taskset") is None,
-                                reason="builds real network namespaces: needs root, iproute2 (ip) and taskset")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("taskset") is None,
+                                 reason="builds real network namespaces: needs root, iproute2 (ip) and taskset")]
 
 QUICK = Config(rounds=1, round_trips=50, warmup=10, rate=False)
 

@@ -29,6 +29,7 @@ def theory_sojourn_ns(rho, distribution):
     return SERVICE_NS + rho * SERVICE_NS / (2 * (1 - rho))   # M/D/1 (Pollaczek-Khinchine)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distribution", ["exponential", "deterministic"])
 @pytest.mark.parametrize("rho", [0.5, 0.8])
 def test_mean_sojourn_matches_theory(rho, distribution):

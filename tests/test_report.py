@@ -33,6 +33,9 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
+# Every test here runs the CLI on whole scenarios (the module fixture alone takes ~20 s).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LOAD, NS = "flows.*.rate_pps", "hosts.*.namespaces"
@@ -437,3 +440,13 @@ def test_sweep_directory(tmp_path):
               & (pts[LOAD] == pts[LOAD].min())]["value"].mean()
     assert close(row[t["header"].index("p50 (µs)")], exp, 1e-3)
     assert (out / "report_figures" / "latency_vs_load.png").is_file()
+
+
+def test_report_of_a_run_without_a_load_factor(tmp_path):
+    """hpc-multicast compares schemes only (no rate_pps factor): the latency CDF has one row of panels
+    (it used to index the reference condition with a load factor of None and fail)."""
+    res = tmp_path / "res"
+    _run("run", str(ROOT / "scenarios" / "hpc-multicast.yaml"), "--set", "run.duration_ns=2e6",
+         "--set", "run.warmup_ns=2e5", "--out", str(res), "--quiet")
+    _run("report", str(res))
+    assert (res / "report_figures" / "latency_cdf.png").stat().st_size > 10_000

@@ -27,6 +27,7 @@ def test_the_four_issue_scenarios_exist():
     assert {"rfc2006-schemes", "hpc-multicast", "density", "datacenter"} <= {p.stem for p in SCENARIOS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario_validates_runs_shortened_and_reports(path, tmp_path, capsys):
     """run (a plain file) or sweep (a file with a sweep: block) write the same layout, and

@@ -71,7 +71,7 @@ def run_measurements(a, log=_log) -> dict:
             endpoints[s.name] = s.build(lab)
         log(f"measuring {len(endpoints)} setups, {cfg.rounds} rounds x {cfg.round_trips} round trips")
         rows = measure_rounds(lab, endpoints, cfg, log)
-        ns_cost = {}
+        ns_cost: dict = {}
         if idle_counts and "veth" in endpoints:
             rows_idle, ns_cost = measure_idle(lab, endpoints["veth"], idle_counts, cfg, log)
             rows += rows_idle

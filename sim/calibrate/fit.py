@@ -77,7 +77,8 @@ def group_columns(setup: Setup, prior: CostProfile) -> dict[str, float]:
 def _identifiable(a: np.ndarray) -> np.ndarray:
     """Per column: is the unit vector in the row space of `a` (its value pinned by the data)?"""
     proj = np.linalg.pinv(a) @ a
-    return np.isclose(np.diag(proj), 1.0, atol=1e-8) & np.all(np.isclose(proj - np.diag(np.diag(proj)), 0, atol=1e-8), axis=0)
+    off_diagonal = proj - np.diag(np.diag(proj))
+    return np.isclose(np.diag(proj), 1.0, atol=1e-8) & np.all(np.isclose(off_diagonal, 0, atol=1e-8), axis=0)
 
 
 def fit(train: list[Setup], measured_ns: dict[str, float], prior: CostProfile) -> FitResult:
@@ -88,7 +89,7 @@ def fit(train: list[Setup], measured_ns: dict[str, float], prior: CostProfile) -
     values["app"] = 0.0
     notes: dict[str, str] = {}
     free = [p for i, p in enumerate(names) if np.any(x[:, i] != 0)]
-    for i, p in enumerate(names):
+    for p in names:
         if p not in free:
             notes[p] = "crossed by no training setup: kept its prior"
     for _ in range(2 * len(names)):

@@ -15,6 +15,7 @@ import select
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _wait_ready(p, timeout_s: float) -> None:
 
 
 def _pair(lab: Lab, ep: Endpoints, server_mode: str, client_mode: str, count: int, cfg: Config,
-          extra: list[str] = (), max_s: float | None = None, cpus: tuple | None = None) -> tuple[dict, dict]:
+          extra: Sequence[str] = (), max_s: float | None = None, cpus: tuple | None = None) -> tuple[dict, dict]:
     max_s = max_s or cfg.max_s
     client_cpu, server_cpu = cpus or (cfg.client_cpu, cfg.server_cpu)
     py = sys.executable
@@ -141,7 +142,7 @@ def measure_idle(lab: Lab, ep: Endpoints, counts: tuple[int, ...], cfg: Config, 
     named ``veth-idleN``, namespace-cost dict)."""
     rows: list[dict] = []
     made: list[str] = []
-    steps = []
+    steps: list[dict] = []
     for n in sorted(counts):
         before = meminfo_kb()
         names, dt = lab.add_idle([f"i{i:04d}" for i in range(len(made), n)])
@@ -158,11 +159,12 @@ def measure_idle(lab: Lab, ep: Endpoints, counts: tuple[int, ...], cfg: Config, 
     time.sleep(0.5)
     biggest = max(steps, key=lambda s: s["added"])
     k = max(biggest["added"], 1)
+    grown_from, grown_to = biggest["before_kb"], biggest["after_kb"]
     ns_cost = {
         "namespaces_measured": biggest["added"],
-        "bytes_per_namespace_memavailable": (biggest["before_kb"]["MemAvailable"] - biggest["after_kb"]["MemAvailable"]) * 1024 / k,
-        "bytes_per_namespace_slab_percpu": ((biggest["after_kb"]["Slab"] - biggest["before_kb"]["Slab"])
-                                            + (biggest["after_kb"].get("Percpu", 0) - biggest["before_kb"].get("Percpu", 0))) * 1024 / k,
+        "bytes_per_namespace_memavailable": (grown_from["MemAvailable"] - grown_to["MemAvailable"]) * 1024 / k,
+        "bytes_per_namespace_slab_percpu": ((grown_to["Slab"] - grown_from["Slab"])
+                                            + (grown_to.get("Percpu", 0) - grown_from.get("Percpu", 0))) * 1024 / k,
         "create_us_per_namespace": biggest["create_s"] * 1e6 / k,
         "delete_us_per_namespace": del_s * 1e6 / max(len(made), 1),
         "steps": steps, "delete_s": del_s, "after_delete_kb": meminfo_kb(), "before_delete_kb": before,

@@ -46,7 +46,8 @@ def check_environment() -> None:
         raise Unavailable("needs `taskset` (util-linux) to pin the measuring processes")
 
 
-def sh(argv: list[str], check: bool = True, timeout: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess:
+def sh(argv: list[str], check: bool = True, timeout: float = 60.0,
+       input: str | None = None) -> subprocess.CompletedProcess:
     """Run a command, capture output; a failure raises with the command and its stderr."""
     cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
     if check and cp.returncode != 0:
@@ -210,7 +211,8 @@ class Lab:
         self.procs.append(p)
         return p
 
-    def run(self, ns: str, argv: list[str], cpu: int | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    def run(self, ns: str, argv: list[str], cpu: int | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess:
         self._own(ns)
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         return sh(pin + ["ip", "netns", "exec", ns, *argv], timeout=timeout)

@@ -18,6 +18,7 @@ the full simulator instead (used by the tests to check the two agree).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NoReturn
 
 from sim.calibrate.setups import CUSTOM_SCHEMES, SIM_PACKET_BYTES, Setup
 from sim.costs import CostProfile
@@ -50,10 +51,14 @@ def _key(setup: Setup) -> tuple:
     return (setup.scheme, setup.namespaces, setup.same_ns, setup.forward_rules, setup.idle)
 
 
+def _never_built(lab) -> NoReturn:
+    raise RuntimeError("the units-only setup of predict.py is simulated, never built in the kernel")
+
+
 @lru_cache(maxsize=None)
 def _units(key: tuple) -> dict[tuple[str, str], float]:
     scheme, namespaces, same_ns, rules, idle = key
-    setup = Setup("units", "", lambda lab: None, scheme, namespaces, same_ns, rules, idle)
+    setup = Setup("units", "", _never_built, scheme, namespaces, same_ns, rules, idle)
     units: dict[tuple[str, str], float] = {}
     for term, field in TERMS.items():
         unit = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for name in STAGE_NAMES}

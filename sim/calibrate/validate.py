@@ -49,7 +49,8 @@ def format_table(rows: list[dict]) -> str:
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         kpps = "" if r["measured_kpps"] is None else f"{r['measured_kpps']:.0f}"
-        extra = "" if r["extra_measured_us"] is None else f"{r['extra_measured_us']:.2f} / {r['extra_predicted_us']:.2f}"
+        extra = ("" if r["extra_measured_us"] is None
+                 else f"{r['extra_measured_us']:.2f} / {r['extra_predicted_us']:.2f}")
         lines.append(f"| {r['setup']} | {r['role']} | {r['measured_us']:.2f} | {r['predicted_us']:.2f} | "
                      f"{r['error_pct']:+.1f}% | {extra} | {r['spread_us']:.2f} | {kpps} |")
     return "\n".join(lines)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class NoProgress:
@@ -14,10 +18,11 @@ class NoProgress:
 
 class Progress(NoProgress):
     def __init__(self) -> None:
-        from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
         self.bar = RichProgress(TextColumn("points"), BarColumn(), TextColumn("{task.fields[what]}"),
                                 TimeElapsedColumn(), transient=False)
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, total: int, skipped: int) -> None:
         self.total, self.skipped, self.t0 = total, skipped, time.monotonic()
@@ -32,6 +37,7 @@ class Progress(NoProgress):
         eta = f"{left / rate:,.0f} s left" if rate > 0 and left else ("-" if left else "0 s left")
         what = (f"{self.skipped + done}/{self.total} done ({self.skipped} skipped), {running} running, "
                 f"{failed} failed, {eta}")
+        assert self.task is not None, "update() before start()"
         self.bar.update(self.task, completed=finished, what=what)
 
     def stop(self) -> None:
