@@ -15,7 +15,8 @@ import pandas as pd
 
 from analysis import claims as claims_mod
 from analysis import plots, stages
-from analysis.conditions import Roles, roles as find_roles, short
+from analysis.conditions import Roles, short
+from analysis.conditions import roles as find_roles
 from sim.reader import Results
 
 Draw = Callable[[Results, Roles, dict, Optional[pd.DataFrame]], object]

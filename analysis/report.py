@@ -30,12 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from analysis import claims as claims_mod
-from analysis import plots, stages, style, tables
-from analysis.conditions import roles as find_roles, short
-from sim.reader import load
+from analysis import plots, style, tables
+from analysis.conditions import roles as find_roles
+from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
 from sim import signals
 from sim.atomic import MARKER, check_replaceable, clean_stale, remove_ours, staging_dir, swap_in, write_marker
+from sim.reader import load
 
 QUESTION = ("When every container gets its own network namespace, what does a packet pay, and what does a "
             "namespace cost in memory — for each way of isolating the Linux network stack argued about in the "
@@ -191,36 +192,16 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
     roles = find_roles(res.summary, res.factors)
     ref = roles.reference()
     # the stage groups plus every stage column (CPU per packet in the claims)
-    allcols = res.packet_columns()
-    packets = res.packets(columns=sorted(set(stages.columns_needed()) | set(claims_mod.stage_columns(allcols))))
+    packets = res.packets(columns=packet_columns(res))
     meta = res.runs[0].metadata
     scen = res.runs[0].resolved
     name = meta.get("scenario") or scen.get("name", "scenario")
     title = f"netns-sim design review: {name}" + (f" ({len(res.runs)} runs)" if res.multi else "")
 
     # -- figures ------------------------------------------------------------------------
-    figs: list[tuple[str, str, object]] = [
-        ("latency_cdf", "Latency CDF per scheme, one panel per trip (log x).",
-         lambda: plots.fig_latency_cdf(res, roles, ref, packets)),
-        ("latency_vs_load", "p50 and p99 latency vs offered load.", lambda: plots.fig_latency_vs(res, roles, ref, roles.load)),
-        ("throughput_drops", "Delivered throughput, drops and backlog vs offered load: where each scheme saturates.",
-         lambda: plots.fig_throughput_drops(res, roles, ref)),
-        ("latency_vs_namespaces", "p50 and p99 latency vs number of namespaces.",
-         lambda: plots.fig_latency_vs(res, roles, ref, roles.namespaces)),
-        ("stages", "Where the time goes: CPU per stage group, then queueing, per scheme.",
-         lambda: plots.fig_stages(res, roles, ref, packets)),
-        ("memory", "Memory vs number of namespaces (log axes), and its split by kernel structure.",
-         lambda: plots.fig_memory(res, roles, ref)),
-        ("cpu", "CPU utilisation per core per scheme.", lambda: plots.fig_cpu(res, roles, ref)),
-    ]
-    for f in roles.other:
-        figs.append((f"latency_vs_{short(f)}", f"p50 and p99 latency vs {f} (the parameter varied across runs).",
-                     lambda f=f: plots.fig_latency_vs(res, roles, ref, f)))
     made: dict[str, tuple[Path, str]] = {}
-    for stem, cap, fn in figs:
-        fig = fn()
-        if fig is not None:
-            made[stem] = (plots.save(fig, staging, stem)["png"], cap)
+    for stem, (cap, fig) in figures(res, packets=packets).items():
+        made[stem] = (plots.save(fig, staging, stem)["png"], cap)
 
     def put_fig(doc, stem):
         if stem in made:

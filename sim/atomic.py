@@ -56,14 +56,14 @@ def fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def _hidden_name(path: Path, prefix: str) -> Path:
+def hidden_name(path: Path, prefix: str) -> Path:
     return path.parent / f"{prefix}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that it is either the old content or all of `data`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _hidden_name(path, TMP_PREFIX)
+    tmp = hidden_name(path, TMP_PREFIX)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -127,7 +127,7 @@ def remove_ours(path: Path) -> bool:
 def staging_dir(target: Path, kind: str) -> Path:
     """Create and mark ``.tmp-NAME-PID-RAND`` beside `target` (its parent is created)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _hidden_name(target, TMP_PREFIX)
+    tmp = hidden_name(target, TMP_PREFIX)
     tmp.mkdir()
     write_marker(tmp, kind)
     return tmp
@@ -139,7 +139,7 @@ def swap_in(staged: Path, target: Path) -> None:
     with signals.critical(f"swap {target}"):
         check_replaceable(target)
         if os.path.lexists(target):
-            old = _hidden_name(target, OLD_PREFIX)
+            old = hidden_name(target, OLD_PREFIX)
             os.replace(target, old)
             os.replace(staged, target)
             remove_ours(old)

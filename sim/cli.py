@@ -141,7 +141,8 @@ def cmd_validate(args) -> int:
 def _validate_sweep(args, doc: Document) -> int:
     """A file with a ``sweep:`` block: every point of the sweep (--print: the base scenario,
     with the block)."""
-    from sim.sweep.spec import SweepError, expand as expand_sweep
+    from sim.sweep.spec import SweepError
+    from sim.sweep.spec import expand as expand_sweep
     try:
         exp = expand_sweep(args.scenario, args.set or [], args.seed)
         base = expand(doc) if args.print else None
@@ -206,6 +207,7 @@ def cmd_schemes(args) -> int:
         print(json.dumps(infos, indent=2))
         return EXIT_OK
     from rich.table import Table
+
     from sim.schemes import TRIPS
     t = Table(title="isolation schemes (passes per trip through one host)")
     t.add_column("scheme")
@@ -246,10 +248,12 @@ def cmd_describe(args) -> int:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     from rich.table import Table
+
     from sim.stages import STAGE_INFO
     con = _console()
     con.print(f"[bold]{scheme.name}[/bold]: {info['description']}")
-    con.print(f"capabilities: {', '.join(info['capabilities']) or 'none'}; lacks: {', '.join(info['lacks']) or 'nothing'}")
+    con.print(f"capabilities: {', '.join(info['capabilities']) or 'none'}; "
+              f"lacks: {', '.join(info['lacks']) or 'nothing'}")
     con.print(f"socket tables: {info['socket_tables']}; per container: {info['addresses_per_container']} address(es), "
               f"{info['devices_per_container']} device(s)")
     sizes = profile.memory_bytes
@@ -278,7 +282,7 @@ def cmd_describe(args) -> int:
 # -- report -------------------------------------------------------------------------------
 
 def cmd_report(args) -> int:
-    import matplotlib                      # matplotlib only when a report is asked for; no display needed
+    import matplotlib  # matplotlib only when a report is asked for; no display needed
     matplotlib.use("Agg")
     from analysis.report import write
     if not Path(args.results).is_dir():
@@ -313,7 +317,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Run every variant of SCENARIO once, in this process, and write DIR "
                                    "atomically in the same layout as netns-sim sweep: packets/ (Parquet dataset), "
                                    "points.csv, summary.csv, memory.csv, cores.csv, flows.csv, "
-                                   "scenario.resolved.yaml, metadata.json, sweep.json.  A progress bar is shown on a terminal.  A file with a sweep: "
+                                   "scenario.resolved.yaml, metadata.json, sweep.json.  A progress bar is shown "
+                                   "on a terminal.  A file with a sweep: "
                                    "block is refused (exit 2): run it with netns-sim sweep.  Absurd sizes (engine "
                                    "events, memory, variants, hosts) are refused at validation; raise the limits "
                                    "with a limits: block in the scenario or --set limits.max_events=1e10 (README).")
@@ -344,7 +349,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("table", "json"), default="table")
     d.set_defaults(func=cmd_describe)
 
-    from sim.sweep import cli as sweep_cli      # the logic lives in sim/sweep/
+    from sim.sweep import cli as sweep_cli  # the logic lives in sim/sweep/
     sw = sub.add_parser("sweep", help="run a scenario's sweep: block (points x replications) in parallel",
                         description="Run every point of SCENARIO's sweep: block on a local process pool or a Dask "
                                     "cluster; resumable; writes a partitioned Parquet dataset and summary.csv "

@@ -5,8 +5,8 @@ by key, anything else — lists included — is replaced by the extending file; 
 a path relative to the file that names it; ``name`` defaults to the top file's stem and is
 not inherited) -> apply ``--seed`` and ``--set key.path=value`` (value parsed as YAML) ->
 take out ``sweep:`` (kept as `Loaded.sweep` for `sim.sweep.spec`, which checks its shape;
-`load` itself never applies it) -> take out ``compare:`` (`sim.matrix`) -> for every variant: apply the ``topology.*`` factors,
-expand ``topology:`` (`sim.topogen`), apply the other factors, validate with
+`load` itself never applies it) -> take out ``compare:`` (`sim.matrix`) -> for every variant:
+apply the ``topology.*`` factors, expand ``topology:`` (`sim.topogen`), apply the other factors, validate with
 `sim.scenario.Scenario`, then check what the schema cannot: scheme names against the
 built-in registry plus the file's ``schemes:``, the cost profile and overrides, a route
 between the hosts of every flow, and that `sim.model.Model` builds.
@@ -412,7 +412,7 @@ def _route_issues(sc: Scenario, pos: Positions) -> list[Issue]:
     g = nx.Graph()
     g.add_nodes_from(h.name for h in sc.hosts)
     g.add_nodes_from(s.name for s in sc.switches)
-    g.add_edges_from((l.a, l.b) for l in sc.links)
+    g.add_edges_from((link.a, link.b) for link in sc.links)
     groups = {gr.name: {m.split(":")[0] for m in gr.members} for gr in sc.groups}
     issues = []
     for i, f in enumerate(sc.flows):

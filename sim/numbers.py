@@ -22,7 +22,8 @@ INT64_MAX = 2**63 - 1
 def _no_bool_or_str(kind: str, error_type: str):
     def check(value: Any) -> Any:
         if isinstance(value, (bool, str)):
-            what = f"the boolean {str(value).lower()}" if isinstance(value, bool) else f"the string {value[:40]!r}".replace("{", "(").replace("}", ")")
+            what = (f"the boolean {str(value).lower()}" if isinstance(value, bool)
+                    else f"the string {value[:40]!r}".replace("{", "(").replace("}", ")"))
             raise PydanticCustomError(error_type, f"expected {kind}, got {what}")
         return value
     return BeforeValidator(check)

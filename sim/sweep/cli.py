@@ -28,8 +28,8 @@ def add_arguments(sp) -> None:
                     help="local process pool (default) or Dask distributed")
     sp.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address tcp://HOST:PORT or scheduler "
                                                         "file (with --executor dask; default: start a local cluster)")
-    sp.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a value (as for run); also the sweep: "
-                                                                     "block, e.g. --set sweep.replications=1")
+    sp.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
+                    help="override a value (as for run); also the sweep: block, e.g. --set sweep.replications=1")
     sp.add_argument("--seed", type=int, help="set run.seed (the base seed of every replication)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
 

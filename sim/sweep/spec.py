@@ -38,7 +38,8 @@ from typing import Any, Optional
 
 from sim import matrix
 from sim.limits import exceeds
-from sim.loader import Document, ScenarioError, Variant, expand as expand_variants, limits_of, read_document
+from sim.loader import Document, ScenarioError, Variant, limits_of, read_document
+from sim.loader import expand as expand_variants
 from sim.sweep.keys import key_material, point_key, resolved_config
 from sim.yamlpos import Positions
 

@@ -32,8 +32,17 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from sim.atomic import (TMP_PREFIX, NotOurs, atomic_write_bytes, atomic_write_json, check_replaceable,  # noqa: F401
-                        fsync_dir, is_ours, write_marker)
+from sim.atomic import (  # noqa: F401
+    TMP_PREFIX,
+    NotOurs,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_replaceable,
+    fsync_dir,
+    hidden_name,
+    is_ours,
+    write_marker,
+)
 
 PACKETS, POINTS, FAILED = "packets", "points", "failed"
 
@@ -116,8 +125,7 @@ class Store:
     # -- paths --------------------------------------------------------------------------
     def temp_path(self, rel: str) -> Path:
         """A hidden temporary name beside ``root/rel`` (removed by `prepare` if left behind)."""
-        final = self.root / rel
-        return final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return hidden_name(self.root / rel, TMP_PREFIX)
 
     def marker(self, key: str) -> Path:
         return self.root / POINTS / f"{key}.json"

@@ -29,6 +29,7 @@ def registry_for(sc):
     """Built-in plus the scenario's own schemes; cached per process (building the built-in
     registry parses sim/data/schemes.yaml, which costs more than a short run)."""
     import json
+
     from sim.schemes import builtin_registry
     key = json.dumps({n: s.model_dump(mode="json") for n, s in sc.schemes.items()}, sort_keys=True)
     if key not in _REGISTRIES:
