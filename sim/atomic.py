@@ -163,7 +163,7 @@ def clean_stale(target: Path) -> list[Path]:
     """Remove leftovers of dead processes writing `target` (``.tmp-``/``.old-`` directories
     that carry the marker, or are empty); restore an ``.old-`` if `target` is missing.
     Returns what was removed or restored."""
-    touched = []
+    touched: list[Path] = []
     parent = target.parent
     if not parent.is_dir():
         return touched

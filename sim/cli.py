@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import sim
 from sim import outpath, signals
@@ -40,11 +41,12 @@ class _RunProgress:
     """Two bars on a terminal: variants done, and simulated time of the current one."""
 
     def __init__(self, points) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
         self.points = points
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[what]}"),
                             TimeElapsedColumn(), transient=False)
-        self.overall = self.task = None
+        self.overall: Optional[TaskID] = None   # both set by start(), which the runner calls first
+        self.task: Optional[TaskID] = None
         self.current = -1
 
     # the runner's progress interface (sim.sweep.progress)
@@ -54,6 +56,7 @@ class _RunProgress:
         self.task = self.bar.add_task("", total=1, what="")
 
     def update(self, done: int, running: int, failed: int) -> None:
+        assert self.overall is not None
         self.bar.update(self.overall, completed=done + failed, what=f"{done + failed}/{len(self.points)} done")
 
     def stop(self) -> None:
@@ -61,6 +64,7 @@ class _RunProgress:
 
     # InlineExecutor's per-point callback
     def point(self, index: int, now_ns: float, until_ns: float, packets: int) -> None:
+        assert self.task is not None
         if index != self.current:
             self.current = index
             p = self.points[index]
@@ -162,6 +166,7 @@ def _validate_sweep(args, doc: Document) -> int:
              f"{(len(exp.points) + len(exp.rejected)) // exp.spec.replications} sweep point(s) do not validate")
         return EXIT_BAD_INPUT
     if args.print:
+        assert base is not None                  # expanded above when args.print
         print(base.resolved_yaml(), end="")
     elif not args.quiet:
         n, reps = len(exp.points) // exp.spec.replications, exp.spec.replications

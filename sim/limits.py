@@ -110,7 +110,7 @@ def check_variant(sc, registry, default_buckets: int, limits: Limits) -> list[tu
     """Problems of one validated variant as (key path, message, fix); [] when it fits.
     `registry` must know every host's scheme."""
     packets, events, outstanding = _packets_and_events(sc, registry)
-    out = []
+    out: list[tuple[tuple, str, str]] = []
     hit = exceeds(f"engine events of the run ({_num(packets)} packets)", events, "max_events", limits)
     if hit:
         out.append((("run", "duration_ns"), hit[0], "shorten run.duration_ns, lower rate_pps or concurrency, "

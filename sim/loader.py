@@ -33,6 +33,7 @@ from typing import Any, Optional
 import networkx as nx
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from sim import keypath, limits, matrix, topogen
 from sim.costs import CostProfile, load_profile
@@ -292,7 +293,7 @@ def _unwrap_model(ann: Any) -> Optional[type[BaseModel]]:
 
 def _model_at(root: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
     """The pydantic model that validates the mapping at `loc` (None if not a model)."""
-    model = root
+    model: Optional[type[BaseModel]] = root
     skip_key = False
     for part in loc:
         if isinstance(part, int):
@@ -312,7 +313,7 @@ def _model_at(root: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
     return model
 
 
-def _fix(err: dict, loc: tuple, msg: str, root: type[BaseModel]) -> str:
+def _fix(err: ErrorDetails, loc: tuple, msg: str, root: type[BaseModel]) -> str:
     typ = err.get("type", "")
     if typ == "extra_forbidden":
         model = _model_at(root, loc[:-1])
@@ -347,7 +348,8 @@ def _issues(err: ValidationError, doc: dict, pos: Positions, prefix: tuple = (),
             m = _REF.match(msg) if not loc else None
             if m:
                 coll, key = m["coll"], m["key"]
-                items = doc.get(coll) if isinstance(doc.get(coll), list) else []
+                found = doc.get(coll)
+                items = found if isinstance(found, list) else []
                 idx = int(key) if key.isdigit() else next(
                     (i for i, it in enumerate(items) if isinstance(it, dict) and it.get("name") == key), key)
                 loc = (coll, idx) + tuple(p for p in m["rest"].split(".") if p)
@@ -449,11 +451,12 @@ def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[Cos
 
 
 def _check(sc: Scenario, pos: Positions, profiles: dict,
-           lim: limits.Limits) -> tuple[Optional[SchemeRegistry], Optional[CostProfile], list[Issue]]:
+           lim: limits.Limits) -> tuple[SchemeRegistry, Optional[CostProfile], list[Issue]]:
     reg, issues = _registry(sc, pos)
     profile, more = _profile(sc, pos, profiles)
     issues += more + _route_issues(sc, pos)
     if not issues:
+        assert profile is not None               # _profile gives no profile only with an issue
         issues += [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in
                    limits.check_variant(sc, reg, profile.memory_bytes.udp_hash_buckets, lim)]
     if not issues:
@@ -640,6 +643,7 @@ def expand(document: Document, partial: bool = False) -> Loaded:
             reg, profile, more = _check(sc, vpos, profiles, lim)
             cell_issues += more
             if not more:
+                assert profile is not None       # _check gives no profile only with an issue
                 loaded.variants.append(Variant(cell, sc, reg, profile))
         if cell_issues and partial:
             loaded.rejected.append((cell, "\n".join(dict.fromkeys(str(i) for i in cell_issues))))

@@ -40,9 +40,9 @@ def problem(out: str | Path) -> Optional[str]:
         os.mkdir(probe)
         os.rmdir(probe)
     except OSError as e:
-        reason = {errno.EROFS: "is on a read-only filesystem", errno.EACCES: "is not writable",
-                  errno.EPERM: "is not writable", errno.ENOSPC: "is on a full disk"}.get(
-                      e.errno, f"cannot be written ({e.strerror or e})")
+        reasons: dict[int | None, str] = {errno.EROFS: "is on a read-only filesystem", errno.EACCES: "is not writable",
+                                          errno.EPERM: "is not writable", errno.ENOSPC: "is on a full disk"}
+        reason = reasons.get(e.errno, f"cannot be written ({e.strerror or e})")
         return _line(out, f"{ancestor} {reason}", "give a directory you can write to, with --out DIR")
     return None
 

@@ -30,8 +30,9 @@ class Strict(BaseModel):
 class NfRules(Strict):
     """Netfilter rules per chain, in the root namespace and in every child namespace."""
 
-    root: dict[Literal[NF_CHAINS], NonNegativeInt] = {}
-    child: dict[Literal[NF_CHAINS], NonNegativeInt] = {}
+    # Literal over a tuple constant: pydantic expands it at run time, mypy cannot.
+    root: dict[Literal[NF_CHAINS], NonNegativeInt] = {}  # type: ignore[valid-type]
+    child: dict[Literal[NF_CHAINS], NonNegativeInt] = {}  # type: ignore[valid-type]
 
 
 class HostSpec(Strict):
@@ -179,6 +180,7 @@ class Scenario(Strict):
         for i, f in enumerate(self.flows):
             where = f"flows[{i}]"
             src_host, src_ns = parse_endpoint(f.src, hosts, where + ".src")
+            dst_ns: Optional[int]
             if f.dst.startswith("group:"):
                 gname = f.dst[len("group:"):]
                 if gname not in groups:

@@ -39,7 +39,8 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pin", choices=["same", "split", "none"], default="same",
                    help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1, or unpinned")
     p.add_argument("--cleanup", action="store_true",
-                   help="only remove leftovers (nsim-*) of runs whose process is gone (live runs are left alone), then exit")
+                   help="only remove leftovers (nsim-*) of runs whose process is gone "
+                        "(live runs are left alone), then exit")
 
 
 def _config(a) -> Config:

@@ -114,10 +114,10 @@ def parse(block: Any, pos: Optional[Positions] = None) -> SweepSpec:
     if not isinstance(block, dict) or not block:
         raise _fail(pos, ("sweep",), "sweep: must be a mapping, e.g. "
                                      "{replications: 3, grid: {flows.*.rate_pps: [1e4, 1e5]}}")
-    grid_at = ("sweep", "grid")
+    grid_at: tuple[str, ...] = ("sweep", "grid")
     if not {"grid", "zip"} & set(block):
-        grid = {k: v for k, v in block.items() if k != "replications"}
-        block = {"grid": grid, **({"replications": block["replications"]} if "replications" in block else {})}
+        shorthand = {k: v for k, v in block.items() if k != "replications"}
+        block = {"grid": shorthand, **({"replications": block["replications"]} if "replications" in block else {})}
         grid_at = ("sweep",)
     extra = set(block) - {"grid", "zip", "replications"}
     if extra:
@@ -126,7 +126,8 @@ def parse(block: Any, pos: Optional[Positions] = None) -> SweepSpec:
     reps = block.get("replications", 1)
     if not isinstance(reps, int) or isinstance(reps, bool) or reps < 1:
         raise _fail(pos, ("sweep", "replications"), f"sweep.replications must be a whole number >= 1, not {reps!r}")
-    grid, zipped = [], []
+    grid: list[matrix.Factor] = []
+    zipped: list[matrix.Factor] = []
     for part, at in (("grid", grid_at), ("zip", ("sweep", "zip"))):
         if block.get(part) is None:
             continue
@@ -209,6 +210,7 @@ def expand_document(document: Document, partial: bool = True) -> Expanded:
         if loaded.variants and not resolved:
             resolved = loaded.resolved_yaml()
     if not variants:                     # nothing validates: bad input, not failed points
+        assert first_error is not None   # a point without a variant always has an issue
         raise first_error
     out = Expanded(document.name, spec, factor_names, path=str(document.path),
                    description=str(document.data.get("description", "") or ""), resolved_yaml=resolved)

@@ -94,6 +94,7 @@ class PacketWriter:
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.sink, self._schema, compression="zstd")
+        assert self._schema is not None          # fixed together with the writer, by the first chunk
         self._writer.write_table(table.select(self._schema.names).cast(self._schema))
 
     def close(self, empty_frame=None) -> Optional[bytes]:
@@ -101,6 +102,7 @@ class PacketWriter:
         records' empty frame, for the schema)."""
         if self._writer is None:
             self.add(empty_frame)
+        assert self._writer is not None          # add() opened it
         self._writer.close()
         if self.path is not None:
             with open(self.path, "rb") as fh:
