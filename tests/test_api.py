@@ -52,6 +52,7 @@ def calls(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_cli_run_sweep_and_api_go_through_one_simulate_and_write_one_layout(tmp_path, calls):
     path = _yaml(tmp_path / "api.yaml", SCENARIO)
     assert main(["run", str(path), "--out", str(tmp_path / "run"), "-q"]) == 0
@@ -105,6 +106,7 @@ def test_api_takes_models_dicts_extends_and_reports_bad_input(tmp_path):
         ns.plan({"extends": "missing.yaml"}, base_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_notebook_example_in_docs_runs(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "notebook.py")], cwd=tmp_path, env=env,

@@ -19,10 +19,13 @@ import tempfile
 from pathlib import Path
 
 import yaml
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sim.cli import main
 from sim.yamlpos import read
+
+pytestmark = pytest.mark.slow      # 200 mutated scenarios, ~30 s (make test-fast skips)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {p.name: read(p)[0] for p in sorted((ROOT / "scenarios").glob("*.yaml"))}

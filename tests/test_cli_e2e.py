@@ -69,6 +69,7 @@ def netns_sim(*args, cwd, timeout=120):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_good_run_writes_every_file_with_documented_columns(tmp_path):
     (tmp_path / "tiny.yaml").write_text(GOOD)
     r = netns_sim("run", "tiny.yaml", "--set", "hosts.1.cores=3", "--seed", "5", cwd=tmp_path)
@@ -187,6 +188,7 @@ def _wait_for_tmp(tmp_path, proc, timeout=60):
     raise AssertionError("the run never created its temporary directory")
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_result_and_keeps_the_earlier_one(tmp_path):
     (tmp_path / "tiny.yaml").write_text(GOOD)
     assert netns_sim("run", "tiny.yaml", "--out", "res", "--quiet", cwd=tmp_path).returncode == 0
@@ -222,6 +224,7 @@ def test_sigterm_cleans_up_and_exits_nonzero(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_existing_result_needs_force(tmp_path):
     (tmp_path / "tiny.yaml").write_text(GOOD)
     assert netns_sim("run", "tiny.yaml", "--out", "res", "-q", cwd=tmp_path).returncode == 0
@@ -229,6 +232,7 @@ def test_existing_result_needs_force(tmp_path):
     assert r.returncode == 2 and "--force" in r.stderr
 
 
+@pytest.mark.slow
 def test_run_refuses_a_sweep_file_and_validate_checks_every_point(tmp_path):
     text = GOOD.replace("compare:\n  hosts.*.scheme: [host, l2-routed]\n",
                         "sweep:\n  replications: 2\n  grid:\n    hosts.*.scheme: [host, l2-routed]\n"
@@ -247,12 +251,14 @@ def test_run_refuses_a_sweep_file_and_validate_checks_every_point(tmp_path):
     assert f"bad.yaml:{line + 4}: flows[0].rate_pps" in b.stderr and "flows.0.rate_pps=-1" in b.stderr
 
 
+@pytest.mark.slow
 def test_help_on_every_subcommand(tmp_path):
     for sub in ([], ["run"], ["validate"], ["schemes"], ["describe"], ["sweep"]):
         r = netns_sim(*sub, "--help", cwd=tmp_path)
         assert r.returncode == 0 and "usage:" in r.stdout
 
 
+@pytest.mark.slow
 def test_schemes_and_describe(tmp_path):
     r = netns_sim("schemes", "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -21,6 +21,8 @@ from test_cli_e2e import GOOD
 from test_report import _small_scenario
 from test_sweep import SMALL
 
+pytestmark = pytest.mark.slow      # processes, signals and timeouts: seconds each (make test-fast skips)
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 BOUND_S = 20                                   # "promptly": generous on a loaded 2-core machine

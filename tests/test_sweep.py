@@ -112,6 +112,7 @@ def test_shipped_sweep_scenarios_expand():
 
 # -- executors give the same records --------------------------------------------------------
 
+@pytest.mark.slow
 def test_local_pool_and_inprocess_dask_give_the_same_results(small, tmp_path):
     ex = LocalExecutor(2)
     try:
@@ -134,6 +135,7 @@ def test_local_pool_and_inprocess_dask_give_the_same_results(small, tmp_path):
     assert len(lat) == 4 and (lat.ci95_half > 0).all() and (lat.ci95_low < lat["mean"]).all()
 
 
+@pytest.mark.slow
 def test_real_dask_scheduler_and_worker_subprocesses(small, tmp_path):
     _run_local(small, tmp_path / "local", jobs=1)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -173,6 +175,7 @@ def test_real_dask_scheduler_and_worker_subprocesses(small, tmp_path):
 
 # -- kill -9 and resume ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sweep_killed_with_sigkill_resumes_with_every_point_exactly_once(tmp_path):
     p = tmp_path / "kill.yaml"
     p.write_text(SMALL.replace("replications: 2", "replications: 4").replace("duration_ns: 1.0e6", "duration_ns: 3.0e6"))
