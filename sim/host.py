@@ -28,6 +28,7 @@ import math
 from collections import deque
 
 from sim.costs import CostProfile
+from sim.interfaces import ModelServices
 from sim.schemes import CompiledPass, Scheme
 from sim.sockets import SocketTables
 from sim.stages import STAGE_NAMES
@@ -63,7 +64,7 @@ class Host:
     """One host of the topology; see the module docstring for the contract."""
 
     def __init__(self, idx: int, name: str, spec, scheme: Scheme, scheme_code: int,
-                 profile: CostProfile, model, rng) -> None:
+                 profile: CostProfile, model: ModelServices, rng) -> None:
         self.idx = idx
         self.name = name
         self.scheme = scheme

@@ -18,12 +18,13 @@ import numpy as np
 from sim.costs import CostProfile, load_profile
 from sim.engine import Engine
 from sim.host import Host
+from sim.interfaces import FlowSource
 from sim.packet import Packet
 from sim.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
 from sim.scenario import Scenario, parse_endpoint
 from sim.schemes import SchemeRegistry, builtin_registry
 from sim.topology import Network
-from sim.traffic import FLOW_KINDS, OpenLoopFlow, RequestResponseFlow
+from sim.traffic import FLOW_KINDS
 
 DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
 WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
@@ -94,7 +95,7 @@ class Model:
                 assert ns is not None, m          # the loader admits only HOST:nsN members
                 members.setdefault(self.host_index[host], []).append(ns)
             self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
-        self.flows: list[OpenLoopFlow | RequestResponseFlow] = []
+        self.flows: list[FlowSource] = []
         for i, spec in enumerate(scenario.flows):
             flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
             sh, sn = parse_endpoint(spec.src, host_specs, f"flows[{i}].src")

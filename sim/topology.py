@@ -13,6 +13,7 @@ from collections import deque
 
 import networkx as nx
 
+from sim.interfaces import ModelServices
 from sim.units import serialization_ns
 
 
@@ -59,7 +60,8 @@ class Link:
 class Network:
     """Graph, links and routes; hands arriving packets to the next link or host."""
 
-    def __init__(self, host_names: list[str], switch_names: list[str], link_specs, engine, model) -> None:
+    def __init__(self, host_names: list[str], switch_names: list[str], link_specs, engine,
+                 model: ModelServices) -> None:
         self.model = model
         self.graph = nx.Graph()
         self.graph.add_nodes_from(host_names, kind="host")

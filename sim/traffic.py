@@ -4,12 +4,20 @@ Each flow draws from its own `numpy.random.Generator` (spawned from the run's ge
 adding a flow does not change the others' samples.  A flow hands each new packet to
 ``model.emit(flow, seq, direction, size)``; the model routes it.  Flows are notified by
 ``on_delivered(pkt, read_done_ns)`` and ``on_dropped(pkt)``.  Kinds live in `FLOW_KINDS`, a
-registry: a new kind is a class with the same constructor, ``start()`` and the two hooks.
+registry: a new kind is any `sim.interfaces.FlowKind` (same constructor, ``start()`` and the
+two hooks).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from sim.interfaces import FlowKind, ModelServices
+
+if TYPE_CHECKING:
+    from sim.scenario import FlowSpec
 
 BATCH = 4096          # largest batch of random draws; batches start small and double
 
@@ -68,7 +76,7 @@ class Flow:
     group: dict[int, tuple[int, ...]] | None
     spread_over: int
 
-    def __init__(self, idx: int, spec, model, rng: np.random.Generator) -> None:
+    def __init__(self, idx: int, spec: FlowSpec, model: ModelServices, rng: np.random.Generator) -> None:
         self.idx = idx
         self.spec = spec
         self.model = model
@@ -104,10 +112,12 @@ class OpenLoopFlow(Flow):
         self.mean_gap_ns = 1e9 / spec.rate_pps
         self._gaps = Draws(lambda n: rng.exponential(self.mean_gap_ns, n))
         self.on_until = float("inf")
+        self.on_ns = float(spec.on_ns or 0.0)       # onoff only (validated > 0 there)
+        self.off_ns = float(spec.off_ns or 0.0)
 
     def start(self) -> None:
         if self.spec.kind == "onoff":
-            self.on_until = self.spec.start_ns + self.rng.exponential(self.spec.on_ns)
+            self.on_until = self.spec.start_ns + self.rng.exponential(self.on_ns)
         self.engine.at(self.spec.start_ns + self._gap(), self._emit)
 
     def _gap(self) -> float:
@@ -120,8 +130,8 @@ class OpenLoopFlow(Flow):
             return
         now = self.engine.now
         if now > self.on_until:       # the ON period ended: sleep OFF, then a new ON period
-            off = self.rng.exponential(self.spec.off_ns)
-            self.on_until = now + off + self.rng.exponential(self.spec.on_ns)
+            off = self.rng.exponential(self.off_ns)
+            self.on_until = now + off + self.rng.exponential(self.on_ns)
             self.engine.at(off + self._gap(), self._emit)
             return
         self.sent += 1
@@ -164,7 +174,7 @@ class RequestResponseFlow(Flow):
         self.engine.at(self.spec.timeout_ns, self._request)
 
 
-FLOW_KINDS: dict[str, type[OpenLoopFlow] | type[RequestResponseFlow]] = {
+FLOW_KINDS: dict[str, FlowKind] = {
     "poisson": OpenLoopFlow,
     "constant": OpenLoopFlow,
     "onoff": OpenLoopFlow,
