@@ -24,6 +24,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from sim.endpoints import host_of, parse
 from sim.numbers import PositiveFloat, PositiveInt
 
 RR_MIN_RTT_NS = 2_000.0       # no request/response round trip is faster than this
@@ -78,9 +79,10 @@ def _packets_and_events(sc, registry) -> tuple[float, float, float]:
     run = sc.run
     packets = events = outstanding = 0.0
     for f in sc.flows:
-        src, dst = f.src.split(":")[0], f.dst.split(":")[0]
-        members = groups.get(f.dst[len("group:"):], 1) if f.dst.startswith("group:") else 1
-        per_packet = 2 * (passes(src) + passes(dst if dst in hosts else src)) + 4
+        src, dst_ep = host_of(f.src), parse(f.dst)
+        members = groups.get(dst_ep.group, 1) if dst_ep.group is not None else 1
+        dst = dst_ep.host if dst_ep.host is not None and dst_ep.host in hosts else src   # a group: as src
+        per_packet = 2 * (passes(src) + passes(dst)) + 4
         if f.kind == "rr":
             n = 2 * f.concurrency * run.duration_ns / (f.think_ns + f.server_ns + RR_MIN_RTT_NS)
             outstanding += f.concurrency

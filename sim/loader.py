@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from sim import keypath, limits, matrix, topogen
+from sim import endpoints, keypath, limits, matrix, topogen
 from sim.costs import CostProfile, load_profile
 from sim.model import Model
 from sim.scenario import Scenario
@@ -415,15 +415,15 @@ def _route_issues(sc: Scenario, pos: Positions) -> list[Issue]:
     g.add_nodes_from(h.name for h in sc.hosts)
     g.add_nodes_from(s.name for s in sc.switches)
     g.add_edges_from((link.a, link.b) for link in sc.links)
-    groups = {gr.name: {m.split(":")[0] for m in gr.members} for gr in sc.groups}
+    groups = {gr.name: {endpoints.host_of(m) for m in gr.members} for gr in sc.groups}
     issues = []
     for i, f in enumerate(sc.flows):
-        src = f.src.split(":")[0]
-        wire = f.src.endswith(":wire")
-        if f.dst.startswith("group:"):
-            targets = [] if wire else sorted(groups.get(f.dst[len("group:"):], ()))
+        src_ep, dst_ep = endpoints.parse(f.src), endpoints.parse(f.dst)
+        src = endpoints.host_of(f.src)
+        if dst_ep.group is not None:
+            targets = [] if src_ep.wire else sorted(groups.get(dst_ep.group, ()))
         else:
-            targets = [f.dst.split(":")[0]]
+            targets = [endpoints.host_of(f.dst)]
         for dst in targets:
             if dst != src and not nx.has_path(g, src, dst):
                 issues.append(Issue(pos.lookup(("flows", i)), ("flows", i),

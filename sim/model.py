@@ -16,12 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from sim.costs import CostProfile, load_profile
+from sim.endpoints import parse, resolve
 from sim.engine import Engine
 from sim.host import Host
 from sim.interfaces import FlowSource
 from sim.packet import Packet
 from sim.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
-from sim.scenario import Scenario, parse_endpoint
+from sim.scenario import Scenario
 from sim.schemes import SchemeRegistry, builtin_registry
 from sim.topology import Network
 from sim.traffic import FLOW_KINDS
@@ -91,29 +92,29 @@ class Model:
         for g in scenario.groups:
             members: dict[int, list[int]] = {}
             for m in g.members:
-                host, ns = parse_endpoint(m, host_specs, f"groups[{g.name}]")
+                host, ns = resolve(m, host_specs, f"groups[{g.name}]")
                 assert ns is not None, m          # the loader admits only HOST:nsN members
                 members.setdefault(self.host_index[host], []).append(ns)
             self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
         self.flows: list[FlowSource] = []
         for i, spec in enumerate(scenario.flows):
             flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
-            sh, sn = parse_endpoint(spec.src, host_specs, f"flows[{i}].src")
+            sh, sn = resolve(spec.src, host_specs, f"flows[{i}].src")
             flow.src = (self.host_index[sh], -1 if sn is None else sn)
             flow.group = None
             flow.spread_over = 0
-            if spec.dst.startswith("group:"):
-                flow.group = self.groups[spec.dst[len("group:"):]]
+            dst_ep = parse(spec.dst, f"flows[{i}].dst")
+            if dst_ep.group is not None:
+                flow.group = self.groups[dst_ep.group]
                 flow.dst = (-1, -1)
                 for h in flow.group:
                     if sn is not None:
                         self.network.route(sh, scenario.hosts[h].name)   # fail early: NoRouteError
             else:
-                spread = spec.dst.endswith(":ns*")
-                dst = spec.dst[:-1] + "0" if spread else spec.dst
-                dh, dn = parse_endpoint(dst, host_specs, f"flows[{i}].dst")
+                dst = f"{dst_ep.host}:ns0" if dst_ep.spread else spec.dst
+                dh, dn = resolve(dst, host_specs, f"flows[{i}].dst")
                 flow.dst = (self.host_index[dh], -1 if dn is None else dn)
-                flow.spread_over = host_specs[dh].namespaces if spread else 0
+                flow.spread_over = host_specs[dh].namespaces if dst_ep.spread else 0
                 if dh != sh:
                     self.network.route(sh, dh)
                     self.network.route(dh, sh)

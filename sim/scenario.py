@@ -12,15 +12,13 @@ namespace of HOST drawn uniformly at random (many containers without one flow ea
 
 from __future__ import annotations
 
-import re
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.endpoints import host_of, parse, resolve
 from sim.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sim.stages import NF_CHAINS
-
-_ENDPOINT = re.compile(r"^(?P<host>[^:]+):(?:ns)?(?P<ns>\d+|wire)$")
 
 
 class Strict(BaseModel):
@@ -174,35 +172,33 @@ class Scenario(Strict):
         groups = {g.name: g for g in self.groups}
         for g in self.groups:
             for m in g.members:
-                host, ns = parse_endpoint(m, hosts, f"groups[{g.name}]")
+                host, ns = resolve(m, hosts, f"groups[{g.name}]")
                 if ns is None:
                     raise ValueError(f"groups[{g.name}]: member {m!r} must be a namespace, not the wire")
         for i, f in enumerate(self.flows):
             where = f"flows[{i}]"
-            src_host, src_ns = parse_endpoint(f.src, hosts, where + ".src")
+            src_host, src_ns = resolve(f.src, hosts, where + ".src")
+            dst = parse(f.dst, where + ".dst")
             dst_ns: Optional[int]
-            if f.dst.startswith("group:"):
-                gname = f.dst[len("group:"):]
-                if gname not in groups:
-                    raise ValueError(f"{where}.dst: unknown group {gname!r}; groups are {sorted(groups)}")
+            if dst.group is not None:
+                if dst.group not in groups:
+                    raise ValueError(f"{where}.dst: unknown group {dst.group!r}; groups are {sorted(groups)}")
                 if f.kind == "rr":
                     raise ValueError(f"{where}: a request/response flow cannot go to a group")
-                member_hosts = {m.split(":")[0] for m in groups[gname].members}
+                member_hosts = {host_of(m) for m in groups[dst.group].members}
                 if src_ns is None and member_hosts != {src_host}:
                     raise ValueError(f"{where}: traffic from {f.src} reaches only {src_host}'s namespaces; "
-                                     f"group {gname!r} has members on {sorted(member_hosts)}")
+                                     f"group {dst.group!r} has members on {sorted(member_hosts)}")
                 if src_ns is not None and src_host in member_hosts:
                     raise ValueError(f"{where}: a multicast sender's own host cannot hold group members "
-                                     f"(group {gname!r} has members on {src_host})")
+                                     f"(group {dst.group!r} has members on {src_host})")
                 continue
-            if f.dst.endswith(":ns*"):
+            if dst.spread:
                 if f.kind == "rr":
                     raise ValueError(f"{where}.dst: a request/response flow needs one server namespace, not {f.dst!r}")
-                spread_host = f.dst[:-len(":ns*")]
-                parse_endpoint(spread_host + ":ns0", hosts, where + ".dst")
-                dst_host, dst_ns = spread_host, 0
+                dst_host, dst_ns = resolve(f"{dst.host}:ns0", hosts, where + ".dst")
             else:
-                dst_host, dst_ns = parse_endpoint(f.dst, hosts, where + ".dst")
+                dst_host, dst_ns = resolve(f.dst, hosts, where + ".dst")
             if src_ns is None and dst_ns is None:
                 raise ValueError(f"{where}: src and dst cannot both be the wire")
             if src_ns is None and dst_host != src_host:
@@ -227,20 +223,3 @@ def _unique_names(coll: str, names: list[Optional[str]]) -> None:
             raise ValueError(f"{coll}[{i}].name: name {name!r} is already used by {coll}[{first[name]}]; "
                              f"{coll[:-1]} names must be distinct")
         first[name] = i
-
-
-def parse_endpoint(text: str, hosts: dict, where: str) -> tuple[str, Optional[int]]:
-    """``'h1:ns3'`` -> ``('h1', 3)``, ``'h1:wire'`` -> ``('h1', None)``; ValueError names `where`."""
-    m = _ENDPOINT.match(text)
-    if not m:
-        raise ValueError(f"{where}: {text!r} is not an endpoint; write HOST:nsN or HOST:wire")
-    host = m.group("host")
-    if host not in hosts:
-        raise ValueError(f"{where}: unknown host {host!r}; hosts are {sorted(hosts)}")
-    if m.group("ns") == "wire":
-        return host, None
-    ns = int(m.group("ns"))
-    if ns >= hosts[host].namespaces:
-        raise ValueError(f"{where}: {text!r} but host {host!r} has {hosts[host].namespaces} namespace(s), "
-                         f"numbered from 0")
-    return host, ns
