@@ -24,6 +24,29 @@ import numpy as np
 BASE_PORT = 5000
 
 
+def _single(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
+    return (BASE_PORT + ns * tables.per_ns + j) & mask
+
+
+def _addr_port(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
+    addr = 0x0A000001 + ns                      # 10.0.0.1 + ns
+    return (((addr * 2654435761) & 0xFFFFFFFF) ^ (BASE_PORT + j)) & mask
+
+
+def _shared_permuted(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
+    ns_hash = tables.ns_hash = rng.integers(0, 2**32, size=tables.namespaces, dtype=np.int64)
+    return ((BASE_PORT + j) ^ ns_hash[ns]) & mask
+
+
+def _per_namespace(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
+    return ns * tables.buckets + ((BASE_PORT + j) & mask)      # a distinct table per namespace
+
+
+# table organisation (a scheme's ``socket_tables``) -> bucket of every socket (see module docstring)
+BUCKETING = {"single": _single, "addr_port": _addr_port, "shared_permuted": _shared_permuted,
+             "per_namespace": _per_namespace}
+
+
 class SocketTables:
     """Chain positions of every socket of one host (see module docstring)."""
 
@@ -35,22 +58,13 @@ class SocketTables:
         self.namespaces = namespaces
         self.per_ns = per_ns
         self.buckets = buckets
+        self.ns_hash: np.ndarray | None = None          # shared_permuted: PATCH 4/9's per-namespace hash
         mask = buckets - 1
         ns = np.repeat(np.arange(namespaces, dtype=np.int64), per_ns)
         j = np.tile(np.arange(per_ns, dtype=np.int64), namespaces)
-        port = BASE_PORT + j
-        if mode == "single":
-            bucket = (BASE_PORT + ns * per_ns + j) & mask
-        elif mode == "addr_port":
-            addr = 0x0A000001 + ns                      # 10.0.0.1 + ns
-            bucket = (((addr * 2654435761) & 0xFFFFFFFF) ^ port) & mask
-        elif mode == "shared_permuted":
-            self.ns_hash = rng.integers(0, 2**32, size=namespaces, dtype=np.int64)
-            bucket = (port ^ self.ns_hash[ns]) & mask
-        elif mode == "per_namespace":
-            bucket = ns * buckets + (port & mask)      # a distinct table per namespace
-        else:
-            raise ValueError(f"unknown socket table mode {mode!r}")
+        if mode not in BUCKETING:
+            raise ValueError(f"unknown socket table mode {mode!r}; known: {', '.join(BUCKETING)}")
+        bucket = BUCKETING[mode](self, ns, j, mask, rng)
         self.bucket = bucket
         # Position from the head = sockets inserted later into the same bucket + 1.
         order = np.argsort(bucket, kind="stable")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from sim import signals
+from sim.sweep.executors import EXECUTORS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,7 +25,7 @@ def add_arguments(sp) -> None:
                                                  "re-running into the same DIR skips finished points")
     sp.add_argument("--jobs", "-j", type=int, metavar="N", help="points at once (local pool size, or workers "
                                                                 "of a local Dask cluster); default: CPU count")
-    sp.add_argument("--executor", choices=("local", "dask"), default="local",
+    sp.add_argument("--executor", choices=sorted(EXECUTORS), default="local",
                     help="local process pool (default) or Dask distributed")
     sp.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address tcp://HOST:PORT or scheduler "
                                                         "file (with --executor dask; default: start a local cluster)")

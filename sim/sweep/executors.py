@@ -182,11 +182,20 @@ class DaskExecutor:
             self._own_cluster.close()
 
 
+def _local(jobs: Optional[int], scheduler: Optional[str]) -> LocalExecutor:
+    if scheduler:
+        raise ValueError("--scheduler needs --executor dask")
+    return LocalExecutor(jobs)
+
+
+EXECUTORS = {                 # --executor NAME -> factory(jobs, scheduler)
+    "local": _local,
+    "dask": lambda jobs, scheduler: DaskExecutor(scheduler=scheduler, jobs=jobs),
+}
+
+
 def make_executor(kind: str = "local", jobs: Optional[int] = None, scheduler: Optional[str] = None):
-    if kind == "local":
-        if scheduler:
-            raise ValueError("--scheduler needs --executor dask")
-        return LocalExecutor(jobs)
-    if kind == "dask":
-        return DaskExecutor(scheduler=scheduler, jobs=jobs)
-    raise ValueError(f"unknown executor {kind!r}; use local or dask")
+    """The executor registered as `kind` in `EXECUTORS` (ValueError for an unknown name)."""
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}; use {' or '.join(EXECUTORS)}")
+    return EXECUTORS[kind](jobs, scheduler)
