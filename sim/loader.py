@@ -381,14 +381,8 @@ def _duplicate_issues(doc: dict, pos: Positions) -> list[Issue]:
 
 # -- checks beyond the schema -------------------------------------------------------------
 
-_BUILTIN: Optional[SchemeRegistry] = None
-
-
 def _registry(sc: Scenario, pos: Positions) -> tuple[SchemeRegistry, list[Issue]]:
-    global _BUILTIN
-    if _BUILTIN is None:
-        _BUILTIN = builtin_registry()
-    reg = _BUILTIN.copy()
+    reg = builtin_registry()
     issues = []
     for name, spec in sc.schemes.items():
         try:

@@ -23,20 +23,12 @@ from sim.interfaces import FlowSource
 from sim.packet import Packet
 from sim.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
 from sim.scenario import Scenario
-from sim.schemes import SchemeRegistry, builtin_registry
+from sim.schemes import SchemeRegistry, registry_with
 from sim.topology import Network
 from sim.traffic import FLOW_KINDS
 
 DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
 WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
-
-
-def make_registry(scenario: Scenario) -> SchemeRegistry:
-    """Built-in schemes plus the scenario's own ``schemes:``."""
-    reg = builtin_registry()
-    for name, spec in scenario.schemes.items():
-        reg.add(name, spec)
-    return reg
 
 
 def make_profile(scenario: Scenario) -> CostProfile:
@@ -55,7 +47,7 @@ class Model:
         rows during the run (and the rest at `finish`), so memory stays flat however many
         packets a run has; the Recorder then keeps none of them."""
         self.scenario = scenario
-        self.registry = registry or make_registry(scenario)
+        self.registry = registry or registry_with(scenario.schemes)
         self.profile = profile or make_profile(scenario)
         run = scenario.run
         self.until_ns = run.duration_ns

@@ -15,6 +15,7 @@ multicast member.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -186,9 +187,30 @@ class SchemeRegistry:
         return new
 
 
+_BUILTIN: SchemeRegistry | None = None          # sim/data/schemes.yaml, parsed once per process
+_WITH_EXTRA: dict[str, SchemeRegistry] = {}
+
+
 def builtin_registry() -> SchemeRegistry:
-    """A fresh registry holding the built-in schemes."""
-    reg = SchemeRegistry()
-    for name, spec in yaml.safe_load(BUILTIN_FILE.read_text()).items():
-        reg.add(name, spec)
-    return reg
+    """A fresh registry holding the built-in schemes (the file is parsed once per process)."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        reg = SchemeRegistry()
+        for name, spec in yaml.safe_load(BUILTIN_FILE.read_text()).items():
+            reg.add(name, spec)
+        _BUILTIN = reg
+    return _BUILTIN.copy()
+
+
+def registry_with(extra: dict) -> SchemeRegistry:
+    """The built-in schemes plus a scenario's own `extra` ones (name -> spec, validated here),
+    cached per process by content: the one scheme-registry cache.  Shared: do not add to it
+    (``copy()`` first)."""
+    key = json.dumps({n: s.model_dump(mode="json") if hasattr(s, "model_dump") else s for n, s in extra.items()},
+                     sort_keys=True, default=str)
+    if key not in _WITH_EXTRA:
+        reg = builtin_registry()
+        for name, spec in extra.items():
+            reg.add(name, spec)
+        _WITH_EXTRA[key] = reg
+    return _WITH_EXTRA[key]

@@ -22,25 +22,6 @@ from typing import Optional
 
 from sim.outpath import FULL_DISK
 
-_REGISTRIES: dict = {}
-
-
-def registry_for(sc):
-    """Built-in plus the scenario's own schemes; cached per process (building the built-in
-    registry parses sim/data/schemes.yaml, which costs more than a short run)."""
-    import json
-
-    from sim.schemes import builtin_registry
-    key = json.dumps({n: s.model_dump(mode="json") for n, s in sc.schemes.items()}, sort_keys=True)
-    if key not in _REGISTRIES:
-        if "" not in _REGISTRIES:
-            _REGISTRIES[""] = builtin_registry()
-        reg = _REGISTRIES[""].copy()
-        for name, spec in sc.schemes.items():
-            reg.add(name, spec)
-        _REGISTRIES[key] = reg
-    return _REGISTRIES[key]
-
 
 def _records(frame) -> list[dict]:
     """JSON-able rows: NaN and empty strings become None."""
@@ -69,7 +50,7 @@ def run_point(task: dict, root: str, partition_file: str, scenario: str, on_prog
         profile = CostProfile.model_validate(task["profile"])
         ident = {"run_id": task["key"], "point": task["id"], "replication": sc.run.replication, "seed": sc.run.seed}
         writer = PacketWriter(store.temp_path(partition_file) if visible else io.BytesIO(), ident)
-        res = simulate(sc, registry=registry_for(sc), profile=profile, on_packets=writer.add, on_progress=on_progress)
+        res = simulate(sc, profile=profile, on_packets=writer.add, on_progress=on_progress)
         data = writer.close(empty_frame=res.packets)
         marker = {**base, "file": partition_file, "seed": sc.run.seed, "config": task["config"],
                   "packets": res.stats["records"], "stats": res.stats, "summary": _records(res.summary),
