@@ -100,7 +100,7 @@ class LocalExecutor:
         self.workers = max(1, jobs or os.cpu_count() or 1)
         ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else None
         if ctx is not None:
-            ctx.set_forkserver_preload(["sim.sweep.worker", "sim.run", "sim.summary"])
+            ctx.set_forkserver_preload(["sim.sweep.worker", "sim.simulate", "sim.summary"])
         self.pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                                 initializer=_die_with_parent, initargs=(os.getpid(),))
 
