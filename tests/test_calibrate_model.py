@@ -76,8 +76,9 @@ def test_written_profile_loads_and_carries_its_record(tmp_path):
     assert out.read_text().startswith("# netns-sim calibrated cost profile")
 
 
-def test_link_names_fit_ifnamsiz(monkeypatch):
+def test_link_names_fit_ifnamsiz(monkeypatch, tmp_path):
     monkeypatch.setattr(netns, "check_environment", lambda: None)
+    monkeypatch.setenv("NETNS_SIM_LOCK_DIR", str(tmp_path))      # its own locks: no clash with a real run
     lab = netns.Lab("ffff")
     for tag in ("va", "vb", "r1r", "r2c", "h1r", "bbr", "n2c", "mlow", "mlop", "m1", "pd", "pe"):
         assert len(lab.link_name(tag)) <= netns.IFNAMSIZ
@@ -98,3 +99,22 @@ def test_without_iproute2_says_so(monkeypatch, capsys):
     monkeypatch.setattr(netns.shutil, "which", lambda name: None if name == "ip" else real(name))
     assert main(["validate-real"]) == 2
     assert "iproute2" in capsys.readouterr().err
+
+
+def test_run_locks_tell_live_runs_from_dead_ones(monkeypatch, tmp_path):
+    """A held lock is a live run; a released one (or a process that died: the kernel drops
+    its flock) is dead; a fresh id is never one whose lock file exists."""
+    from sim.calibrate import runlock
+    monkeypatch.setenv("NETNS_SIM_LOCK_DIR", str(tmp_path))
+    a = runlock.RunLock.claim()
+    assert runlock.is_alive(a.run_id)
+    with pytest.raises(RuntimeError, match="in use by a live calibration run"):
+        runlock.RunLock.claim(a.run_id)
+    b = runlock.RunLock.claim()
+    assert b.run_id != a.run_id
+    a.release(remove=False)                 # as if the process had died: the file stays, the lock goes
+    assert not runlock.is_alive(a.run_id)
+    runlock.forget(a.run_id)
+    assert not (tmp_path / f"{a.run_id}.lock").exists() and runlock.is_alive(b.run_id)
+    b.release()
+    assert list(tmp_path.iterdir()) == []
