@@ -1,7 +1,7 @@
 """The capability matrix: what each scheme of the results gives a container, and its cost.
 
 Read from scheme *data* only: the built-in ``sim/data/schemes.yaml`` (through
-`sim.schemes.builtin_registry`) and the ``schemes:`` block of each run's
+`sim.core.schemes.builtin_registry`) and the ``schemes:`` block of each run's
 ``scenario.resolved.yaml`` (a scenario's own schemes win, as in the simulator).
 `matrix(res)` -> one dict per scheme present in the results (style order) with the six
 capabilities (bools), ``addresses_per_container``, ``devices_per_container``,
@@ -21,7 +21,7 @@ TRIPS_SHOWN = ("wire_to_ns", "ns_to_ns", "ns_to_wire", "multicast")
 
 def specs(res) -> dict[str, dict]:
     """Scheme name -> its spec as plain data (built-ins, overridden by scenario schemes)."""
-    from sim.schemes import builtin_registry
+    from sim.core.schemes import builtin_registry
     reg = builtin_registry()
     out = {n: reg.get(n).spec.model_dump() for n in reg.names()}
     for r in res.runs:

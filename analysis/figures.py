@@ -1,7 +1,7 @@
 """The report's figures by name, for the report and for notebooks.
 
 `FIGURES` lists every figure: name, caption and how to draw it from a loaded result
-(`sim.reader.Results`).  `figures(res)` draws them all — plus one ``latency_vs_<factor>``
+(`sim.results.reader.Results`).  `figures(res)` draws them all — plus one ``latency_vs_<factor>``
 figure per other varied parameter — and returns ``{name: (caption, Figure)}``, leaving out
 those the result has nothing for (e.g. no load factor).  `figure(res, name)` draws one.  The
 figures use matplotlib's active backend: inline in a notebook, Agg in ``netns-sim report``.
@@ -17,7 +17,7 @@ from analysis import claims as claims_mod
 from analysis import plots, stages
 from analysis.conditions import Roles, short
 from analysis.conditions import roles as find_roles
-from sim.reader import Results
+from sim.results.reader import Results
 
 Draw = Callable[[Results, Roles, dict, Optional[pd.DataFrame]], object]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sim.reader import Results
-from sim.stats import aggregate
+from sim.results.reader import Results
+from sim.results.stats import aggregate
 
 
 def keys(res: Results, *extra: str) -> list[str]:

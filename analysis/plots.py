@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentF
 
 from analysis import metrics, stages, style
 from analysis.conditions import Roles, label, select, short
-from sim.reader import Results
+from sim.results.reader import Results
 
 TRIP_TITLES = {"wire_to_ns": "wire → namespace", "ns_to_ns": "namespace → namespace (same host)",
                "ns_to_wire": "namespace → wire", "multicast": "multicast (wire → group)"}

@@ -6,18 +6,18 @@
 base64 data URIs, so it needs no network and no other file to be viewed).
 
 The report is replaced as a whole: everything is written into a marked staging directory
-beside the target (``.tmp-<stem>_figures-PID-RAND``, `sim.atomic`) and published by renames
+beside the target (``.tmp-<stem>_figures-PID-RAND``, `sim.results.atomic`) and published by renames
 in one `sim.signals.critical` section, so an interrupted report (Ctrl-C, SIGTERM, an error)
 leaves the earlier HTML, Markdown and figures untouched and no staging directory.  The
 figures directory carries the ``.netns-sim`` marker; an existing one without it is replaced
 only if it holds nothing but this report's figure files (written before the marker existed),
-else `write` raises `sim.atomic.NotOurs` before doing any work.
+else `write` raises `sim.results.atomic.NotOurs` before doing any work.
 
 Sections: the question and the scenario; setup (resolved scenario, seed, versions, cost profile
 with its sources); results per trip (table with the best value per column marked, where the
 time goes, figures); the capability matrix; the thread's claims with measured evidence and
 verdicts (`analysis.claims`); assumptions and limits.  Everything is computed from the result
-directory (`sim.reader`).  Works on one result directory or a directory of several runs.
+directory (`sim.results.reader`).  Works on one result directory or a directory of several runs.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from analysis.conditions import roles as find_roles
 from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
 from sim import signals
-from sim.atomic import MARKER, check_replaceable, clean_stale, remove_ours, staging_dir, swap_in, write_marker
-from sim.reader import load
+from sim.results.atomic import MARKER, check_replaceable, clean_stale, remove_ours, staging_dir, swap_in, write_marker
+from sim.results.reader import load
 
 QUESTION = ("When every container gets its own network namespace, what does a packet pay, and what does a "
             "namespace cost in memory — for each way of isolating the Linux network stack argued about in the "

@@ -29,7 +29,7 @@ _DASHES = ("-", "--", "-.", ":")
 @lru_cache(maxsize=None)
 def _builtin_order() -> tuple[str, ...]:
     try:
-        from sim.schemes import builtin_registry
+        from sim.core.schemes import builtin_registry
         names = tuple(builtin_registry().names())
     except Exception:                       # the registry file is data; fall back to the known list
         names = BUILTIN_ORDER

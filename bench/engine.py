@@ -6,7 +6,7 @@ Run:  make bench                      (= .venv/bin/python bench/engine.py)
 
 (a) The 5-hop store-and-forward chain at 70 % load: Poisson arrivals of 1000-byte
     packets over 5 links of 1 Gb/s with 1000 ns propagation each (4 switches between
-    hosts ``a`` and ``b``).  The same chain is run by netns-sim (`sim.simulate.simulate`),
+    hosts ``a`` and ``b``).  The same chain is run by netns-sim (`sim.core.simulate.simulate`),
     ns.py and plain simpy (`bench/baselines.py`).  netns-sim also models the two hosts'
     stack passes (a send pass on ``a``, a receive pass on ``b``), so it does strictly
     more modelling work per packet than the baselines.
@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baselines import (chain_theory_latency_s, peak_memory_per_packet,  # noqa: E402
                              run_nspy_chain, run_simpy_chain)
-from sim.records import DELIVERED, STAGE_COLUMNS  # noqa: E402
-from sim.simulate import simulate  # noqa: E402
-from sim.scenario import Scenario  # noqa: E402
-from sim.units import pps_from_load  # noqa: E402
+from sim.core.records import DELIVERED, STAGE_COLUMNS  # noqa: E402
+from sim.core.simulate import simulate  # noqa: E402
+from sim.frontdoor.scenario import Scenario  # noqa: E402
+from sim.core.units import pps_from_load  # noqa: E402
 
 CHAIN = dict(hops=5, load=0.7, size_bytes=1000, rate_bps=1e9, delay_s=1e-6, seed=1)
 REPEATS = 3

@@ -85,8 +85,8 @@ def measure(name: str, scenario: dict | Path) -> dict:
 
 def events_per_packet() -> None:
     """Engine events per packet for every scheme and trip, from short unloaded runs."""
-    from sim.simulate import simulate
-    from sim.schemes import builtin_registry
+    from sim.core.simulate import simulate
+    from sim.core.schemes import builtin_registry
     trips = {"wire_to_ns": ("h1:wire", "h1:ns1"), "ns_to_wire": ("h1:ns0", "h1:wire"),
              "ns_to_ns": ("h1:ns0", "h1:ns1"), "ns_to_remote_ns": ("h1:ns0", "h2:ns1"),
              "multicast(4)": ("h1:wire", "group:g")}

@@ -8,15 +8,15 @@
 Contract:
 - A scenario is a path to a YAML file, a mapping with the same keys as a file (``extends:``
   relative to `base_dir`, ``topology:`` generators, ``compare:`` grids, ``sweep:`` blocks), or
-  a `sim.scenario.Scenario` (pydantic) model.  `sets` are ``--set`` overrides
+  a `sim.frontdoor.scenario.Scenario` (pydantic) model.  `sets` are ``--set`` overrides
   (``"hosts.*.cores=4"``), `seed` is ``--seed``.  Bad input raises `ScenarioError` (its
   `str` is the command line's ``WHERE: key.path: message (fix: ...)`` lines).
 - `run` writes the same result directory as ``netns-sim run`` (or, for a scenario with a
   ``sweep:`` block, ``netns-sim sweep``) through the same runner (`sim.sweep.runner`), to
-  `out` or a new temporary directory, and returns it read back (`sim.reader.Results`): the
+  `out` or a new temporary directory, and returns it read back (`sim.results.reader.Results`): the
   frames ``summary``, ``memory``, ``cores``, ``flows``, the ``factors`` that vary, and
   ``packets(columns)``.  ``netns-sim report DIR`` works on it like on any result.
-- `simulate` runs one validated `Scenario` in memory (no files): `sim.simulate.Results`.
+- `simulate` runs one validated `Scenario` in memory (no files): `sim.core.simulate.Results`.
 - `plan` returns the points that `run` would run (variants x replications), without running.
 """
 
@@ -26,10 +26,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
-from sim.loader import Document, ScenarioError, document_from_mapping, read_document
-from sim.reader import Results, load
-from sim.scenario import Scenario
-from sim.simulate import simulate
+from sim.core.simulate import simulate
+from sim.frontdoor.loader import Document, ScenarioError, document_from_mapping, read_document
+from sim.frontdoor.scenario import Scenario
+from sim.results.reader import Results, load
 from sim.sweep.spec import Expanded, expand_document
 
 Source = Union[str, Path, dict, Scenario]

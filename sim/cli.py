@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Optional
 
 import sim
-from sim import outpath, signals
-from sim.loader import Document, ScenarioError, expand, load, read_document
-from sim.results_io import TargetExists
+from sim import signals
+from sim.frontdoor import outpath
+from sim.frontdoor.loader import Document, ScenarioError, expand, load, read_document
+from sim.results.results_io import TargetExists
 from sim.signals import Interrupted
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -181,7 +182,7 @@ def _registry_for(scenario: str | None):
     if scenario:
         loaded = load(scenario)
         return loaded.variants[0].registry
-    from sim.schemes import builtin_registry
+    from sim.core.schemes import builtin_registry
     return builtin_registry()
 
 
@@ -213,7 +214,7 @@ def cmd_schemes(args) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    from sim.schemes import TRIPS
+    from sim.core.schemes import TRIPS
     t = Table(title="isolation schemes (passes per trip through one host)")
     t.add_column("scheme")
     for trip in TRIPS:
@@ -230,8 +231,8 @@ def cmd_schemes(args) -> int:
 
 
 def cmd_describe(args) -> int:
-    from sim.costs import load_profile
-    from sim.stages import STAGE_NAMES
+    from sim.core.costs import load_profile
+    from sim.core.stages import STAGE_NAMES
     try:
         reg = _registry_for(args.scenario)
         scheme = reg.get(args.scheme)
@@ -254,7 +255,7 @@ def cmd_describe(args) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    from sim.stages import STAGE_INFO
+    from sim.core.stages import STAGE_INFO
     con = _console()
     con.print(f"[bold]{scheme.name}[/bold]: {info['description']}")
     con.print(f"capabilities: {', '.join(info['capabilities']) or 'none'}; "

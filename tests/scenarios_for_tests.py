@@ -1,7 +1,7 @@
 """Builders of small scenarios used across the core tests (plain dicts, validated by simulate())."""
 
-from sim.simulate import simulate
-from sim.schemes import builtin_registry
+from sim.core.simulate import simulate
+from sim.core.schemes import builtin_registry
 
 SCHEMES = builtin_registry().names()
 # Every stage cost zero except a 1000 ns NIC RX stage: a one-pass host with a known service time.

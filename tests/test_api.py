@@ -1,5 +1,5 @@
 """One runner: the CLI's run, its sweep and the Python API build and run every model through
-`sim.simulate.simulate` and write one result layout; the notebook example in docs/ runs."""
+`sim.core.simulate.simulate` and write one result layout; the notebook example in docs/ runs."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ import pyarrow.dataset as ds
 import pytest
 
 import sim.api as ns
-import sim.simulate
+import sim.core.simulate
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +43,12 @@ def _files(out: Path) -> set[str]:
 def calls(monkeypatch):
     """Count the models built and run, wherever they are built."""
     seen = []
-    real = sim.simulate.simulate
+    real = sim.core.simulate.simulate
 
     def counting(scenario, **kw):
         seen.append(scenario.hosts[0].scheme)
         return real(scenario, **kw)
-    monkeypatch.setattr(sim.simulate, "simulate", counting)
+    monkeypatch.setattr(sim.core.simulate, "simulate", counting)
     return seen
 
 
@@ -91,7 +91,7 @@ def test_api_results_equal_an_in_memory_simulate_of_each_point(tmp_path):
 
 
 def test_api_takes_models_dicts_extends_and_reports_bad_input(tmp_path):
-    from sim.scenario import Scenario
+    from sim.frontdoor.scenario import Scenario
     model = Scenario.model_validate({k: v for k, v in SCENARIO.items() if k != "compare"})
     assert ns.plan(model).points[0].config["hosts"][0]["namespaces"] == 6
     _yaml(tmp_path / "base.yaml", {k: v for k, v in SCENARIO.items() if k != "compare"})

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim import keypath
+from sim.frontdoor import keypath
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sim.cli import main
-from sim.yamlpos import read
+from sim.frontdoor.yamlpos import read
 
 pytestmark = pytest.mark.slow      # 200 mutated scenarios, ~30 s (make test-fast skips)
 

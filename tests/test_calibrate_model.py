@@ -11,8 +11,8 @@ from sim.calibrate import netns, profile_io, validate
 from sim.calibrate.__main__ import main
 from sim.calibrate.predict import predict_rtt_ns, simulate_rtt_ns
 from sim.calibrate.setups import CUSTOM_SCHEMES, SETUPS, by_name, idle_setup
-from sim.costs import CostProfile, load_profile
-from sim.schemes import SchemeSpec
+from sim.core.costs import CostProfile, load_profile
+from sim.core.schemes import SchemeSpec
 
 ALL = list(SETUPS) + [idle_setup(100)]
 

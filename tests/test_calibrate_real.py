@@ -21,7 +21,7 @@ from sim.calibrate.__main__ import main
 from sim.calibrate.measure import Config, measure_rounds, measure_rr, summarise
 from sim.calibrate.netns import Lab, list_namespaces, root_links, sh
 from sim.calibrate.setups import SETUPS, availability, by_name
-from sim.costs import load_profile
+from sim.core.costs import load_profile
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("taskset") is None,

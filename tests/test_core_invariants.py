@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.records import STAGE_COLUMNS
-from sim.simulate import simulate
+from sim.core.records import STAGE_COLUMNS
+from sim.core.simulate import simulate
 from tests.scenarios_for_tests import SCHEMES
 
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from sim.costs import load_profile
-from sim.memory import SOCKET_TABLES, memory_table
-from sim.simulate import simulate
-from sim.sockets import SocketTables
+from sim.core.costs import load_profile
+from sim.core.memory import SOCKET_TABLES, memory_table
+from sim.core.simulate import simulate
+from sim.core.sockets import SocketTables
 from tests.scenarios_for_tests import SCHEMES, delivered, one_host
-from sim.schemes import builtin_registry
+from sim.core.schemes import builtin_registry
 
 REG = builtin_registry()
 PROFILE = load_profile()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.simulate import simulate
+from sim.core.simulate import simulate
 from tests.scenarios_for_tests import UNIT_STAGE_COSTS, one_host
 
 SERVICE_NS = 1000.0

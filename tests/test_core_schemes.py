@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sim.simulate import simulate
-from sim.schemes import builtin_registry
+from sim.core.simulate import simulate
+from sim.core.schemes import builtin_registry
 from tests.scenarios_for_tests import SCHEMES, delivered, one_host, unloaded_wire_to_ns
 
 REG = builtin_registry()
@@ -120,7 +120,7 @@ def multicast_one_packet(scheme, k):
 
 
 def REG_COST(stage):
-    from sim.costs import load_profile
+    from sim.core.costs import load_profile
     return load_profile().stages[stage].base_ns
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from sim.costs import load_profile
-from sim.simulate import simulate
-from sim.units import serialization_ns
+from sim.core.costs import load_profile
+from sim.core.simulate import simulate
+from sim.core.units import serialization_ns
 from tests.scenarios_for_tests import delivered, one_host
 
 PROFILE = load_profile()

@@ -1,8 +1,8 @@
-"""The one endpoint parser (sim/endpoints.py): every form, and errors that name their place."""
+"""The one endpoint parser (sim/frontdoor/endpoints.py): every form, and errors that name their place."""
 
 import pytest
 
-from sim.endpoints import Endpoint, host_of, parse, resolve
+from sim.frontdoor.endpoints import Endpoint, host_of, parse, resolve
 
 
 class H:

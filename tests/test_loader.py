@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
-from sim import keypath, topogen
-from sim.loader import ScenarioError, load
+from sim.frontdoor import keypath, topogen
+from sim.frontdoor.loader import ScenarioError, load
 
 BASE = """\
 description: base scenario

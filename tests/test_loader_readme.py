@@ -5,15 +5,15 @@ from pathlib import Path
 
 import yaml
 
-from sim.loader import load
-from sim.reference import markdown
+from sim.frontdoor.loader import load
+from sim.frontdoor.reference import markdown
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def test_reference_table_is_current():
     block = README.split("<!-- reference:start -->")[1].split("<!-- reference:end -->")[0]
-    assert block.strip() == markdown().strip(), "regenerate: python -m sim.reference, paste between the markers"
+    assert block.strip() == markdown().strip(), "regenerate: python -m sim.frontdoor.reference, paste between the markers"
 
 
 def test_scheme_example_validates_and_the_scheme_is_used(tmp_path):

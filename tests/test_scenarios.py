@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.loader import load, read_document
+from sim.frontdoor.loader import load, read_document
 from sim.sweep.spec import expand_document
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
@@ -61,7 +61,7 @@ def test_scenario_validates_runs_shortened_and_reports(path, tmp_path, capsys):
 
 
 def test_rfc2006_covers_every_builtin_scheme_both_trips_and_namespace_counts():
-    from sim.schemes import builtin_registry
+    from sim.core.schemes import builtin_registry
     loaded = load(SCENARIOS[0].parent / "rfc2006-schemes.yaml")
     compare = {f.name: set(f.values) for f in loaded.factors}
     assert compare["hosts.*.scheme"] == set(builtin_registry().names())

@@ -116,7 +116,7 @@ def test_force_refuses_what_netns_sim_did_not_create_and_leaves_it_intact(tiny, 
     r = sim("run", "tiny.yaml", "--out", target, "--force", "-q", cwd=tiny)
     assert r.returncode == 2, r.stderr
     assert str(target) in r.stderr and "Traceback" not in r.stderr
-    if kind == "file":                                 # refused up front, before any run (sim.outpath)
+    if kind == "file":                                 # refused up front, before any run (sim.frontdoor.outpath)
         assert "exists and is not a directory (fix: give a directory path" in r.stderr
     else:
         assert "choose another --out" in r.stderr and "remove it yourself" in r.stderr
@@ -138,7 +138,7 @@ def test_force_replaces_a_directory_netns_sim_wrote(tiny):
 
 def test_stale_leftovers_are_removed_only_when_marked(tiny):
     """clean_stale: a dead run's marked .tmp- goes; an unmarked one with files stays."""
-    from sim.results_io import clean_stale
+    from sim.results.results_io import clean_stale
     ours, theirs = tiny / ".tmp-res-999999999-aaaa", tiny / ".tmp-res-999999999-bbbb"
     for d in (ours, theirs):
         d.mkdir()

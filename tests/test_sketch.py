@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.sketch import QuantileSketch
+from sim.core.sketch import QuantileSketch
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.simulate import simulate
-from sim.summary import QUANTILE_RELATIVE_ERROR, Summarizer, summarize
+from sim.core.simulate import simulate
+from sim.core.summary import QUANTILE_RELATIVE_ERROR, Summarizer, summarize
 from tests.test_core_invariants import every_trip
 
 

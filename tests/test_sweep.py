@@ -253,12 +253,12 @@ def test_a_point_that_raises_in_the_worker_is_reported_and_the_others_run(small,
 # -- summary and scans ----------------------------------------------------------------------
 
 def test_t_quantiles_and_ci():
-    from sim.stats import mean_ci, t_quantile
+    from sim.results.stats import mean_ci, t_quantile
     assert t_quantile(1) == pytest.approx(12.706, abs=1e-3)          # textbook t(0.975, df)
     assert t_quantile(10) == pytest.approx(2.228, abs=1e-3)
     assert t_quantile(40) == pytest.approx(2.021, abs=1e-3)
     assert t_quantile(1000) == pytest.approx(1.962, abs=2e-3)
-    # the result tables (summary.csv) and the report (sim.stats.mean_ci) give the same interval,
+    # the result tables (summary.csv) and the report (sim.results.stats.mean_ci) give the same interval,
     # also beyond 30 degrees of freedom where two hand-made tables used to disagree
     values = np.random.default_rng(1).normal(10.0, 2.0, 45)
     many = pd.DataFrame({"k": "a", "scheme": "s", "trip": None, "host": None, "core": None,

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 import sim.api as ns
 from analysis.figures import figure
-from sim.scenario import FlowSpec, HostSpec, RunSpec, Scenario
+from sim.frontdoor.scenario import FlowSpec, HostSpec, RunSpec, Scenario
 
 # %% [markdown]
 # ## A scenario as a dict: the same keys as a YAML file

@@ -18,7 +18,7 @@ from sim.calibrate.hostinfo import host_info
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
 from sim.calibrate.setups import IDLE_COUNTS, SETUPS, availability, by_name
-from sim.costs import CostProfile, load_profile
+from sim.core.costs import CostProfile, load_profile
 
 
 def _log(msg: str) -> None:

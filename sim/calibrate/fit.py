@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units
 from sim.calibrate.setups import Setup
-from sim.costs import CostProfile
+from sim.core.costs import CostProfile
 
 _NF = ("nf_prerouting", "nf_local_in", "nf_forward", "nf_local_out", "nf_postrouting")
 _L3 = ("l2_demux", "ip_rcv", "nf_prerouting", "route_input", "nf_forward", "ip_forward", "nf_postrouting",

@@ -21,9 +21,9 @@ from functools import lru_cache
 from typing import NoReturn
 
 from sim.calibrate.setups import CUSTOM_SCHEMES, SIM_PACKET_BYTES, Setup
-from sim.costs import CostProfile
-from sim.simulate import simulate
-from sim.stages import STAGE_NAMES
+from sim.core.costs import CostProfile
+from sim.core.simulate import simulate
+from sim.core.stages import STAGE_NAMES
 
 TERMS = {"base": "base_ns", "byte": "per_byte_ns", "entry": "per_entry_ns"}
 MESSAGES_PER_RTT = 2

@@ -1,10 +1,10 @@
 """Writing a calibrated cost profile, and reading back its calibration record.
 
 The profile is YAML in the format of ``sim/profiles/default.yaml`` (loadable with
-`sim.costs.load_profile(path)`).  The calibration record (raw measurements, medians, the fit,
+`sim.core.costs.load_profile(path)`).  The calibration record (raw measurements, medians, the fit,
 kernel version, CPU model, configuration) goes
 
-- into the profile's ``calibration:`` field when `sim.costs.CostProfile` has one,
+- into the profile's ``calibration:`` field when `sim.core.costs.CostProfile` has one,
 - always into a sidecar ``PROFILE.calibration.json``, and
 - in short as comments at the top of the YAML (kernel, CPU, medians, fitted values).
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.costs import CostProfile
+from sim.core.costs import CostProfile
 
 
 def profile_has_calibration_field() -> bool:

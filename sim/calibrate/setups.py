@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from sim.calibrate.netns import Lab, sh
-from sim.schemes import builtin_registry
+from sim.core.schemes import builtin_registry
 
 PORT = 17001
 SIZE_BYTES = 32            # UDP payload of the measuring program

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sim.calibrate.predict import MESSAGES_PER_RTT, predict_rtt_ns
 from sim.calibrate.setups import by_name
-from sim.costs import CostProfile
+from sim.core.costs import CostProfile
 
 
 def fit_app_only(summary: dict, profile: CostProfile, anchor: str = "loopback") -> float:

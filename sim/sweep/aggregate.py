@@ -5,13 +5,13 @@ each, named by key path), ``run_id`` (the point's content key, `sim.sweep.keys`)
 (``p00003-r0``: variant index and replication), ``replication`` and ``seed``.
 
 `run_tables` — ``points.csv`` (every run's tidy summary rows: ``scheme, trip, host, core,
-metric, value, unit``, see `sim.summary`, plus ``memory_bytes`` per host), ``memory.csv``
+metric, value, unit``, see `sim.core.summary`, plus ``memory_bytes`` per host), ``memory.csv``
 (``scheme, namespaces, structure, bytes``), ``cores.csv`` (``host, scheme, core, busy_ns,
 utilisation``) and ``flows.csv`` (``flow, kind, src, dst, sent``).
 
 `summary_table` — ``summary.csv``: per (swept keys, scheme, trip, host, core, metric, unit):
 ``n`` (finished replications), ``mean``, ``std`` (sample, ddof 1), ``ci95_low``,
-``ci95_high``, ``ci95_half``: the 95 % confidence interval of the mean (`sim.stats`; NaN with
+``ci95_high``, ``ci95_half``: the 95 % confidence interval of the mean (`sim.results.stats`; NaN with
 one replication).  NaN values (e.g. latency with nothing delivered) are left out of n.
 
 `latency_percentiles` — per point, exact latency percentiles scanned straight from the
@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from sim.stats import t_quantile
+from sim.results.stats import t_quantile
 from sim.sweep.store import Store
 
 KEY_COLS = ["scheme", "trip", "host", "core", "metric", "unit"]

@@ -36,8 +36,8 @@ def add_arguments(sp) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from sim import outpath
-    from sim.loader import ScenarioError
+    from sim.frontdoor import outpath
+    from sim.frontdoor.loader import ScenarioError
     from sim.sweep.executors import make_executor
     from sim.sweep.progress import make_progress
     from sim.sweep.runner import run_study

@@ -27,7 +27,7 @@ import time
 from concurrent import futures
 from typing import Iterable, Iterator, Optional
 
-from sim.atomic import pid_alive
+from sim.results.atomic import pid_alive
 
 PR_SET_PDEATHSIG = 1
 WATCH_INTERVAL_S = 0.5
@@ -100,7 +100,7 @@ class LocalExecutor:
         self.workers = max(1, jobs or os.cpu_count() or 1)
         ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else None
         if ctx is not None:
-            ctx.set_forkserver_preload(["sim.sweep.worker", "sim.simulate", "sim.summary"])
+            ctx.set_forkserver_preload(["sim.sweep.worker", "sim.core.simulate", "sim.core.summary"])
         self.pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                                 initializer=_die_with_parent, initargs=(os.getpid(),))
 

@@ -2,14 +2,14 @@
 ``netns-sim run``) -> one result directory.
 
 `run_study` is the one runner behind ``netns-sim run`` (an in-process executor writing into a
-temporary directory that `sim.results_io.ResultDir` renames into place) and ``netns-sim
+temporary directory that `sim.results.results_io.ResultDir` renames into place) and ``netns-sim
 sweep`` (a process pool or Dask, resumable in place).  It skips points whose marker exists,
-submits the rest (each runs `sim.sweep.worker.run_point`, which calls `sim.simulate`),
+submits the rest (each runs `sim.sweep.worker.run_point`, which calls `sim.core.simulate`),
 collects them, and writes the study's files, so both commands produce the same layout:
 
     packets/, points/, failed/   partitioned packet records and per-point markers (`sim.sweep.store`)
     sweep.json              what was asked: scenario, swept keys, replications, points
-    metadata.json           provenance (`sim.provenance`), scenario, factors, seed, per-point stats
+    metadata.json           provenance (`sim.results.provenance`), scenario, factors, seed, per-point stats
     scenario.resolved.yaml  the first variant's resolved scenario, the grid as compare:
     points.csv, memory.csv, cores.csv, flows.csv, summary.csv   (`sim.sweep.aggregate`)
 
@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from sim.outpath import FULL_DISK
-from sim.provenance import provenance
+from sim.frontdoor.outpath import FULL_DISK
+from sim.results.provenance import provenance
 from sim.sweep import aggregate
 from sim.sweep.progress import NoProgress
 from sim.sweep.spec import Expanded
@@ -145,7 +145,7 @@ def run_atomic(exp: Expanded, out: str | Path, force: bool = False, progress=Non
     temporary directory beside `out` that replaces `out` only when complete (`ResultDir`).
     A failed point raises `StudyFailed` and an interruption propagates; either way nothing is
     written and an earlier result at `out` is left intact."""
-    from sim.results_io import ResultDir
+    from sim.results.results_io import ResultDir
     from sim.sweep.executors import InlineExecutor
     with ResultDir(out, force=force) as rd:
         executor = InlineExecutor(on_progress=getattr(progress, "point", None))

@@ -13,13 +13,13 @@ Format (top level of the scenario file)::
 
 Shorthand: a ``sweep:`` mapping without ``grid``/``zip`` keys is the grid (beside an
 optional ``replications``).  Key paths are those of ``--set`` and ``compare:``
-(`sim.keypath`); a file may also keep its own ``compare:`` grid, whose factors then become
+(`sim.frontdoor.keypath`); a file may also keep its own ``compare:`` grid, whose factors then become
 swept keys too.  ``--set sweep.replications=1`` and ``--set sweep.grid.KEY=[...]`` override
 the block like any other value.
 
-Expansion reuses the front door: `sim.loader.read_document` takes the block out of the file
+Expansion reuses the front door: `sim.frontdoor.loader.read_document` takes the block out of the file
 (keeping its line numbers), and each swept key becomes a ``compare:`` factor whose values
-point at their lines in the block; `sim.loader.expand` applies them after ``extends:``,
+point at their lines in the block; `sim.frontdoor.loader.expand` applies them after ``extends:``,
 ``--set`` and the topology generator, and validates every variant.  A point is a variant x
 replication; replication ``r`` runs with ``run.replication = r`` and the file's
 ``run.seed``, so every replication is an independent random stream (the model seeds from
@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from sim import matrix
-from sim.limits import exceeds
-from sim.loader import Document, ScenarioError, Variant, limits_of, read_document
-from sim.loader import expand as expand_variants
+from sim.frontdoor import matrix
+from sim.frontdoor.limits import exceeds
+from sim.frontdoor.loader import Document, ScenarioError, Variant, limits_of, read_document
+from sim.frontdoor.loader import expand as expand_variants
+from sim.frontdoor.yamlpos import Positions
 from sim.sweep.keys import key_material, point_key, resolved_config
-from sim.yamlpos import Positions
 
 
 class SweepError(ValueError):
@@ -110,7 +110,7 @@ def _fail(pos: Optional[Positions], path: tuple, message: str) -> SweepError:
 
 def parse(block: Any, pos: Optional[Positions] = None) -> SweepSpec:
     """Check the shape of a ``sweep:`` block; messages start with FILE:LINE when `pos` (the
-    document's positions, `sim.loader.Document.positions`) is given."""
+    document's positions, `sim.frontdoor.loader.Document.positions`) is given."""
     if not isinstance(block, dict) or not block:
         raise _fail(pos, ("sweep",), "sweep: must be a mapping, e.g. "
                                      "{replications: 3, grid: {flows.*.rate_pps: [1e4, 1e5]}}")

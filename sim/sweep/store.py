@@ -10,7 +10,7 @@ Layout of OUT::
                                      per-point summary rows, run stats
     failed/KEY.json                  a point that failed: levels, config, error, traceback
     summary.csv, points.csv          written at the end (`sim.sweep.aggregate`)
-    .netns-sim                       ownership marker (`sim.atomic`): a non-empty OUT without
+    .netns-sim                       ownership marker (`sim.results.atomic`): a non-empty OUT without
                                      it is refused, never written into or cleaned
 
 Writes are crash-safe: a file is written under a hidden name (``.tmp-...``, which pyarrow
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from sim.atomic import (  # noqa: F401
+from sim.results.atomic import (  # noqa: F401
     TMP_PREFIX,
     NotOurs,
     atomic_write_bytes,

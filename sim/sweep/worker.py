@@ -3,7 +3,7 @@
 `run_point` is what every executor runs — the in-process one of ``netns-sim run``, the local
 process pool and Dask workers of ``netns-sim sweep`` — so a point's records are the same
 whoever runs it.  It is a plain function of JSON-able arguments.  It calls
-`sim.simulate.simulate` (the one place a model is built and run), streams the packet
+`sim.core.simulate.simulate` (the one place a model is built and run), streams the packet
 records into the point's Parquet partition as they come (memory stays flat), and writes the
 point's marker (`sim.sweep.store`) with its summary, memory, cores and flows rows.  When the
 worker does not see the store directory (a remote Dask worker), the partition is returned as
@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Optional
 
-from sim.outpath import FULL_DISK
+from sim.frontdoor.outpath import FULL_DISK
 
 
 def _records(frame) -> list[dict]:
@@ -33,9 +33,9 @@ def run_point(task: dict, root: str, partition_file: str, scenario: str, on_prog
 
     Returns ``{"ok": True, "marker": {...}, "packets": bytes | None}`` (bytes only when the
     store was not visible here) or ``{"ok": False, "failure": {...}}``."""
-    from sim.costs import CostProfile
-    from sim.scenario import Scenario
-    from sim.simulate import simulate
+    from sim.core.costs import CostProfile
+    from sim.core.simulate import simulate
+    from sim.frontdoor.scenario import Scenario
     from sim.sweep.store import PacketWriter, Store
     t0 = time.perf_counter()
     base = {"key": task["key"], "id": task["id"], "levels": task["levels"], "replication": task["replication"],

@@ -1,0 +1,112 @@
+"""Cost profiles: the CPU cost of each stage and the sizes used by the memory model.
+
+A stage costs ``base_ns + per_byte_ns * size_bytes + per_entry_ns * entries`` (see
+`sim.core.stages` for what `entries` counts).  A profile is a YAML file; the default one is
+`sim/profiles/default.yaml`, whose comments name the public source of every value.  A
+scenario names a profile (``default`` or a path) and may override any value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError
+
+from sim.core.stages import STAGE_NAMES
+from sim.frontdoor.yamlpos import read
+
+PROFILE_DIR = Path(__file__).parent.parent / "profiles"
+
+
+class StageCost(BaseModel):
+    """CPU cost of one stage: base plus per-byte plus per-entry terms, all ns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    base_ns: NonNegativeFloat = 0.0
+    per_byte_ns: NonNegativeFloat = 0.0
+    per_entry_ns: NonNegativeFloat = 0.0
+
+
+class HostDefaults(BaseModel):
+    """Per-host queue limits and application costs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    netdev_max_backlog: PositiveInt = 1000
+    rx_ring_packets: PositiveInt = 1024
+    rcvbuf_bytes: PositiveInt = 212992
+    skb_truesize_overhead_bytes: NonNegativeInt = 768
+    app_recv_ns: NonNegativeFloat = 0.0
+
+
+class MemorySizes(BaseModel):
+    """Sizes in bytes of the per-namespace kernel structures of the memory model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    netns_struct: NonNegativeInt
+    net_device: NonNegativeInt
+    bridge_port: NonNegativeInt
+    fib_table: NonNegativeInt
+    fib_info_hash: NonNegativeInt
+    nf_table: NonNegativeInt
+    proc_entries: NonNegativeInt
+    socket_hash_bucket: NonNegativeInt = 8
+    udp_hash_buckets: PositiveInt = 128
+    tcp_ehash_buckets: NonNegativeInt
+    bind_filter: NonNegativeInt
+    classifier_rule: NonNegativeInt
+    ns_tag: NonNegativeInt
+
+
+class CostProfile(BaseModel):
+    """A complete cost profile: every stage of `sim.core.stages.STAGES` must have a cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    description: str = ""
+    stages: dict[str, StageCost]
+    host: HostDefaults = HostDefaults()
+    memory_bytes: MemorySizes
+    calibration: dict = {}           # free-form: raw measurements, kernel, CPU (netns-sim calibrate)
+    source_file: Optional[str] = None
+
+    def model_post_init(self, _ctx) -> None:
+        unknown = sorted(set(self.stages) - set(STAGE_NAMES))
+        missing = sorted(set(STAGE_NAMES) - set(self.stages))
+        if unknown:
+            raise ValueError(f"cost profile {self.name!r}: unknown stages {unknown}; known: {list(STAGE_NAMES)}")
+        if missing:
+            raise ValueError(f"cost profile {self.name!r}: no cost for stages {missing}")
+
+    def with_overrides(self, stages: dict[str, dict] | None = None, host: dict | None = None,
+                       memory_bytes: dict | None = None) -> "CostProfile":
+        """A copy with some values replaced; unknown names are errors."""
+        data = self.model_dump()
+        for name, fields in (stages or {}).items():
+            if name not in data["stages"]:
+                raise ValueError(f"cost override: unknown stage {name!r}; known: {list(STAGE_NAMES)}")
+            data["stages"][name].update(fields)
+        data["host"].update(host or {})
+        data["memory_bytes"].update(memory_bytes or {})
+        return CostProfile.model_validate(data)
+
+
+def load_profile(name_or_path: str = "default") -> CostProfile:
+    """Load a profile by name (a file in `sim/profiles/`) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, "
+                                "or give a path to a .yaml file")
+    data = read(path)[0]                       # YamlSyntaxError (a ValueError) for unreadable files
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a cost profile: a profile is a mapping (stages:, host:, memory_bytes:)")
+    data["source_file"] = str(path)
+    try:
+        return CostProfile.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ValueError(f"{path} is not a cost profile: {'.'.join(map(str, first['loc']))}: {first['msg']} "
+                         f"({e.error_count()} problem(s))") from None

@@ -1,0 +1,253 @@
+"""The model of one run: hosts, network, flows, and the bookkeeping that ends every packet
+copy in exactly one record.
+
+Trips by endpoints (`sim.core.records.TRIP_LABELS`):
+``HOST:wire -> HOST:nsN`` wire_to_ns; ``HOST:nsN -> HOST:wire`` ns_to_wire (delivered when
+it leaves the host's last pass); ``H:nsA -> H:nsB`` ns_to_ns; ``H1:nsA -> H2:nsB``
+ns_to_remote_ns (ns_to_wire on H1, the links, wire_to_ns on H2); ``... -> group:G``
+multicast (a sender in a namespace sends once; one copy per member host crosses the
+network; each host runs its scheme's multicast trip for its local members).
+Invariant: for every packet a flow emits, there is exactly one record per destination
+(one for unicast, one per group member for multicast), delivered, dropped or in flight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.core.costs import CostProfile, load_profile
+from sim.core.engine import Engine
+from sim.core.host import Host
+from sim.core.interfaces import FlowSource
+from sim.core.packet import Packet
+from sim.core.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
+from sim.core.schemes import SchemeRegistry, registry_with
+from sim.core.topology import Network
+from sim.core.traffic import FLOW_KINDS
+from sim.frontdoor.endpoints import parse, resolve
+from sim.frontdoor.scenario import Scenario
+
+DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
+WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
+
+
+def make_profile(scenario: Scenario) -> CostProfile:
+    o = scenario.cost_overrides
+    return load_profile(scenario.cost_profile).with_overrides(o.stages, o.host, o.memory_bytes)
+
+
+class Model:
+    """Builds everything for `scenario` and runs it; see `sim.core.simulate.simulate` for the public call."""
+
+    wall_s: float       # wall-clock seconds of the run, set by the caller that timed it
+
+    def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
+                 profile: CostProfile | None = None, record_sink=None, chunk_rows: int = 50_000) -> None:
+        """`record_sink`, if given, receives the packet records as DataFrames of `chunk_rows`
+        rows during the run (and the rest at `finish`), so memory stays flat however many
+        packets a run has; the Recorder then keeps none of them."""
+        self.scenario = scenario
+        self.registry = registry or registry_with(scenario.schemes)
+        self.profile = profile or make_profile(scenario)
+        run = scenario.run
+        self.until_ns = run.duration_ns
+        self.warmup_ns = run.warmup_ns
+        self.max_packets = run.max_packets
+        self.engine = Engine()
+        rng = np.random.default_rng([run.seed, run.replication])
+        host_rngs = rng.spawn(len(scenario.hosts))
+        flow_rngs = rng.spawn(len(scenario.flows))
+        scheme_names = self.registry.names()
+        self._nodes: list[str] = []
+        self._node_codes: dict[str, int] = {}
+        for hs in scenario.hosts:
+            self.node_code(hs.name)
+        for s in scenario.switches:
+            self.node_code(s.name)
+        flow_names = [f.name or f"flow{i}" for i, f in enumerate(scenario.flows)]
+        self.recorder = Recorder({"scheme": scheme_names, "node": self._nodes, "reason": list(DROP_REASONS),
+                                  "flow": flow_names},
+                                 random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts),
+                                 sink=record_sink, chunk_rows=chunk_rows)
+        self._reason_code = {r: i for i, r in enumerate(DROP_REASONS)}
+        self.hosts: list[Host] = []
+        self.host_index: dict[str, int] = {}
+        for i, hspec in enumerate(scenario.hosts):
+            scheme = self.registry.get(hspec.scheme)
+            self.hosts.append(Host(i, hspec.name, hspec, scheme, scheme_names.index(hspec.scheme),
+                                   self.profile, self, host_rngs[i]))
+            self.host_index[hspec.name] = i
+        self.network = Network([h.name for h in scenario.hosts], [s.name for s in scenario.switches],
+                               scenario.links, self.engine, self)
+        host_specs = {h.name: h for h in scenario.hosts}
+        self.groups: dict[str, dict[int, tuple[int, ...]]] = {}
+        for g in scenario.groups:
+            members: dict[int, list[int]] = {}
+            for m in g.members:
+                host, ns = resolve(m, host_specs, f"groups[{g.name}]")
+                assert ns is not None, m          # the loader admits only HOST:nsN members
+                members.setdefault(self.host_index[host], []).append(ns)
+            self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
+        self.flows: list[FlowSource] = []
+        for i, spec in enumerate(scenario.flows):
+            flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
+            sh, sn = resolve(spec.src, host_specs, f"flows[{i}].src")
+            flow.src = (self.host_index[sh], -1 if sn is None else sn)
+            flow.group = None
+            flow.spread_over = 0
+            dst_ep = parse(spec.dst, f"flows[{i}].dst")
+            if dst_ep.group is not None:
+                flow.group = self.groups[dst_ep.group]
+                flow.dst = (-1, -1)
+                for h in flow.group:
+                    if sn is not None:
+                        self.network.route(sh, scenario.hosts[h].name)   # fail early: NoRouteError
+            else:
+                dst = f"{dst_ep.host}:ns0" if dst_ep.spread else spec.dst
+                dh, dn = resolve(dst, host_specs, f"flows[{i}].dst")
+                flow.dst = (self.host_index[dh], -1 if dn is None else dn)
+                flow.spread_over = host_specs[dh].namespaces if dst_ep.spread else 0
+                if dh != sh:
+                    self.network.route(sh, dh)
+                    self.network.route(dh, sh)
+            self.flows.append(flow)
+        self.recorder.labels["flow_src"] = [f.src for f in self.flows]
+        self.recorder.labels["flow_dst"] = [f.dst for f in self.flows]
+        self.live: dict[int, Packet] = {}
+        self.next_pid = 0
+        self.generated = 0
+
+    # -- identity ---------------------------------------------------------------------
+    def node_code(self, name: str) -> int:
+        code = self._node_codes.get(name)
+        if code is None:
+            code = self._node_codes[name] = len(self._nodes)
+            self._nodes.append(name)
+        return code
+
+    def packet_budget_spent(self) -> bool:
+        return self.max_packets is not None and self.generated >= self.max_packets
+
+    # -- packet life ------------------------------------------------------------------
+    def emit(self, flow, seq: int, direction: int, size: int) -> None:
+        """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
+        (sh, sn), (dh, dn) = (flow.src, flow.dst) if direction == 0 else (flow.dst, flow.src)
+        if flow.group is None and flow.spread_over:
+            dn = flow.pick_namespace(flow.spread_over)
+        pid = self.next_pid
+        self.next_pid += 1
+        self.generated += 1
+        pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine.now, flow)
+        self.live[pid] = pkt
+        src = self.hosts[sh]
+        if flow.group is not None:
+            pkt.trip = MULTICAST
+            if sn < 0:
+                pkt.dst_host = sh
+                pkt.members = flow.group[sh]
+                src.start_trip(pkt, "multicast", flow.idx % src.n_cores)
+            else:
+                src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+        elif sn < 0:
+            pkt.trip = WIRE_TO_NS
+            src.start_trip(pkt, "wire_to_ns", flow.idx % src.n_cores)
+        elif dn < 0:
+            pkt.trip = NS_TO_WIRE
+            src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+        elif sh == dh:
+            pkt.trip = NS_TO_NS
+            src.start_trip(pkt, "ns_to_ns", flow.idx % src.n_cores)
+        else:
+            pkt.trip = NS_TO_REMOTE
+            src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+
+    def left_host(self, pkt: Packet, host: Host) -> None:
+        """`pkt` finished its last pass of an ns_to_wire trip on `host`."""
+        if pkt.trip == NS_TO_WIRE:
+            self.record_delivered(pkt, -1, self.engine.now)
+            self.retire(pkt)
+            return
+        flow = pkt.owner
+        if pkt.trip == MULTICAST:
+            self.live.pop(pkt.pid)
+            for h, members in flow.group.items():
+                copy = pkt.copy(self.next_pid)
+                self.next_pid += 1
+                copy.dst_host = h
+                copy.members = members
+                self.live[copy.pid] = copy
+                self.network.transmit(copy, self.network.route(host.name, self.hosts[h].name))
+            return
+        self.network.transmit(pkt, self.network.route(host.name, self.hosts[pkt.dst_host].name))
+
+    def arrive_at_host(self, pkt: Packet) -> None:
+        host = self.hosts[pkt.dst_host]
+        host.start_trip(pkt, "multicast" if pkt.members else "wire_to_ns", pkt.flow % host.n_cores)
+
+    def fan_out(self, pkt: Packet) -> list[Packet]:
+        """Replace a multicast packet by one copy per member namespace."""
+        self.live.pop(pkt.pid)
+        assert pkt.members is not None, "fan_out of a packet with no members"
+        copies = []
+        for ns in pkt.members:
+            c = pkt.copy(self.next_pid)
+            self.next_pid += 1
+            c.dst_ns = ns
+            c.plan = pkt.plan
+            c.step = pkt.step
+            c.host_trip = pkt.host_trip
+            self.live[c.pid] = c
+            copies.append(c)
+        return copies
+
+    def _dropped(self, reason: str) -> int:
+        """Outcome code of a drop for `reason` (see `sim.core.records`)."""
+        return 1 + self._reason_code[reason]
+
+    def _rows(self, pkt: Packet, t_done: float, outcome: int, node: str | None = None) -> None:
+        node_code = -1 if node is None else self._node_codes[node]
+        for ns in (pkt.members or (pkt.dst_ns,)):
+            self.recorder.add(pkt, pkt.dst_host, ns, t_done, outcome, node_code)
+
+    def drop(self, pkt: Packet, reason: str, node: str) -> None:
+        """`pkt` (and every member it stands for) is dropped now."""
+        self._rows(pkt, self.engine.now, self._dropped(reason), node)
+        self.live.pop(pkt.pid)
+        pkt.owner.on_dropped(pkt)
+
+    def record_drop(self, pkt: Packet, ns: int, reason: str, node: str) -> None:
+        """One destination `ns` of `pkt` dropped at its socket (the caller retires `pkt`)."""
+        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, self._dropped(reason), self._node_codes[node])
+        pkt.owner.on_dropped(pkt)
+
+    def record_delivered(self, pkt: Packet, ns: int, read_done_ns: float) -> None:
+        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, DELIVERED)
+        pkt.owner.on_delivered(pkt, read_done_ns)
+
+    def retire(self, pkt: Packet) -> None:
+        self.live.pop(pkt.pid)
+
+    # -- running ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every flow (call once, before `advance`)."""
+        for flow in self.flows:
+            flow.start()
+
+    def advance(self, until_ns: float) -> None:
+        """Simulate up to `until_ns` (at most the run's duration); may be called repeatedly."""
+        until_ns = min(until_ns, self.until_ns)
+        if until_ns > self.engine.now:
+            self.engine.run(until=until_ns)
+
+    def finish(self) -> None:
+        """End the run: every packet still inside the model becomes an ``in_flight`` record."""
+        self.advance(self.until_ns)
+        for pkt in list(self.live.values()):
+            self._rows(pkt, float("nan"), IN_FLIGHT)
+        self.live.clear()
+        self.recorder.flush()
+
+    def run(self) -> None:
+        """start + advance to the end + finish."""
+        self.start()
+        self.finish()

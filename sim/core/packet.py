@@ -1,0 +1,59 @@
+"""The packet object that moves through the model (not a record; see `sim.core.records`).
+
+`passes` is a flat list ``[vec_id, queue_ns, scale, vec_id, queue_ns, scale, ...]``, one
+triple per pass the packet has started; `members` is the tuple of (host, ns) destinations a
+multicast packet still stands for before it fans out (one record per member at the end).
+"""
+
+from __future__ import annotations
+
+
+class Packet:
+    members: tuple[int, ...] | None
+    plan: tuple            # the trip's CompiledPass tuple on the current host
+    step: int              # index of the current pass in `plan`
+    host_trip: str         # trip name on the current host
+    __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
+                 "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
+                 "link_queue_ns", "passes", "route", "hop", "members", "core", "owner", "plan",
+                 "step", "host_trip")
+
+    def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
+                 dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner) -> None:
+        self.pid = pid
+        self.origin = pid
+        self.flow = flow
+        self.seq = seq
+        self.direction = direction
+        self.trip = 0
+        self.scheme = 0
+        self.src_host = src_host
+        self.src_ns = src_ns
+        self.dst_host = dst_host
+        self.dst_ns = dst_ns
+        self.port = port
+        self.size = size
+        self.t_sent = t_sent
+        self.route_code = 0         # sim.core.records.RouteBook code of the route taken (0: none)
+        self.link_queue_ns = 0.0
+        self.passes: list = []
+        self.route = ()
+        self.hop = 0
+        self.members = None
+        self.core = 0
+        self.owner = owner          # the flow object notified of delivery and drops
+
+    def copy(self, pid: int) -> "Packet":
+        """A copy for one branch of a multicast (same origin, own id, passes so far)."""
+        c = Packet(pid, self.flow, self.seq, self.direction, self.src_host, self.src_ns,
+                   self.dst_host, self.dst_ns, self.port, self.size, self.t_sent, self.owner)
+        c.origin = self.origin
+        c.trip = self.trip
+        c.scheme = self.scheme
+        c.route_code = self.route_code
+        c.link_queue_ns = self.link_queue_ns
+        c.passes = list(self.passes)
+        c.route = self.route
+        c.hop = self.hop
+        c.core = self.core
+        return c

@@ -1,0 +1,237 @@
+"""Per-packet records: compact columnar buffers during the run, pandas frames at the end.
+
+Every packet a flow sends ends as exactly one row per destination (a multicast packet has one
+row per group member; rows of members that had not fanned out into copies yet share one
+``packet_id``; ``origin_id`` is the id the flow gave the packet): ``delivered`` (reached its
+socket, or left the NIC when its destination is the wire), ``dropped`` (with a reason and
+the node where it happened) or ``in_flight`` (still inside the model when the run ended).
+
+What is stored per row is only what varies per packet: ids, destination, size, times, an
+outcome byte (delivered, in flight, or the drop reason), the route and the number of its
+links crossed, link queueing, and per pass the id of its interned cost vector (`CostBook`)
+and its queueing time (plus a cost scale factor when pass costs are randomised).  The
+source endpoints come from the flow table, stage costs from the cost book and wire time from
+the route table.  That is 61 bytes a row plus 12 a pass.  Ids are 32-bit: at most 2**31
+packets a run.
+
+`Recorder.frame()` expands the rows into the documented columns, with one ``<stage>_ns``
+column per stage of `sim.core.stages.STAGES`; for every delivered row
+``latency_ns = sum(<stage>_ns) + wire_ns + link_queue_ns + queue_ns`` up to float rounding.
+``wire_ns`` is serialization plus propagation over the links fully crossed.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+import pandas as pd
+
+from sim.core.stages import STAGE_NAMES
+
+STATUS = ("delivered", "dropped", "in_flight")
+DELIVERED, IN_FLIGHT = 0, 1          # outcome codes; 2 + k = dropped with reason k (k >= 1)
+TRIP_LABELS = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "ns_to_remote_ns", "multicast")
+STAGE_COLUMNS = tuple(f"{s}_ns" for s in STAGE_NAMES)
+MAX_PASS_COLUMNS = 6
+MAX_HOPS = 64                        # route code * MAX_HOPS + links crossed
+
+
+class CostBook:
+    """Interns pass cost vectors: sparse ``((stage_index, cost_ns), ...)`` -> small int id."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple, int] = {}
+        self._vectors: list[tuple] = []
+
+    def intern(self, vector: tuple) -> int:
+        vid = self._ids.get(vector)
+        if vid is None:
+            vid = self._ids[vector] = len(self._vectors)
+            self._vectors.append(vector)
+        return vid
+
+    def matrix(self) -> np.ndarray:
+        """Dense (n_vectors, n_stages) cost matrix in ns."""
+        m = np.zeros((max(len(self._vectors), 1), len(STAGE_NAMES)))
+        for vid, vec in enumerate(self._vectors):
+            for idx, cost in vec:
+                m[vid, idx] += cost
+        return m
+
+
+class RouteBook:
+    """Routes by code, with per-link prefix sums for wire time.  Code 0: no link."""
+
+    def __init__(self) -> None:
+        self._ns_per_byte = [[0.0]]          # prefix sums, one list per route
+        self._delay_ns = [[0.0]]
+
+    def add(self, links) -> int:
+        if len(links) >= MAX_HOPS:
+            raise ValueError(f"a route of {len(links)} links is longer than {MAX_HOPS - 1}")
+        per_byte, delay = [0.0], [0.0]
+        for link in links:
+            per_byte.append(per_byte[-1] + link.ns_per_byte)
+            delay.append(delay[-1] + link.delay_ns)
+        self._ns_per_byte.append(per_byte)
+        self._delay_ns.append(delay)
+        return len(self._ns_per_byte) - 1
+
+    def wire_ns(self, path: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
+        """Serialization + propagation of the links crossed, for path codes and sizes."""
+        per_byte = np.zeros(len(self._ns_per_byte) * MAX_HOPS)
+        delay = np.zeros_like(per_byte)
+        for r, (pb, d) in enumerate(zip(self._ns_per_byte, self._delay_ns)):
+            per_byte[r * MAX_HOPS: r * MAX_HOPS + len(pb)] = pb
+            delay[r * MAX_HOPS: r * MAX_HOPS + len(d)] = d
+        return size_bytes * per_byte[path] + delay[path]
+
+
+class Recorder:
+    """Append-only columnar buffers, one entry per finished packet copy.
+
+    `labels` maps code tables: ``scheme``, ``node``, ``reason`` (index 0 = no drop),
+    ``flow`` (names) and ``flow_src`` (the (host code, namespace) each flow sends from).
+    """
+
+    def __init__(self, labels: dict[str, list], random_costs: bool = False,
+                 sink=None, chunk_rows: int = 250_000) -> None:
+        """`sink`, if given, receives a DataFrame of `chunk_rows` rows whenever that many
+        are buffered (streaming to Parquet row groups keeps memory flat); `frame()` then
+        returns only the rows not yet handed to the sink."""
+        self.labels = labels
+        self.random_costs = random_costs   # store per-pass scale factors only when they vary
+        self.cost_book = CostBook()
+        self.routes = RouteBook()
+        self.sink = sink
+        self.chunk_rows = chunk_rows
+        self.flushed_rows = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.packet_id = array("i")
+        self.origin_id = array("i")
+        self.flow = array("i")
+        self.seq = array("i")
+        self.direction = array("b")
+        self.trip = array("b")
+        self.scheme = array("b")
+        self.dst_host = array("h")
+        self.dst_ns = array("i")
+        self.size_bytes = array("i")
+        self.t_sent_ns = array("d")
+        self.t_done_ns = array("d")
+        self.status = array("b")            # outcome code, see DELIVERED / IN_FLIGHT
+        self.drop_node = array("h")
+        self.path = array("i")
+        self.link_queue_ns = array("d")
+        self.n_passes = array("b")
+        self.pass_vec = array("i")
+        self.pass_queue_ns = array("d")
+        self.pass_scale = array("d")
+
+    def __len__(self) -> int:
+        return len(self.packet_id)
+
+    def count(self, outcome: int) -> int:
+        return self.status.count(outcome)
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the sink as one DataFrame and empty the buffers."""
+        if self.sink is not None and len(self):
+            chunk = self.frame()
+            self.flushed_rows += len(chunk)
+            self._reset()
+            self.sink(chunk)
+
+    def add(self, pkt, dst_host: int, dst_ns: int, t_done_ns: float, outcome: int,
+            drop_node: int = -1) -> None:
+        """Append one row for packet copy `pkt` (see `sim.core.packet.Packet`)."""
+        self.packet_id.append(pkt.pid)
+        self.origin_id.append(pkt.origin)
+        self.flow.append(pkt.flow)
+        self.seq.append(pkt.seq)
+        self.direction.append(pkt.direction)
+        self.trip.append(pkt.trip)
+        self.scheme.append(pkt.scheme)
+        self.dst_host.append(dst_host)
+        self.dst_ns.append(dst_ns)
+        self.size_bytes.append(pkt.size)
+        self.t_sent_ns.append(pkt.t_sent)
+        self.t_done_ns.append(t_done_ns)
+        self.status.append(outcome)
+        self.drop_node.append(drop_node)
+        self.path.append(pkt.route_code * MAX_HOPS + pkt.hop)
+        self.link_queue_ns.append(pkt.link_queue_ns)
+        passes = pkt.passes
+        self.n_passes.append(len(passes) // 3)
+        self.pass_vec.extend(passes[0::3])
+        self.pass_queue_ns.extend(passes[1::3])
+        if self.random_costs:
+            self.pass_scale.extend(passes[2::3])
+        if self.sink is not None and len(self.packet_id) >= self.chunk_rows:
+            self.flush()
+
+    def frame(self) -> pd.DataFrame:
+        """The buffered rows as a DataFrame with the documented columns."""
+        def arr(buf, dtype):
+            return np.frombuffer(buf, dtype=dtype).copy() if len(buf) else np.zeros(0, dtype)
+
+        n = len(self)
+        n_passes = arr(self.n_passes, np.int8).astype(np.int64)
+        row_of_pass = np.repeat(np.arange(n), n_passes)
+        vec = arr(self.pass_vec, np.int32)
+        qns = arr(self.pass_queue_ns, np.float64)
+        scale = arr(self.pass_scale, np.float64) if self.random_costs else np.ones(len(vec))
+        stage = np.zeros((n, len(STAGE_NAMES)))
+        if len(vec):
+            np.add.at(stage, row_of_pass, self.cost_book.matrix()[vec] * scale[:, None])
+        queue = np.bincount(row_of_pass, weights=qns, minlength=n) if n else np.zeros(0)
+        first_pass = np.concatenate(([0], np.cumsum(n_passes)[:-1])) if n else np.zeros(0, np.int64)
+        pos_in_row = np.arange(len(vec)) - np.repeat(first_pass, n_passes)
+
+        outcome = arr(self.status, np.int8)
+        status = np.where(outcome == DELIVERED, 0, np.where(outcome == IN_FLIGHT, 2, 1)).astype(np.int8)
+        reason = np.where(outcome >= 2, outcome - 1, 0).astype(np.int8)
+        t_sent = arr(self.t_sent_ns, np.float64)
+        t_done = arr(self.t_done_ns, np.float64)
+        flow = arr(self.flow, np.int32)
+        direction = arr(self.direction, np.int8)
+        src = np.asarray(self.labels["flow_src"], dtype=np.int64).reshape(-1, 2)
+        dst0 = np.asarray(self.labels["flow_dst"], dtype=np.int64).reshape(-1, 2)
+        src_of = np.where(direction[:, None] == 0, src[flow] if n else src[:0], dst0[flow] if n else dst0[:0])
+        size = arr(self.size_bytes, np.int32)
+        lab = self.labels
+        cols = {
+            "packet_id": arr(self.packet_id, np.int32).astype(np.int64),
+            "origin_id": arr(self.origin_id, np.int32).astype(np.int64),
+            "flow": pd.Categorical.from_codes(flow, categories=lab["flow"]),
+            "seq": arr(self.seq, np.int32).astype(np.int64),
+            "direction": pd.Categorical.from_codes(direction, categories=["request", "response"]),
+            "trip": pd.Categorical.from_codes(arr(self.trip, np.int8), categories=list(TRIP_LABELS)),
+            "scheme": pd.Categorical.from_codes(arr(self.scheme, np.int8), categories=lab["scheme"]),
+            "src_host": pd.Categorical.from_codes(src_of[:, 0].astype(np.int16), categories=lab["node"]),
+            "src_netns": src_of[:, 1].astype(np.int32),
+            "dst_host": pd.Categorical.from_codes(arr(self.dst_host, np.int16), categories=lab["node"]),
+            "dst_netns": arr(self.dst_ns, np.int32),
+            "size_bytes": size,
+            "t_sent_ns": t_sent,
+            "t_done_ns": t_done,
+            "latency_ns": np.where(status == 0, t_done - t_sent, np.nan),
+            "status": pd.Categorical.from_codes(status, categories=list(STATUS)),
+            "drop_reason": pd.Categorical.from_codes(reason, categories=lab["reason"]),
+            "drop_node": pd.Categorical.from_codes(arr(self.drop_node, np.int16), categories=lab["node"]),
+            "n_passes": n_passes.astype(np.int8),
+        }
+        for i, name in enumerate(STAGE_COLUMNS):
+            cols[name] = stage[:, i]
+        cols["wire_ns"] = self.routes.wire_ns(arr(self.path, np.int32).astype(np.int64), size.astype(np.float64))
+        cols["link_queue_ns"] = arr(self.link_queue_ns, np.float64)
+        cols["queue_ns"] = queue
+        for k in range(MAX_PASS_COLUMNS):
+            col = np.full(n, np.nan)
+            sel = pos_in_row == k
+            col[row_of_pass[sel]] = qns[sel]
+            cols[f"pass{k + 1}_queue_ns"] = col
+        return pd.DataFrame(cols)

@@ -1,0 +1,216 @@
+"""Isolation schemes as data, and their registry.
+
+A scheme says, for each kind of trip through one host, which *passes* a packet makes and
+which stages each pass runs, in which namespace; plus how socket tables are organised, what
+the isolation gives a container (capabilities), and which kernel structures each namespace
+costs (see `sim.core.memory`).  Built-in schemes are in `sim/data/schemes.yaml`; a scenario can add
+more in exactly the same format (``schemes:`` block), without Python.
+
+Contract of a compiled pass (`CompiledPass`): `stages` is a tuple of `CompiledStage`, each
+naming the stage index in `sim.core.stages.STAGES`, the namespace role it runs in (``root``,
+``src`` or ``dst``: namespace switches are already applied) and whether it runs once per
+multicast member.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+
+from sim.core.stages import STAGE_INDEX, STAGE_INFO
+from sim.frontdoor.numbers import NonNegativeFloat
+
+TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
+MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port", "fib_table",
+                                      "fib_info_hash", "nf_table", "proc_entries", "bind_filter",
+                                      "classifier_rule", "ns_tag")
+BUILTIN_FILE = Path(__file__).parent.parent / "data" / "schemes.yaml"
+Role = Literal["root", "src", "dst"]
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    own_routes: bool
+    own_netfilter: bool
+    own_devices: bool
+    dhcp_raw_nonip: bool
+    tunnels_vpn: bool
+    migration_with_ip: bool
+
+
+class PassSpec(BaseModel):
+    """One pass: stages run back to back on one core, after waiting in `queue`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ns: Role
+    queue: Literal["nic_rx", "backlog", "process"]
+    stages: list[str] = Field(min_length=1)
+    fanout: bool = False
+
+    @model_validator(mode="after")
+    def _known_stages(self) -> "PassSpec":
+        for token in self.stages:
+            name = _stage_name(token)
+            if name not in STAGE_INDEX:
+                hint = difflib.get_close_matches(name, STAGE_INDEX, n=1)
+                raise ValueError(f"unknown stage {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                                 + f" Known stages: {', '.join(STAGE_INDEX)}")
+            if ":" in token and token.split(":", 1)[1].rstrip("*") not in ("root", "src", "dst"):
+                raise ValueError(f"stage {token!r}: a namespace switch names root, src or dst, e.g. 'ns_switch:dst'")
+        return self
+
+
+class SchemeSpec(BaseModel):
+    """A whole isolation scheme (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    description: str
+    socket_tables: Literal["single", "addr_port", "shared_permuted", "per_namespace"]
+    capabilities: Capabilities
+    addresses_per_container: NonNegativeInt
+    devices_per_container: NonNegativeInt
+    # Literal over a tuple constant: pydantic expands it at run time, mypy cannot.
+    memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], NonNegativeFloat] = {}  # type: ignore[valid-type]
+    trips: dict[Literal[TRIPS], Annotated[list[PassSpec], Field(min_length=1)]]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _trip_rules(self) -> "SchemeSpec":
+        missing = [t for t in TRIPS if t not in self.trips]
+        if missing:
+            raise ValueError(f"trips {missing} are missing; every scheme defines {list(TRIPS)}")
+        for trip, passes in self.trips.items():
+            first = passes[0].queue
+            want = "process" if trip.startswith("ns_to") else "nic_rx"
+            if first != want:
+                raise ValueError(f"trips.{trip}: the first pass must wait in queue {want!r}, not {first!r}")
+            fanouts = [i for i, p in enumerate(passes) if p.fanout]
+            if fanouts and trip != "multicast":
+                raise ValueError(f"trips.{trip}: only the multicast trip may have a fanout pass")
+            if len(fanouts) > 1:
+                raise ValueError(f"trips.{trip}: at most one fanout pass")
+            after = fanouts[0] if fanouts else len(passes)
+            for i, p in enumerate(passes):
+                starred = any(t.endswith("*") for t in p.stages)
+                if starred and (trip != "multicast" or i >= after):
+                    raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes "
+                                     "before the fanout")
+        return self
+
+
+@dataclass(frozen=True)
+class CompiledStage:
+    index: int          # position in sim.core.stages.STAGES
+    role: str           # root | src | dst: the namespace the stage runs in
+    entry_kind: str     # see sim.core.stages
+    per_member: bool    # runs once per multicast member
+
+
+@dataclass(frozen=True)
+class CompiledPass:
+    uid: int            # unique over the registry, used as a cache key
+    queue: str
+    role: str           # namespace the pass starts in (decides the vnic RX queue)
+    fanout: bool
+    stages: tuple[CompiledStage, ...]
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    spec: SchemeSpec
+    trips: dict[str, tuple[CompiledPass, ...]]
+
+
+def _stage_name(token: str) -> str:
+    return token.rstrip("*").split(":", 1)[0]
+
+
+def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
+    role: str = spec.ns
+    out = []
+    for token in spec.stages:
+        per_member = token.endswith("*")
+        name = _stage_name(token)
+        if name == "ns_switch":
+            target = token.rstrip("*").split(":", 1)[1] if ":" in token else "dst"
+            out.append(CompiledStage(STAGE_INDEX[name], role, "none", per_member))
+            role = target
+            continue
+        out.append(CompiledStage(STAGE_INDEX[name], role, STAGE_INFO[name].entry_kind, per_member))
+    return CompiledPass(uid, spec.queue, spec.ns, spec.fanout, tuple(out))
+
+
+class SchemeRegistry:
+    """Name -> compiled scheme.  Built-ins load from `sim/data/schemes.yaml`."""
+
+    def __init__(self) -> None:
+        self._schemes: dict[str, Scheme] = {}
+        self._next_uid = 0
+
+    def add(self, name: str, spec: SchemeSpec | dict) -> Scheme:
+        if not isinstance(spec, SchemeSpec):
+            spec = SchemeSpec.model_validate(spec)
+        trips = {}
+        for trip, passes in spec.trips.items():
+            compiled = []
+            for p in passes:
+                compiled.append(_compile_pass(p, self._next_uid))
+                self._next_uid += 1
+            trips[trip] = tuple(compiled)
+        scheme = Scheme(name, spec, trips)
+        self._schemes[name] = scheme
+        return scheme
+
+    def get(self, name: str) -> Scheme:
+        if name not in self._schemes:
+            hint = difflib.get_close_matches(name, self._schemes, n=1)
+            raise KeyError(f"unknown scheme {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                           + f" Known schemes: {', '.join(self._schemes)}")
+        return self._schemes[name]
+
+    def names(self) -> list[str]:
+        return list(self._schemes)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._schemes
+
+    def copy(self) -> "SchemeRegistry":
+        new = SchemeRegistry()
+        new._schemes = dict(self._schemes)
+        new._next_uid = self._next_uid
+        return new
+
+
+_BUILTIN: SchemeRegistry | None = None          # sim/data/schemes.yaml, parsed once per process
+_WITH_EXTRA: dict[str, SchemeRegistry] = {}
+
+
+def builtin_registry() -> SchemeRegistry:
+    """A fresh registry holding the built-in schemes (the file is parsed once per process)."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        reg = SchemeRegistry()
+        for name, spec in yaml.safe_load(BUILTIN_FILE.read_text()).items():
+            reg.add(name, spec)
+        _BUILTIN = reg
+    return _BUILTIN.copy()
+
+
+def registry_with(extra: dict) -> SchemeRegistry:
+    """The built-in schemes plus a scenario's own `extra` ones (name -> spec, validated here),
+    cached per process by content: the one scheme-registry cache.  Shared: do not add to it
+    (``copy()`` first)."""
+    key = json.dumps({n: s.model_dump(mode="json") if hasattr(s, "model_dump") else s for n, s in extra.items()},
+                     sort_keys=True, default=str)
+    if key not in _WITH_EXTRA:
+        reg = builtin_registry()
+        for name, spec in extra.items():
+            reg.add(name, spec)
+        _WITH_EXTRA[key] = reg
+    return _WITH_EXTRA[key]

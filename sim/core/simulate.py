@@ -1,0 +1,140 @@
+"""The one place a model is built and run: ``simulate(scenario) -> Results``.
+
+The command line (``netns-sim run`` and ``netns-sim sweep``, through `sim.point`), the
+Python API (`sim.api`) and the benchmarks all call `simulate`.  It follows the usual
+shape of a simulation runner (desmod's ``simulate()``): configuration -> build -> run ->
+results.
+
+Contract:
+- `scenario` is a validated `sim.frontdoor.scenario.Scenario` (or a dict, validated here with pydantic;
+  the front-door features — ``extends:``, ``compare:``, topology generators — are the
+  loader's, see `sim.api.load`).  `registry` and `profile` default to the built-in schemes
+  plus the scenario's own, and the scenario's cost profile with its overrides.
+- With `on_packets`, packet records are handed over during the run in DataFrames of at most
+  `chunk_rows` rows (memory stays flat however long the run) and `Results.packets` is empty;
+  otherwise they stay in the model's compact columnar buffers and `Results.packets` builds
+  the DataFrame on first use.
+- `on_progress(now_ns, until_ns, packets)` is called `progress_steps` times during the run.
+- `Results.summary` is the tidy summary of `sim.core.summary` (over packets sent at or after
+  ``run.warmup_ns``) plus one ``memory_bytes`` row per host (its scheme's memory at the
+  host's own namespace count).  Both it and `Results.packets` are computed once, lazily.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Optional
+
+import pandas as pd
+
+from sim.core.costs import CostProfile
+from sim.core.memory import memory_rows, memory_table
+from sim.core.model import Model
+from sim.core.schemes import SchemeRegistry
+from sim.core.summary import COLUMNS as SUMMARY_COLUMNS
+from sim.core.summary import Summarizer
+from sim.frontdoor.scenario import Scenario
+
+PacketSink = Callable[[pd.DataFrame], None]
+Progress = Callable[[float, float, int], None]
+CHUNK_ROWS = 50_000
+FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent"]
+
+
+@dataclass
+class Results:
+    """One simulated run (see the module docstring).
+
+    cores     host, scheme, core, busy_ns, utilisation over [warmup_ns, duration_ns];
+    memory    scheme, namespaces, structure, bytes for every scheme a host uses, at the
+              scenario's ``memory_namespace_counts`` (on a host of that scheme's core count);
+    flows     one row per flow: flow, kind, src, dst, sent packets;
+    stats     engine events, packets generated, records (rows, streamed ones included), wall
+              seconds of the run (model construction and results excluded);
+    model     the finished `sim.core.model.Model` (recorder, hosts, flows), for benchmarks and debugging.
+    """
+
+    scenario: Scenario
+    profile: CostProfile
+    registry: SchemeRegistry
+    cores: pd.DataFrame
+    memory: pd.DataFrame
+    flows: pd.DataFrame
+    stats: dict
+    model: Model = field(repr=False)
+    _summarizer: Summarizer = field(repr=False)
+    _streamed: bool = field(repr=False, default=False)
+
+    @cached_property
+    def packets(self) -> pd.DataFrame:
+        """One row per packet copy (`sim.core.records`); empty when the records were streamed."""
+        return self.model.recorder.frame()
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """Tidy long table: scheme, trip, host, core, metric, value, unit."""
+        if not self._streamed:
+            self._summarizer.add(self.packets)
+        table = self._summarizer.table(self.cores)
+        return pd.concat([table, pd.DataFrame(self._memory_metric_rows(), columns=SUMMARY_COLUMNS)],
+                         ignore_index=True)
+
+    def _memory_metric_rows(self) -> list[tuple]:
+        rows = []
+        for h in self.scenario.hosts:
+            scheme = self.registry.get(h.scheme)
+            total = sum(r["bytes"] for r in memory_rows(scheme, self.profile, h.namespaces, h.cores))
+            rows.append((h.scheme, "", h.name, "", "memory_bytes", float(total), "bytes"))
+        return rows
+
+
+def simulate(scenario: Scenario | dict, *, registry: Optional[SchemeRegistry] = None,
+             profile: Optional[CostProfile] = None, on_packets: Optional[PacketSink] = None,
+             on_progress: Optional[Progress] = None, progress_steps: int = 50,
+             chunk_rows: int = CHUNK_ROWS) -> Results:
+    """Build the model of `scenario`, run it to ``run.duration_ns`` and return its Results."""
+    if not isinstance(scenario, Scenario):
+        scenario = Scenario.model_validate(scenario)
+    run = scenario.run
+    summarizer = Summarizer(run.warmup_ns, run.duration_ns)
+    sink = None
+    if on_packets is not None:
+        def sink(chunk: pd.DataFrame) -> None:
+            summarizer.add(chunk)
+            on_packets(chunk)
+    model = Model(scenario, registry=registry, profile=profile, record_sink=sink, chunk_rows=chunk_rows)
+    t0 = time.perf_counter()
+    model.start()
+    steps = progress_steps if on_progress is not None else 1
+    for k in range(1, steps + 1):
+        model.advance(run.duration_ns * k / steps)
+        if on_progress is not None:
+            on_progress(model.engine.now, run.duration_ns, model.generated)
+    model.finish()
+    wall_s = time.perf_counter() - t0
+    return Results(scenario, model.profile, model.registry, _cores(model), _memory(model), _flows(model),
+                   {"events": model.engine.events, "generated": model.generated,
+                    "records": model.recorder.flushed_rows + len(model.recorder), "wall_s": wall_s},
+                   model, summarizer, on_packets is not None)
+
+
+def _cores(model: Model) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"host": h.name, "scheme": h.scheme.name, "core": i, "busy_ns": c.busy_ns, "utilisation": u}
+        for h in model.hosts for i, (c, u) in enumerate(zip(h.cores, h.utilisation()))
+    ], columns=["host", "scheme", "core", "busy_ns", "utilisation"])
+
+
+def _memory(model: Model) -> pd.DataFrame:
+    used: dict = {}
+    for h in model.hosts:
+        used.setdefault(h.scheme.name, (h.scheme, h.n_cores))
+    return pd.concat([memory_table([s], model.profile, model.scenario.memory_namespace_counts, cores=n)
+                      for s, n in used.values()], ignore_index=True)
+
+
+def _flows(model: Model) -> pd.DataFrame:
+    return pd.DataFrame([{"flow": f.spec.name or f"flow{f.idx}", "kind": f.spec.kind, "src": f.spec.src,
+                          "dst": f.spec.dst, "sent": f.sent} for f in model.flows], columns=FLOW_COLUMNS)

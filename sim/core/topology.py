@@ -1,0 +1,106 @@
+"""The network between hosts: a networkx graph of hosts and switches joined by links.
+
+Each scenario link is full duplex: one `Link` per direction, each a FIFO output port with
+``rate_bps`` serialization, ``delay_ns`` propagation and room for ``queue_packets`` packets
+waiting (beyond the one being sent); overflow drops with ``link_queue_full``.  Switches
+forward store-and-forward with no processing cost.  Routes are shortest paths in hops
+(ties broken by networkx's deterministic order) and are computed once per host pair.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import networkx as nx
+
+from sim.core.interfaces import ModelServices
+from sim.core.units import serialization_ns
+
+
+class NoRouteError(ValueError):
+    pass
+
+
+class Link:
+    """One direction of a link: a FIFO output port plus a wire."""
+
+    __slots__ = ("name", "code", "rate_bps", "ns_per_byte", "delay_ns", "limit", "free_at",
+                 "waiting", "engine", "network")
+
+    def __init__(self, name: str, code: int, rate_bps: float, delay_ns: float, limit: int,
+                 engine, network) -> None:
+        self.name = name
+        self.code = code
+        self.rate_bps = rate_bps
+        self.ns_per_byte = serialization_ns(1, rate_bps)
+        self.delay_ns = delay_ns
+        self.limit = limit
+        self.free_at = 0.0
+        self.waiting: deque = deque()
+        self.engine = engine
+        self.network = network
+
+    def send(self, pkt) -> None:
+        now = self.engine.now
+        dq = self.waiting
+        while dq and dq[0] <= now:
+            dq.popleft()
+        if len(dq) >= self.limit:
+            self.network.model.drop(pkt, "link_queue_full", self.name)
+            return
+        ser = pkt.size * self.ns_per_byte
+        start = self.free_at if self.free_at > now else now
+        self.free_at = start + ser
+        if start > now:
+            dq.append(start)
+        pkt.link_queue_ns += start - now
+        self.engine.at(start + ser + self.delay_ns - now, self.network.arrive, pkt)
+
+
+class Network:
+    """Graph, links and routes; hands arriving packets to the next link or host."""
+
+    def __init__(self, host_names: list[str], switch_names: list[str], link_specs, engine,
+                 model: ModelServices) -> None:
+        self.model = model
+        self.graph = nx.Graph()
+        self.graph.add_nodes_from(host_names, kind="host")
+        self.graph.add_nodes_from(switch_names, kind="switch")
+        self.links: dict[tuple[str, str], Link] = {}
+        for spec in link_specs:
+            for a, b in ((spec.a, spec.b), (spec.b, spec.a)):
+                name = f"{a}->{b}"
+                self.links[(a, b)] = Link(name, model.node_code(name), spec.rate_bps, spec.delay_ns,
+                                          spec.queue_packets, engine, self)
+            self.graph.add_edge(spec.a, spec.b)
+        self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
+        self._route_codes: dict[tuple[Link, ...], int] = {}
+
+    def route(self, src: str, dst: str) -> tuple[Link, ...]:
+        """Links from host `src` to host `dst`; NoRouteError if they are not connected."""
+        key = (src, dst)
+        r = self._routes.get(key)
+        if r is None:
+            try:
+                path = nx.shortest_path(self.graph, src, dst)
+            except nx.NetworkXNoPath:
+                raise NoRouteError(f"no route from host {src!r} to host {dst!r}: "
+                                   "add a link path between them") from None
+            r = self._routes[key] = tuple(self.links[(a, b)] for a, b in zip(path, path[1:]))
+        return r
+
+    def transmit(self, pkt, route: tuple[Link, ...]) -> None:
+        code = self._route_codes.get(route)
+        if code is None:
+            code = self._route_codes[route] = self.model.recorder.routes.add(route)
+        pkt.route = route
+        pkt.route_code = code
+        pkt.hop = 0
+        route[0].send(pkt)
+
+    def arrive(self, pkt) -> None:
+        pkt.hop += 1
+        if pkt.hop < len(pkt.route):
+            pkt.route[pkt.hop].send(pkt)
+        else:
+            self.model.arrive_at_host(pkt)

@@ -1,0 +1,182 @@
+"""Traffic sources: open-loop flows (poisson, constant, onoff) and closed-loop request/response.
+
+Each flow draws from its own `numpy.random.Generator` (spawned from the run's generator), so
+adding a flow does not change the others' samples.  A flow hands each new packet to
+``model.emit(flow, seq, direction, size)``; the model routes it.  Flows are notified by
+``on_delivered(pkt, read_done_ns)`` and ``on_dropped(pkt)``.  Kinds live in `FLOW_KINDS`, a
+registry: a new kind is any `sim.core.interfaces.FlowKind` (same constructor, ``start()`` and the
+two hooks).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sim.core.interfaces import FlowKind, ModelServices
+
+if TYPE_CHECKING:
+    from sim.frontdoor.scenario import FlowSpec
+
+BATCH = 4096          # largest batch of random draws; batches start small and double
+
+
+class Draws:
+    """Random draws in growing batches (cheap per draw, little memory for idle flows)."""
+
+    def __init__(self, draw) -> None:
+        self._draw = draw          # draw(n) -> numpy array
+        self._size = 8
+        self._buf: list = []
+
+    def next(self):
+        if not self._buf:
+            self._buf = self._draw(self._size).tolist()[::-1]
+            self._size = min(self._size * 2, BATCH)
+        return self._buf.pop()
+
+
+class SizeSampler:
+    """Packet sizes in bytes from a `sim.frontdoor.scenario.SizeSpec`."""
+
+    def __init__(self, spec, rng: np.random.Generator) -> None:
+        self.spec = spec
+        self.rng = rng
+        self.const = spec.bytes if spec.dist == "const" else None
+        if spec.dist == "uniform":
+            self._draws = Draws(lambda n: rng.integers(spec.min_bytes, spec.max_bytes + 1, n))
+        elif spec.dist == "choice":
+            w = np.asarray(spec.weights or [1.0] * len(spec.values), dtype=float)
+            values = np.asarray(spec.values)
+            self._draws = Draws(lambda n: rng.choice(values, n, p=w / w.sum()))
+
+    def __call__(self) -> int:
+        if self.const is not None:
+            return self.const
+        return self._draws.next()
+
+    def mean(self) -> float:
+        s = self.spec
+        if s.dist == "const":
+            return float(s.bytes)
+        if s.dist == "uniform":
+            return (s.min_bytes + s.max_bytes) / 2
+        w = np.asarray(s.weights or [1.0] * len(s.values), dtype=float)
+        return float(np.dot(w / w.sum(), s.values))
+
+
+class Flow:
+    """Base: identity, size sampler, stop condition."""
+
+    # Set by sim.core.model.Model after construction: (host, ns) endpoints (ns -1 = the wire), the
+    # multicast group (host -> member namespaces) or None, namespaces to spread over (HOST:ns*).
+    src: tuple[int, int]
+    dst: tuple[int, int]
+    group: dict[int, tuple[int, ...]] | None
+    spread_over: int
+
+    def __init__(self, idx: int, spec: FlowSpec, model: ModelServices, rng: np.random.Generator) -> None:
+        self.idx = idx
+        self.spec = spec
+        self.model = model
+        self.engine = model.engine
+        self.rng = rng
+        self.size = SizeSampler(spec.size, rng)
+        self.stop_ns = spec.stop_ns if spec.stop_ns is not None else float("inf")
+        self.sent = 0          # packets this flow emitted (each may fan out to several rows)
+        self._namespaces: Draws | None = None
+
+    def pick_namespace(self, count: int) -> int:
+        """A destination namespace drawn uniformly from 0..count-1 (``dst: HOST:ns*``)."""
+        if self._namespaces is None:
+            self._namespaces = Draws(lambda n: self.rng.integers(0, count, n))
+        return self._namespaces.next()
+
+    def active(self) -> bool:
+        return self.engine.now < self.stop_ns and not self.model.packet_budget_spent()
+
+    def on_delivered(self, pkt, read_done_ns: float) -> None:
+        pass
+
+    def on_dropped(self, pkt) -> None:
+        pass
+
+
+class OpenLoopFlow(Flow):
+    """Poisson (exponential gaps), constant (fixed gaps) or onoff (poisson while ON,
+    exponential ON and OFF periods with means ``on_ns`` / ``off_ns``, starting ON)."""
+
+    def __init__(self, idx, spec, model, rng) -> None:
+        super().__init__(idx, spec, model, rng)
+        self.mean_gap_ns = 1e9 / spec.rate_pps
+        self._gaps = Draws(lambda n: rng.exponential(self.mean_gap_ns, n))
+        self.on_until = float("inf")
+        self.on_ns = float(spec.on_ns or 0.0)       # onoff only (validated > 0 there)
+        self.off_ns = float(spec.off_ns or 0.0)
+
+    def start(self) -> None:
+        if self.spec.kind == "onoff":
+            self.on_until = self.spec.start_ns + self.rng.exponential(self.on_ns)
+        self.engine.at(self.spec.start_ns + self._gap(), self._emit)
+
+    def _gap(self) -> float:
+        if self.spec.kind == "constant":
+            return self.mean_gap_ns
+        return self._gaps.next()
+
+    def _emit(self, _=None) -> None:
+        if not self.active():
+            return
+        now = self.engine.now
+        if now > self.on_until:       # the ON period ended: sleep OFF, then a new ON period
+            off = self.rng.exponential(self.off_ns)
+            self.on_until = now + off + self.rng.exponential(self.on_ns)
+            self.engine.at(off + self._gap(), self._emit)
+            return
+        self.sent += 1
+        self.model.emit(self, self.sent, 0, self.size())
+        self.engine.at(self._gap(), self._emit)
+
+
+class RequestResponseFlow(Flow):
+    """Closed loop like netperf UDP_RR: `concurrency` transactions in flight; the server
+    replies ``app read + server_ns`` after a request reaches its socket; the client sends
+    the next request ``app read + think_ns`` after the response; a lost packet is retried as
+    a new transaction after ``timeout_ns``."""
+
+    def __init__(self, idx, spec, model, rng) -> None:
+        super().__init__(idx, spec, model, rng)
+        self.response_size = SizeSampler(spec.response_size or spec.size, rng)
+
+    def start(self) -> None:
+        for _ in range(self.spec.concurrency):
+            self.engine.at(self.spec.start_ns, self._request)
+
+    def _request(self, _=None) -> None:
+        if not self.active():
+            return
+        self.sent += 1
+        self.model.emit(self, self.sent, 0, self.size())
+
+    def _respond(self, seq: int) -> None:
+        self.sent += 1
+        self.model.emit(self, seq, 1, self.response_size())
+
+    def on_delivered(self, pkt, read_done_ns: float) -> None:
+        now = self.engine.now
+        if pkt.direction == 0:
+            self.engine.at(read_done_ns - now + self.spec.server_ns, self._respond, pkt.seq)
+        else:
+            self.engine.at(read_done_ns - now + self.spec.think_ns, self._request)
+
+    def on_dropped(self, pkt) -> None:
+        self.engine.at(self.spec.timeout_ns, self._request)
+
+
+FLOW_KINDS: dict[str, FlowKind] = {
+    "poisson": OpenLoopFlow,
+    "constant": OpenLoopFlow,
+    "onoff": OpenLoopFlow,
+    "rr": RequestResponseFlow,
+}

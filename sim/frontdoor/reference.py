@@ -1,0 +1,138 @@
+"""The scenario reference table (Markdown), generated from the pydantic models.
+
+`markdown()` walks `sim.frontdoor.scenario.Scenario` and the topology generators of `sim.frontdoor.topogen`
+and lists every key with its type, unit (from the name suffix, `sim.core.units`) and default.
+The README embeds the output; a test keeps the two in sync
+(regenerate with ``python -m sim.frontdoor.reference``).
+"""
+
+from __future__ import annotations
+
+import typing
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from sim.frontdoor import topogen
+from sim.frontdoor.scenario import Scenario
+
+UNITS = (("_ns", "ns"), ("_bps", "bit/s"), ("_pps", "packets/s"), ("_bytes", "bytes"))
+NOTES = {
+    "scheme": "built-in (`netns-sim schemes`) or defined under `schemes:`",
+    "src": "`HOST:nsN` or `HOST:wire`",
+    "dst": "`HOST:nsN`, `HOST:ns*` (random namespace per packet), `HOST:wire` or `group:NAME`",
+    "kind": "poisson, constant, onoff (open loop) or rr (request/response)",
+    "cost_profile": "`default` or a path to a profile YAML",
+    "schemes": "extra schemes, same format as `sim/data/schemes.yaml`",
+    "members": "`HOST:nsN` endpoints",
+    "nf_rules": "rules per chain (prerouting, input, forward, output, postrouting) in `root` and each `child`",
+    "port": "socket index in the destination namespace",
+    "max_packets": "stop generating after this many packets",
+    "memory_bytes": "",
+    "memory_namespace_counts": "namespace counts at which memory.csv is computed",
+    "topology.host": "fields given to every generated host (any `hosts[]` key but name)",
+    "topology.uplink": "leaf-spine links (default: `link`)",
+    "cost_overrides.stages": "`{stage: {base_ns, per_byte_ns, per_entry_ns}}` over the cost profile",
+    "cost_overrides.host": "host defaults of the profile (netdev_max_backlog, ...)",
+    "cost_overrides.memory_bytes": "structure sizes of the profile, bytes",
+    "flows[].size.bytes": "const size, bytes (default 64)",
+}
+
+
+def _type_name(ann) -> str:
+    origin = typing.get_origin(ann)
+    args = [a for a in typing.get_args(ann) if a is not type(None)]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+        return _type_name(args[0])
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return "mapping"
+    if origin is typing.Literal:
+        return " \\| ".join(str(a) for a in typing.get_args(ann))
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if isinstance(ann, type):
+        if issubclass(ann, BaseModel):
+            return "mapping"
+        return ann.__name__
+    return str(ann).replace("typing.", "")
+
+
+def _constraint(field) -> str:
+    for m in field.metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("min_length", "len >=")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                return f" ({sym} {v})"
+    return ""
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "**required**"
+    d = field.default
+    if d is PydanticUndefined or d is None:
+        return "—"
+    if isinstance(d, BaseModel):
+        return "see below" if type(d).model_fields else "{}"
+    if d == {} or d == []:
+        return f"`{d}`"
+    return f"`{d}`"
+
+
+def _unit(name: str) -> str:
+    if name == "bytes":
+        return "bytes"
+    for suffix, unit in UNITS:
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+def _rows(model: type[BaseModel], prefix: str, seen: set) -> list[str]:
+    rows = []
+    nested = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        rows.append(f"| `{key}` | {_type_name(field.annotation)}{_constraint(field)} | {_unit(name)} | "
+                    f"{_default(field)} | {NOTES.get(key, NOTES.get(name, '')) if '.' not in name else ''} |")
+        inner = None
+        for a in [field.annotation, *typing.get_args(field.annotation)]:
+            for b in [a, *typing.get_args(a)]:
+                if isinstance(b, type) and issubclass(b, BaseModel):
+                    inner = b
+        if inner is not None and inner not in seen:
+            seen.add(inner)
+            sep = "[]." if typing.get_origin(field.annotation) is list else "."
+            nested.append((inner, f"{key}{sep}"))
+    for inner, p in nested:
+        rows += _rows(inner, p, seen)
+    return rows
+
+
+def markdown() -> str:
+    head = "| key | type | unit | default | notes |\n|---|---|---|---|---|"
+    out = [head, *_rows(Scenario, "", set())]
+    out.append("")
+    out.append("Front-door keys (not part of one run): `extends: FILE` (deep merge), `compare: {key.path: [values]}` "
+               "(grid of variants), `sweep: {replications, grid, zip}` (read by `netns-sim sweep` only, see "
+               "[Sweeps](#sweeps)), and `topology:` with one of these generators:")
+    out.append("")
+    out.append(head)
+    for gen in (topogen.SingleHost, topogen.Star, topogen.LeafSpine, topogen.FatTree):
+        out += _rows(gen, "topology.", {topogen.LinkDefaults} if gen is not topogen.SingleHost else set())
+    seen_link = _rows(topogen.LinkDefaults, "topology.link.", set())
+    out += seen_link
+    # drop exact duplicate rows (shared `host`/`link` fields of every generator)
+    uniq, seen = [], set()
+    for r in out:
+        if r.startswith("| `") and r in seen:
+            continue
+        seen.add(r)
+        uniq.append(r)
+    return "\n".join(uniq) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,225 @@
+"""The scenario: a validated description of one simulation run (hosts, network, traffic).
+
+This module holds the data model only (pydantic, unknown keys are errors, defaults live
+here and in the cost profile).  Loading YAML files, ``extends:``, topology generators and
+error messages with file and line belong to the scenario front door.
+
+Endpoints are strings: ``HOST:nsN`` (namespace N of HOST, 0-based; ``HOST:N`` also works)
+or ``HOST:wire`` (the outside world behind HOST's NIC).  A multicast flow's ``dst`` is
+``group:NAME``.  An open-loop flow's ``dst`` may be ``HOST:ns*``: each packet goes to a
+namespace of HOST drawn uniformly at random (many containers without one flow each).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.core.stages import NF_CHAINS
+from sim.frontdoor.endpoints import host_of, parse, resolve
+from sim.frontdoor.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NfRules(Strict):
+    """Netfilter rules per chain, in the root namespace and in every child namespace."""
+
+    # Literal over a tuple constant: pydantic expands it at run time, mypy cannot.
+    root: dict[Literal[NF_CHAINS], NonNegativeInt] = {}  # type: ignore[valid-type]
+    child: dict[Literal[NF_CHAINS], NonNegativeInt] = {}  # type: ignore[valid-type]
+
+
+class HostSpec(Strict):
+    name: str
+    cores: PositiveInt = 1
+    scheme: str = "host"
+    namespaces: NonNegativeInt = 1
+    sockets_per_namespace: PositiveInt = 1
+    nf_rules: NfRules = NfRules()
+    socket_hash_buckets: Optional[PositiveInt] = None       # default: profile udp_hash_buckets
+    netdev_max_backlog: Optional[PositiveInt] = None         # default: profile host.*
+    rx_ring_packets: Optional[PositiveInt] = None
+    rcvbuf_bytes: Optional[PositiveInt] = None
+    app_recv_ns: Optional[NonNegativeFloat] = None
+    cost_distribution: Literal["deterministic", "exponential"] = "deterministic"
+
+
+class SwitchSpec(Strict):
+    name: str
+
+
+class LinkSpec(Strict):
+    a: str
+    b: str
+    rate_bps: PositiveFloat
+    delay_ns: NonNegativeFloat = 0.0
+    queue_packets: PositiveInt = 1000
+
+
+class SizeSpec(Strict):
+    """Packet size distribution (bytes): const, uniform [min, max] or choice with weights."""
+
+    dist: Literal["const", "uniform", "choice"] = "const"
+    bytes: Optional[PositiveInt] = None
+    min_bytes: Optional[PositiveInt] = None
+    max_bytes: Optional[PositiveInt] = None
+    values: Optional[list[PositiveInt]] = None
+    weights: Optional[list[PositiveFloat]] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SizeSpec":
+        if self.dist == "const" and self.bytes is None:
+            self.bytes = 64
+        if self.dist == "uniform":
+            if self.min_bytes is None or self.max_bytes is None or self.min_bytes > self.max_bytes:
+                raise ValueError("uniform sizes need min_bytes <= max_bytes")
+        if self.dist == "choice":
+            if not self.values:
+                raise ValueError("choice sizes need a non-empty 'values' list")
+            if self.weights is not None and len(self.weights) != len(self.values):
+                raise ValueError("'weights' must have one entry per value")
+        return self
+
+
+class FlowSpec(Strict):
+    """A traffic source.  Open loop: poisson, constant, onoff.  Closed loop: rr."""
+
+    name: Optional[str] = None
+    kind: Literal["poisson", "constant", "onoff", "rr"] = "poisson"
+    src: str
+    dst: str
+    rate_pps: Optional[PositiveFloat] = None      # open loop (onoff: rate while on)
+    size: SizeSpec = SizeSpec()
+    port: NonNegativeInt = 0                      # socket index in the destination namespace
+    start_ns: NonNegativeFloat = 0.0
+    stop_ns: Optional[PositiveFloat] = None
+    on_ns: Optional[PositiveFloat] = None         # onoff: mean ON period (exponential)
+    off_ns: Optional[PositiveFloat] = None        # onoff: mean OFF period (exponential)
+    concurrency: PositiveInt = 1                  # rr: transactions outstanding
+    think_ns: NonNegativeFloat = 0.0              # rr: client pause after a response
+    server_ns: NonNegativeFloat = 0.0             # rr: server work before responding
+    response_size: Optional[SizeSpec] = None      # rr: default = size
+    timeout_ns: PositiveFloat = 1e6               # rr: retry after a loss
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "FlowSpec":
+        if self.kind != "rr" and self.rate_pps is None:
+            raise ValueError(f"a {self.kind} flow needs rate_pps (packets per second, > 0)")
+        if self.kind == "onoff" and (self.on_ns is None or self.off_ns is None):
+            raise ValueError("an onoff flow needs on_ns and off_ns (mean ON and OFF periods, ns)")
+        if self.stop_ns is not None and self.stop_ns <= self.start_ns:
+            raise ValueError("stop_ns must be after start_ns")
+        return self
+
+
+class GroupSpec(Strict):
+    name: str
+    members: list[str] = Field(min_length=1)
+
+
+class RunSpec(Strict):
+    duration_ns: PositiveFloat
+    warmup_ns: NonNegativeFloat = 0.0
+    seed: NonNegativeInt = 1
+    replication: NonNegativeInt = 0
+    max_packets: Optional[PositiveInt] = None     # stop generating after this many packets
+
+    @model_validator(mode="after")
+    def _warmup(self) -> "RunSpec":
+        if self.warmup_ns >= self.duration_ns:
+            raise ValueError("warmup_ns must be shorter than duration_ns")
+        return self
+
+
+class CostOverrides(Strict):
+    stages: dict[str, dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"], NonNegativeFloat]] = {}
+    host: dict[str, Float] = {}
+    memory_bytes: dict[str, Float] = {}
+
+
+class Scenario(Strict):
+    """One run's full description.  See the README's scenario reference for every key."""
+
+    name: str = "scenario"
+    description: str = ""
+    cost_profile: str = "default"
+    cost_overrides: CostOverrides = CostOverrides()
+    schemes: dict[str, dict] = {}                 # extra schemes, same format as built-ins
+    hosts: list[HostSpec] = Field(min_length=1)
+    switches: list[SwitchSpec] = []
+    links: list[LinkSpec] = []
+    groups: list[GroupSpec] = []
+    flows: list[FlowSpec] = []
+    run: RunSpec
+    memory_namespace_counts: list[NonNegativeInt] = [1, 10, 100, 1000, 10000]
+
+    @model_validator(mode="after")
+    def _references(self) -> "Scenario":
+        hosts = {h.name: h for h in self.hosts}
+        nodes = set(hosts) | {s.name for s in self.switches}
+        if len(nodes) != len(self.hosts) + len(self.switches):
+            raise ValueError("host and switch names must be unique")
+        for i, link in enumerate(self.links):
+            for end in (link.a, link.b):
+                if end not in nodes:
+                    raise ValueError(f"links[{i}]: unknown node {end!r}; nodes are {sorted(nodes)}")
+        _unique_names("groups", [g.name for g in self.groups])
+        _unique_names("flows", [f.name for f in self.flows])
+        groups = {g.name: g for g in self.groups}
+        for g in self.groups:
+            for m in g.members:
+                host, ns = resolve(m, hosts, f"groups[{g.name}]")
+                if ns is None:
+                    raise ValueError(f"groups[{g.name}]: member {m!r} must be a namespace, not the wire")
+        for i, f in enumerate(self.flows):
+            where = f"flows[{i}]"
+            src_host, src_ns = resolve(f.src, hosts, where + ".src")
+            dst = parse(f.dst, where + ".dst")
+            dst_ns: Optional[int]
+            if dst.group is not None:
+                if dst.group not in groups:
+                    raise ValueError(f"{where}.dst: unknown group {dst.group!r}; groups are {sorted(groups)}")
+                if f.kind == "rr":
+                    raise ValueError(f"{where}: a request/response flow cannot go to a group")
+                member_hosts = {host_of(m) for m in groups[dst.group].members}
+                if src_ns is None and member_hosts != {src_host}:
+                    raise ValueError(f"{where}: traffic from {f.src} reaches only {src_host}'s namespaces; "
+                                     f"group {dst.group!r} has members on {sorted(member_hosts)}")
+                if src_ns is not None and src_host in member_hosts:
+                    raise ValueError(f"{where}: a multicast sender's own host cannot hold group members "
+                                     f"(group {dst.group!r} has members on {src_host})")
+                continue
+            if dst.spread:
+                if f.kind == "rr":
+                    raise ValueError(f"{where}.dst: a request/response flow needs one server namespace, not {f.dst!r}")
+                dst_host, dst_ns = resolve(f"{dst.host}:ns0", hosts, where + ".dst")
+            else:
+                dst_host, dst_ns = resolve(f.dst, hosts, where + ".dst")
+            if src_ns is None and dst_ns is None:
+                raise ValueError(f"{where}: src and dst cannot both be the wire")
+            if src_ns is None and dst_host != src_host:
+                raise ValueError(f"{where}: traffic from {f.src} can only reach namespaces of {src_host}")
+            if dst_ns is None and dst_host != src_host:
+                raise ValueError(f"{where}: {f.dst} is reached only from namespaces of {dst_host}")
+            if f.kind == "rr" and (src_ns is None or dst_ns is None):
+                raise ValueError(f"{where}: a request/response flow runs between two namespaces")
+            if dst_ns is not None and f.port >= hosts[dst_host].sockets_per_namespace:
+                raise ValueError(f"{where}.port: {f.port} but {dst_host} has only "
+                                 f"{hosts[dst_host].sockets_per_namespace} socket(s) per namespace (0-based)")
+        return self
+
+
+def _unique_names(coll: str, names: list[Optional[str]]) -> None:
+    """ValueError ``coll[i].name: ...`` for the first name used twice (None = unnamed)."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        if name in first:
+            raise ValueError(f"{coll}[{i}].name: name {name!r} is already used by {coll}[{first[name]}]; "
+                             f"{coll[:-1]} names must be distinct")
+        first[name] = i
