@@ -27,6 +27,7 @@ import time
 from concurrent import futures
 from typing import Iterable, Iterator, Optional
 
+from sim import signals
 from sim.results.atomic import pid_alive
 
 PR_SET_PDEATHSIG = 1
@@ -40,12 +41,19 @@ def _watch_parent(ppid: int, command_pid: int) -> None:
             os._exit(1)
 
 
+def _started(_: int) -> int:
+    """Warm-up task: long enough that every worker of the pool is started to run one."""
+    time.sleep(0.05)
+    return os.getpid()
+
+
 def _die_with_parent(command_pid: int) -> None:
     """Pool initializer: ignore SIGINT (the command decides and kills us), get SIGKILL when
     the parent (the forkserver, or the command itself) dies (Linux prctl), and, as a
     fallback elsewhere, a daemon thread that exits as soon as the parent changes or the
     command `command_pid` is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})   # held while the pool started
     ppid = os.getppid()
     if sys.platform.startswith("linux"):
         try:
@@ -103,6 +111,11 @@ class LocalExecutor:
             ctx.set_forkserver_preload(["sim.sweep.worker", "sim.core.simulate", "sim.core.summary"])
         self.pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                                 initializer=_die_with_parent, initargs=(os.getpid(),))
+        # Warm pool: every worker is started now, with SIGINT/SIGTERM held, so an interruption
+        # never finds a worker half-started (it would print the forkserver's EOFError traceback)
+        # and the first points do not pay the start-up.
+        with signals.critical("start the worker pool"):
+            list(self.pool.map(_started, range(self.workers)))
 
     def submit(self, fn, *args):
         return self.pool.submit(fn, *args)
