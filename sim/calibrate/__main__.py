@@ -13,8 +13,8 @@ import signal
 import sys
 
 from sim.calibrate import fit as fitmod
-from sim.calibrate import profile_io, validate
-from sim.calibrate.hostinfo import host_info
+from sim.calibrate import profile_io, sockperf, validate
+from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
 from sim.calibrate.setups import IDLE_COUNTS, SETUPS, availability, by_name
@@ -36,6 +36,8 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-counts", default=",".join(map(str, IDLE_COUNTS)),
                    help="idle namespace counts for the one-crossing setup ('' to skip)")
     p.add_argument("--no-rate", action="store_true", help="skip the packet-rate floods")
+    p.add_argument("--tool", choices=["auto", "sockperf", "python"], default="auto",
+                   help="measuring program: sockperf (auto: when installed) or the Python ping-pong (fallback)")
     p.add_argument("--pin", choices=["same", "split", "none"], default="same",
                    help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1, or unpinned")
     p.add_argument("--cleanup", action="store_true",
@@ -49,7 +51,25 @@ def _config(a) -> Config:
     if a.rounds < 1 or not 10 <= a.round_trips <= 100_000:
         raise SystemExit("--rounds must be >= 1 and --round-trips in 10..100000")
     return Config(rounds=a.rounds, round_trips=a.round_trips, client_cpu=cpus[0], server_cpu=cpus[1],
-                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0))
+                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0), tool=_tool(a.tool))
+
+
+def _tool(wanted: str, log=_log) -> str:
+    """sockperf when asked or available; else the Python ping-pong, said loudly."""
+    if wanted == "python":
+        return "python"
+    if sockperf.available():
+        return "sockperf"
+    if wanted == "sockperf":
+        raise Unavailable(sockperf.INSTALL_HINT)
+    log(f"{sockperf.INSTALL_HINT}; FALLING BACK to the Python ping-pong (pingpong.py), whose interpreter is most "
+        "of each round trip: kernel increments will be less precise")
+    return "python"
+
+
+def program_label(tool: str) -> str:
+    return ("sockperf " + sockperf.version() if tool == "sockperf"
+            else "python pingpong.py (FALLBACK: sockperf not used)")
 
 
 def run_measurements(a, log=_log) -> dict:
@@ -70,13 +90,15 @@ def run_measurements(a, log=_log) -> dict:
                 log(f"skip {s.name}: {skipped[s.name]}")
                 continue
             endpoints[s.name] = s.build(lab)
-        log(f"measuring {len(endpoints)} setups, {cfg.rounds} rounds x {cfg.round_trips} round trips")
+        log(f"measuring {len(endpoints)} setups with {program_label(cfg.tool)}, {cfg.rounds} rounds"
+            + ("" if cfg.tool == "sockperf" else f" x {cfg.round_trips} round trips") + f"; load {loadavg()}")
         rows = measure_rounds(lab, endpoints, cfg, log)
         ns_cost: dict = {}
         if idle_counts and "veth" in endpoints:
             rows_idle, ns_cost = measure_idle(lab, endpoints["veth"], idle_counts, cfg, log)
             rows += rows_idle
-    return {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin}, "run_id": lab.run_id,
+    return {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin},
+            "measuring_program": program_label(cfg.tool), "run_id": lab.run_id,
             "skipped": skipped, "raw": rows, "summary": summarise(rows), "namespace_costs": ns_cost}
 
 
