@@ -95,8 +95,9 @@ def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple) -> dict:
 
 
 def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None) -> dict:
-    """Flood for `seconds`; `during(duration_s)`, if given, is called while the flood runs
-    (the perf sampler) and its result returned under ``during``."""
+    """Flood for `seconds`; `during(pids)`, if given, is called while the flood runs (the perf
+    sampler; `pids` are the sockperf server's and client's: ``ip netns exec`` and taskset exec,
+    so the Popen pid is sockperf's) and its result returned under ``during``."""
     sender_cpu, sink_cpu = cpus
     srv = _server(lab, ep, sink_cpu)
     try:
@@ -104,7 +105,7 @@ def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None
         client = lab.popen(ep.client_ns, ["sockperf", "throughput", "-i", ep.server_addr, "-p", str(PORT), "-m",
                                           str(ep.size), "-t", _whole_seconds(seconds)], cpu=sender_cpu)
         t0 = time.monotonic()
-        extra = during(seconds) if during is not None else None
+        extra = during({srv.pid, client.pid}) if during is not None else None
         out, _ = client.communicate(timeout=seconds + 20)
         wall = time.monotonic() - t0
         lab.reap(client)
