@@ -96,3 +96,11 @@ def test_stage_cost_range_and_source():
     assert c.range["base_ns"] == (20, 80)
     with pytest.raises(ValueError):
         StageCost(range={"base_ns": [80, 20]})
+def test_every_default_value_has_a_range_and_a_source():
+    for name, c in load_profile("default").stages.items():
+        assert c.source, name
+        for term in ("base_ns", "per_byte_ns", "per_entry_ns"):
+            value = getattr(c, term)
+            if value:
+                low, high = c.range[term]
+                assert low <= value <= high, (name, term)

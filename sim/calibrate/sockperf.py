@@ -60,6 +60,11 @@ def version() -> str:
     return m.group(1) if m else "unknown version"
 
 
+def _pids_in(lab: Lab, ep: Endpoints) -> set[int]:
+    time.sleep(0.1)                      # let the client start inside its namespace
+    return {int(p) for ns in {ep.client_ns, ep.server_ns} for p in lab.ip_netns_pids(ns)}
+
+
 def parse_pingpong(text: str) -> dict:
     """The client's report -> {median_ns, p25_ns, p75_ns, p90_ns, p99_ns, mean_ns, round_trips, lost}."""
     pct = {float(p): float(v) * 1000 for p, v in _PCT.findall(text)}
@@ -96,8 +101,9 @@ def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple) -> dict:
 
 def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None) -> dict:
     """Flood for `seconds`; `during(pids)`, if given, is called while the flood runs (the perf
-    sampler; `pids` are the sockperf server's and client's: ``ip netns exec`` and taskset exec,
-    so the Popen pid is sockperf's) and its result returned under ``during``."""
+    sampler; `pids` are the processes in the server's and client's namespaces, i.e. this
+    flood's sockperf processes: only this run's processes live in its namespaces) and its
+    result returned under ``during``."""
     sender_cpu, sink_cpu = cpus
     srv = _server(lab, ep, sink_cpu)
     try:
@@ -105,7 +111,7 @@ def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None
         client = lab.popen(ep.client_ns, ["sockperf", "throughput", "-i", ep.server_addr, "-p", str(PORT), "-m",
                                           str(ep.size), "-t", _whole_seconds(seconds)], cpu=sender_cpu)
         t0 = time.monotonic()
-        extra = during({srv.pid, client.pid}) if during is not None else None
+        extra = during(_pids_in(lab, ep)) if during is not None else None
         out, _ = client.communicate(timeout=seconds + 20)
         wall = time.monotonic() - t0
         lab.reap(client)
