@@ -60,9 +60,14 @@ def version() -> str:
     return m.group(1) if m else "unknown version"
 
 
-def _pids_in(lab: Lab, ep: Endpoints) -> set[int]:
-    time.sleep(0.1)                      # let the client start inside its namespace
-    return {int(p) for ns in {ep.client_ns, ep.server_ns} for p in lab.ip_netns_pids(ns)}
+def _pids_in(lab: Lab, ep: Endpoints, timeout_s: float = 5.0) -> set[int]:
+    """Wait (bounded) until both sockperf processes are inside their namespaces."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = {int(p) for ns in {ep.client_ns, ep.server_ns} for p in lab.ip_netns_pids(ns)}
+        if len(pids) >= 2 or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.02)
 
 
 def parse_pingpong(text: str) -> dict:
