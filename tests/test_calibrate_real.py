@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("taskset") is None,
                                  reason="builds real network namespaces: needs root, iproute2 (ip) and taskset")]
 
-QUICK = Config(rounds=1, round_trips=50, warmup=10, rate=False)
+QUICK = Config(rounds=1, round_trips=50, warmup=10, rate=False, tool="python")
+needs_sockperf = pytest.mark.skipif(shutil.which("sockperf") is None, reason="sockperf is not installed")
 
 
 def _assert_no_leftovers(run_id):
@@ -47,6 +48,25 @@ def test_every_available_setup_passes_traffic():
             r = measure_rr(lab, s.build(lab), QUICK)
             assert r["round_trips"] == 50 and r["lost"] == 0, s.name
             assert r["median_ns"] > 0
+    _assert_no_leftovers(run_id)
+
+
+@needs_sockperf
+def test_sockperf_passes_traffic_on_every_setup():
+    """sockperf ping-pong and throughput run on every setup: positive numbers, servers reaped."""
+    with Lab() as lab:
+        missing = availability(lab)
+        run_id = lab.run_id
+        cfg = Config(tool="sockperf", sockperf_s=1, rate_s=1)
+        for s in SETUPS:
+            if any(n in missing for n in s.needs):
+                continue
+            ep = s.build(lab)
+            r = measure_rr(lab, ep, cfg)
+            assert r["round_trips"] > 0 and r["median_ns"] > 0, s.name
+            rate = measure.measure_rate(lab, ep, cfg)
+            assert rate["received"] > 0 and rate["pps"] > 0 and rate["path_pps"] >= rate["pps"], s.name
+            assert lab.procs == [], "a sockperf process outlived its measurement"
     _assert_no_leftovers(run_id)
 
 

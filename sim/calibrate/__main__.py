@@ -8,13 +8,16 @@ command as its first argument.  Without root or iproute2 they print why and retu
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 from sim.calibrate import fit as fitmod
-from sim.calibrate import profile_io, validate
-from sim.calibrate.hostinfo import host_info
+from sim.calibrate import perfstages, profile_io, sockperf, validate
+from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
 from sim.calibrate.setups import IDLE_COUNTS, SETUPS, availability, by_name
@@ -36,6 +39,8 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-counts", default=",".join(map(str, IDLE_COUNTS)),
                    help="idle namespace counts for the one-crossing setup ('' to skip)")
     p.add_argument("--no-rate", action="store_true", help="skip the packet-rate floods")
+    p.add_argument("--tool", choices=["auto", "sockperf", "python"], default="auto",
+                   help="measuring program: sockperf (auto: when installed) or the Python ping-pong (fallback)")
     p.add_argument("--pin", choices=["same", "split", "none"], default="same",
                    help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1, or unpinned")
     p.add_argument("--cleanup", action="store_true",
@@ -49,7 +54,89 @@ def _config(a) -> Config:
     if a.rounds < 1 or not 10 <= a.round_trips <= 100_000:
         raise SystemExit("--rounds must be >= 1 and --round-trips in 10..100000")
     return Config(rounds=a.rounds, round_trips=a.round_trips, client_cpu=cpus[0], server_cpu=cpus[1],
-                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0))
+                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0), tool=_tool(a.tool))
+
+
+def _tool(wanted: str, log=_log) -> str:
+    """sockperf when asked or available; else the Python ping-pong, said loudly."""
+    if wanted == "python":
+        return "python"
+    if sockperf.available():
+        return "sockperf"
+    if wanted == "sockperf":
+        raise Unavailable(sockperf.INSTALL_HINT)
+    log(f"{sockperf.INSTALL_HINT}; FALLING BACK to the Python ping-pong (pingpong.py), whose interpreter is most "
+        "of each round trip: kernel increments will be less precise")
+    return "python"
+
+
+def program_label(tool: str) -> str:
+    return ("sockperf " + sockperf.version() if tool == "sockperf"
+            else "python pingpong.py (FALLBACK: sockperf not used)")
+
+
+def _build(lab: Lab, wanted: list, skipped: dict, log) -> dict:
+    """Build the wanted setups this machine can build; the others go to `skipped` with why."""
+    log(f"run {lab.run_id}: namespaces nsim-{lab.run_id}-*, addresses in 10.251.0.0/16")
+    missing = availability(lab)
+    endpoints = {}
+    for s in wanted:
+        lacking = [missing[n] for n in s.needs if n in missing]
+        if lacking:
+            skipped[s.name] = "; ".join(lacking)
+            log(f"skip {s.name}: {skipped[s.name]}")
+            continue
+        endpoints[s.name] = s.build(lab)
+    return endpoints
+
+
+def run_perf_stages(a, log=_log) -> dict:
+    """Per-stage CPU ns per packet of every setup (perf sampling during a sockperf flood),
+    setups interleaved round after round; medians over rounds."""
+    if not sockperf.available():
+        raise Unavailable(sockperf.INSTALL_HINT + " (perf-stages floods with sockperf)")
+    if shutil.which("perf") is None:
+        raise Unavailable("perf is not installed (Debian: apt-get install linux-perf)")
+    wanted = [s for s in SETUPS if not a.setups or s.name in a.setups.split(",")]
+    two = (os.cpu_count() or 1) > 1
+    skipped: dict = {}
+    runs: dict[str, list] = {}
+    with Lab() as lab:
+        endpoints = _build(lab, wanted, skipped, log)
+        for rnd in range(a.rounds):
+            names = list(endpoints)[::-1 if rnd % 2 else 1]
+            for name in names:
+                r = perfstages.record(lab, endpoints[name], a.perf_s, a.freq, (0, 1 if two else 0))
+                runs.setdefault(name, []).append(r)
+                log(f"  round {rnd + 1}: {name:16s} {r['pps_in_window'] / 1000:7.1f} kpps, "
+                    f"{sum(r['ns_per_packet'].values()):6.0f} ns/packet charged; load {r['loadavg']}")
+    return {"host": host_info(), "skipped": skipped, "perf_s": a.perf_s, "freq_hz": a.freq,
+            "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
+
+
+def perf_stages_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate perf-stages",
+                                description="Per-stage CPU cost per packet from perf sampling during a flood.")
+    p.add_argument("--out", default="perf-stages.json", help="JSON record to write (default perf-stages.json)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per setup and round")
+    p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+    p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
+    p.add_argument("--cleanup", action="store_true", help="as for calibrate")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        check_environment()
+        rec = run_perf_stages(a)
+        Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
+        info = rec["host"]
+        print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
+              f"CPU ns per packet (median of {a.rounds} rounds)")
+        print(perfstages.by_setup_table(rec["setups"], list(rec["setups"])))
+        print(f"wrote {a.out}")
+        return 0
+
+    return _guarded("perf-stages", a, body)
 
 
 def run_measurements(a, log=_log) -> dict:
@@ -58,25 +145,18 @@ def run_measurements(a, log=_log) -> dict:
     cfg = _config(a)
     wanted = [s for s in SETUPS if not a.setups or s.name in a.setups.split(",")]
     idle_counts = tuple(int(x) for x in a.idle_counts.split(",") if x.strip())
-    skipped = {}
+    skipped: dict[str, str] = {}
     with Lab(getattr(a, "run_id", None)) as lab:
-        log(f"run {lab.run_id}: namespaces nsim-{lab.run_id}-*, addresses in 10.251.0.0/16")
-        missing = availability(lab)
-        endpoints = {}
-        for s in wanted:
-            lacking = [missing[n] for n in s.needs if n in missing]
-            if lacking:
-                skipped[s.name] = "; ".join(lacking)
-                log(f"skip {s.name}: {skipped[s.name]}")
-                continue
-            endpoints[s.name] = s.build(lab)
-        log(f"measuring {len(endpoints)} setups, {cfg.rounds} rounds x {cfg.round_trips} round trips")
+        endpoints = _build(lab, wanted, skipped, log)
+        log(f"measuring {len(endpoints)} setups with {program_label(cfg.tool)}, {cfg.rounds} rounds"
+            + ("" if cfg.tool == "sockperf" else f" x {cfg.round_trips} round trips") + f"; load {loadavg()}")
         rows = measure_rounds(lab, endpoints, cfg, log)
         ns_cost: dict = {}
         if idle_counts and "veth" in endpoints:
             rows_idle, ns_cost = measure_idle(lab, endpoints["veth"], idle_counts, cfg, log)
             rows += rows_idle
-    return {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin}, "run_id": lab.run_id,
+    return {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin},
+            "measuring_program": program_label(cfg.tool), "run_id": lab.run_id,
             "skipped": skipped, "raw": rows, "summary": summarise(rows), "namespace_costs": ns_cost}
 
 
@@ -118,7 +198,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         prior = load_profile(a.prior)
         record = run_measurements(a)
         summary = record["summary"]
-        train = [by_name(n) for n in a.train.split(",") if n in summary]
+        train = [by_name(n) for n in a.train.split(",") if n in summary and not by_name(n).fit_never]
         if not train:
             raise SystemExit("none of the training setups was measured")
         result = fitmod.fit(train, {n: s["rr_median_ns"] for n, s in summary.items()}, prior)
@@ -170,8 +250,11 @@ def validate_main(argv: list[str] | None = None) -> int:
         print(f"profile {profile.name} ({profile.source_file}); measured on kernel {info.get('kernel')}, "
               f"{info.get('cpu_model')}; app {app:.0f} ns/message")
         print(validate.format_table(rows))
-        print(f"\nworst |error|: training {validate.worst_error(rows, 'train'):.1f}%, "
-              f"held out {validate.worst_error(rows, 'held-out'):.1f}%")
+        print(f"\nworst |error| held out: round trip {validate.worst_error(rows, 'held-out'):.1f}%, "
+              f"kernel-only increment {validate.worst_error(rows, 'held-out', 'extra_error_pct'):.0f}%, "
+              f"rate ratio {validate.worst_error(rows, 'held-out', 'rate_error_pct'):.0f}% "
+              f"(training: {validate.worst_error(rows, 'train'):.1f}%); measured with "
+              f"{record.get('measuring_program', 'python pingpong.py')}, load {info.get('loadavg')}")
         if record.get("skipped"):
             for k, v in record["skipped"].items():
                 print(f"not measured: {k} ({v})")
@@ -193,7 +276,7 @@ def _cleanup() -> int:
     return 1 if done["failed"] else 0
 
 
-COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main}
+COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,7 +128,21 @@ def apply(prior: CostProfile, result: FitResult, name: str, description: str) ->
     data["description"] = description
     for g, pairs in GROUPS.items():
         s = result.scales[g]
+        label = (f"fitted (group {g}: scale {s:.3g} of the prior)" if g in result.free
+                 else f"prior (group {g}: {result.notes.get(g, 'kept')})")
         for stage, term in pairs:
             field_name = TERMS[term]
             data["stages"][stage][field_name] = round(data["stages"][stage][field_name] * s, 6)
+            data["stages"][stage]["source"] = _join(data["stages"][stage].get("source", ""), field_name, label, s)
+            if field_name in data["stages"][stage].get("range", {}) and g in result.free:
+                low, high = data["stages"][stage]["range"][field_name]
+                data["stages"][stage]["range"][field_name] = (round(low * s, 6), round(high * s, 6))
     return data
+
+
+def _join(old: str, term: str, label: str, scale: float) -> str:
+    """One source string per stage, saying per term where its value comes from."""
+    entry = f"{term}: {label}"
+    if old.startswith(("base_ns:", "per_byte_ns:", "per_entry_ns:")):
+        return old + "; " + entry
+    return entry + (f"; prior's source: {old}" if old else "")

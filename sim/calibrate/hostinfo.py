@@ -20,6 +20,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def loadavg() -> str:
+    """The 1/5/15-minute load averages (/proc/loadavg), recorded with every measurement:
+    the machine may be shared."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def host_info() -> dict:
     ipt = shutil.which("iptables")
     version = ""
@@ -27,4 +36,5 @@ def host_info() -> dict:
         version = subprocess.run([ipt, "-V"], capture_output=True, text=True).stdout.strip()
     return {"kernel": platform.release(), "cpu_model": cpu_model(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(), "iptables": version,
+            "loadavg": loadavg(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -1,8 +1,11 @@
-"""The measuring driver: runs `pingpong.py` in real setups, interleaved and repeated.
+"""The measuring driver: runs the measuring program in real setups, interleaved and repeated.
 
-`measure_rr` runs one server and one client (pinned with taskset when `Pinning` says so)
-and returns the client's JSON (round trips in ns: median, p10, p90, mean).  `measure_rate`
-runs a bounded flood against a counting sink and returns packets per second received.
+The program is sockperf (`sim.calibrate.sockperf`, ``Config.tool == "sockperf"``) where it
+is installed, else netns-sim's Python `pingpong.py` (``"python"``, a fallback: Python's
+interpreter is most of its round trip).  `measure_rr` runs one server and one client (pinned
+with taskset as `Config` says) and returns the round trip in ns (median and other
+percentiles).  `measure_rate` runs a bounded flood against a sink and returns the packets per
+second delivered.
 `measure_rounds` interleaves all setups round after round (so slow drifts of the machine hit
 every setup alike) and `summarise` reports medians over rounds.  Every subprocess has a
 timeout; every loop in `pingpong.py` is bounded in count and time.
@@ -19,8 +22,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sim.calibrate import sockperf
+from sim.calibrate.hostinfo import loadavg
 from sim.calibrate.netns import Lab
-from sim.calibrate.setups import PORT, SIZE_BYTES, Endpoints
+from sim.calibrate.setups import PORT, Endpoints
 
 PINGPONG = str(Path(__file__).with_name("pingpong.py"))
 
@@ -37,6 +42,9 @@ class Config:
     rate_cpus: tuple = (0, 1)       # flood sender, counting sink
     max_s: float = 30.0             # time bound of each program run
     rate: bool = True               # measure packet rates too
+    tool: str = "sockperf"          # "sockperf" or "python" (pingpong.py, the fallback)
+    sockperf_s: int = 1             # sockperf: seconds per ping-pong run (whole seconds; ~0.55 s are timed)
+    rate_s: int = 1                 # sockperf: seconds per throughput run (whole seconds)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +69,7 @@ def _pair(lab: Lab, ep: Endpoints, server_mode: str, client_mode: str, count: in
     max_s = max_s or cfg.max_s
     client_cpu, server_cpu = cpus or (cfg.client_cpu, cfg.server_cpu)
     py = sys.executable
-    common = ["--size", str(SIZE_BYTES), "--max-s", str(max_s)]
+    common = ["--size", str(ep.size), "--max-s", str(max_s)]
     server = lab.popen(ep.server_ns, [py, PINGPONG, server_mode, ep.server_addr, str(PORT), "--count",
                                       str(10 * count + 100), "--idle", "0.5", *common], cpu=server_cpu)
     try:
@@ -77,6 +85,8 @@ def _pair(lab: Lab, ep: Endpoints, server_mode: str, client_mode: str, count: in
 
 
 def measure_rr(lab: Lab, ep: Endpoints, cfg: Config, count: int | None = None) -> dict:
+    if cfg.tool == "sockperf":
+        return sockperf.pingpong(lab, ep, cfg.sockperf_s, (cfg.client_cpu, cfg.server_cpu))
     client, _ = _pair(lab, ep, "serve", "rr", count or cfg.round_trips, cfg, ["--warmup", str(cfg.warmup)])
     if not client.get("round_trips"):
         raise RuntimeError(f"no round trip completed between {ep.client_ns} and {ep.server_ns}:{ep.server_addr}")
@@ -84,6 +94,9 @@ def measure_rr(lab: Lab, ep: Endpoints, cfg: Config, count: int | None = None) -
 
 
 def measure_rate(lab: Lab, ep: Endpoints, cfg: Config) -> dict:
+    if cfg.tool == "sockperf":
+        r = sockperf.throughput(lab, ep, cfg.rate_s, cfg.rate_cpus)
+        return {k: r[k] for k in ("sent", "send_pps", "received", "pps", "path_pps", "rcvbuf_drops")}
     client, srv = _pair(lab, ep, "sink", "flood", cfg.rate_packets, cfg, max_s=cfg.rate_max_s,
                         cpus=cfg.rate_cpus)
     return {"sent": client["sent"], "send_pps": client["send_pps"], "received": srv.get("messages", 0),
@@ -100,8 +113,9 @@ def measure_rounds(lab: Lab, endpoints: dict[str, Endpoints], cfg: Config, log=p
             names.reverse()          # alternate the order, so no setup always runs first
         for name in names:
             ep = endpoints[name]
-            row = {"setup": name, "round": rnd, **{f"rr_{k}": v for k, v in measure_rr(lab, ep, cfg).items()
-                                                   if k != "mode"}}
+            rr = measure_rr(lab, ep, cfg)
+            row = {"setup": name, "round": rnd, "loadavg": loadavg(),
+                   **{f"rr_{k}": v for k, v in rr.items() if k != "mode"}}
             if cfg.rate:
                 row.update({f"rate_{k}": v for k, v in measure_rate(lab, ep, cfg).items()})
             rows.append(row)
@@ -121,7 +135,12 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
         pps = [r["rate_pps"] for r in mine if "rate_pps" in r]
         if pps:
             s["pps"] = statistics.median(pps)
-            s["send_pps"] = statistics.median(r["rate_send_pps"] for r in mine)
+            s["pps_rounds"] = pps
+            s["pps_spread"] = max(pps) - min(pps)
+        path = [r["rate_path_pps"] for r in mine if "rate_path_pps" in r]
+        if path:
+            s["path_pps"] = statistics.median(path)
+            s["path_pps_rounds"] = path
         out[name] = s
     return out
 

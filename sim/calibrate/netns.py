@@ -182,6 +182,11 @@ class Lab:
         self._own(ns)
         return sh(["ip", "netns", "exec", ns, *argv], check=check, input=input)
 
+    def ip_netns_pids(self, ns: str) -> list[str]:
+        """Pids of the processes inside one of our namespaces."""
+        self._own(ns)
+        return sh(["ip", "netns", "pids", ns], check=False).stdout.split()
+
     def sysctl(self, ns: str, key: str, value: str) -> None:
         self.exec(ns, "sysctl", "-q", "-w", f"{key}={value}")
 

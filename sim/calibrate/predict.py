@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NoReturn
 
-from sim.calibrate.setups import CUSTOM_SCHEMES, SIM_PACKET_BYTES, Setup
+from sim.calibrate.setups import CUSTOM_SCHEMES, Setup
 from sim.core.costs import CostProfile
 from sim.core.simulate import simulate
 from sim.core.stages import STAGE_NAMES
@@ -38,7 +38,7 @@ def scenario(setup: Setup, cost_profile: str = "default", stage_overrides: dict 
     sc = {"name": f"calibrate-{setup.name}", "cost_profile": cost_profile,
           "hosts": [host],
           "flows": [{"name": setup.name, "kind": "rr", "src": "h1:ns0", "dst": "h1:ns0" if setup.same_ns else "h1:ns1",
-                     "size": {"dist": "const", "bytes": SIM_PACKET_BYTES}}],
+                     "size": {"dist": "const", "bytes": setup.packet_bytes}}],
           "run": {"duration_ns": 1e12, "max_packets": 2 * transactions}}
     if setup.scheme in CUSTOM_SCHEMES:
         sc["schemes"] = {setup.scheme: CUSTOM_SCHEMES[setup.scheme]}
@@ -48,7 +48,7 @@ def scenario(setup: Setup, cost_profile: str = "default", stage_overrides: dict 
 
 
 def _key(setup: Setup) -> tuple:
-    return (setup.scheme, setup.namespaces, setup.same_ns, setup.forward_rules, setup.idle)
+    return (setup.scheme, setup.namespaces, setup.same_ns, setup.forward_rules, setup.idle, setup.size)
 
 
 def _never_built(lab) -> NoReturn:
@@ -57,8 +57,8 @@ def _never_built(lab) -> NoReturn:
 
 @lru_cache(maxsize=None)
 def _units(key: tuple) -> dict[tuple[str, str], float]:
-    scheme, namespaces, same_ns, rules, idle = key
-    setup = Setup("units", "", _never_built, scheme, namespaces, same_ns, rules, idle)
+    scheme, namespaces, same_ns, rules, idle, size = key
+    setup = Setup("units", "", _never_built, scheme, namespaces, same_ns, rules, idle, size=size)
     units: dict[tuple[str, str], float] = {}
     for term, field in TERMS.items():
         unit = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for name in STAGE_NAMES}

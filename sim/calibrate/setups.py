@@ -19,6 +19,7 @@ rule count is needed to learn the per-rule cost at all; 0 and 100 rules are pred
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,7 +29,8 @@ from sim.core.schemes import builtin_registry
 
 PORT = 17001
 SIZE_BYTES = 32            # UDP payload of the measuring program
-SIM_PACKET_BYTES = 60      # the same datagram as an IP packet (payload + 8 + 20), for the model
+UDP_IP_HEADERS = 28        # a datagram of N payload bytes is an IP packet of N + 8 + 20 bytes in the model
+SIM_PACKET_BYTES = SIZE_BYTES + UDP_IP_HEADERS
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Endpoints:
     client_ns: str
     server_ns: str
     server_addr: str
+    size: int = SIZE_BYTES       # UDP payload bytes the measuring program sends
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,18 @@ class Setup:
     train: bool = False
     crossings: int = 0           # namespace boundaries crossed one way (for ordering checks)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    size: int = SIZE_BYTES       # UDP payload bytes (the model's packet is size + UDP_IP_HEADERS)
+    fit_never: bool = False      # held out of every fit (issue 12's held-out set), never offered to --train
+
+    @property
+    def packet_bytes(self) -> int:
+        return self.size + UDP_IP_HEADERS
 
 
 # -- custom schemes (same format as sim/data/schemes.yaml) ----------------------------------
 _OUT = ["socket_send", "route_output", "nf_local_out", "ip_output", "nf_postrouting", "dev_xmit"]
+_FWD = ["l2_demux", "ip_rcv", "nf_prerouting", "route_input", "nf_forward", "ip_forward", "nf_postrouting",
+        "ip_output", "dev_xmit", "veth_xmit"]
 _IN = ["l2_demux", "ip_rcv", "nf_prerouting", "route_input", "nf_local_in", "socket_lookup", "socket_enqueue"]
 
 
@@ -81,6 +92,12 @@ CUSTOM_SCHEMES: dict[str, dict] = {
     # macvlan_queue_xmit in bridge mode: a hash lookup of the destination MAC among the lower
     # device's macvlans, then dev_forward_skb -> netif_rx into the peer's backlog, i.e. the work
     # veth_xmit does; the catalogue has no macvlan stage, so the hop is priced as veth_xmit.
+    # two routers in a row: the middle passes of l2-routed twice
+    "l2-routed-chain2": _derived(
+        "l2-routed", "Child to child through two forwarding namespaces in a row (three veth pairs).",
+        [{"ns": "src", "queue": "process", "stages": _OUT + ["veth_xmit"]},
+         *[{"ns": "root", "queue": "backlog", "stages": _FWD} for _ in range(2)],
+         {"ns": "dst", "queue": "backlog", "stages": _IN}]),
     "macvlan-bridge": _derived(
         "l2-routed", "Two macvlan devices (bridge mode) on one lower device: output path, a MAC hash lookup and "
         "dev_forward_skb (priced as veth_xmit), then the peer's input path.",
@@ -122,6 +139,30 @@ def build_routed(lab: Lab, tag: str = "r", rules: int | None = None) -> Endpoint
     return Endpoints(c1, c2, server)
 
 
+def build_chain(lab: Lab, tag: str = "c", routers: int = 2) -> Endpoints:
+    """c1 -- r1 -- r2 ... -- c2: `routers` forwarding namespaces in a row, routers + 1 veth
+    pairs (three veth hops for two routers); static routes both ways."""
+    hops = [lab.add_ns(f"{tag}1")] + [lab.add_ns(f"{tag}r{i}") for i in range(routers)] + [lab.add_ns(f"{tag}2")]
+    nets = []
+    for i, (left, right) in enumerate(zip(hops, hops[1:])):
+        a, b = lab.veth(left, f"{tag}{i}a", right, f"{tag}{i}b")
+        net = lab.next_subnet()
+        lab.addr(left, a, f"{net}.1/24")
+        lab.addr(right, b, f"{net}.2/24")
+        nets.append(net)
+    for r in hops[1:-1]:
+        lab.sysctl(r, "net.ipv4.ip_forward", "1")
+    # link j joins hops j (.1) and j+1 (.2): hop i reaches a link j > i via its right
+    # neighbour and a link j < i - 1 via its left neighbour
+    for i, ns in enumerate(hops):
+        for j, net in enumerate(nets):
+            if j > i:
+                lab.ip(ns, "route", "add", f"{net}.0/24", "via", f"{nets[i]}.2")
+            elif j < i - 1:
+                lab.ip(ns, "route", "add", f"{net}.0/24", "via", f"{nets[i - 1]}.1")
+    return Endpoints(hops[0], hops[-1], f"{nets[-1]}.2")
+
+
 def forward_rules_text(n: int) -> str:
     """An iptables-restore script: filter table, FORWARD policy ACCEPT, `n` rules that never
     match (sources in 10.251.255.0/24... 10.251.250.0/24, which no setup uses)."""
@@ -131,7 +172,7 @@ def forward_rules_text(n: int) -> str:
     return "\n".join(lines + ["COMMIT", ""])
 
 
-def build_bridge(lab: Lab, tag: str = "b", nf: bool = False) -> Endpoints:
+def build_bridge(lab: Lab, tag: str = "b", nf: bool = False, rules: int | None = None) -> Endpoints:
     r, c1, c2 = lab.add_ns(f"{tag}r"), lab.add_ns(f"{tag}1"), lab.add_ns(f"{tag}2")
     br = lab.link_name(f"{tag}br")
     lab.ip(r, "link", "add", br, "type", "bridge")
@@ -147,7 +188,13 @@ def build_bridge(lab: Lab, tag: str = "b", nf: bool = False) -> Endpoints:
         raise RuntimeError("bridge netfilter (br_netfilter) is not available in this kernel")
     if have:
         lab.sysctl(r, "net.bridge.bridge-nf-call-iptables", "1" if nf else "0")
+    if rules is not None:
+        lab.exec(r, "iptables-restore", input=forward_rules_text(rules))
     return Endpoints(c1, c2, f"{net}.3")
+
+
+def build_veth_sized(lab: Lab, size: int, tag: str = "s") -> Endpoints:
+    return dataclasses.replace(build_veth(lab, tag), size=size)
 
 
 def build_macvlan(lab: Lab, tag: str = "m") -> Endpoints:
@@ -186,6 +233,14 @@ SETUPS: tuple[Setup, ...] = (
     Setup("routed-fw1000", "routed, with 1000 non-matching FORWARD rules",
           lambda lab: build_routed(lab, "h", 1000), "l2-routed", forward_rules=1000, needs=("iptables",),
           train=True, crossings=2),
+    # held out of every fit (issue 12): shapes the training setups do not contain
+    Setup("chain2", "child -> router -> router -> child: two forwarding namespaces, three veth pairs",
+          build_chain, "l2-routed-chain2", namespaces=2, crossings=3, fit_never=True),
+    Setup("bridge-nf-fw100", "bridge with bridge netfilter on and 100 non-matching FORWARD rules",
+          lambda lab: build_bridge(lab, "w", nf=True, rules=100), "l2-bridged-nf", forward_rules=100,
+          needs=("iptables",), crossings=2, fit_never=True),
+    Setup("veth-1400", "one veth crossing with 1,400-byte datagrams",
+          lambda lab: build_veth_sized(lab, 1400), "veth-pair", crossings=1, size=1400, fit_never=True),
 )
 
 IDLE_COUNTS = (1, 100, 1000)

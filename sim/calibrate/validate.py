@@ -3,10 +3,20 @@
 The prediction is the model's round trip for the setup (`sim.calibrate.predict`) under the
 profile, with the application cost per message that the calibration fitted (the measuring
 program's cost; it is not part of the kernel profile).  Error = (predicted - measured) /
-measured.  Packet rates are reported as measured only (see docs/calibration.md).
+measured.
+
+The judge is the *kernel-only part*: the increment of a setup's round trip over loopback
+(measured per round against the same round's loopback, so slow drifts cancel; the spread is
+the range over rounds) vs the model's increment.  Packet rates: the model's capacity of a
+setup is 1e9 / CPU ns per packet on the bottleneck core, which for a flood is the sender's
+core (it runs the whole path up to the socket, softirq included): the one-way path plus the
+sending program's own cost, which is the same on every setup and is taken from loopback.
+The rate is compared as a ratio to loopback's, measured vs predicted.
 """
 
 from __future__ import annotations
+
+import statistics
 
 from sim.calibrate.predict import MESSAGES_PER_RTT, predict_rtt_ns
 from sim.calibrate.setups import by_name
@@ -25,37 +35,80 @@ def table(summary: dict[str, dict], profile: CostProfile, app_ns: float, train: 
     kernel work a setup adds to the no-crossing path) is compared: the application's cost is
     most of the round trip, so the whole-RTT error flatters the model; the increment does not."""
     rows = []
-    base_meas = summary["loopback"]["rr_median_ns"] if "loopback" in summary else None
+    base = summary.get("loopback")
     base_pred = predict_rtt_ns(by_name("loopback"), profile, app_ns)
+    send_ns = _sender_cost(base, profile)
     for name, s in summary.items():
         setup = by_name(name)
         pred = predict_rtt_ns(setup, profile, app_ns)
         meas = s["rr_median_ns"]
-        d_meas = None if base_meas is None else meas - base_meas
+        inc = _increments(s, base)
         d_pred = pred - base_pred
-        rows.append({"setup": name, "role": "train" if name in train else "held-out",
-                     "measured_us": meas / 1000, "predicted_us": pred / 1000,
-                     "error_pct": 100.0 * (pred - meas) / meas,
-                     "extra_measured_us": None if d_meas is None else d_meas / 1000,
-                     "extra_predicted_us": d_pred / 1000,
-                     "spread_us": s.get("rr_spread_ns", 0.0) / 1000,
-                     "measured_kpps": s["pps"] / 1000 if "pps" in s else None})
+        d_meas = statistics.median(inc) if inc else None
+        row = {"setup": name, "role": "train" if name in train else "held-out",
+               "measured_us": meas / 1000, "predicted_us": pred / 1000,
+               "error_pct": 100.0 * (pred - meas) / meas,
+               "extra_measured_us": None if d_meas is None else d_meas / 1000,
+               "extra_predicted_us": d_pred / 1000,
+               "extra_spread_us": (max(inc) - min(inc)) / 1000 if inc else None,
+               "extra_error_pct": (100.0 * (d_pred - d_meas) / d_meas) if d_meas else None,
+               "spread_us": s.get("rr_spread_ns", 0.0) / 1000,
+               "measured_kpps": s["pps"] / 1000 if "pps" in s else None}
+        rate = s.get("path_pps")
+        if rate and base and base.get("path_pps") and send_ns is not None:
+            row["rate_ratio_measured"] = rate / base["path_pps"]
+            row["rate_ratio_predicted"] = ((send_ns + one_way_ns(by_name("loopback"), profile))
+                                           / (send_ns + one_way_ns(setup, profile)))
+            row["rate_error_pct"] = 100.0 * (row["rate_ratio_predicted"] / row["rate_ratio_measured"] - 1)
+        rows.append(row)
     return rows
 
 
+def one_way_ns(setup, profile: CostProfile) -> float:
+    """CPU ns the model charges one datagram on its way (every measured setup is symmetric)."""
+    return predict_rtt_ns(setup, profile, 0.0) / MESSAGES_PER_RTT
+
+
+def _sender_cost(base: dict | None, profile: CostProfile) -> float | None:
+    """The flooding program's own ns per datagram on the sender's core: loopback's measured
+    per-datagram time minus the model's loopback path (None without a loopback rate)."""
+    if not base or not base.get("path_pps"):
+        return None
+    return 1e9 / base["path_pps"] - one_way_ns(by_name("loopback"), profile)
+
+
+def _increments(s: dict, base: dict | None) -> list[float]:
+    """Per round: this setup's median minus the same round's loopback median (setups measured
+    in a phase of their own, like the idle namespaces, against loopback's median)."""
+    if base is None:
+        return []
+    mine, ref = s.get("rr_round_medians_ns"), base.get("rr_round_medians_ns")
+    if mine and ref and len(mine) == len(ref):
+        return [m - r for m, r in zip(mine, ref)]
+    return [m - base["rr_median_ns"] for m in (mine or [s["rr_median_ns"]])]
+
+
+def _f(v, fmt: str) -> str:
+    return "" if v is None else format(v, fmt)
+
+
 def format_table(rows: list[dict]) -> str:
-    head = ("| setup | role | measured RTT (us) | predicted RTT (us) | error | over loopback: measured / "
-            "predicted (us) | spread over rounds (us) | measured rate (kpps) |")
+    head = ("| setup | role | RTT measured / predicted (us) | error | increment over loopback: measured "
+            "[spread] / predicted (us) | increment error | rate ratio to loopback: measured / predicted | "
+            "rate error |")
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        kpps = "" if r["measured_kpps"] is None else f"{r['measured_kpps']:.0f}"
         extra = ("" if r["extra_measured_us"] is None
-                 else f"{r['extra_measured_us']:.2f} / {r['extra_predicted_us']:.2f}")
-        lines.append(f"| {r['setup']} | {r['role']} | {r['measured_us']:.2f} | {r['predicted_us']:.2f} | "
-                     f"{r['error_pct']:+.1f}% | {extra} | {r['spread_us']:.2f} | {kpps} |")
-    return "\n".join(lines)
+                 else f"{r['extra_measured_us']:.2f} [{_f(r.get('extra_spread_us'), '.2f')}] / "
+                      f"{r['extra_predicted_us']:.2f}")
+        ratio = ("" if "rate_ratio_measured" not in r
+                 else f"{r['rate_ratio_measured']:.2f} / {r['rate_ratio_predicted']:.2f}")
+        lines.append(f"| {r['setup']} | {r['role']} | {r['measured_us']:.2f} / {r['predicted_us']:.2f} | "
+                     f"{r['error_pct']:+.1f}% | {extra} | {_f(r.get('extra_error_pct'), '+.0f')}% | {ratio} | "
+                     f"{_f(r.get('rate_error_pct'), '+.0f')}% |")
+    return "\n".join(lines).replace("| % |", "|  |")
 
 
-def worst_error(rows: list[dict], role: str) -> float:
-    errs = [abs(r["error_pct"]) for r in rows if r["role"] == role]
+def worst_error(rows: list[dict], role: str, key: str = "error_pct") -> float:
+    errs = [abs(r[key]) for r in rows if r["role"] == role and r.get(key) is not None]
     return max(errs) if errs else 0.0

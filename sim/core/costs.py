@@ -9,7 +9,7 @@ scenario names a profile (``default`` or a path) and may override any value.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError
 
@@ -19,13 +19,30 @@ from sim.frontdoor.yamlpos import read
 PROFILE_DIR = Path(__file__).parent.parent / "profiles"
 
 
+COST_TERMS = ("base_ns", "per_byte_ns", "per_entry_ns")
+
+
 class StageCost(BaseModel):
-    """CPU cost of one stage: base plus per-byte plus per-entry terms, all ns."""
+    """CPU cost of one stage: base plus per-byte plus per-entry terms, all ns.
+
+    Optional, for the reader and for sensitivity studies (the simulator uses only the three
+    terms): ``range`` gives a plausible ``[low, high]`` per term (``{base_ns: [30, 80]}``) and
+    ``source`` where the value comes from (literature, kernel source, ``calibrate`` or
+    ``perf-stages`` on a named CPU and kernel; in a calibrated profile "measured (perf)",
+    "fitted" or "prior")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     base_ns: NonNegativeFloat = 0.0
     per_byte_ns: NonNegativeFloat = 0.0
     per_entry_ns: NonNegativeFloat = 0.0
+    range: dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"],
+                tuple[NonNegativeFloat, NonNegativeFloat]] = {}
+    source: str = ""
+
+    def model_post_init(self, _ctx) -> None:
+        for term, (low, high) in self.range.items():
+            if low > high:
+                raise ValueError(f"range of {term}: low {low:g} > high {high:g}")
 
 
 class HostDefaults(BaseModel):

@@ -1,0 +1,211 @@
+"""Per-stage CPU cost from perf sampling during a packet flood (issue 12).
+
+For a setup: a sockperf throughput flood (sender and sink pinned as `Config.rate_cpus`
+says); while it runs, ``perf record -e cpu-clock -F FREQ -a -g`` for a bounded time, and the
+server namespace's UDP counters (InDatagrams + RcvbufErrors: datagrams that crossed the
+whole path) before and after.  ``perf script`` gives every sample's CPU, command, period (ns
+of CPU time it stands for) and call chain; `Classifier` charges each to one category with the
+table in ``symbols.yaml`` (innermost listed frame wins; netfilter is charged to the hook of its
+caller).  ns per packet of a category = sum of its samples' periods / packets.
+
+Only samples of the measuring processes count (command ``sockperf`` and the ``ksoftirqd``
+threads, which run deferred softirq work); the idle task and other processes (the machine may
+be shared) are counted and reported, never charged to a stage.  Known limit: a sockperf run by
+someone else at the same time would be charged too (filtering by the flood's pids was tried:
+the pids seen in the namespaces did not match perf's, not resolved yet), so do not run
+perf-stages while a calibration runs.  User-space frames of sockperf
+are ``user`` (the application).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sim.calibrate import sockperf
+from sim.calibrate.hostinfo import loadavg
+from sim.calibrate.netns import Lab, sh
+from sim.calibrate.setups import Endpoints
+
+SYMBOLS = Path(__file__).with_name("symbols.yaml")
+OURS = ("sockperf", "ksoftirqd")
+IDLE = ("swapper",)
+_HEADER = re.compile(r"^\s*(?P<comm>.+?)\s+(?P<pid>\d+)/(?P<tid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<period>\d+)\s*$")
+
+
+class Classifier:
+    """symbols.yaml as a function from a call chain (leaf first) to a category."""
+
+    def __init__(self, path: Path = SYMBOLS) -> None:
+        table = yaml.safe_load(path.read_text())
+        self.stages = list(table["stages"])
+        self._patterns: list[tuple[str, str]] = []          # (pattern, category), in precedence order
+        for cat, pats in table["stages"].items():
+            self._patterns += [(p, cat) for p in pats]
+        self._nf = list(table["netfilter"]["symbols"])
+        self._hooks = dict(table["netfilter"]["hook_of_caller"])
+        self._unknown_hook = table["netfilter"]["unknown_hook"]
+        for cat, pats in table["other_categories"].items():
+            self._patterns += [(p, cat) for p in pats]
+        self._cache: dict[str, str | None] = {}
+
+    def _category(self, sym: str) -> str | None:
+        if sym not in self._cache:
+            if any(fnmatch.fnmatchcase(sym, p) for p in self._nf):
+                self._cache[sym] = "netfilter"
+            else:
+                self._cache[sym] = next((c for p, c in self._patterns if fnmatch.fnmatchcase(sym, p)), None)
+        return self._cache[sym]
+
+    def classify(self, chain: list[str]) -> str:
+        for i, sym in enumerate(chain):
+            cat = self._category(sym)
+            if cat == "netfilter":
+                return self._hook(chain[i + 1:])
+            if cat is not None:
+                return cat
+        return "other"
+
+    def _hook(self, callers: list[str]) -> str:
+        for sym in callers:
+            for pat, stage in self._hooks.items():
+                if fnmatch.fnmatchcase(sym, pat):
+                    return stage
+        return self._unknown_hook
+
+
+@dataclass
+class Sample:
+    comm: str
+    pid: int
+    cpu: int
+    period_ns: int
+    chain: list[str] = field(default_factory=list)       # symbols, leaf first; "[user]" for user space
+
+
+def parse_script(text: str) -> list[Sample]:
+    """``perf script -F comm,pid,tid,cpu,period,ip,sym`` output -> samples."""
+    samples: list[Sample] = []
+    cur: Sample | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            cur = None
+            continue
+        if cur is None:
+            m = _HEADER.match(line)
+            if m:
+                cur = Sample(m["comm"], int(m["pid"]), int(m["cpu"]), int(m["period"]))
+                samples.append(cur)
+            continue
+        parts = line.split(None, 1)
+        addr, sym = parts[0], (parts[1].strip() if len(parts) > 1 else "[unknown]")
+        kernel = addr.startswith("ffff")
+        cur.chain.append(re.sub(r"\+0x[0-9a-f]+$", "", sym) if kernel else "[user]")
+    return samples
+
+
+def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: Classifier | None = None) -> dict:
+    """ns per packet per category, per CPU, and what was not charged."""
+    classifier = classifier or Classifier()
+    by_cat: Counter = Counter()
+    by_cpu: Counter = Counter()
+    other_leaf: Counter = Counter()
+    skipped: Counter = Counter()
+    others: Counter = Counter()
+    for s in samples:
+        if s.comm.startswith(IDLE):
+            skipped["idle"] += s.period_ns
+            continue
+        if not s.comm.startswith(OURS):
+            skipped["other processes"] += s.period_ns
+            others[s.comm] += s.period_ns
+            continue
+        by_cpu[s.cpu] += s.period_ns
+        if not s.chain or s.chain[0] == "[user]":
+            by_cat["user"] += s.period_ns
+            continue
+        cat = classifier.classify(s.chain)
+        by_cat[cat] += s.period_ns
+        if cat == "other":
+            other_leaf[s.chain[0]] += s.period_ns
+    per = max(packets, 1)
+    return {"packets": packets, "samples": len(samples),
+            "ns_per_packet": {k: v / per for k, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
+            "cpu_ns_per_packet": {str(c): v / per for c, v in sorted(by_cpu.items())},
+            "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
+            "other_top": {k: v / per for k, v in other_leaf.most_common(12)},
+            "other_processes_top": {k: v / per for k, v in others.most_common(6)}}
+
+
+def stage_sum(ns_per_packet: dict, classifier: Classifier | None = None) -> float:
+    """CPU ns per packet charged to model stages (netfilter hooks included)."""
+    classifier = classifier or Classifier()
+    names = set(classifier.stages) | {"nf_prerouting", "nf_local_in", "nf_forward", "nf_local_out", "nf_postrouting"}
+    return sum(v for k, v in ns_per_packet.items() if k in names)
+
+
+def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus: tuple = (0, 1),
+           warmup_s: float = 0.6) -> dict:
+    """Flood `ep` with sockperf and sample every CPU with perf for `perf_s` seconds inside it."""
+    with tempfile.TemporaryDirectory(prefix="nsim-perf-") as tmp:
+        data = str(Path(tmp) / "perf.data")
+
+        def sample(pids: set[int]) -> dict:
+            time.sleep(warmup_s)
+            before = sockperf.udp_counters(lab, ep.server_ns)
+            sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-o", data, "--",
+                "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
+            after = sockperf.udp_counters(lab, ep.server_ns)
+            return {"packets": (after["InDatagrams"] - before["InDatagrams"])
+                    + (after["RcvbufErrors"] - before["RcvbufErrors"]), "loadavg": loadavg(), "pids": pids}
+
+        flood = sockperf.throughput(lab, ep, perf_s + warmup_s + 1.5, cpus, during=sample)
+        text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,period,ip,sym"],
+                              capture_output=True, text=True, timeout=300).stdout
+    packets = flood["during"]["packets"]
+    out = attribute(parse_script(text), packets, flood["during"]["pids"])
+    out.update({"perf_s": perf_s, "freq_hz": freq, "loadavg": flood["during"]["loadavg"],
+                "flood_path_pps": flood["path_pps"], "flood_pps": flood["pps"], "pps_in_window": packets / perf_s})
+    return out
+
+
+def merge(runs: list[dict]) -> dict:
+    """Median over repeated runs of every ns-per-packet figure."""
+    import statistics
+    out: dict = {"runs": len(runs), "loadavg": [r["loadavg"] for r in runs],
+                 "pps_in_window": statistics.median(r["pps_in_window"] for r in runs)}
+    for key in ("ns_per_packet", "cpu_ns_per_packet", "not_charged_ns_per_packet", "other_top",
+                "other_processes_top"):
+        names = dict.fromkeys(k for r in runs for k in r[key])
+        out[key] = {k: statistics.median(r[key].get(k, 0.0) for r in runs) for k in names}
+    out["spread_ns_per_packet"] = {k: max(r["ns_per_packet"].get(k, 0.0) for r in runs)
+                                   - min(r["ns_per_packet"].get(k, 0.0) for r in runs)
+                                   for k in out["ns_per_packet"]}
+    return out
+
+
+def by_setup_table(results: dict[str, dict], columns: list[str]) -> str:
+    """Markdown: one row per category, one column per setup, ns per packet (median over runs)."""
+    cats = list(dict.fromkeys(c for r in results.values() for c in r["ns_per_packet"]))
+    order = [c for c in Classifier().stages if c in cats]
+    order += sorted(c for c in cats if c.startswith("nf_") and c not in order)
+    order += [c for c in cats if c not in order]
+    lines = ["| stage | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for c in order:
+        cells = [f"{results[s]['ns_per_packet'].get(c, 0.0):.0f}" if s in results else "" for s in columns]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    for label, fn in (("**sum of model stages**", lambda r: stage_sum(r["ns_per_packet"])),
+                      ("**all charged (ours)**", lambda r: sum(r["ns_per_packet"].values())),
+                      ("busiest CPU ns/packet", lambda r: max(r["cpu_ns_per_packet"].values(), default=0.0)),
+                      ("kpps (path, in the perf window)", lambda r: r["pps_in_window"] / 1000)):
+        lines.append(f"| {label} | " + " | ".join(f"{fn(results[s]):.0f}" if s in results else ""
+                                                  for s in columns) + " |")
+    return "\n".join(lines)

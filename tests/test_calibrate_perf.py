@@ -1,0 +1,106 @@
+"""Per-stage attribution of perf samples, sockperf's report and the kernel-only judge of
+validate-real: pure functions, no root needed."""
+
+import pytest
+
+from sim.calibrate import perfstages, sockperf, validate
+from sim.calibrate.setups import SETUPS, by_name
+from sim.core.costs import StageCost, load_profile
+
+SCRIPT = """sockperf  1234/1234 [000]     333444 
+\tffffffff81000001 memcpy_orig+0x10
+\tffffffff81000002 udp_sendmsg+0x20
+\tffffffff81000003 __x64_sys_sendto+0x5
+
+sockperf  1234/1234 [000]     333444 
+\tffffffff81000004 ipt_do_table+0x1
+\tffffffff81000005 nf_hook_slow+0x2
+\tffffffff81000006 ip_forward+0x3
+\tffffffff81000007 __netif_receive_skb_one_core+0x3
+
+sockperf  1234/1234 [000]     333444 
+\tffffffff81000008 some_new_helper+0x1
+
+sockperf  1234/1234 [001]     333444 
+\t          18d948 main_loop
+
+swapper  0/0 [001]     333444 
+\tffffffff81000009 default_idle+0x1
+
+python  99/99 [001]     333444 
+\t          18d948 PyLong_AsSsize_t
+"""
+
+
+def test_parse_and_attribute_perf_script():
+    samples = perfstages.parse_script(SCRIPT)
+    assert [s.comm for s in samples] == ["sockperf"] * 4 + ["swapper", "python"]
+    assert samples[0].chain == ["memcpy_orig", "udp_sendmsg", "__x64_sys_sendto"]
+    out = perfstages.attribute(samples, packets=1000, pids=set())
+    ns = out["ns_per_packet"]
+    assert ns["socket_send"] == pytest.approx(333.444)      # a helper goes to its nearest listed caller
+    assert ns["nf_forward"] == pytest.approx(333.444)       # netfilter goes to the hook of its caller
+    assert ns["other"] == pytest.approx(333.444) and "some_new_helper" in out["other_top"]   # nothing dropped
+    assert ns["user"] == pytest.approx(333.444)
+    assert set(out["not_charged_ns_per_packet"]) == {"idle", "other processes"}
+    assert out["cpu_ns_per_packet"] == {"0": pytest.approx(1000.332), "1": pytest.approx(333.444)}
+
+
+def test_symbol_table_names_only_model_stages():
+    from sim.core.stages import STAGE_NAMES
+    c = perfstages.Classifier()
+    assert set(c.stages) <= set(STAGE_NAMES)
+    assert c.classify(["fib_table_lookup", "ip_route_input_noref", "ip_rcv"]) == "route_input"
+    assert c.classify(["nft_do_chain", "nf_hook_slow", "ip_rcv_core", "ip_rcv"]) == "nf_prerouting"
+
+
+REPORT = """sockperf: [Valid Duration] RunTime=0.550 sec; SentMessages=37339; ReceivedMessages=37339
+sockperf: ====> avg-rtt=14.713 (std-dev=3.752)
+sockperf: # dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0
+sockperf: ---> percentile 90.000 =   16.855
+sockperf: ---> percentile 75.000 =   15.783
+sockperf: ---> percentile 50.000 =   14.321
+sockperf: ---> percentile 25.000 =   12.899
+"""
+
+
+def test_parse_sockperf_pingpong():
+    r = sockperf.parse_pingpong(REPORT)
+    assert r["median_ns"] == pytest.approx(14321) and r["round_trips"] == 37339 and r["lost"] == 0
+    with pytest.raises(RuntimeError):
+        sockperf.parse_pingpong("sockperf: No messages were received from the server.")
+
+
+def test_increments_are_paired_by_round_and_rates_are_ratios():
+    prof = load_profile("default")
+    summary = {"loopback": {"rr_median_ns": 10_000, "rr_round_medians_ns": [10_000, 11_000], "path_pps": 100e3},
+               "veth": {"rr_median_ns": 12_000, "rr_round_medians_ns": [11_500, 12_500], "path_pps": 80e3}}
+    rows = {r["setup"]: r for r in validate.table(summary, prof, 0.0, ["loopback"])}
+    assert rows["veth"]["extra_measured_us"] == pytest.approx(1.5)       # both rounds: +1.5 us
+    assert rows["veth"]["extra_spread_us"] == pytest.approx(0.0)
+    assert rows["veth"]["rate_ratio_measured"] == pytest.approx(0.8)
+    assert rows["loopback"]["rate_ratio_predicted"] == pytest.approx(1.0)
+    assert 0 < rows["veth"]["rate_ratio_predicted"] < 1
+    assert "| veth | held-out |" in validate.format_table(list(rows.values()))
+
+
+def test_held_out_setups_are_never_trained_on():
+    never = [s for s in SETUPS if s.fit_never]
+    assert {s.name for s in never} >= {"chain2", "bridge-nf-fw100", "veth-1400"}
+    assert not any(s.train for s in never)
+    assert by_name("veth-1400").packet_bytes == 1428
+
+
+def test_stage_cost_range_and_source():
+    c = StageCost(base_ns=40, range={"base_ns": [20, 80]}, source="prior")
+    assert c.range["base_ns"] == (20, 80)
+    with pytest.raises(ValueError):
+        StageCost(range={"base_ns": [80, 20]})
+def test_every_default_value_has_a_range_and_a_source():
+    for name, c in load_profile("default").stages.items():
+        assert c.source, name
+        for term in ("base_ns", "per_byte_ns", "per_entry_ns"):
+            value = getattr(c, term)
+            if value:
+                low, high = c.range[term]
+                assert low <= value <= high, (name, term)
