@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from debpkg import ensure
 from sim.calibrate import measure, netns, profile_io
 from sim.calibrate.__main__ import main
 from sim.calibrate.measure import Config, measure_rounds, measure_rr, summarise
@@ -28,7 +29,8 @@ pytestmark = [pytest.mark.slow,
                                  reason="builds real network namespaces: needs root, iproute2 (ip) and taskset")]
 
 QUICK = Config(rounds=1, round_trips=50, warmup=10, rate=False, tool="python")
-needs_sockperf = pytest.mark.skipif(shutil.which("sockperf") is None, reason="sockperf is not installed")
+needs_sockperf = pytest.mark.skipif(ensure("sockperf", "sockperf") is None,
+                                    reason="sockperf is not installed (apt-get install sockperf)")
 
 
 def _assert_no_leftovers(run_id):

@@ -10,7 +10,7 @@ memory up to 10,000 namespaces; ~5 s) feeds every test; the report is written on
 * Browser: headless Chromium loads the HTML from a file URL with networking off; no console
   errors, every <img> loaded (complete, natural width > 0), and a screenshot that is not
   blank.  If `chromium` is missing it is installed with apt-get only when running as root
-  and ``CI=true`` or ``NETNS_SIM_INSTALL_CHROMIUM=1``; otherwise the test is skipped with the
+  and ``CI=true`` or ``NETNS_SIM_INSTALL=1`` (tests/debpkg.py); otherwise the test is skipped with the
   reason.
 """
 
@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import yaml
+from debpkg import ensure
 
 # Every test here runs the CLI on whole scenarios (the module fixture alone takes ~20 s).
 pytestmark = pytest.mark.slow
@@ -356,16 +357,10 @@ def test_directory_of_runs_compares_the_varied_parameter(report, tmp_path):
 # -- the browser -------------------------------------------------------------------------------
 
 def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
+    for name in ("chromium-browser", "google-chrome"):
         if shutil.which(name):
             return shutil.which(name)
-    may = os.geteuid() == 0 and (os.environ.get("CI") == "true" or os.environ.get("NETNS_SIM_INSTALL_CHROMIUM") == "1")
-    if not may:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, timeout=900)
-    return shutil.which("chromium")
+    return ensure("chromium", "chromium")
 
 
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -391,7 +386,7 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     chrome = _chromium()
     if chrome is None:
         pytest.skip("chromium not installed; install it (apt-get install chromium) or run as root with CI=true "
-                    "or NETNS_SIM_INSTALL_CHROMIUM=1 to let this test install it")
+                    "or NETNS_SIM_INSTALL=1 to let this test install it")
     src = report["html"].read_text()
     assert "http://" not in src.replace("http://www.w3.org", "") and "https://" not in src, \
         "the report must not need the network"
