@@ -130,3 +130,12 @@ def test_keypath_star_and_errors():
     with pytest.raises(keypath.KeyPathError, match="2 element"):
         keypath.assign(doc, keypath.parse("hosts.4.a"), 1)
     assert keypath.fmt(("flows", 0, "size", "min_bytes")) == "flows[0].size.min_bytes"
+
+
+def test_unknown_topology_key_lists_that_generators_keys(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("topology: {generator: star, hosts: 2}\nrun: {duration_ns: 1.0e6}\n")
+    with pytest.raises(ScenarioError) as e:
+        load(p)
+    assert f"{p}:1: topology.hosts: Extra inputs are not permitted" in str(e.value)
+    assert "allowed keys here: host, link, generator, n_hosts" in str(e.value)

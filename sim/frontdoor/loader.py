@@ -338,7 +338,9 @@ def _issues(err: ValidationError, doc: dict, pos: Positions, prefix: tuple = (),
     out = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if p != "[key]")
+        model = root
         if prefix == ("topology",) and loc and loc[0] in topogen.GENERATORS:
+            model = topogen.GENERATOR_MODELS[loc[0]]            # the generator's own keys, for the fix
             loc = loc[1:]
         if e["type"] in ("union_tag_invalid", "union_tag_not_found") and not loc:
             loc = ("generator",)
@@ -358,7 +360,7 @@ def _issues(err: ValidationError, doc: dict, pos: Positions, prefix: tuple = (),
             out += _duplicate_issues(doc, pos)
             continue
         full = prefix + loc
-        out.append(Issue(pos.lookup(full), full, msg, _fix(e, loc, msg, root)))
+        out.append(Issue(pos.lookup(full), full, msg, _fix(e, loc, msg, model)))
     return out
 
 

@@ -74,7 +74,9 @@ class FatTree(_Gen):
 
 
 TopologySpec = Annotated[Union[SingleHost, Star, LeafSpine, FatTree], Field(discriminator="generator")]
-GENERATORS = ("single_host", "star", "leaf_spine", "fat_tree")
+GENERATOR_MODELS: dict[str, type[_Gen]] = {"single_host": SingleHost, "star": Star, "leaf_spine": LeafSpine,
+                                           "fat_tree": FatTree}
+GENERATORS = tuple(GENERATOR_MODELS)
 
 
 def sizes(spec) -> tuple[int, int, int]:
