@@ -104,3 +104,71 @@ def test_every_default_value_has_a_range_and_a_source():
             if value:
                 low, high = c.range[term]
                 assert low <= value <= high, (name, term)
+
+
+def _synthetic(profile):
+    """Per-stage ns per packet of every setup as `profile` would charge them (perfect sampling)."""
+    from sim.calibrate import perfprofile
+    return {s.name: perfprofile.stage_ns(s, profile) for s in SETUPS if not s.name.startswith("veth-idle")}
+
+
+def test_perf_estimate_recovers_the_stage_costs_that_produced_the_samples():
+    """If the samples are exactly what a profile charges, the estimate gives back that profile's
+    base costs per traversal and the per-rule netfilter cost (0/100/1000-rule setups)."""
+    from sim.calibrate import perfprofile
+    truth = load_profile("default").with_overrides(
+        {"veth_xmit": {"base_ns": 55.0}, "nf_forward": {"base_ns": 25.0, "per_entry_ns": 1.1},
+         "ip_forward": {"base_ns": 33.0}}, {}, {})
+    est = perfprofile.estimate(_synthetic(truth), truth)
+    assert est["veth_xmit"].base_ns == pytest.approx(55.0)
+    assert est["ip_forward"].base_ns == pytest.approx(33.0)
+    assert est["nf_forward"].base_ns == pytest.approx(25.0, abs=1e-6)
+    assert est["nf_forward"].per_entry_ns == pytest.approx(1.1)
+    assert est["socket_enqueue"].per_entry_ns is None          # no entries: the prior's term is kept
+    for e in est.values():                                        # every per-setup value equals the truth here
+        assert e.low_ns == pytest.approx(e.high_ns) or e.per_entry_ns is not None
+
+
+def test_perf_estimate_ignores_held_out_setups_and_labels_its_values():
+    from sim.calibrate import perfprofile
+    prior = load_profile("default")
+    measured = _synthetic(prior)
+    measured["chain2"] = {k: 10 * v for k, v in measured["chain2"].items()}     # a held-out setup: never used
+    est = perfprofile.estimate(measured, prior)
+    assert all("chain2" not in e.setups for e in est.values())
+    data = perfprofile.with_estimates(prior, est, "test machine")
+    assert data["stages"]["veth_xmit"]["source"].startswith("base_ns: measured (perf, test machine")
+    assert "nic_rx" not in est                                    # no setup pays it: stays the prior
+    assert data["stages"]["nic_rx"]["base_ns"] == prior.stages["nic_rx"].base_ns
+
+
+TIMED = """sockperf  1234/1234 [000]  2946.000000:     333444 
+\tffffffff81000002 udp_sendmsg+0x20
+\tffffffff81000003 __x64_sys_sendto+0x5
+
+ksoftirqd/0  15/15 [000]  2946.500000:     333444 
+\tffffffff81000004 ip_rcv+0x1
+\tffffffff81000005 __netif_receive_skb_one_core+0x2
+\tffffffff81000006 process_backlog+0x3
+\tffffffff81000007 net_rx_action+0x3
+\tffffffff81000008 handle_softirqs+0x3
+
+sockperf  1234/1234 [000]  2947.000000:     333444 
+\tffffffff81000004 ip_rcv+0x1
+\tffffffff81000006 process_backlog+0x3
+\tffffffff81000007 net_rx_action+0x3
+\tffffffff81000009 __local_bh_enable_ip+0x3
+\tffffffff81000003 __x64_sys_sendto+0x5
+"""
+
+
+def test_send_side_work_is_priced_per_sent_datagram_and_softirq_per_delivered():
+    """A flood that overruns the backlog sends more than it delivers: work in the sender's own
+    context is divided by datagrams sent, softirq work (run from local_bh_enable or by
+    ksoftirqd) by datagrams delivered; the window is the span of perf's timestamps."""
+    samples = perfstages.parse_script(TIMED)
+    assert perfstages.sampled_window(samples) == (2946.0, 2947.0)
+    assert [perfstages.in_softirq(s.chain) for s in samples] == [False, True, True]
+    out = perfstages.attribute(samples, packets=1000, pids=set(), sent=4000)
+    assert out["ns_per_packet"]["socket_send"] == pytest.approx(333.444 / 4)
+    assert out["ns_per_packet"]["ip_rcv"] == pytest.approx(2 * 333.444)

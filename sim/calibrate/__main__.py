@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from sim.calibrate import fit as fitmod
-from sim.calibrate import perfstages, profile_io, sockperf, validate
+from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, validate
 from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
@@ -106,12 +106,29 @@ def run_perf_stages(a, log=_log) -> dict:
         for rnd in range(a.rounds):
             names = list(endpoints)[::-1 if rnd % 2 else 1]
             for name in names:
-                r = perfstages.record(lab, endpoints[name], a.perf_s, a.freq, (0, 1 if two else 0))
+                r = perfstages.record(lab, endpoints[name], a.perf_s, a.freq, (0, 1 if two else 0), mps=a.mps or None)
                 runs.setdefault(name, []).append(r)
                 log(f"  round {rnd + 1}: {name:16s} {r['pps_in_window'] / 1000:7.1f} kpps, "
-                    f"{sum(r['ns_per_packet'].values()):6.0f} ns/packet charged; load {r['loadavg']}")
-    return {"host": host_info(), "skipped": skipped, "perf_s": a.perf_s, "freq_hz": a.freq,
+                    f"{sum(r['ns_per_packet'].values()):6.0f} ns/packet charged, lost before UDP "
+                    f"{r['lost_before_udp']} of {r['flood_sent']}; load {r['loadavg']}")
+    return {"host": host_info(), "skipped": skipped, "perf_s": a.perf_s, "freq_hz": a.freq, "mps": a.mps,
             "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
+
+
+def perf_measured(rec: dict) -> dict[str, dict[str, float]]:
+    """{setup: {category: ns per packet}} of a perf-stages record (medians over rounds)."""
+    return {n: s["ns_per_packet"] for n, s in rec["setups"].items()}
+
+
+def _print_perf_fit(rec: dict, prior) -> None:
+    """Per-traversal stage costs from the fitting setups, and the held-out setups predicted."""
+    estimates = perfprofile.estimate(perf_measured(rec), prior)
+    print("\nStage costs per traversal (fitting setups; held out: "
+          + ", ".join(n for n in rec["setups"] if by_name(n).fit_never) + ")")
+    print(perfprofile.estimates_table(estimates, prior))
+    measured_profile = CostProfile.model_validate(perfprofile.with_estimates(prior, estimates, "this run"))
+    print("\nModel-stage CPU per packet: measured vs the per-traversal values above")
+    print(perfprofile.format_check(perfprofile.check_table(perf_measured(rec), measured_profile)))
 
 
 def perf_stages_main(argv: list[str] | None = None) -> int:
@@ -121,11 +138,20 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per setup and round")
     p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+    p.add_argument("--mps", type=int, default=0,
+                   help="flood rate, datagrams/s (default 0: back to back; sockperf paces --mps by spinning)")
     p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
+    p.add_argument("--from", dest="from_record", default=None,
+                   help="analyse this perf-stages record again instead of measuring")
     a = p.parse_args(argv)
 
     def body() -> int:
+        if a.from_record:
+            rec = json.loads(Path(a.from_record).read_text())
+            print(perfstages.by_setup_table(rec["setups"], list(rec["setups"])))
+            _print_perf_fit(rec, load_profile("default"))
+            return 0
         check_environment()
         rec = run_perf_stages(a)
         Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
@@ -133,6 +159,7 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
         print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
               f"CPU ns per packet (median of {a.rounds} rounds)")
         print(perfstages.by_setup_table(rec["setups"], list(rec["setups"])))
+        _print_perf_fit(rec, load_profile("default"))
         print(f"wrote {a.out}")
         return 0
 

@@ -23,11 +23,13 @@ import fnmatch
 import re
 import subprocess
 import tempfile
+import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from sim.calibrate import sockperf
@@ -38,7 +40,8 @@ from sim.calibrate.setups import Endpoints
 SYMBOLS = Path(__file__).with_name("symbols.yaml")
 OURS = ("sockperf", "ksoftirqd")
 IDLE = ("swapper",)
-_HEADER = re.compile(r"^\s*(?P<comm>.+?)\s+(?P<pid>\d+)/(?P<tid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<period>\d+)\s*$")
+_HEADER = re.compile(r"^\s*(?P<comm>.+?)\s+(?P<pid>\d+)/(?P<tid>\d+)\s+\[(?P<cpu>\d+)\]\s+"
+                     r"(?:(?P<time>\d+\.\d+):\s+)?(?P<period>\d+)\s*$")
 
 
 class Classifier:
@@ -89,10 +92,11 @@ class Sample:
     cpu: int
     period_ns: int
     chain: list[str] = field(default_factory=list)       # symbols, leaf first; "[user]" for user space
+    time_s: float | None = None                          # perf's timestamp, when the script has it
 
 
 def parse_script(text: str) -> list[Sample]:
-    """``perf script -F comm,pid,tid,cpu,period,ip,sym`` output -> samples."""
+    """``perf script -F comm,pid,tid,cpu[,time],period,ip,sym`` output -> samples."""
     samples: list[Sample] = []
     cur: Sample | None = None
     for line in text.splitlines():
@@ -102,7 +106,8 @@ def parse_script(text: str) -> list[Sample]:
         if cur is None:
             m = _HEADER.match(line)
             if m:
-                cur = Sample(m["comm"], int(m["pid"]), int(m["cpu"]), int(m["period"]))
+                cur = Sample(m["comm"], int(m["pid"]), int(m["cpu"]), int(m["period"]),
+                             time_s=float(m["time"]) if m["time"] else None)
                 samples.append(cur)
             continue
         parts = line.split(None, 1)
@@ -112,10 +117,26 @@ def parse_script(text: str) -> list[Sample]:
     return samples
 
 
-def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: Classifier | None = None) -> dict:
-    """ns per packet per category, per CPU, and what was not charged."""
+SOFTIRQ_FRAMES = ("net_rx_action", "handle_softirqs", "__do_softirq", "run_ksoftirqd", "process_backlog",
+                  "do_softirq*", "__napi_poll")
+
+
+def in_softirq(chain: list[str]) -> bool:
+    """Was the sample taken in NET_RX softirq work (run from local_bh_enable or by ksoftirqd)?"""
+    return any(fnmatch.fnmatchcase(sym, pat) for sym in chain for pat in SOFTIRQ_FRAMES)
+
+
+def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: Classifier | None = None,
+              sent: int | None = None) -> dict:
+    """ns per packet per category, per CPU, and what was not charged.
+
+    With `sent` (datagrams the sender sent in the window, which may exceed `packets` when a
+    flood overruns the per-CPU backlog), work done in the sender's own context (system call,
+    no softirq frame) is divided by `sent` and softirq work by `packets` (the datagrams that
+    crossed the whole path): each stage is priced per datagram that actually passed it."""
     classifier = classifier or Classifier()
-    by_cat: Counter = Counter()
+    per_sent = max(sent, 1) / max(packets, 1) if sent else 1.0
+    by_cat: defaultdict[str, float] = defaultdict(float)
     by_cpu: Counter = Counter()
     other_leaf: Counter = Counter()
     skipped: Counter = Counter()
@@ -133,11 +154,11 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             by_cat["user"] += s.period_ns
             continue
         cat = classifier.classify(s.chain)
-        by_cat[cat] += s.period_ns
+        by_cat[cat] += s.period_ns if in_softirq(s.chain) else s.period_ns / per_sent
         if cat == "other":
             other_leaf[s.chain[0]] += s.period_ns
     per = max(packets, 1)
-    return {"packets": packets, "samples": len(samples),
+    return {"packets": packets, "sent": sent, "samples": len(samples),
             "ns_per_packet": {k: v / per for k, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
             "cpu_ns_per_packet": {str(c): v / per for c, v in sorted(by_cpu.items())},
             "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
@@ -152,28 +173,98 @@ def stage_sum(ns_per_packet: dict, classifier: Classifier | None = None) -> floa
     return sum(v for k, v in ns_per_packet.items() if k in names)
 
 
+class CounterLog:
+    """Datagrams that crossed the whole path (the server namespace's UDP InDatagrams +
+    RcvbufErrors, read from ``/proc/PID/net/snmp`` of a process inside it: no fork), logged
+    against CLOCK_MONOTONIC every `every_s` by a background thread, so the count over perf's
+    exact sampling window can be interpolated (perf's ``-k CLOCK_MONOTONIC`` timestamps)."""
+
+    def __init__(self, pid: int, fields: tuple[str, ...] = ("InDatagrams", "RcvbufErrors"),
+                 every_s: float = 0.05) -> None:
+        self.path = f"/proc/{pid}/net/snmp"
+        self.fields = fields
+        self.every_s = every_s
+        self.log: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _read(self) -> int:
+        with open(self.path) as f:
+            rows = [ln.split() for ln in f if ln.startswith("Udp:")]
+        c = dict(zip(rows[0][1:], map(int, rows[1][1:])))
+        return sum(c[f] for f in self.fields)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.log.append((time.monotonic(), self._read()))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "CounterLog":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.log.append((time.monotonic(), self._read()))
+
+    def wait_for_traffic(self, timeout_s: float) -> None:
+        """Return once the count has grown (sockperf's start-up and warm-up take over a second)."""
+        deadline = time.monotonic() + timeout_s
+        first = self._read()
+        while self._read() == first:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the flood did not start: no datagram arrived")
+            time.sleep(0.02)
+
+    def between(self, t0: float, t1: float) -> float:
+        """Datagrams counted between monotonic times t0 and t1 (linear interpolation)."""
+        ts, cs = zip(*self.log)
+        return float(np.interp(t1, ts, cs) - np.interp(t0, ts, cs))
+
+
+def sampled_window(samples: list[Sample]) -> tuple[float, float] | None:
+    """(first, last) timestamp of the samples: the window perf actually sampled.  (Not the
+    ``perf record`` command's duration, which includes its start-up, and not the sum of
+    periods, which misses tickless-idle CPUs.)"""
+    times = [s.time_s for s in samples if s.time_s is not None]
+    return (min(times), max(times)) if len(times) > 1 else None
+
+
 def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus: tuple = (0, 1),
-           warmup_s: float = 0.6) -> dict:
-    """Flood `ep` with sockperf and sample every CPU with perf for `perf_s` seconds inside it."""
+           warmup_s: float = 0.6, mps: int | None = None) -> dict:
+    """Flood `ep` with sockperf (at `mps` datagrams/s, or back to back) and sample every CPU
+    with perf for `perf_s` seconds inside it; packets = datagrams that crossed the whole path
+    within perf's sampling window."""
     with tempfile.TemporaryDirectory(prefix="nsim-perf-") as tmp:
         data = str(Path(tmp) / "perf.data")
 
         def sample(pids: set[int]) -> dict:
-            time.sleep(warmup_s)
-            before = sockperf.udp_counters(lab, ep.server_ns)
-            sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-o", data, "--",
-                "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
-            after = sockperf.udp_counters(lab, ep.server_ns)
-            return {"packets": (after["InDatagrams"] - before["InDatagrams"])
-                    + (after["RcvbufErrors"] - before["RcvbufErrors"]), "loadavg": loadavg(), "pids": pids}
+            server = int(lab.ip_netns_pids(ep.server_ns)[0])
+            client = int(lab.ip_netns_pids(ep.client_ns)[0])
+            with CounterLog(server) as received, CounterLog(client, ("OutDatagrams",)) as sent:
+                received.wait_for_traffic(timeout_s=10.0)
+                time.sleep(warmup_s)
+                sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-k", "CLOCK_MONOTONIC",
+                    "-o", data, "--", "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
+            return {"received": received, "sent": sent, "loadavg": loadavg(), "pids": pids}
 
-        flood = sockperf.throughput(lab, ep, perf_s + warmup_s + 1.5, cpus, during=sample)
-        text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,period,ip,sym"],
+        flood = sockperf.throughput(lab, ep, perf_s + warmup_s + 4.0, cpus, during=sample, mps=mps)
+        text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,time,period,ip,sym"],
                               capture_output=True, text=True, timeout=300).stdout
-    packets = flood["during"]["packets"]
-    out = attribute(parse_script(text), packets, flood["during"]["pids"])
-    out.update({"perf_s": perf_s, "freq_hz": freq, "loadavg": flood["during"]["loadavg"],
-                "flood_path_pps": flood["path_pps"], "flood_pps": flood["pps"], "pps_in_window": packets / perf_s})
+    samples = parse_script(text)
+    window = sampled_window(samples)
+    if window is None:
+        raise RuntimeError("perf recorded no timestamped samples")
+    packets = flood["during"]["received"].between(*window)
+    sent = flood["during"]["sent"].between(*window)
+    out = attribute(samples, round(packets), flood["during"]["pids"], sent=round(sent))
+    seconds = window[1] - window[0]
+    out.update({"perf_s": perf_s, "sampled_s": seconds, "freq_hz": freq, "loadavg": flood["during"]["loadavg"],
+                "mps": mps, "flood_sent": flood["sent"], "flood_send_pps": flood["send_pps"],
+                "flood_path_pps": flood["path_pps"], "flood_pps": flood["pps"],
+                "lost_before_udp": flood["lost_before_udp"], "pps_in_window": packets / seconds,
+                "sent_pps_in_window": sent / seconds})
     return out
 
 

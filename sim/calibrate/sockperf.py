@@ -104,17 +104,22 @@ def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple) -> dict:
     return out
 
 
-def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None) -> dict:
-    """Flood for `seconds`; `during(pids)`, if given, is called while the flood runs (the perf
-    sampler; `pids` are the processes in the server's and client's namespaces, i.e. this
-    flood's sockperf processes: only this run's processes live in its namespaces) and its
-    result returned under ``during``."""
+def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None, mps: int | None = None) -> dict:
+    """Flood for `seconds` (back to back, or at `mps` messages per second: sockperf ``--mps``);
+    `during(pids)`, if given, is called while the flood runs (the perf sampler; `pids` are the
+    processes in the server's and client's namespaces, i.e. this flood's sockperf processes:
+    only this run's processes live in its namespaces) and its result returned under ``during``.
+
+    ``sent`` (sockperf's count) vs ``received + rcvbuf_drops``: what is missing was dropped
+    inside the kernel before UDP, e.g. at a full per-CPU backlog (``netdev_max_backlog``)
+    when the receive work has moved to ksoftirqd and the sender outruns it."""
     sender_cpu, sink_cpu = cpus
     srv = _server(lab, ep, sink_cpu)
+    rate = ["--mps", str(mps)] if mps else []
     try:
         before = udp_counters(lab, ep.server_ns)
         client = lab.popen(ep.client_ns, ["sockperf", "throughput", "-i", ep.server_addr, "-p", str(PORT), "-m",
-                                          str(ep.size), "-t", _whole_seconds(seconds)], cpu=sender_cpu)
+                                          str(ep.size), "-t", _whole_seconds(seconds), *rate], cpu=sender_cpu)
         t0 = time.monotonic()
         extra = during(_pids_in(lab, ep)) if during is not None else None
         out, _ = client.communicate(timeout=seconds + 20)
@@ -131,7 +136,8 @@ def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None
            "sent": int(sent.group(1)) if sent else None,
            "send_pps": int(sent.group(1)) / float(sent.group(2)) if sent else None,
            # over sockperf's own sending time (its warm-up adds only a few datagrams)
-           "pps": received / secs, "path_pps": (received + drops) / secs, "wall_s": wall}
+           "pps": received / secs, "path_pps": (received + drops) / secs, "wall_s": wall,
+           "lost_before_udp": (int(sent.group(1)) - received - drops) if sent else None}
     if during is not None:
         res["during"] = extra
     return res

@@ -1,0 +1,169 @@
+"""Stage costs per traversal from a perf-stages record (issue 12).
+
+`perf-stages` gives, per setup, CPU ns per packet charged to each model stage (summed over
+every pass of the packet's path).  The model says how many times each stage is paid on that
+path and with how many entries (`sim.calibrate.predict.path_units`, one way = half a round
+trip).  So, per stage, over the *fitting* setups (every measured setup except the held-out
+``fit_never`` ones):
+
+- a stage whose entry count does not vary across the fitting setups (or has none):
+  ``base_ns = sum(measured - prior per-entry cost) / sum(times paid)``, a units-weighted
+  mean; its range is the lowest and highest per-setup value ``measured / times paid``.
+- a stage whose entries vary (netfilter hooks with 0, 100, 1000 rules): least squares of
+  ``measured = base * times + per_entry * entries``; a negative coefficient is fixed at 0.
+- per-byte terms and stages no fitting setup pays keep the prior (labelled so).
+
+Held-out setups are then predicted from these values (`sim.calibrate.validate.one_way_ns`) and compared with
+their measured stage sums: a test of the per-stage model on paths the estimate never saw.
+Categories that are not model stages (socket_recv, scheduler, syscall_entry, user, timer_irq,
+other) are the application's and the wake-up's share: `unmodelled_ns` reports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units
+from sim.calibrate.setups import Setup, by_name
+from sim.core.costs import CostProfile
+from sim.core.stages import STAGE_NAMES
+
+# entries must vary this much across setups to fit a per-entry term (rules 0..1000: yes; FIB depth 3..7: no)
+MIN_ENTRY_SPREAD = 10.0
+NOT_STAGES = ("socket_recv", "scheduler", "syscall_entry", "user", "timer_irq", "other")
+
+
+@dataclass
+class StageEstimate:
+    stage: str
+    base_ns: float
+    per_entry_ns: float | None               # None: kept the prior's per-entry term
+    low_ns: float                            # lowest per-setup base (per traversal)
+    high_ns: float
+    setups: list[str] = field(default_factory=list)
+    method: str = ""
+
+
+def one_way_units(setup: Setup) -> dict[tuple[str, str], float]:
+    """{(stage, term): units paid per packet one way}; every measured setup is symmetric."""
+    return {k: v / MESSAGES_PER_RTT for k, v in path_units(setup).items()}
+
+
+def estimate(measured: dict[str, dict[str, float]], prior: CostProfile) -> dict[str, StageEstimate]:
+    """Per-stage values from `measured` = {setup: {stage: CPU ns per packet}} of the fitting setups."""
+    fitting = {n: m for n, m in measured.items() if not by_name(n).fit_never}
+    out: dict[str, StageEstimate] = {}
+    for stage in STAGE_NAMES:
+        rows = []
+        for name, m in fitting.items():
+            u = one_way_units(by_name(name))
+            times = u.get((stage, "base"), 0.0)
+            if times:
+                rows.append((name, times, u.get((stage, "entry"), 0.0), m.get(stage, 0.0)))
+        if rows:
+            out[stage] = _estimate_stage(stage, rows, prior)
+    return out
+
+
+def _estimate_stage(stage: str, rows: list[tuple[str, float, float, float]], prior: CostProfile) -> StageEstimate:
+    names = [r[0] for r in rows]
+    times = np.array([r[1] for r in rows])
+    entries = np.array([r[2] for r in rows])
+    y = np.array([r[3] for r in rows])
+    per_setup = y / times
+    lo, hi = float(per_setup.min()), float(per_setup.max())
+    spread = entries.max() / max(entries.min(), 1.0) if entries.max() > 0 else 1.0
+    if len(rows) >= 3 and spread >= MIN_ENTRY_SPREAD:
+        (base, per_entry), *_ = np.linalg.lstsq(np.column_stack([times, entries]), y, rcond=None)
+        method = f"least squares over {len(rows)} setups (entries {entries.min():g}..{entries.max():g})"
+        if per_entry < 0:
+            per_entry, base = 0.0, float(y.sum() / times.sum())
+            method += "; per-entry came out negative: fixed at 0"
+        elif base < 0:
+            base, per_entry = 0.0, float((y @ entries) / (entries @ entries))
+            method += "; base came out negative: fixed at 0"
+        zero_rule = per_setup[entries == entries.min()]
+        return StageEstimate(stage, float(base), float(per_entry), float(zero_rule.min()), float(zero_rule.max()),
+                             names, method)
+    prior_entry = prior.stages[stage].per_entry_ns
+    net = y - prior_entry * entries
+    base = float(net.sum() / times.sum())
+    per_setup = net / times
+    return StageEstimate(stage, max(base, 0.0), None, float(per_setup.min()), float(per_setup.max()), names,
+                         f"mean over {len(rows)} setups" + (" (prior per-entry subtracted)" if entries.any() else ""))
+
+
+def with_estimates(prior: CostProfile, estimates: dict[str, StageEstimate], where: str) -> dict:
+    """The prior as plain data with every estimated term replaced and labelled "measured (perf)"."""
+    data = prior.model_dump(exclude={"source_file"})
+    for stage, e in estimates.items():
+        st = data["stages"][stage]
+        st["base_ns"] = round(e.base_ns, 1)
+        labels = [f"base_ns: measured (perf, {where}; per traversal {e.low_ns:.0f}..{e.high_ns:.0f} "
+                  f"over {', '.join(e.setups)})"]
+        rng = dict(st.get("range") or {})
+        low, high = rng.get("base_ns", (e.base_ns, e.base_ns))
+        rng["base_ns"] = (round(min(low, e.low_ns, e.base_ns), 1), round(max(high, e.high_ns, e.base_ns), 1))
+        if e.per_entry_ns is not None:
+            st["per_entry_ns"] = round(e.per_entry_ns, 2)
+            labels.append(f"per_entry_ns: measured (perf, {where}; {e.method})")
+            low, high = rng.get("per_entry_ns", (e.per_entry_ns, e.per_entry_ns))
+            rng["per_entry_ns"] = (round(min(low, e.per_entry_ns), 2), round(max(high, e.per_entry_ns), 2))
+        else:
+            labels.append("per_entry_ns: prior")
+        labels.append("per_byte_ns: prior")
+        st["range"] = rng
+        st["source"] = "; ".join(labels) + f"; prior's source: {st.get('source', '')}"
+    return data
+
+
+def stage_ns(setup: Setup, profile: CostProfile) -> dict[str, float]:
+    """{stage: CPU ns per packet one way} that `profile` charges on `setup`'s path."""
+    out: dict[str, float] = {}
+    for (stage, term), units in one_way_units(setup).items():
+        out[stage] = out.get(stage, 0.0) + units * getattr(profile.stages[stage], TERMS[term])
+    return out
+
+
+def unmodelled_ns(ns_per_packet: dict[str, float]) -> float:
+    """CPU ns per packet of the categories that are not model stages (application, wake-up)."""
+    return sum(v for k, v in ns_per_packet.items() if k in NOT_STAGES)
+
+
+def estimates_table(estimates: dict[str, StageEstimate], prior: CostProfile) -> str:
+    """Markdown: per stage, the prior vs the perf value per traversal, its per-setup range and method."""
+    lines = ["| stage | prior base (ns) | perf base per traversal (ns) | per-setup range (ns) | "
+             "prior per entry | perf per entry | how |", "|---|---:|---:|---:|---:|---:|---|"]
+    for stage, e in estimates.items():
+        p = prior.stages[stage]
+        per_entry = "" if e.per_entry_ns is None else f"{e.per_entry_ns:.2f}"
+        lines.append(f"| {stage} | {p.base_ns:g} | {e.base_ns:.0f} | {e.low_ns:.0f}..{e.high_ns:.0f} | "
+                     f"{p.per_entry_ns:g} | {per_entry} | {e.method} |")
+    return "\n".join(lines)
+
+
+def check_table(measured: dict[str, dict[str, float]], profile: CostProfile) -> list[dict]:
+    """Per setup: measured model-stage CPU ns per packet vs what `profile` charges (held-out
+    setups are the test; fitting setups show the residual)."""
+    from sim.calibrate.validate import one_way_ns
+    rows = []
+    for name, m in measured.items():
+        setup = by_name(name)
+        meas = sum(v for k, v in m.items() if k in STAGE_NAMES)
+        pred = one_way_ns(setup, profile)
+        rows.append({"setup": name, "role": "held-out" if setup.fit_never else "fit", "measured_ns": meas,
+                     "predicted_ns": pred, "error_pct": 100.0 * (pred - meas) / meas if meas else None,
+                     "unmodelled_ns": unmodelled_ns(m)})
+    return rows
+
+
+def format_check(rows: list[dict]) -> str:
+    lines = ["| setup | role | model stages, measured (ns/packet) | predicted | error | not model stages "
+             "(app, wake-up, scheduler; ns/packet) |", "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        err = "" if r["error_pct"] is None else f"{r['error_pct']:+.0f}%"
+        lines.append(f"| {r['setup']} | {r['role']} | {r['measured_ns']:.0f} | {r['predicted_ns']:.0f} | {err} | "
+                     f"{r['unmodelled_ns']:.0f} |")
+    return "\n".join(lines)
