@@ -172,3 +172,22 @@ def test_send_side_work_is_priced_per_sent_datagram_and_softirq_per_delivered():
     out = perfstages.attribute(samples, packets=1000, pids=set(), sent=4000)
     assert out["ns_per_packet"]["socket_send"] == pytest.approx(333.444 / 4)
     assert out["ns_per_packet"]["ip_rcv"] == pytest.approx(2 * 333.444)
+
+
+def test_fit_app_recovers_the_application_cost_when_stage_costs_are_fixed():
+    """calibrate --perf: stages fixed from perf, only the per-message application cost is fitted."""
+    from sim.calibrate import fit
+    from sim.calibrate.predict import predict_rtt_ns
+    prof = load_profile("default")
+    train = [by_name(n) for n in ("loopback", "veth", "routed")]
+    measured = {s.name: predict_rtt_ns(s, prof, 2500.0) for s in train}
+    r = fit.fit_app(train, measured, prof)
+    assert r.app_ns == pytest.approx(2500.0) and r.free == ["app"]
+
+
+def test_read_record_refuses_a_file_without_measurements(tmp_path):
+    from sim.calibrate import profile_io
+    f = tmp_path / "x.calibration.json"
+    f.write_text('{"host": {}}')
+    with pytest.raises(ValueError, match="no calibration measurements"):
+        profile_io.read_record(f)

@@ -217,23 +217,47 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     p.add_argument("--prior", default="default", help="profile whose values are the priors (default: default)")
     p.add_argument("--train", default=",".join(s.name for s in SETUPS if s.train),
                    help="setups the fit uses; the others are predicted (held out)")
+    p.add_argument("--perf", default=None,
+                   help="a perf-stages record: stage costs are taken from it (\"measured (perf)\") and only the "
+                        "application's cost per message is fitted to the round trips")
+    p.add_argument("--measurements", default=None,
+                   help="take the round trips and rates from this earlier calibration record (a calibrated "
+                        "profile or its .calibration.json) instead of measuring now")
     _measure_args(p)
     a = p.parse_args(argv)
 
     def body() -> int:
-        check_environment()
         prior = load_profile(a.prior)
-        record = run_measurements(a)
+        if a.measurements:
+            record = {k: v for k, v in profile_io.read_record(a.measurements).items()
+                      if k not in ("fit", "validation", "prior", "perf")}
+        else:
+            check_environment()
+            record = run_measurements(a)
         summary = record["summary"]
         train = [by_name(n) for n in a.train.split(",") if n in summary and not by_name(n).fit_never]
         if not train:
             raise SystemExit("none of the training setups was measured")
-        result = fitmod.fit(train, {n: s["rr_median_ns"] for n, s in summary.items()}, prior)
         info = record["host"]
-        data = fitmod.apply(prior, result, a.name,
-                            f"Calibrated by netns-sim calibrate on {info['cpu_model']} ({info['cpus']} CPUs), kernel "
-                            f"{info['kernel']}, {info['date']}: stage groups of the '{prior.name}' profile scaled to "
-                            f"fit {result.train}. Calibration record: {profile_io.sidecar(a.out).name}.")
+        where = f"{info['cpu_model']} ({info['cpus']} CPUs), kernel {info['kernel']}, {info['date']}"
+        if a.perf:
+            perf = json.loads(Path(a.perf).read_text())
+            estimates = perfprofile.estimate(perf_measured(perf), prior)
+            pinfo = perf["host"]
+            data = perfprofile.with_estimates(prior, estimates, f"{pinfo['cpu_model']}, kernel {pinfo['kernel']}")
+            result = fitmod.fit_app(train, {n: s["rr_median_ns"] for n, s in summary.items()},
+                                    CostProfile.model_validate(data))
+            data["name"] = a.name
+            data["description"] = (f"Calibrated by netns-sim calibrate on {where}: stage costs measured with perf "
+                                   f"({a.perf}); application cost per message fitted to {result.train}. "
+                                   f"Calibration record: {profile_io.sidecar(a.out).name}.")
+            record["perf"] = {"file": a.perf, "host": pinfo, "estimates": {k: vars(e) for k, e in estimates.items()}}
+        else:
+            result = fitmod.fit(train, {n: s["rr_median_ns"] for n, s in summary.items()}, prior)
+            data = fitmod.apply(prior, result, a.name,
+                                f"Calibrated by netns-sim calibrate on {where}: stage groups of the '{prior.name}' "
+                                f"profile scaled to fit {result.train}. "
+                                f"Calibration record: {profile_io.sidecar(a.out).name}.")
         record["fit"] = result.to_dict()
         record["prior"] = prior.name
         rows = validate.table(summary, CostProfile.model_validate(data), result.app_ns, result.train)
@@ -247,7 +271,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         print(f"wrote {a.out} and {side}")
         return 0
 
-    return _guarded("calibrate", a, body)
+    return _guarded("calibrate", a, body, bad_input=(FileNotFoundError, ValueError))
 
 
 def validate_main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,6 @@ def _estimate_stage(stage: str, rows: list[tuple[str, float, float, float]], pri
     entries = np.array([r[2] for r in rows])
     y = np.array([r[3] for r in rows])
     per_setup = y / times
-    lo, hi = float(per_setup.min()), float(per_setup.max())
     spread = entries.max() / max(entries.min(), 1.0) if entries.max() > 0 else 1.0
     if len(rows) >= 3 and spread >= MIN_ENTRY_SPREAD:
         (base, per_entry), *_ = np.linalg.lstsq(np.column_stack([times, entries]), y, rcond=None)
@@ -105,7 +104,7 @@ def with_estimates(prior: CostProfile, estimates: dict[str, StageEstimate], wher
                   f"over {', '.join(e.setups)})"]
         rng = dict(st.get("range") or {})
         low, high = rng.get("base_ns", (e.base_ns, e.base_ns))
-        rng["base_ns"] = (round(min(low, e.low_ns, e.base_ns), 1), round(max(high, e.high_ns, e.base_ns), 1))
+        rng["base_ns"] = (max(0.0, round(min(low, e.low_ns, e.base_ns), 1)), round(max(high, e.high_ns, e.base_ns), 1))
         if e.per_entry_ns is not None:
             st["per_entry_ns"] = round(e.per_entry_ns, 2)
             labels.append(f"per_entry_ns: measured (perf, {where}; {e.method})")

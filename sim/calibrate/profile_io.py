@@ -68,3 +68,13 @@ def read_calibration(path: str | Path) -> dict:
     if side.is_file():
         return json.loads(side.read_text())
     return {}
+
+
+def read_record(path: str | Path) -> dict:
+    """A calibration record from a calibrated profile (its field or sidecar) or a sidecar JSON."""
+    path = Path(path)
+    record = json.loads(path.read_text()) if path.suffix == ".json" else read_calibration(path)
+    if not record.get("summary"):
+        raise ValueError(f"{path}: no calibration measurements in it (expected a calibrated profile or its "
+                         ".calibration.json)")
+    return record
