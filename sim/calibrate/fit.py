@@ -128,7 +128,12 @@ def fit_app(train: list[Setup], measured_ns: dict[str, float], profile: CostProf
     gaps = [(measured_ns[s.name] - sum(group_columns(s, profile)[g] for g in GROUPS)) / MESSAGES_PER_RTT
             for s in train]
     notes = {g: "stage costs fixed (measured with perf), not fitted" for g in GROUPS}
-    return FitResult(float(np.mean(gaps)), {g: 1.0 for g in GROUPS}, ["app"], notes, [s.name for s in train], 1)
+    app = float(np.mean(gaps))
+    if app < 0:
+        notes["app"] = (f"the stage costs alone exceed the training round trips by {-app:.0f} ns per message "
+                        "(the flood's cross-CPU wake-ups cost more than the ping-pong's same-CPU ones): fixed at 0")
+        app = 0.0
+    return FitResult(app, {g: 1.0 for g in GROUPS}, ["app"], notes, [s.name for s in train], 1)
 
 
 def apply(prior: CostProfile, result: FitResult, name: str, description: str) -> dict:
