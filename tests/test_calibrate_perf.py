@@ -191,3 +191,11 @@ def test_read_record_refuses_a_file_without_measurements(tmp_path):
     f.write_text('{"host": {}}')
     with pytest.raises(ValueError, match="no calibration measurements"):
         profile_io.read_record(f)
+
+
+def test_the_development_machines_profile_loads_by_name_and_carries_perf_labels():
+    """A built-in profile name may contain dots (kernel versions); its perf-measured values say so."""
+    prof = load_profile("amd-epyc-6.18.44")
+    assert prof.stages["nf_forward"].source.startswith("base_ns: measured (perf")
+    assert "per_entry_ns: measured (perf" in prof.stages["nf_forward"].source
+    assert prof.stages["nic_rx"].source and "measured" not in prof.stages["nic_rx"].source    # never crossed

@@ -111,7 +111,7 @@ class CostProfile(BaseModel):
 def load_profile(name_or_path: str = "default") -> CostProfile:
     """Load a profile by name (a file in `sim/profiles/`) or by path to a YAML file."""
     path = Path(name_or_path)
-    if not path.suffix:
+    if path.suffix not in (".yaml", ".yml") and not path.is_file():     # a name (names may hold dots)
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
