@@ -42,7 +42,8 @@ def write(path: str | Path, data: dict, calibration: dict) -> Path:
              f"# kernel {info.get('kernel')}  CPU {info.get('cpu_model')} x{info.get('cpus')}  {info.get('date')}",
              f"# fit on {fit.get('train')}; app (measuring program) {fit.get('app_ns', 0):.0f} ns/message",
              "# group scales vs the prior: " + ", ".join(f"{k}={v:.3g}" for k, v in fit.get("scales", {}).items()),
-             "# notes (kept priors, fixed values): " + "; ".join(f"{k}: {v}" for k, v in fit.get("kept_prior_or_fixed", {}).items()),
+             "# notes (kept priors, fixed values): "
+             + "; ".join(f"{k}: {v}" for k, v in fit.get("kept_prior_or_fixed", {}).items()),
              "# measured round trips (median of per-round medians, us):"]
     for name, s in calibration.get("summary", {}).items():
         lines.append(f"#   {name:16s} {s['rr_median_ns'] / 1000:9.2f}"
