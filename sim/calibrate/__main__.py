@@ -286,7 +286,7 @@ def validate_main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         profile = load_profile(a.profile or "default")
-        record = profile_io.read_calibration(profile.source_file) if a.profile else {}
+        record = profile_io.read_calibration(profile.source_file) if a.profile and profile.source_file else {}
         if a.measure or not record.get("summary"):
             check_environment()
             record = {**record, **run_measurements(a)}
