@@ -223,7 +223,7 @@ def cmd_schemes(args) -> int:
     t.add_column("addr/dev per container", justify="right")
     t.add_column("capabilities")
     for i in infos:
-        t.add_row(i["name"], *[str(i["passes"][trip]) for trip in TRIPS], i["socket_tables"],
+        t.add_row(i["name"], *[str(i["passes"].get(trip, "-")) for trip in TRIPS], i["socket_tables"],
                   f"{i['addresses_per_container']}/{i['devices_per_container']}",
                   ", ".join(i["capabilities"]) or "-")
     _console().print(t)
@@ -271,8 +271,9 @@ def cmd_describe(args) -> int:
             t.add_column(col)
         total = 0.0
         for k, p in enumerate(passes, 1):
-            for j, token in enumerate(p.stages):
-                name = token.rstrip("*").split(":", 1)[0]
+            wire = [f"wire_copy: {w}" for w in p.wire_copy or []]
+            for j, token in enumerate(p.stages + wire):
+                name = token.removeprefix("wire_copy: ").rstrip("*").split(":", 1)[0]
                 c = profile.stages[name]
                 total += c.base_ns
                 kind = STAGE_INFO[name].entry_kind
