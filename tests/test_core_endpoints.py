@@ -2,6 +2,7 @@
 (issue 10, endpoints): pass counts and stage sequences per scheme, one copy per member,
 conservation of mixed local/remote groups."""
 
+import numpy as np
 import pytest
 
 from sim.core.nscodes import ROOT_NS, WIRE_NS
@@ -114,7 +115,6 @@ def test_root_endpoints_are_priced_with_the_roots_rules_not_the_childrens():
 
 
 def test_root_sockets_bind_first_so_they_sit_behind_the_containers_in_a_shared_table():
-    import numpy as np
     crowded = SocketTables("shared_permuted", 2000, 4, 64, np.random.default_rng(3))
     own = SocketTables("per_namespace", 2000, 4, 64, np.random.default_rng(3))
     assert all(own.examined(ROOT_NS, j) == 1 for j in range(4))             # a table of its own
