@@ -16,7 +16,7 @@ from analysis import style
 HEADERS = {"own_routes": "own routes", "own_netfilter": "own netfilter", "own_devices": "own devices",
            "dhcp_raw_nonip": "DHCP / raw / non-IP", "tunnels_vpn": "tunnels / VPN",
            "migration_with_ip": "migration with its IP"}
-TRIPS_SHOWN = ("wire_to_ns", "ns_to_ns", "ns_to_wire", "multicast")
+TRIPS_SHOWN = ("wire_to_ns", "ns_to_ns", "ns_to_wire", "multicast", "root_to_ns", "ns_to_self")
 
 
 def specs(res) -> dict[str, dict]:

@@ -23,7 +23,15 @@ from analysis.conditions import Roles, label, select, short
 from sim.results.reader import Results
 
 TRIP_TITLES = {"wire_to_ns": "wire → namespace", "ns_to_ns": "namespace → namespace (same host)",
-               "ns_to_wire": "namespace → wire", "multicast": "multicast (wire → group)"}
+               "ns_to_wire": "namespace → wire",
+               "multicast": "multicast (from the wire, or to members on another host)",
+               "ns_to_remote_ns": "namespace → namespace (other host)",
+               "wire_to_root": "wire → root namespace", "root_to_wire": "root namespace → wire",
+               "root_to_ns": "root → namespace (same host)", "ns_to_root": "namespace → root (same host)",
+               "ns_to_self": "namespace → itself (loopback)", "root_to_self": "root → itself (loopback)",
+               "root_to_remote_ns": "root → namespace (other host)",
+               "ns_to_remote_root": "namespace → root (other host)", "root_to_remote_root": "root → root (other host)",
+               "multicast_local": "multicast (namespace → group members on its host)"}
 _US = 1e-3
 
 

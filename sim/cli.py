@@ -214,16 +214,19 @@ def cmd_schemes(args) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    from sim.core.schemes import TRIPS
-    t = Table(title="isolation schemes (passes per trip through one host)")
+    from sim.core.trips import ENDPOINT_TRIPS, REQUIRED_TRIPS
+    t = Table(title="isolation schemes (passes per trip through one host; endpoint trips: `netns-sim describe`)")
     t.add_column("scheme")
-    for trip in TRIPS:
+    for trip in REQUIRED_TRIPS:
         t.add_column(trip, justify="right")
+    t.add_column("endpoint trips")
     t.add_column("socket tables")
     t.add_column("addr/dev per container", justify="right")
     t.add_column("capabilities")
     for i in infos:
-        t.add_row(i["name"], *[str(i["passes"][trip]) for trip in TRIPS], i["socket_tables"],
+        lacks = [trip for trip in ENDPOINT_TRIPS if trip not in i["passes"]]
+        t.add_row(i["name"], *[str(i["passes"][trip]) for trip in REQUIRED_TRIPS],
+                  "all" if not lacks else "lacks " + ", ".join(lacks), i["socket_tables"],
                   f"{i['addresses_per_container']}/{i['devices_per_container']}",
                   ", ".join(i["capabilities"]) or "-")
     _console().print(t)
@@ -271,8 +274,9 @@ def cmd_describe(args) -> int:
             t.add_column(col)
         total = 0.0
         for k, p in enumerate(passes, 1):
-            for j, token in enumerate(p.stages):
-                name = token.rstrip("*").split(":", 1)[0]
+            wire = [f"wire_copy: {w}" for w in p.wire_copy or []]
+            for j, token in enumerate(p.stages + wire):
+                name = token.removeprefix("wire_copy: ").rstrip("*").split(":", 1)[0]
                 c = profile.stages[name]
                 total += c.base_ns
                 kind = STAGE_INFO[name].entry_kind

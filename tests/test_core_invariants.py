@@ -10,7 +10,8 @@ from tests.scenarios_for_tests import SCHEMES
 
 
 def every_trip(scheme, seed=1, duration_ns=3e6):
-    """Two hosts of `scheme`, every trip kind, loaded enough to queue and drop, cut mid-flight."""
+    """Two hosts of `scheme`, every trip kind (the root and self endpoints and a mixed local/remote
+    group too), loaded enough to queue and drop, cut mid-flight."""
     hosts = [{"name": n, "scheme": scheme, "namespaces": 4, "cores": 2, "sockets_per_namespace": 2,
               "netdev_max_backlog": 30, "rx_ring_packets": 30, "rcvbuf_bytes": 20_000, "app_recv_ns": 2000}
              for n in ("h1", "h2")]
@@ -23,12 +24,18 @@ def every_trip(scheme, seed=1, duration_ns=3e6):
         {"name": "rr", "kind": "rr", "src": "h2:ns0", "dst": "h1:ns3", "concurrency": 4, "server_ns": 1000},
         {"name": "mc_local", "src": "h1:wire", "dst": "group:local", "rate_pps": 100_000},
         {"name": "mc_remote", "src": "h2:ns2", "dst": "group:remote", "rate_pps": 100_000},
+        {"name": "root2ns", "src": "h1:root", "dst": "h1:ns1", "rate_pps": 50_000},
+        {"name": "ns2root", "kind": "rr", "src": "h1:ns2", "dst": "h1:root", "concurrency": 2, "timeout_ns": 1e5},
+        {"name": "self", "src": "h1:ns3", "dst": "h1:ns3", "rate_pps": 50_000},
+        {"name": "root_remote", "src": "h2:root", "dst": "h1:root", "rate_pps": 50_000},
+        {"name": "mc_mixed", "src": "h1:ns3", "dst": "group:mixed", "rate_pps": 50_000},
     ]
     return {"hosts": hosts, "switches": [{"name": "s1"}],
             "links": [{"a": "h1", "b": "s1", "rate_bps": 1e9, "delay_ns": 500, "queue_packets": 20},
                       {"a": "s1", "b": "h2", "rate_bps": 1e9, "delay_ns": 500, "queue_packets": 20}],
             "groups": [{"name": "local", "members": ["h1:ns0", "h1:ns1", "h1:ns2"]},
-                       {"name": "remote", "members": ["h1:ns0", "h1:ns3"]}],
+                       {"name": "remote", "members": ["h1:ns0", "h1:ns3"]},
+                       {"name": "mixed", "members": ["h1:ns0", "h1:ns1", "h2:ns2", "h2:ns3"]}],
             "flows": flows, "run": {"duration_ns": duration_ns, "seed": seed}}
 
 
@@ -38,7 +45,7 @@ def loaded(request):
 
 
 def destinations(flow_name):
-    return {"mc_local": 3, "mc_remote": 2}.get(flow_name, 1)
+    return {"mc_local": 3, "mc_remote": 2, "mc_mixed": 4}.get(flow_name, 1)
 
 
 def test_conservation_sent_equals_delivered_dropped_in_flight(loaded):

@@ -11,6 +11,8 @@ Contract:
 - Core choice: an RX pass goes to the flow's RSS core (``flow % cores``), or for a
   per-namespace RX queue to ``ns % cores``; a sender's pass runs on ``flow % cores``; a
   backlog pass stays on the core that enqueued it (``netif_rx`` uses the local CPU).
+- A multicast_local pass with ``wire_stages`` (`sim.core.schemes`) hands the copy for
+  members on other hosts to the model (``wire_copies``) when it ends.
 - Each core is one FIFO server shared by all its queues; because service order is FIFO and
   a pass's cost is known when it is queued, its start time is computed on arrival.
 - A socket receive queue is bounded by ``rcvbuf_bytes`` counted in truesize (payload +
@@ -29,9 +31,11 @@ from collections import deque
 
 from sim.core.costs import CostProfile
 from sim.core.interfaces import ModelServices
+from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import CompiledPass, Scheme
 from sim.core.sockets import SocketTables
 from sim.core.stages import STAGE_NAMES
+from sim.core.trips import LEAVING_TRIPS
 
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
 CHILD_ROUTES = 4
@@ -108,12 +112,14 @@ class Host:
     def _entries(self, kind: str, role: str, pkt, member) -> float:
         if kind == "none":
             return 0.0
+        if role != "root" and (pkt.src_ns if role == "src" else pkt.dst_ns) == ROOT_NS:
+            role = "root"                       # that end is HOST:root: its rules and routes
         if kind == "sock_chain":
             if member is not None:
                 return self.tables.examined(member, pkt.port)
             if pkt.members:
                 return max(self.tables.examined(m, pkt.port) for m in pkt.members)
-            return self.tables.examined(pkt.dst_ns, pkt.port) if pkt.dst_ns >= 0 else 0.0
+            return self.tables.examined(pkt.dst_ns, pkt.port) if pkt.dst_ns != WIRE_NS else 0.0
         if kind.startswith("nf:"):
             rules = self.nf_root if role == "root" else self.nf_child
             return rules.get(kind[3:], 0)
@@ -124,15 +130,17 @@ class Host:
         raise ValueError(f"unknown entry kind {kind!r}")
 
     def pass_cost(self, p: CompiledPass, pkt) -> tuple[int, float]:
-        """(interned cost-vector id, total ns) of pass `p` for packet `pkt`."""
-        key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members)
+        """(interned cost-vector id, total ns) of pass `p` for packet `pkt` (with its
+        ``wire_stages`` when the packet still carries members on other hosts)."""
+        key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         vec: dict[int, float] = {}
         total = 0.0
         size = pkt.size
-        for st in p.stages:
+        stages = p.stages + p.wire_stages if p.wire_stages and pkt.wire_hosts else p.stages
+        for st in stages:
             targets = pkt.members if (st.per_member and pkt.members) else (None,)
             i = st.index
             for m in targets:
@@ -200,6 +208,8 @@ class Host:
         self.engine.at(end - now, self._pass_done, pkt)
 
     def _pass_done(self, pkt) -> None:
+        if pkt.wire_hosts and pkt.plan[pkt.step].wire_stages is not None:
+            self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
         pkt.step += 1
         plan = pkt.plan
         if pkt.step < len(plan):
@@ -209,7 +219,7 @@ class Host:
             else:
                 self._start_pass(pkt, pkt.core)
             return
-        if pkt.host_trip == "ns_to_wire":
+        if pkt.host_trip in LEAVING_TRIPS:
             self.model.left_host(pkt, self)
         elif pkt.members:
             for ns in pkt.members:

@@ -1,12 +1,12 @@
 """The model of one run: hosts, network, flows, and the bookkeeping that ends every packet
 copy in exactly one record.
 
-Trips by endpoints (`sim.core.records.TRIP_LABELS`):
-``HOST:wire -> HOST:nsN`` wire_to_ns; ``HOST:nsN -> HOST:wire`` ns_to_wire (delivered when
-it leaves the host's last pass); ``H:nsA -> H:nsB`` ns_to_ns; ``H1:nsA -> H2:nsB``
-ns_to_remote_ns (ns_to_wire on H1, the links, wire_to_ns on H2); ``... -> group:G``
-multicast (a sender in a namespace sends once; one copy per member host crosses the
-network; each host runs its scheme's multicast trip for its local members).
+Trips by endpoints: `sim.core.trips` (the record labels are `sim.core.records.TRIP_LABELS`).
+A packet to ``HOST:wire`` is delivered when it leaves the host's last pass.  Multicast: a
+sender sends once; one copy per other member host crosses the network and each host runs its
+scheme's multicast trip for its members there; members on the sender's own host are reached
+by the scheme's ``multicast_local`` trip, whose ``wire_copy`` pass sends the other hosts'
+copies.
 Invariant: for every packet a flow emits, there is exactly one record per destination
 (one for unicast, one per group member for multicast), delivered, dropped or in flight.
 """
@@ -19,16 +19,19 @@ from sim.core.costs import CostProfile, load_profile
 from sim.core.engine import Engine
 from sim.core.host import Host
 from sim.core.interfaces import FlowSource
+from sim.core.nscodes import WIRE_NS
 from sim.core.packet import Packet
-from sim.core.records import DELIVERED, IN_FLIGHT, TRIP_LABELS, Recorder
+from sim.core.records import DELIVERED, IN_FLIGHT, Recorder
 from sim.core.schemes import SchemeRegistry, registry_with
 from sim.core.topology import Network
 from sim.core.traffic import FLOW_KINDS
+from sim.core.trips import CODE, Journey, missing_trip, multicast_first_trip, unicast, uses
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.scenario import Scenario
 
 DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
-WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
+MULTICAST, MULTICAST_LOCAL = CODE["multicast"], CODE["multicast_local"]
+TO_WIRE = frozenset({CODE["ns_to_wire"], CODE["root_to_wire"]})      # delivered when they leave the host
 
 
 def make_profile(scenario: Scenario) -> CostProfile:
@@ -85,37 +88,44 @@ class Model:
             members: dict[int, list[int]] = {}
             for m in g.members:
                 host, ns = resolve(m, host_specs, f"groups[{g.name}]")
-                assert ns is not None, m          # the loader admits only HOST:nsN members
+                assert ns >= 0, m                 # the loader admits only HOST:nsN members
                 members.setdefault(self.host_index[host], []).append(ns)
             self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
         self.flows: list[FlowSource] = []
+        schemes = {h.name: h.scheme for h in self.hosts}
         for i, spec in enumerate(scenario.flows):
             flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
             sh, sn = resolve(spec.src, host_specs, f"flows[{i}].src")
-            flow.src = (self.host_index[sh], -1 if sn is None else sn)
+            flow.src = (self.host_index[sh], sn)
             flow.group = None
             flow.spread_over = 0
             dst_ep = parse(spec.dst, f"flows[{i}].dst")
             if dst_ep.group is not None:
                 flow.group = self.groups[dst_ep.group]
-                flow.dst = (-1, -1)
+                flow.dst = (-1, WIRE_NS)
+                runs = uses(flow.src, None, flow.group)
                 for h in flow.group:
-                    if sn is not None:
+                    if sn != WIRE_NS and h != flow.src[0]:
                         self.network.route(sh, scenario.hosts[h].name)   # fail early: NoRouteError
             else:
                 dst = f"{dst_ep.host}:ns0" if dst_ep.spread else spec.dst
                 dh, dn = resolve(dst, host_specs, f"flows[{i}].dst")
-                flow.dst = (self.host_index[dh], -1 if dn is None else dn)
+                flow.dst = (self.host_index[dh], dn)
                 flow.spread_over = host_specs[dh].namespaces if dst_ep.spread else 0
                 if dh != sh:
                     self.network.route(sh, dh)
                     self.network.route(dh, sh)
+                runs = uses(flow.src, flow.dst, two_way=spec.kind == "rr", spread=dst_ep.spread)
+            problem = missing_trip([(self.hosts[h].name, t) for h, t in runs], schemes)
+            if problem:
+                raise ValueError(f"flows[{i}]: {problem[0]}; {problem[1]}")
             self.flows.append(flow)
         self.recorder.labels["flow_src"] = [f.src for f in self.flows]
         self.recorder.labels["flow_dst"] = [f.dst for f in self.flows]
         self.live: dict[int, Packet] = {}
         self.next_pid = 0
         self.generated = 0
+        self._journeys: dict[tuple[int, int, int, int], Journey] = {}
 
     # -- identity ---------------------------------------------------------------------
     def node_code(self, name: str) -> int:
@@ -129,6 +139,14 @@ class Model:
         return self.max_packets is not None and self.generated >= self.max_packets
 
     # -- packet life ------------------------------------------------------------------
+    def journey(self, src_host: int, src_ns: int, dst_host: int, dst_ns: int) -> Journey:
+        """`sim.core.trips.unicast`, cached per pair of ends."""
+        key = (src_host, src_ns, dst_host, dst_ns)
+        j = self._journeys.get(key)
+        if j is None:
+            j = self._journeys[key] = unicast(*key)
+        return j
+
     def emit(self, flow, seq: int, direction: int, size: int) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
         (sh, sn), (dh, dn) = (flow.src, flow.dst) if direction == 0 else (flow.dst, flow.src)
@@ -140,49 +158,59 @@ class Model:
         pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine.now, flow)
         self.live[pid] = pkt
         src = self.hosts[sh]
-        if flow.group is not None:
-            pkt.trip = MULTICAST
-            if sn < 0:
-                pkt.dst_host = sh
-                pkt.members = flow.group[sh]
-                src.start_trip(pkt, "multicast", flow.idx % src.n_cores)
-            else:
-                src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
-        elif sn < 0:
-            pkt.trip = WIRE_TO_NS
-            src.start_trip(pkt, "wire_to_ns", flow.idx % src.n_cores)
-        elif dn < 0:
-            pkt.trip = NS_TO_WIRE
-            src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
-        elif sh == dh:
-            pkt.trip = NS_TO_NS
-            src.start_trip(pkt, "ns_to_ns", flow.idx % src.n_cores)
-        else:
-            pkt.trip = NS_TO_REMOTE
-            src.start_trip(pkt, "ns_to_wire", flow.idx % src.n_cores)
+        core = flow.idx % src.n_cores
+        if flow.group is None:
+            j = self.journey(sh, sn, dh, dn)
+            pkt.trip = j.code
+            src.start_trip(pkt, j.first, core)
+            return
+        local = flow.group.get(sh)
+        trip = multicast_first_trip(sn, local is not None)
+        pkt.trip = MULTICAST_LOCAL if trip == "multicast_local" else MULTICAST
+        if sn != WIRE_NS:
+            pkt.wire_hosts = tuple(h for h in flow.group if h != sh)
+        if local is not None:
+            pkt.dst_host = sh
+            pkt.members = local
+        src.start_trip(pkt, trip, core)
+
+    def _wire_copy(self, pkt: Packet, host_idx: int) -> Packet:
+        """A copy of multicast `pkt` for the members on host `host_idx`, live from now."""
+        copy = pkt.copy(self.next_pid)
+        self.next_pid += 1
+        copy.trip = MULTICAST
+        copy.dst_host = host_idx
+        copy.members = pkt.owner.group[host_idx]
+        self.live[copy.pid] = copy
+        return copy
 
     def left_host(self, pkt: Packet, host: Host) -> None:
-        """`pkt` finished its last pass of an ns_to_wire trip on `host`."""
-        if pkt.trip == NS_TO_WIRE:
-            self.record_delivered(pkt, -1, self.engine.now)
+        """`pkt` finished its last pass of a trip that leaves `host` (to the wire)."""
+        if pkt.trip in TO_WIRE:
+            self.record_delivered(pkt, WIRE_NS, self.engine.now)
             self.retire(pkt)
             return
-        flow = pkt.owner
         if pkt.trip == MULTICAST:
+            self.wire_copies(pkt, host)
             self.live.pop(pkt.pid)
-            for h, members in flow.group.items():
-                copy = pkt.copy(self.next_pid)
-                self.next_pid += 1
-                copy.dst_host = h
-                copy.members = members
-                self.live[copy.pid] = copy
-                self.network.transmit(copy, self.network.route(host.name, self.hosts[h].name))
             return
         self.network.transmit(pkt, self.network.route(host.name, self.hosts[pkt.dst_host].name))
 
+    def wire_copies(self, pkt: Packet, host: Host) -> None:
+        """Multicast `pkt` sends one copy to each other member host (`wire_hosts`) now."""
+        for h in pkt.wire_hosts:
+            self.network.transmit(self._wire_copy(pkt, h), self.network.route(host.name, self.hosts[h].name))
+        pkt.wire_hosts = ()
+
     def arrive_at_host(self, pkt: Packet) -> None:
         host = self.hosts[pkt.dst_host]
-        host.start_trip(pkt, "multicast" if pkt.members else "wire_to_ns", pkt.flow % host.n_cores)
+        if pkt.members:
+            trip = "multicast"
+        else:
+            last = self.journey(pkt.src_host, pkt.src_ns, pkt.dst_host, pkt.dst_ns).last
+            assert last is not None, "a packet arrived from the wire on a one-host journey"
+            trip = last
+        host.start_trip(pkt, trip, pkt.flow % host.n_cores)
 
     def fan_out(self, pkt: Packet) -> list[Packet]:
         """Replace a multicast packet by one copy per member namespace."""
@@ -205,9 +233,14 @@ class Model:
         return 1 + self._reason_code[reason]
 
     def _rows(self, pkt: Packet, t_done: float, outcome: int, node: str | None = None) -> None:
+        """One row per destination `pkt` stands for: its members here (or its one end) and
+        the members on other hosts whose wire copy has not left yet."""
         node_code = -1 if node is None else self._node_codes[node]
-        for ns in (pkt.members or (pkt.dst_ns,)):
+        for ns in (pkt.members or (() if pkt.wire_hosts else (pkt.dst_ns,))):
             self.recorder.add(pkt, pkt.dst_host, ns, t_done, outcome, node_code)
+        for h in pkt.wire_hosts:
+            for ns in pkt.owner.group[h]:
+                self.recorder.add(pkt, h, ns, t_done, outcome, node_code, MULTICAST)
 
     def drop(self, pkt: Packet, reason: str, node: str) -> None:
         """`pkt` (and every member it stands for) is dropped now."""

@@ -1,8 +1,10 @@
 """The packet object that moves through the model (not a record; see `sim.core.records`).
 
 `passes` is a flat list ``[vec_id, queue_ns, scale, vec_id, queue_ns, scale, ...]``, one
-triple per pass the packet has started; `members` is the tuple of (host, ns) destinations a
-multicast packet still stands for before it fans out (one record per member at the end).
+triple per pass the packet has started; `members` is the tuple of member namespaces on the
+packet's host a multicast packet still stands for before it fans out (one record per member
+at the end); `wire_hosts` the other member hosts a multicast_local packet stands for until
+its wire copy leaves (`sim.core.trips`).  Namespace codes: `sim.core.nscodes`.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 
 class Packet:
     members: tuple[int, ...] | None
+    wire_hosts: tuple[int, ...]
     plan: tuple            # the trip's CompiledPass tuple on the current host
     step: int              # index of the current pass in `plan`
     host_trip: str         # trip name on the current host
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
-                 "link_queue_ns", "passes", "route", "hop", "members", "core", "owner", "plan",
-                 "step", "host_trip")
+                 "link_queue_ns", "passes", "route", "hop", "members", "wire_hosts", "core", "owner",
+                 "plan", "step", "host_trip")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
                  dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner) -> None:
@@ -40,6 +43,7 @@ class Packet:
         self.route = ()
         self.hop = 0
         self.members = None
+        self.wire_hosts = ()
         self.core = 0
         self.owner = owner          # the flow object notified of delivery and drops
 

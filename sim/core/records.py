@@ -14,6 +14,9 @@ source endpoints come from the flow table, stage costs from the cost book and wi
 the route table.  That is 61 bytes a row plus 12 a pass.  Ids are 32-bit: at most 2**31
 packets a run.
 
+``src_netns``/``dst_netns`` are namespace codes (`sim.core.nscodes`: -1 the wire, -2 the
+root namespace); ``trip`` is the packet's journey label (`TRIP_LABELS`, `sim.core.trips`).
+
 `Recorder.frame()` expands the rows into the documented columns, with one ``<stage>_ns``
 column per stage of `sim.core.stages.STAGES`; for every delivered row
 ``latency_ns = sum(<stage>_ns) + wire_ns + link_queue_ns + queue_ns`` up to float rounding.
@@ -31,7 +34,10 @@ from sim.core.stages import STAGE_NAMES
 
 STATUS = ("delivered", "dropped", "in_flight")
 DELIVERED, IN_FLIGHT = 0, 1          # outcome codes; 2 + k = dropped with reason k (k >= 1)
-TRIP_LABELS = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "ns_to_remote_ns", "multicast")
+# The ``trip`` column: a packet's whole way (`sim.core.trips`); codes are positions, append only.
+TRIP_LABELS = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "ns_to_remote_ns", "multicast",
+               "wire_to_root", "root_to_wire", "root_to_ns", "ns_to_root", "ns_to_self", "root_to_self",
+               "root_to_remote_ns", "ns_to_remote_root", "root_to_remote_root", "multicast_local")
 STAGE_COLUMNS = tuple(f"{s}_ns" for s in STAGE_NAMES)
 MAX_PASS_COLUMNS = 6
 MAX_HOPS = 64                        # route code * MAX_HOPS + links crossed
@@ -146,14 +152,15 @@ class Recorder:
             self.sink(chunk)
 
     def add(self, pkt, dst_host: int, dst_ns: int, t_done_ns: float, outcome: int,
-            drop_node: int = -1) -> None:
-        """Append one row for packet copy `pkt` (see `sim.core.packet.Packet`)."""
+            drop_node: int = -1, trip: int = -1) -> None:
+        """Append one row for packet copy `pkt` (see `sim.core.packet.Packet`), labelled with
+        its own trip or `trip` when given (a member the copy stands for on another host)."""
         self.packet_id.append(pkt.pid)
         self.origin_id.append(pkt.origin)
         self.flow.append(pkt.flow)
         self.seq.append(pkt.seq)
         self.direction.append(pkt.direction)
-        self.trip.append(pkt.trip)
+        self.trip.append(pkt.trip if trip < 0 else trip)
         self.scheme.append(pkt.scheme)
         self.dst_host.append(dst_host)
         self.dst_ns.append(dst_ns)

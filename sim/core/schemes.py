@@ -6,10 +6,16 @@ the isolation gives a container (capabilities), and which kernel structures each
 costs (see `sim.core.memory`).  Built-in schemes are in `sim/data/schemes.yaml`; a scenario can add
 more in exactly the same format (``schemes:`` block), without Python.
 
+Trips are named in `sim.core.trips`: every scheme defines the four `REQUIRED_TRIPS`; the
+`ENDPOINT_TRIPS` (root namespace, a namespace to itself, multicast to members on the
+sender's host) are optional, and a flow needing one a scheme lacks is refused.
+
 Contract of a compiled pass (`CompiledPass`): `stages` is a tuple of `CompiledStage`, each
 naming the stage index in `sim.core.stages.STAGES`, the namespace role it runs in (``root``,
-``src`` or ``dst``: namespace switches are already applied) and whether it runs once per
-multicast member.
+``src`` or ``dst``: namespace switches are already applied; ``src``/``dst`` are priced as the
+root namespace when that end is ``HOST:root``) and whether it runs once per multicast member.
+`wire_stages` is None, or the stages the pass adds (once) when a multicast group also has
+members on other hosts, whose copy leaves the host when the pass ends (``wire_copy``).
 """
 
 from __future__ import annotations
@@ -18,15 +24,16 @@ import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from sim.core.stages import STAGE_INDEX, STAGE_INFO
+from sim.core.trips import HOST_TRIPS, MULTICAST_TRIPS, REQUIRED_TRIPS, SENDER_TRIPS
 from sim.frontdoor.numbers import NonNegativeFloat
 
-TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
+TRIPS = HOST_TRIPS
 MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port", "fib_table",
                                       "fib_info_hash", "nf_table", "proc_entries", "bind_filter",
                                       "classifier_rule", "ns_tag")
@@ -52,10 +59,11 @@ class PassSpec(BaseModel):
     queue: Literal["nic_rx", "backlog", "process"]
     stages: list[str] = Field(min_length=1)
     fanout: bool = False
+    wire_copy: Optional[list[str]] = None     # multicast_local: see the module docstring
 
     @model_validator(mode="after")
     def _known_stages(self) -> "PassSpec":
-        for token in self.stages:
+        for token in self.stages + (self.wire_copy or []):
             name = _stage_name(token)
             if name not in STAGE_INDEX:
                 hint = difflib.get_close_matches(name, STAGE_INDEX, n=1)
@@ -81,25 +89,31 @@ class SchemeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _trip_rules(self) -> "SchemeSpec":
-        missing = [t for t in TRIPS if t not in self.trips]
+        missing = [t for t in REQUIRED_TRIPS if t not in self.trips]
         if missing:
-            raise ValueError(f"trips {missing} are missing; every scheme defines {list(TRIPS)}")
+            raise ValueError(f"trips {missing} are missing; every scheme defines {list(REQUIRED_TRIPS)}")
         for trip, passes in self.trips.items():
             first = passes[0].queue
-            want = "process" if trip.startswith("ns_to") else "nic_rx"
+            want = "process" if trip in SENDER_TRIPS else "nic_rx"
             if first != want:
                 raise ValueError(f"trips.{trip}: the first pass must wait in queue {want!r}, not {first!r}")
             fanouts = [i for i, p in enumerate(passes) if p.fanout]
-            if fanouts and trip != "multicast":
-                raise ValueError(f"trips.{trip}: only the multicast trip may have a fanout pass")
+            if fanouts and trip not in MULTICAST_TRIPS:
+                raise ValueError(f"trips.{trip}: only the multicast trips may have a fanout pass")
             if len(fanouts) > 1:
                 raise ValueError(f"trips.{trip}: at most one fanout pass")
             after = fanouts[0] if fanouts else len(passes)
             for i, p in enumerate(passes):
                 starred = any(t.endswith("*") for t in p.stages)
-                if starred and (trip != "multicast" or i >= after):
+                if starred and (trip not in MULTICAST_TRIPS or i >= after):
                     raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes "
                                      "before the fanout")
+            copies = [i for i, p in enumerate(passes) if p.wire_copy is not None]
+            if copies and trip != "multicast_local":
+                raise ValueError(f"trips.{trip}: only the multicast_local trip may have a wire_copy pass")
+            if trip == "multicast_local" and (len(copies) != 1 or copies[0] >= after):
+                raise ValueError("trips.multicast_local: exactly one pass before the fanout has wire_copy "
+                                 "(the stages that send the copy for members on other hosts, maybe [])")
         return self
 
 
@@ -118,6 +132,7 @@ class CompiledPass:
     role: str           # namespace the pass starts in (decides the vnic RX queue)
     fanout: bool
     stages: tuple[CompiledStage, ...]
+    wire_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
 
 
 @dataclass(frozen=True)
@@ -131,10 +146,10 @@ def _stage_name(token: str) -> str:
     return token.rstrip("*").split(":", 1)[0]
 
 
-def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
-    role: str = spec.ns
+def _compile_stages(tokens: list[str], role: str) -> tuple[tuple[CompiledStage, ...], str]:
+    """The compiled stages of `tokens` starting in namespace `role`, and the role at the end."""
     out = []
-    for token in spec.stages:
+    for token in tokens:
         per_member = token.endswith("*")
         name = _stage_name(token)
         if name == "ns_switch":
@@ -143,7 +158,13 @@ def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
             role = target
             continue
         out.append(CompiledStage(STAGE_INDEX[name], role, STAGE_INFO[name].entry_kind, per_member))
-    return CompiledPass(uid, spec.queue, spec.ns, spec.fanout, tuple(out))
+    return tuple(out), role
+
+
+def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
+    stages, end_role = _compile_stages(spec.stages, spec.ns)
+    wire = None if spec.wire_copy is None else _compile_stages(spec.wire_copy, end_role)[0]
+    return CompiledPass(uid, spec.queue, spec.ns, spec.fanout, stages, wire)
 
 
 class SchemeRegistry:

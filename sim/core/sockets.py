@@ -12,14 +12,22 @@ depends on the table organisation (a scheme's ``socket_tables``):
                       per namespace (PATCH 4/9, ``net_ns_hash``);
 - ``per_namespace``   one table per namespace, key = port.
 
+The root namespace (``HOST:root``, the host's own applications) binds `sockets_per_namespace`
+sockets too, before any container (host services start first); in the formulas above it is
+``ns = -1`` (ports just below the containers', address 10.0.0.0, ``ns_hash`` 0, a table of
+its own).  Binding first puts them at the chain tails, so they lengthen no container's lookup.
+
 Sockets are inserted at the chain head (``hlist_add_head``) in bind order, namespace by
 namespace, so a lookup examines every entry bound after the target in its bucket, plus the
-target itself: `examined(ns, j)` returns that count.
+target itself: `examined(ns, j)` returns that count (``ns`` a container index or
+`sim.core.nscodes.ROOT_NS`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from sim.core.nscodes import ROOT_NS
 
 BASE_PORT = 5000
 
@@ -34,8 +42,10 @@ def _addr_port(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
 
 
 def _shared_permuted(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
-    ns_hash = tables.ns_hash = rng.integers(0, 2**32, size=tables.namespaces, dtype=np.int64)
-    return ((BASE_PORT + j) ^ ns_hash[ns]) & mask
+    ns_hash = tables.ns_hash
+    if ns_hash is None:                          # drawn once, for the containers (the root's is 0)
+        ns_hash = tables.ns_hash = rng.integers(0, 2**32, size=tables.namespaces, dtype=np.int64)
+    return ((BASE_PORT + j) ^ np.where(ns < 0, 0, ns_hash[ns])) & mask
 
 
 def _per_namespace(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
@@ -45,6 +55,17 @@ def _per_namespace(tables: "SocketTables", ns, j, mask: int, rng) -> np.ndarray:
 # table organisation (a scheme's ``socket_tables``) -> bucket of every socket (see module docstring)
 BUCKETING = {"single": _single, "addr_port": _addr_port, "shared_permuted": _shared_permuted,
              "per_namespace": _per_namespace}
+
+
+def _bound_later(bucket: np.ndarray) -> np.ndarray:
+    """For sockets bound in array order, how many bound later share each one's bucket (the
+    chain entries in front of it, as insertion is at the head)."""
+    order = np.argsort(bucket, kind="stable")
+    sorted_b = bucket[order]
+    ends = np.searchsorted(sorted_b, sorted_b, side="right")
+    later = np.empty(len(order), dtype=np.int64)
+    later[order] = ends - np.arange(len(order)) - 1
+    return later
 
 
 class SocketTables:
@@ -66,20 +87,26 @@ class SocketTables:
             raise ValueError(f"unknown socket table mode {mode!r}; known: {', '.join(BUCKETING)}")
         bucket = BUCKETING[mode](self, ns, j, mask, rng)
         self.bucket = bucket
-        # Position from the head = sockets inserted later into the same bucket + 1.
-        order = np.argsort(bucket, kind="stable")
-        sorted_b = bucket[order]
-        starts = np.searchsorted(sorted_b, sorted_b, side="left")
-        ends = np.searchsorted(sorted_b, sorted_b, side="right")
-        rank_in_bucket = np.arange(len(order)) - starts          # 0 = first inserted
-        examined = np.empty(len(order), dtype=np.int64)
-        examined[order] = ends - starts - rank_in_bucket
-        self._examined = examined
+        self._examined = 1 + _bound_later(bucket)
         self.chain_lengths = np.bincount(bucket - bucket.min() if len(bucket) else bucket)
+        self._root_examined = self._root_positions(bucket, mask, rng)
+
+    def _root_positions(self, bucket: np.ndarray, mask: int, rng) -> np.ndarray:
+        """Entries a lookup of each root socket examines: it, the root sockets bound after it
+        and every container socket in its bucket (see the module docstring)."""
+        j = np.arange(self.per_ns, dtype=np.int64)
+        root = BUCKETING[self.mode](self, np.full(self.per_ns, -1, dtype=np.int64), j, mask, rng)
+        values, counts = np.unique(bucket, return_counts=True)          # bucket is never empty
+        at = np.searchsorted(values, root).clip(max=len(values) - 1)
+        containers = np.where(values[at] == root, counts[at], 0)
+        return 1 + _bound_later(root) + containers
 
     def examined(self, ns: int, j: int) -> int:
         """Chain entries a lookup of socket `j` of namespace `ns` examines (>= 1)."""
+        if ns == ROOT_NS:
+            return int(self._root_examined[j])
         return int(self._examined[ns * self.per_ns + j])
 
     def mean_examined(self) -> float:
+        """Mean over the containers' sockets."""
         return float(self._examined.mean()) if len(self._examined) else 0.0

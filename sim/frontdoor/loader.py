@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from sim.core import trips
 from sim.core.costs import CostProfile, load_profile
 from sim.core.model import Model
 from sim.core.schemes import SchemeRegistry, builtin_registry
@@ -268,7 +269,14 @@ _FIX_BY_TEXT = (
     ("numbered from 0", "namespaces of a host are numbered 0..namespaces-1: raise that host's namespaces "
                         "or use a lower index"),
     ("min_bytes <= max_bytes", "make min_bytes <= max_bytes"),
-    ("not an endpoint", "endpoints are HOST:nsN, HOST:wire or group:NAME"),
+    ("not an endpoint", "endpoints are HOST:nsN, HOST:root, HOST:ns*, HOST:wire or group:NAME"),
+    ("must be a container namespace", "group members are HOST:nsN"),
+    ("from HOST:root to members on its own host", "send from a container namespace (HOST:nsN) of that host"),
+    ("IP_MULTICAST_LOOP", "remove the sender from the group, or send from another namespace"),
+    ("can only reach namespaces of", "the wire reaches its own host only: use that host's HOST:nsN or HOST:root"),
+    ("is reached only from namespaces of", "send from a namespace of that host (HOST:nsN or HOST:root)"),
+    ("cannot both be the wire", "make one end a namespace, HOST:nsN or HOST:root"),
+    ("request/response flow runs between two namespaces", "use HOST:nsN or HOST:root at both ends"),
     ("unknown group", "use a group defined under groups:"),
     ("warmup_ns must be shorter", "make warmup_ns < duration_ns"),
     ("needs rate_pps", "add rate_pps (packets per second, > 0)"),
@@ -428,6 +436,28 @@ def _route_issues(sc: Scenario, pos: Positions) -> list[Issue]:
     return issues
 
 
+def _trip_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issue]:
+    """Flows that need a trip their host's scheme does not define (a scheme defined under
+    schemes: may leave out the optional endpoint trips, `sim.core.trips.ENDPOINT_TRIPS`)."""
+    if any(h.scheme not in reg for h in sc.hosts):
+        return []                                # reported by _registry
+    hosts = {h.name: h for h in sc.hosts}
+    schemes = {h.name: reg.get(h.scheme) for h in sc.hosts}
+    groups = {g.name: {endpoints.resolve(m, hosts, "")[0] for m in g.members} for g in sc.groups}
+    issues = []
+    for i, f in enumerate(sc.flows):
+        src, dst_ep = endpoints.resolve(f.src, hosts, ""), endpoints.parse(f.dst)
+        if dst_ep.group is not None:
+            runs = trips.uses(src, None, groups[dst_ep.group])
+        else:
+            dst = endpoints.resolve(f"{dst_ep.host}:ns0" if dst_ep.spread else f.dst, hosts, "")
+            runs = trips.uses(src, dst, two_way=f.kind == "rr", spread=dst_ep.spread)
+        problem = trips.missing_trip(runs, schemes)
+        if problem:
+            issues.append(Issue(pos.lookup(("flows", i)), ("flows", i), *problem))
+    return issues
+
+
 def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[CostProfile], list[Issue]]:
     """The variant's cost profile with its overrides (cached in `profiles`), or its problems."""
     key = (sc.cost_profile, sc.cost_overrides.model_dump_json())
@@ -451,6 +481,8 @@ def _check(sc: Scenario, pos: Positions, profiles: dict,
     reg, issues = _registry(sc, pos)
     profile, more = _profile(sc, pos, profiles)
     issues += more + _route_issues(sc, pos)
+    if not issues:
+        issues += _trip_issues(sc, reg, pos)
     if not issues:
         assert profile is not None               # _profile gives no profile only with an issue
         issues += [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in

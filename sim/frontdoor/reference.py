@@ -19,8 +19,8 @@ from sim.frontdoor.scenario import Scenario
 UNITS = (("_ns", "ns"), ("_bps", "bit/s"), ("_pps", "packets/s"), ("_bytes", "bytes"))
 NOTES = {
     "scheme": "built-in (`netns-sim schemes`) or defined under `schemes:`",
-    "src": "`HOST:nsN` or `HOST:wire`",
-    "dst": "`HOST:nsN`, `HOST:ns*` (random namespace per packet), `HOST:wire` or `group:NAME`",
+    "src": "`HOST:nsN`, `HOST:root` or `HOST:wire`",
+    "dst": "`HOST:nsN`, `HOST:root`, `HOST:ns*` (random namespace per packet), `HOST:wire` or `group:NAME`",
     "kind": "poisson, constant, onoff (open loop) or rr (request/response)",
     "cost_profile": "`default` or a path to a profile YAML",
     "schemes": "extra schemes, same format as `sim/data/schemes.yaml`",

@@ -4,10 +4,13 @@ This module holds the data model only (pydantic, unknown keys are errors, defaul
 here and in the cost profile).  Loading YAML files, ``extends:``, topology generators and
 error messages with file and line belong to the scenario front door.
 
-Endpoints are strings: ``HOST:nsN`` (namespace N of HOST, 0-based; ``HOST:N`` also works)
-or ``HOST:wire`` (the outside world behind HOST's NIC).  A multicast flow's ``dst`` is
-``group:NAME``.  An open-loop flow's ``dst`` may be ``HOST:ns*``: each packet goes to a
-namespace of HOST drawn uniformly at random (many containers without one flow each).
+Endpoints are strings: ``HOST:nsN`` (container namespace N of HOST, 0-based; ``HOST:N`` also
+works), ``HOST:root`` (HOST's root namespace: the host's own applications) or ``HOST:wire``
+(the outside world behind HOST's NIC).  A multicast flow's ``dst`` is ``group:NAME``, whose
+members are container namespaces.  An open-loop flow's ``dst`` may be ``HOST:ns*``: each
+packet goes to a namespace of HOST drawn uniformly at random (many containers without one
+flow each).  Which trip each pair takes: `sim.core.trips`; whether a host's scheme defines
+it is checked by the front door (`sim.frontdoor.loader`), which knows the schemes.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.stages import NF_CHAINS
-from sim.frontdoor.endpoints import host_of, parse, resolve
+from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 
@@ -173,25 +177,16 @@ class Scenario(Strict):
         for g in self.groups:
             for m in g.members:
                 host, ns = resolve(m, hosts, f"groups[{g.name}]")
-                if ns is None:
-                    raise ValueError(f"groups[{g.name}]: member {m!r} must be a namespace, not the wire")
+                if ns < 0:
+                    what = "the wire" if ns == WIRE_NS else "the root namespace (not modelled as a group member)"
+                    raise ValueError(f"groups[{g.name}]: member {m!r} must be a container namespace HOST:nsN, "
+                                     f"not {what}")
         for i, f in enumerate(self.flows):
             where = f"flows[{i}]"
             src_host, src_ns = resolve(f.src, hosts, where + ".src")
             dst = parse(f.dst, where + ".dst")
-            dst_ns: Optional[int]
             if dst.group is not None:
-                if dst.group not in groups:
-                    raise ValueError(f"{where}.dst: unknown group {dst.group!r}; groups are {sorted(groups)}")
-                if f.kind == "rr":
-                    raise ValueError(f"{where}: a request/response flow cannot go to a group")
-                member_hosts = {host_of(m) for m in groups[dst.group].members}
-                if src_ns is None and member_hosts != {src_host}:
-                    raise ValueError(f"{where}: traffic from {f.src} reaches only {src_host}'s namespaces; "
-                                     f"group {dst.group!r} has members on {sorted(member_hosts)}")
-                if src_ns is not None and src_host in member_hosts:
-                    raise ValueError(f"{where}: a multicast sender's own host cannot hold group members "
-                                     f"(group {dst.group!r} has members on {src_host})")
+                _check_multicast(where, f, src_host, src_ns, groups, hosts)
                 continue
             if dst.spread:
                 if f.kind == "rr":
@@ -199,18 +194,41 @@ class Scenario(Strict):
                 dst_host, dst_ns = resolve(f"{dst.host}:ns0", hosts, where + ".dst")
             else:
                 dst_host, dst_ns = resolve(f.dst, hosts, where + ".dst")
-            if src_ns is None and dst_ns is None:
+            if src_ns == WIRE_NS and dst_ns == WIRE_NS:
                 raise ValueError(f"{where}: src and dst cannot both be the wire")
-            if src_ns is None and dst_host != src_host:
-                raise ValueError(f"{where}: traffic from {f.src} can only reach namespaces of {src_host}")
-            if dst_ns is None and dst_host != src_host:
-                raise ValueError(f"{where}: {f.dst} is reached only from namespaces of {dst_host}")
-            if f.kind == "rr" and (src_ns is None or dst_ns is None):
-                raise ValueError(f"{where}: a request/response flow runs between two namespaces")
-            if dst_ns is not None and f.port >= hosts[dst_host].sockets_per_namespace:
+            if src_ns == WIRE_NS and dst_host != src_host:
+                raise ValueError(f"{where}: traffic from {f.src} can only reach namespaces of {src_host} "
+                                 f"({src_host}:nsN or {src_host}:root)")
+            if dst_ns == WIRE_NS and dst_host != src_host:
+                raise ValueError(f"{where}: {f.dst} is reached only from namespaces of {dst_host} "
+                                 f"({dst_host}:nsN or {dst_host}:root)")
+            if f.kind == "rr" and WIRE_NS in (src_ns, dst_ns):
+                raise ValueError(f"{where}: a request/response flow runs between two namespaces "
+                                 "(HOST:nsN or HOST:root), not the wire")
+            if dst_ns != WIRE_NS and f.port >= hosts[dst_host].sockets_per_namespace:
                 raise ValueError(f"{where}.port: {f.port} but {dst_host} has only "
                                  f"{hosts[dst_host].sockets_per_namespace} socket(s) per namespace (0-based)")
         return self
+
+
+def _check_multicast(where: str, f: FlowSpec, src_host: str, src_ns: int, groups: dict, hosts: dict) -> None:
+    """ValueError for a multicast flow the model cannot run (see the messages)."""
+    dst = parse(f.dst, where + ".dst")
+    if dst.group not in groups:
+        raise ValueError(f"{where}.dst: unknown group {dst.group!r}; groups are {sorted(groups)}")
+    if f.kind == "rr":
+        raise ValueError(f"{where}: a request/response flow cannot go to a group")
+    members = {resolve(m, hosts, f"groups[{dst.group}]") for m in groups[dst.group].members}
+    member_hosts = {h for h, _ in members}
+    if src_ns == WIRE_NS and member_hosts != {src_host}:
+        raise ValueError(f"{where}: traffic from {f.src} reaches only {src_host}'s namespaces; "
+                         f"group {dst.group!r} has members on {sorted(member_hosts)}")
+    if src_ns == ROOT_NS and src_host in member_hosts:
+        raise ValueError(f"{where}.src: {f.src} sends to group {dst.group!r}, which has members on {src_host}; "
+                         "multicast from HOST:root to members on its own host is not modelled")
+    if (src_host, src_ns) in members:
+        raise ValueError(f"{where}.src: the sender {f.src} is itself a member of group {dst.group!r}; receiving "
+                         "its own multicast (IP_MULTICAST_LOOP) is not modelled")
 
 
 def _unique_names(coll: str, names: list[Optional[str]]) -> None:

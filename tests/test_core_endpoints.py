@@ -1,0 +1,202 @@
+"""The root namespace, a namespace to itself, and multicast to members on the sender's host
+(issue 10, endpoints): pass counts and stage sequences per scheme, one copy per member,
+conservation of mixed local/remote groups."""
+
+import numpy as np
+import pytest
+
+from sim.core.nscodes import ROOT_NS, WIRE_NS
+from sim.core.schemes import builtin_registry
+from sim.core.simulate import simulate
+from sim.core.sockets import SocketTables
+from sim.core.stages import STAGE_NAMES
+from sim.core.trips import ENDPOINT_TRIPS, unicast
+from tests.scenarios_for_tests import SCHEMES, delivered, one_host
+
+REG = builtin_registry()
+FULL_L2 = ("l2-routed", "l2-bridged")
+OWN_LOOPBACK = ("l2-routed", "l2-bridged", "vnic")          # schemes that give a container its own devices
+ROOT_STAGES = ("nf_forward", "ip_forward", "bridge", "nic_rx", "nic_tx", "vnic_demux")
+
+
+def stage_names(scheme, trip):
+    """[(queue, role-of-first-stage, [stage names])] of a built-in trip."""
+    return [(p.queue, p.role, [STAGE_NAMES[s.index] for s in p.stages]) for p in REG.get(scheme).trips[trip]]
+
+
+def endpoint_flows(rate_pps=20_000):
+    return [{"name": "wire_root", "kind": "constant", "src": "h1:wire", "dst": "h1:root", "rate_pps": rate_pps},
+            {"name": "root_wire", "kind": "constant", "src": "h1:root", "dst": "h1:wire", "rate_pps": rate_pps},
+            {"name": "root_ns", "kind": "constant", "src": "h1:root", "dst": "h1:ns0", "rate_pps": rate_pps},
+            {"name": "ns_root", "kind": "constant", "src": "h1:ns1", "dst": "h1:root", "rate_pps": rate_pps},
+            {"name": "self", "kind": "constant", "src": "h1:ns2", "dst": "h1:ns2", "rate_pps": rate_pps},
+            {"name": "root_self", "kind": "constant", "src": "h1:root", "dst": "h1:root", "rate_pps": rate_pps},
+            {"name": "ns_ns", "kind": "constant", "src": "h1:ns1", "dst": "h1:ns2", "rate_pps": rate_pps}]
+
+
+@pytest.fixture(scope="module", params=SCHEMES)
+def unloaded(request):
+    """Every endpoint trip of one scheme, light constant load (no queueing, no drops)."""
+    res = simulate(one_host(request.param, namespaces=3, flows=endpoint_flows(), duration_ns=2e6))
+    return request.param, delivered(res.packets)
+
+
+def test_every_built_in_scheme_defines_every_endpoint_trip():
+    for s in SCHEMES:
+        assert set(ENDPOINT_TRIPS) <= set(REG.get(s).trips), s
+
+
+def test_each_endpoint_pair_gets_its_trip_label_and_the_schemes_pass_count(unloaded):
+    scheme, d = unloaded
+    trips = {"wire_root": "wire_to_root", "root_wire": "root_to_wire", "root_ns": "root_to_ns",
+             "ns_root": "ns_to_root", "self": "ns_to_self", "root_self": "ns_to_self", "ns_ns": "ns_to_ns"}
+    for flow, trip in trips.items():
+        rows = d[d.flow == flow]
+        assert len(rows) > 10, (scheme, flow)
+        assert set(rows.trip.astype(str)) == {unicast(0, *_ends(flow)).label}, (scheme, flow)
+        assert (rows.n_passes == len(REG.get(scheme).trips[trip])).all(), (scheme, flow)
+
+
+def _ends(flow):
+    return {"wire_root": (WIRE_NS, 0, ROOT_NS), "root_wire": (ROOT_NS, 0, WIRE_NS), "root_ns": (ROOT_NS, 0, 0),
+            "ns_root": (1, 0, ROOT_NS), "self": (2, 0, 2), "root_self": (ROOT_NS, 0, ROOT_NS),
+            "ns_ns": (1, 0, 2)}[flow]
+
+
+def test_root_and_child_over_one_veth_take_two_passes_output_then_input(unloaded):
+    scheme, d = unloaded
+    if scheme not in FULL_L2:
+        return
+    for trip in ("root_to_ns", "ns_to_root"):
+        (q1, _, out), (q2, _, into) = stage_names(scheme, trip)      # exactly two passes
+        assert (q1, q2) == ("process", "backlog")
+        assert out[0] == "socket_send" and out[-1] == "veth_xmit"     # the sender's output path, then veth_xmit
+        assert into[0] == "l2_demux" and into[-1] == "socket_enqueue"  # the other side's input path
+        assert "ip_forward" not in out + into and "nf_forward" not in out + into   # nothing is routed through
+    for flow in ("root_ns", "ns_root"):
+        rows = d[d.flow == flow]
+        assert (rows.n_passes == 2).all() and (rows.veth_xmit_ns > 0).all(), flow
+        assert (rows.ip_forward_ns == 0).all() and (rows.nic_tx_ns == 0).all(), flow
+    # one veth crossing is cheaper than ns -> ns through the root (three passes)
+    assert d[d.flow == "root_ns"].latency_ns.mean() < d[d.flow == "ns_ns"].latency_ns.mean()
+
+
+def test_a_container_to_itself_crosses_its_own_loopback_once(unloaded):
+    scheme, d = unloaded
+    rows = d[d.flow == "self"]
+    plan = stage_names(scheme, "ns_to_self")
+    if scheme in OWN_LOOPBACK:
+        # out to lo (process context), netif_rx, in from the backlog: both in the container
+        assert [(q, r) for q, r, _ in plan] == [("process", "src"), ("backlog", "dst")]
+        assert plan[0][2][-1] == "dev_xmit" and plan[0][2].count("dev_xmit") == 1
+        assert all(s.role != "root" for p in REG.get(scheme).trips["ns_to_self"] for s in p.stages)
+        assert (rows.n_passes == 2).all()
+        for stage in ("veth_xmit", *ROOT_STAGES):
+            assert (rows[f"{stage}_ns"] == 0).all(), (scheme, stage)
+        assert rows.latency_ns.mean() < d[d.flow == "ns_ns"].latency_ns.mean()
+    else:
+        # one shared stack: a container's loopback is the host's, as for ns -> ns
+        assert REG.get(scheme).spec.trips["ns_to_self"] == REG.get(scheme).spec.trips["ns_to_ns"]
+    assert (rows.veth_xmit_ns == 0).all()
+
+
+def test_root_endpoints_are_priced_with_the_roots_rules_not_the_childrens():
+    rules = {"root": {"input": 50, "output": 50}, "child": {}}
+    flows = [{"name": f, "kind": "constant", "src": s, "dst": t, "rate_pps": 10_000}
+             for f, s, t in (("in", "h1:wire", "h1:root"), ("to_root", "h1:ns0", "h1:root"),
+                             ("from_root", "h1:root", "h1:ns0"), ("ns_ns", "h1:ns0", "h1:ns1"))]
+    d = delivered(simulate(one_host("l2-routed", namespaces=2, flows=flows, nf_rules=rules, duration_ns=1e6)).packets)
+    base = delivered(simulate(one_host("l2-routed", namespaces=2, flows=flows, duration_ns=1e6)).packets)
+    more = d.groupby("flow", observed=True)[["nf_local_in_ns", "nf_local_out_ns"]].mean() - \
+        base.groupby("flow", observed=True)[["nf_local_in_ns", "nf_local_out_ns"]].mean()
+    assert more.loc["in", "nf_local_in_ns"] > 0 and more.loc["to_root", "nf_local_in_ns"] > 0
+    assert more.loc["from_root", "nf_local_out_ns"] > 0
+    assert more.loc["ns_ns"].abs().max() == 0 and more.loc["from_root", "nf_local_in_ns"] == 0
+
+
+def test_root_sockets_bind_first_so_they_sit_behind_the_containers_in_a_shared_table():
+    crowded = SocketTables("shared_permuted", 2000, 4, 64, np.random.default_rng(3))
+    own = SocketTables("per_namespace", 2000, 4, 64, np.random.default_rng(3))
+    assert all(own.examined(ROOT_NS, j) == 1 for j in range(4))             # a table of its own
+    # 8000 container sockets over 64 buckets: the root's lookup walks ~125 of them
+    assert min(crowded.examined(ROOT_NS, j) for j in range(4)) > 8000 / 64 / 2
+    assert crowded.mean_examined() == pytest.approx((8000 / 64 + 1) / 2, rel=0.2)   # containers: unchanged
+
+
+def test_request_response_between_a_root_and_a_remote_container():
+    sc = two_hosts("l2-routed", ["h2:ns1"])
+    sc["flows"] = [{"name": "rr", "kind": "rr", "src": "h1:root", "dst": "h2:ns0", "concurrency": 2}]
+    d = delivered(simulate(sc).packets)
+    assert set(d.trip.astype(str)) == {"root_to_remote_ns", "ns_to_remote_root"}
+    req, resp = d[d.direction == "request"], d[d.direction == "response"]
+    assert len(req) > 10 and abs(len(req) - len(resp)) <= 2
+    assert (req.n_passes == 1 + 2).all()           # root_to_wire on h1, wire_to_ns (2 passes) on h2
+    assert (resp.src_netns == 0).all() and (req.src_netns == ROOT_NS).all() and (resp.dst_netns == ROOT_NS).all()
+
+
+# -- multicast to members on the sender's own host ----------------------------------------
+
+def two_hosts(scheme, members, rate_pps=50_000, duration_ns=2e6, **host):
+    hosts = [dict(name=n, scheme=scheme, namespaces=4, cores=2, **host) for n in ("h1", "h2")]
+    return {"hosts": hosts, "switches": [{"name": "s1"}],
+            "links": [{"a": "h1", "b": "s1", "rate_bps": 1e10, "delay_ns": 500},
+                      {"a": "s1", "b": "h2", "rate_bps": 1e10, "delay_ns": 500}],
+            "groups": [{"name": "g", "members": members}],
+            "flows": [{"name": "mc", "kind": "poisson", "src": "h1:ns0", "dst": "group:g", "rate_pps": rate_pps}],
+            "run": {"duration_ns": duration_ns, "seed": 4}}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_local_members_get_one_copy_each(scheme):
+    res = simulate(two_hosts(scheme, ["h1:ns1", "h1:ns2", "h1:ns3"], rate_pps=20_000))
+    p = res.packets
+    sent = int(res.flows.sent.iloc[0])
+    assert sent > 10 and len(p) == 3 * sent
+    assert set(p.trip.astype(str)) == {"multicast_local"}
+    d = delivered(p)
+    per_member = d.groupby(["origin_id", "dst_netns"]).size()
+    assert (per_member == 1).all()                                     # never two copies to one member
+    assert (d.groupby("origin_id").size() == 3).sum() >= sent - 2      # all but the last in flight: all three
+    assert (d.wire_ns == 0).all()
+    if scheme == "vnic":                   # the NIC's switch turns the copies around
+        assert (d.nic_tx_ns > 0).all() and (d.nic_rx_ns > 0).all()
+    else:                                  # no member elsewhere: no wire copy is sent
+        assert (d.nic_tx_ns == 0).all() and (d.nic_rx_ns == 0).all()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_mixed_group_records_exactly_one_row_per_member_even_under_drops(scheme):
+    members = ["h1:ns1", "h1:ns2", "h2:ns0", "h2:ns3"]
+    sc = two_hosts(scheme, members, rate_pps=1_500_000, duration_ns=5e5,
+                   netdev_max_backlog=20, rx_ring_packets=20, rcvbuf_bytes=5000)
+    res = simulate(sc)
+    p = res.packets
+    sent = int(res.flows.sent.iloc[0])
+    assert len(p) == 4 * sent                                          # conservation
+    assert (p.groupby(["origin_id", "dst_host", "dst_netns"], observed=True).size() == 1).all()
+    assert {"delivered", "dropped"} <= set(p.status.astype(str))
+    trip_of = p.groupby(["dst_host"], observed=True).trip.agg(lambda t: set(t.astype(str)))
+    assert trip_of["h1"] == {"multicast_local"} and trip_of["h2"] == {"multicast"}
+    remote = delivered(p[p.dst_host == "h2"])
+    assert (remote.wire_ns > 0).all() and (remote.nic_tx_ns > 0).all()  # the copy left through the NIC
+
+
+def test_a_mixed_group_sends_once_and_pays_the_wire_copy_once():
+    """The sender's pass runs once for local and remote members together (one socket_send)."""
+    local_only = delivered(simulate(two_hosts("host", ["h1:ns1", "h1:ns2"], rate_pps=10_000)).packets)
+    mixed = delivered(simulate(two_hosts("host", ["h1:ns1", "h1:ns2", "h2:ns0"], rate_pps=10_000)).packets)
+    send = REG.get("host").trips["multicast_local"][0]
+    assert send.wire_stages is not None
+    here = mixed[mixed.dst_host == "h1"]
+    assert here.socket_send_ns.mean() == pytest.approx(local_only.socket_send_ns.mean())
+    assert here.nic_tx_ns.mean() > 0 and (local_only.nic_tx_ns == 0).all()
+
+
+def test_a_custom_scheme_without_the_endpoint_trips_is_refused_by_name():
+    spec = REG.get("host").spec.model_dump()
+    spec["trips"] = {t: spec["trips"][t] for t in ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")}
+    sc = one_host("bare", namespaces=2, flows=[{"src": "h1:root", "dst": "h1:ns0", "rate_pps": 10}])
+    sc["schemes"] = {"bare": spec}
+    with pytest.raises(ValueError, match=r"flows\[0\]: host 'h1' uses scheme 'bare', which does not define "
+                                         r"trip 'root_to_ns'.*add trips.root_to_ns"):
+        simulate(sc)
