@@ -46,6 +46,19 @@ class HostSpec(Strict):
     rcvbuf_bytes: Optional[PositiveInt] = None
     app_recv_ns: Optional[NonNegativeFloat] = None
     cost_distribution: Literal["deterministic", "exponential"] = "deterministic"
+    sndbuf_bytes: Optional[PositiveInt] = None               # default: profile host.sndbuf_bytes
+    rx_queues: Optional[PositiveInt] = None                  # NIC RX queues (RSS); default: one per core
+    rps_cpus: Optional[list[NonNegativeInt]] = None          # RPS: cores that take packets after the driver
+
+    @model_validator(mode="after")
+    def _cpus(self) -> "HostSpec":
+        if self.rps_cpus is not None:
+            if not self.rps_cpus:
+                raise ValueError("rps_cpus: give at least one core, or leave it out for no RPS")
+            bad = [c for c in self.rps_cpus if c >= self.cores]
+            if bad:
+                raise ValueError(f"rps_cpus: core(s) {bad} but the host has {self.cores} core(s) (0-based)")
+        return self
 
 
 class SwitchSpec(Strict):
@@ -104,6 +117,9 @@ class FlowSpec(Strict):
     server_ns: NonNegativeFloat = 0.0             # rr: server work before responding
     response_size: Optional[SizeSpec] = None      # rr: default = size
     timeout_ns: PositiveFloat = 1e6               # rr: retry after a loss
+    connections: PositiveInt = 1                  # connections (source ports), packets round-robin over them
+    src_core: Optional[NonNegativeInt] = None     # pin the sending socket's thread to this core
+    dst_core: Optional[NonNegativeInt] = None     # pin the receiving socket's thread to this core
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "FlowSpec":
@@ -179,6 +195,9 @@ class Scenario(Strict):
             where = f"flows[{i}]"
             src_host, src_ns = resolve(f.src, hosts, where + ".src")
             dst = parse(f.dst, where + ".dst")
+            _check_pin(f.src_core, hosts[src_host], f"{where}.src_core")
+            if dst.group is None and dst.host in hosts:
+                _check_pin(f.dst_core, hosts[dst.host], f"{where}.dst_core")
             dst_ns: Optional[int]
             if dst.group is not None:
                 if dst.group not in groups:
@@ -211,6 +230,12 @@ class Scenario(Strict):
                 raise ValueError(f"{where}.port: {f.port} but {dst_host} has only "
                                  f"{hosts[dst_host].sockets_per_namespace} socket(s) per namespace (0-based)")
         return self
+
+
+def _check_pin(core: Optional[int], host: HostSpec, where: str) -> None:
+    """ValueError when `core` (a thread pin) is not a core of `host`."""
+    if core is not None and core >= host.cores:
+        raise ValueError(f"{where}: core {core} but host {host.name} has {host.cores} core(s) (0-based)")
 
 
 def _unique_names(coll: str, names: list[Optional[str]]) -> None:
