@@ -8,6 +8,8 @@ service time is known at arrival (cores, links, socket readers) compute start ti
 analytically.  So a pass through a host is one event and a link hop is one event.  Both
 kinds of entry share one heap and one sequence counter, so same-time ordering stays
 first-scheduled-first-served.  `events` counts the callbacks scheduled, for benchmarks.
+Hot paths of the model read the current time as ``engine._now`` (simpy's ``now`` is a
+property: a call per read).
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ class Engine(simpy.Environment):
         heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), (fn, arg)))  # type: ignore[misc]
 
     def step(self) -> None:
-        """Process the next calendar entry: a plain callback here, a simpy event by simpy."""
+        """Process the next calendar entry: a simpy event by simpy; a plain callback here,
+        followed by every plain callback behind it up to the next simpy event (one `step`
+        call for a run of callbacks: same order, fewer calls)."""
         queue = self._queue
         if queue and queue[0][3].__class__ is tuple:
-            self._now, _, _, (fn, arg) = heappop(queue)
-            fn(arg)
-            return
+            while True:
+                self._now, _, _, (fn, arg) = heappop(queue)
+                fn(arg)
+                if not queue or queue[0][3].__class__ is not tuple:
+                    return
         super().step()

@@ -27,7 +27,8 @@ from sim.core.traffic import FLOW_KINDS
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.scenario import Scenario
 
-DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
+DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full",
+                "sender_blocked")      # sender_blocked: its socket's send buffer was full (sim.core.apps)
 WIRE_TO_NS, NS_TO_WIRE, NS_TO_NS, NS_TO_REMOTE, MULTICAST = range(len(TRIP_LABELS))
 
 
