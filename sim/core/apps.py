@@ -70,6 +70,12 @@ class Apps:
         self.wake_costs = wake
         self.threads: dict[tuple[int, int], Thread] = {}
         self.sockets: dict[tuple[int, int], SocketQueue] = {}
+        # bound once: the hot paths put them in a job per packet
+        self.begin_send = host.begin_pass
+        self.end_send = self._end_send
+        self.begin_read = self._begin_read
+        self.end_read = self._end_read
+        self.undo_read = self._undo_read
 
     # -- threads -----------------------------------------------------------------------
     def thread(self, ns: int, port: int, pin) -> Thread:
@@ -134,7 +140,7 @@ class Apps:
         if th is None:
             spec = flow.spec
             th = self.thread(ns, pkt.port, spec.dst_core if pkt.direction == 0 else spec.src_core)
-        job = (self._begin_read, self._end_read if observes else None, (sq, pkt, truesize, cost))
+        job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost))
         if th.queued or th.on_cpu or th.waking:
             th.jobs.append(job)
             return
@@ -149,7 +155,7 @@ class Apps:
         else:
             delay = w.ipi_ns
             waker.stall(w.ipi_send_ns)
-        if delay > 0 and not observes and core.commit_later(th, job, now + delay, self._undo_read):
+        if delay > 0 and not observes and core.commit_later(th, job, now + delay, self.undo_read):
             return                                  # an idle core: the read runs when the wake-up lands
         th.jobs.append(job)
         if delay <= 0:

@@ -97,7 +97,8 @@ class Core:
     __slots__ = ("idx", "engine", "host", "limits", "busy_until", "busy_ns", "pending", "kind",
                  "job_arg", "job_end", "job_thread", "job_napi", "poll_list", "backlog",
                  "round_pkts", "round_start", "restarts", "episode_start", "in_softirq",
-                 "deferred", "ksoftirqd", "runq", "vclock", "warmup_ns", "until_ns", "later")
+                 "deferred", "ksoftirqd", "runq", "vclock", "warmup_ns", "until_ns", "later", "on_event",
+                 "begin_pass")
 
     def __init__(self, idx: int, host, limits: SoftirqLimits, backlog_limit: int) -> None:
         """`host` provides ``begin_pass(pkt, core) -> cost_ns``, ``end_pass(pkt)``, `engine`,
@@ -129,6 +130,8 @@ class Core:
         self.runq: list = []            # heap of (vruntime_ns, seq, thread)
         self.vclock = 0.0
         self.later: Optional[tuple] = None   # a commit_later not yet settled
+        self.on_event = self._on_event       # bound once: the hot paths schedule it per job
+        self.begin_pass = host.begin_pass
 
     # -- arrivals ----------------------------------------------------------------------
     def napi_add(self, napi: Napi, pkt) -> bool:
@@ -242,7 +245,7 @@ class Core:
         now = self.engine._now
         if self.busy_until > now + EPS_NS:
             self.pending = True
-            self.engine.at(self.busy_until - now, self._on_event)
+            self.engine.at(self.busy_until - now, self.on_event)
         else:
             self._dispatch(now)
 
@@ -277,7 +280,7 @@ class Core:
         if self.busy_until > now + EPS_NS:          # a stall or an event-less job: serve what waits after it
             if self.poll_list or self.runq:
                 self.pending = True
-                self.engine.at(self.busy_until - now, self._on_event)
+                self.engine.at(self.busy_until - now, self.on_event)
             return
         if self.poll_list and not self.deferred:
             self._softirq_start(now, None)
@@ -316,7 +319,7 @@ class Core:
         self.job_end = end
         self.job_arg = arg
         self.pending = True
-        self.engine.at(cost, self._on_event)
+        self.engine.at(cost, self.on_event)
 
     def _softirq_start(self, now: float, th: Optional[Thread]) -> None:
         if not self.in_softirq:                     # __do_softirq / handle_softirqs begins
@@ -325,7 +328,7 @@ class Core:
             self.restarts = self.round_pkts = 0
         napi = self.poll_list[0]
         pkt = napi.items.popleft()
-        cost = self.host.begin_pass(pkt, self, now)
+        cost = self.begin_pass(pkt, self, now)
         if th is not None:
             th.vruntime_ns += cost
         stop = now + cost
@@ -338,7 +341,7 @@ class Core:
         self.job_arg = pkt
         self.job_napi = napi
         self.pending = True
-        self.engine.at(cost, self._on_event)
+        self.engine.at(cost, self.on_event)
 
     def _softirq_done(self, napi: Napi) -> None:
         """Budget bookkeeping after one packet of `napi` (napi_poll, net_rx_action, handle_softirqs)."""

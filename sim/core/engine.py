@@ -31,18 +31,19 @@ class Engine(simpy.Environment):
     def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time."""
         self.events += 1
-        # simpy types its queue as holding Events; this calendar holds (fn, arg) entries too.
-        heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), (fn, arg)))  # type: ignore[misc]
+        # simpy's entries are (time, priority, eid, event); a callback entry is one longer,
+        # (time, priority, eid, fn, arg): eids are unique, so the heap never compares further.
+        heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), fn, arg))  # type: ignore[misc]
 
     def step(self) -> None:
         """Process the next calendar entry: a simpy event by simpy; a plain callback here,
         followed by every plain callback behind it up to the next simpy event (one `step`
         call for a run of callbacks: same order, fewer calls)."""
         queue = self._queue
-        if queue and queue[0][3].__class__ is tuple:
+        if queue and len(queue[0]) == 5:
             while True:
-                self._now, _, _, (fn, arg) = heappop(queue)
+                self._now, _, _, fn, arg = heappop(queue)
                 fn(arg)
-                if not queue or queue[0][3].__class__ is not tuple:
+                if not queue or len(queue[0]) != 5:
                     return
         super().step()
