@@ -155,7 +155,8 @@ class Apps:
         else:
             delay = w.ipi_ns
             waker.stall(w.ipi_send_ns)
-        if delay > 0 and not observes and core.commit_later(th, job, now + delay, self.undo_read):
+        if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
+            sq.held.append((now + delay + cost, truesize))  # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
         th.jobs.append(job)
         if delay <= 0:

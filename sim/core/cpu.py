@@ -98,7 +98,7 @@ class Core:
                  "job_arg", "job_end", "job_thread", "job_napi", "poll_list", "backlog",
                  "round_pkts", "round_start", "restarts", "episode_start", "in_softirq",
                  "deferred", "ksoftirqd", "runq", "vclock", "warmup_ns", "until_ns", "later", "on_event",
-                 "begin_pass")
+                 "begin_pass", "end_pass")
 
     def __init__(self, idx: int, host, limits: SoftirqLimits, backlog_limit: int) -> None:
         """`host` provides ``begin_pass(pkt, core) -> cost_ns``, ``end_pass(pkt)``, `engine`,
@@ -132,6 +132,7 @@ class Core:
         self.later: Optional[tuple] = None   # a commit_later not yet settled
         self.on_event = self._on_event       # bound once: the hot paths schedule it per job
         self.begin_pass = host.begin_pass
+        self.end_pass = host.end_pass
 
     # -- arrivals ----------------------------------------------------------------------
     def napi_add(self, napi: Napi, pkt) -> bool:
@@ -185,12 +186,14 @@ class Core:
         th.waking = False
         self.ready(th)
 
-    def commit_later(self, th: Thread, job: tuple, start_ns: float, undo: Callable[[Any], None]) -> bool:
+    def commit_later(self, th: Thread, job: tuple, start_ns: float, cost_ns: float,
+                     undo: Callable[[Any], None]) -> bool:
         """If the core has nothing to do and `th` has no other job, run the event-less `job`
-        (not queued on `th`) from `start_ns` without events and return True; else return
-        False and do nothing.  ``undo(arg)`` reverses what the job's begin did, should the
-        commitment be undone.  (While a softirq packet's end is handled, its NAPI instance is
-        still at the poll list's head, possibly empty: that is no work.)"""
+        (not queued on `th`; it costs `cost_ns`) from `start_ns` without events and return
+        True: the caller then does what the job's begin would have done.  Else return False
+        and do nothing.  ``undo(arg)`` reverses that, should the commitment be undone.
+        (While a softirq packet's end is handled, its NAPI instance is still at the poll
+        list's head, possibly empty: that is no work.)"""
         if self.later is not None:
             self._settle()
         poll = self.poll_list
@@ -199,7 +202,7 @@ class Core:
                 and self.busy_until <= self.engine._now + EPS_NS and not th.queued and not th.on_cpu
                 and not th.jobs):
             return False
-        cost = job[0](job[2], self, start_ns)
+        cost = cost_ns
         stop = start_ns + cost
         self.later = (th, job, start_ns, stop, self.busy_until, undo)
         self.busy_until = stop
@@ -254,7 +257,7 @@ class Core:
         if kind == SOFTIRQ:
             self.kind = IDLE
             napi = self.job_napi
-            self.host.end_pass(self.job_arg)        # may queue more work: self.pending holds it
+            self.end_pass(self.job_arg)             # may queue more work: self.pending holds it
             if napi.items or len(self.poll_list) > 1:
                 self._softirq_done(napi)
             else:                                   # the common case of _softirq_done: all done

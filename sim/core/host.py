@@ -181,7 +181,9 @@ class Host:
     def begin_pass(self, pkt, core: Core, start_ns: float) -> float:
         """`pkt`'s current pass starts now (`start_ns`) on `core`: record its queueing, return
         its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
-        vec_id, cost = self.pass_cost(pkt.plan[pkt.step], pkt)
+        p = pkt.plan[pkt.step]
+        hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members))
+        vec_id, cost = hit if hit is not None else self.pass_cost(p, pkt)
         scale = 1.0
         if self.random_costs:
             scale = self._scale()
