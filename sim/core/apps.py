@@ -103,7 +103,9 @@ class Apps:
             th.sndbuf_bytes += charged
         pkt.enq_ns = self.engine._now
         pkt.sender = th
-        th.jobs.append((self.host.begin_pass, self._end_send, pkt))
+        if th.core.run_now(th, self.begin_send, self.end_send, pkt):
+            return
+        th.jobs.append((self.begin_send, self.end_send, pkt))
         if not (th.queued or th.on_cpu or th.waking):   # the application itself sends: no wake-up
             th.core.ready(th)
 

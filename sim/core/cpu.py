@@ -303,8 +303,26 @@ class Core:
                 self._thread_start(now, th)
                 return
 
+    def run_now(self, th: Thread, begin, end, arg) -> bool:
+        """Start the job (`begin`, `end`, `arg`) of `th` at once if the core is idle and `th`
+        waits for nothing else (the common case of queueing it and `ready`); else False."""
+        if (self.pending or self.runq or self.poll_list or self.later is not None or th.jobs
+                or th.queued or th.on_cpu or th.waking):
+            return False
+        now = self.engine._now
+        if self.busy_until > now + EPS_NS:
+            return False
+        if th.vruntime_ns < self.vclock:
+            th.vruntime_ns = self.vclock
+        self.vclock = th.vruntime_ns
+        self._start_job(now, th, begin, end, arg)
+        return True
+
     def _thread_start(self, now: float, th: Thread) -> None:
         begin, end, arg = th.jobs.popleft()
+        self._start_job(now, th, begin, end, arg)
+
+    def _start_job(self, now: float, th: Thread, begin, end, arg) -> None:
         cost = begin(arg, self, now)
         th.vruntime_ns += cost
         stop = now + cost

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import simpy
 from simpy.events import NORMAL
 
+CALLBACK = float(NORMAL)    # a callback entry's priority: orders as NORMAL, told apart by its type
+
 
 class Engine(simpy.Environment):
     """A simpy environment with `at()` and an event counter.  Time unit: ns."""
@@ -32,18 +34,19 @@ class Engine(simpy.Environment):
         """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time."""
         self.events += 1
         # simpy's entries are (time, priority, eid, event); a callback entry is one longer,
-        # (time, priority, eid, fn, arg): eids are unique, so the heap never compares further.
-        heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), fn, arg))  # type: ignore[misc]
+        # (time, CALLBACK, eid, fn, arg): eids are unique, so the heap never compares further,
+        # and CALLBACK == NORMAL keeps same-time order first-scheduled-first-served.
+        heappush(self._queue, (self._now + delay_ns, CALLBACK, next(self._eid), fn, arg))  # type: ignore[misc]
 
     def step(self) -> None:
         """Process the next calendar entry: a simpy event by simpy; a plain callback here,
         followed by every plain callback behind it up to the next simpy event (one `step`
         call for a run of callbacks: same order, fewer calls)."""
         queue = self._queue
-        if queue and len(queue[0]) == 5:
+        if queue and queue[0][1].__class__ is float:
             while True:
                 self._now, _, _, fn, arg = heappop(queue)
                 fn(arg)
-                if not queue or len(queue[0]) != 5:
+                if not queue or queue[0][1].__class__ is not float:
                     return
         super().step()
