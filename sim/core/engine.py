@@ -30,13 +30,14 @@ class Engine(simpy.Environment):
         super().__init__()
         self.events = 0
 
-    def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time."""
+    def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None, _push=heappush, _next=next) -> None:
+        """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time.  (`_push`, `_next`:
+        builtins bound as locals, not arguments.)"""
         self.events += 1
         # simpy's entries are (time, priority, eid, event); a callback entry is one longer,
         # (time, CALLBACK, eid, fn, arg): eids are unique, so the heap never compares further,
         # and CALLBACK == NORMAL keeps same-time order first-scheduled-first-served.
-        heappush(self._queue, (self._now + delay_ns, CALLBACK, next(self._eid), fn, arg))  # type: ignore[misc]
+        _push(self._queue, (self._now + delay_ns, CALLBACK, _next(self._eid), fn, arg))
 
     def step(self) -> None:
         """Process the next calendar entry: a simpy event by simpy; a plain callback here,

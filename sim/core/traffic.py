@@ -126,6 +126,8 @@ class OpenLoopFlow(Flow):
         self.on_until = float("inf")
         self.on_ns = float(spec.on_ns or 0.0)       # onoff only (validated > 0 there)
         self.off_ns = float(spec.off_ns or 0.0)
+        self._constant = spec.kind == "constant"
+        self._emit_cb = self._emit                 # bound once: scheduled per packet
 
     def start(self) -> None:
         if self.spec.kind == "onoff":
@@ -133,22 +135,22 @@ class OpenLoopFlow(Flow):
         self.engine.at(self.spec.start_ns + self._gap(), self._emit)
 
     def _gap(self) -> float:
-        if self.spec.kind == "constant":
+        if self._constant:
             return self.mean_gap_ns
         return self._gaps.next()
 
     def _emit(self, _=None) -> None:
-        if not self.active():
+        now = self.engine._now                    # active(), inline: this runs once per packet
+        if now >= self.stop_ns or self.model.packet_budget_spent():
             return
-        now = self.engine.now
         if now > self.on_until:       # the ON period ended: sleep OFF, then a new ON period
             off = self.rng.exponential(self.off_ns)
             self.on_until = now + off + self.rng.exponential(self.on_ns)
-            self.engine.at(off + self._gap(), self._emit)
+            self.engine.at(off + self._gap(), self._emit_cb)
             return
         self.sent += 1
         self.model.emit(self, self.sent, 0, self.size())
-        self.engine.at(self._gap(), self._emit)
+        self.engine.at(self._gap(), self._emit_cb)
 
 
 class RequestResponseFlow(Flow):
