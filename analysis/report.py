@@ -47,8 +47,15 @@ LIMITS = [
     "Stage costs are priors from public figures and kernel sources (see the cost profile below), not "
     "measurements of this machine; compare schemes relative to each other, not absolute microseconds. "
     "`netns-sim calibrate` fits them to a real kernel.",
-    "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, interrupts, GRO/TSO batching and "
-    "lock contention are not modelled. A pass runs to completion on one core.",
+    "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, GRO/TSO batching and lock "
+    "contention are not modelled. A pass runs to completion on one core.",
+    "Cores run softirq work (NIC RX queues, per-CPU backlogs) in NAPI rounds (napi_weight, netdev_budget, "
+    "netdev_budget_usecs) with priority over process context; sustained softirq load moves to ksoftirqd, "
+    "which shares the core fairly with the application threads (docs/execution.md). Modelled: senders "
+    "blocked by a full send buffer (drop reason sender_blocked), one application thread per socket on a core "
+    "paying app_recv_ns and server_ns, RSS by a 5-tuple hash, RPS, wake-up latency and IPI cost. Not "
+    "modelled: preemption inside a pass or read, context-switch CPU, scheduler slices and load balancing, "
+    "hard-IRQ cost and interrupt coalescing, XPS, GRO, busy polling, the IPIs of RPS.",
     "Latency percentiles are taken from points.csv as the simulator computed them (if it uses a streaming "
     "quantile sketch, within its documented relative error); tail percentiles (p99.9) of a short run rest on "
     "few packets.",

@@ -77,8 +77,11 @@ def test_root_and_child_over_one_veth_take_two_passes_output_then_input(unloaded
         rows = d[d.flow == flow]
         assert (rows.n_passes == 2).all() and (rows.veth_xmit_ns > 0).all(), flow
         assert (rows.ip_forward_ns == 0).all() and (rows.nic_tx_ns == 0).all(), flow
-    # one veth crossing is cheaper than ns -> ns through the root (three passes)
-    assert d[d.flow == "root_ns"].latency_ns.mean() < d[d.flow == "ns_ns"].latency_ns.mean()
+    # one veth crossing costs less CPU than ns -> ns through the root (three passes); latency is
+    # not compared: it also holds the reader's wake-up, which depends on its core (issue 10)
+    from sim.core.stages import STAGE_NAMES
+    cpu = d[[f"{s}_ns" for s in STAGE_NAMES]].sum(axis=1)
+    assert cpu[d.flow == "root_ns"].mean() < cpu[d.flow == "ns_ns"].mean()
 
 
 def test_a_container_to_itself_crosses_its_own_loopback_once(unloaded):

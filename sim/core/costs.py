@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
 
 from sim.core.stages import STAGE_NAMES
 from sim.frontdoor.yamlpos import read
@@ -46,7 +54,7 @@ class StageCost(BaseModel):
 
 
 class HostDefaults(BaseModel):
-    """Per-host queue limits and application costs."""
+    """Per-host queue limits, application costs, softirq budgets and wake-up costs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     netdev_max_backlog: PositiveInt = 1000
@@ -54,6 +62,16 @@ class HostDefaults(BaseModel):
     rcvbuf_bytes: PositiveInt = 212992
     skb_truesize_overhead_bytes: NonNegativeInt = 768
     app_recv_ns: NonNegativeFloat = 0.0
+    # Execution (sim.core.cpu, sim.core.apps); defaults are the kernel's, see default.yaml.
+    sndbuf_bytes: PositiveInt = 212992
+    napi_weight: PositiveInt = 64
+    netdev_budget: PositiveInt = 300
+    netdev_budget_usecs: PositiveFloat = 2000.0
+    max_softirq_restart: PositiveInt = 10
+    max_softirq_time_ns: PositiveFloat = 2e6
+    wakeup_local_ns: NonNegativeFloat = 1000.0
+    wakeup_ipi_ns: NonNegativeFloat = 3000.0
+    wakeup_ipi_send_ns: NonNegativeFloat = 200.0
 
 
 class MemorySizes(BaseModel):

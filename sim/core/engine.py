@@ -8,6 +8,8 @@ service time is known at arrival (cores, links, socket readers) compute start ti
 analytically.  So a pass through a host is one event and a link hop is one event.  Both
 kinds of entry share one heap and one sequence counter, so same-time ordering stays
 first-scheduled-first-served.  `events` counts the callbacks scheduled, for benchmarks.
+Hot paths of the model read the current time as ``engine._now`` (simpy's ``now`` is a
+property: a call per read).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any, Callable
 import simpy
 from simpy.events import NORMAL
 
+CALLBACK = float(NORMAL)    # a callback entry's priority: orders as NORMAL, told apart by its type
+
 
 class Engine(simpy.Environment):
     """A simpy environment with `at()` and an event counter.  Time unit: ns."""
@@ -26,17 +30,24 @@ class Engine(simpy.Environment):
         super().__init__()
         self.events = 0
 
-    def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None) -> None:
-        """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time."""
+    def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None, _push=heappush, _next=next) -> None:
+        """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time.  (`_push`, `_next`:
+        builtins bound as locals, not arguments.)"""
         self.events += 1
-        # simpy types its queue as holding Events; this calendar holds (fn, arg) entries too.
-        heappush(self._queue, (self._now + delay_ns, NORMAL, next(self._eid), (fn, arg)))  # type: ignore[misc]
+        # simpy's entries are (time, priority, eid, event); a callback entry is one longer,
+        # (time, CALLBACK, eid, fn, arg): eids are unique, so the heap never compares further,
+        # and CALLBACK == NORMAL keeps same-time order first-scheduled-first-served.
+        _push(self._queue, (self._now + delay_ns, CALLBACK, _next(self._eid), fn, arg))
 
     def step(self) -> None:
-        """Process the next calendar entry: a plain callback here, a simpy event by simpy."""
+        """Process the next calendar entry: a simpy event by simpy; a plain callback here,
+        followed by every plain callback behind it up to the next simpy event (one `step`
+        call for a run of callbacks: same order, fewer calls)."""
         queue = self._queue
-        if queue and queue[0][3].__class__ is tuple:
-            self._now, _, _, (fn, arg) = heappop(queue)
-            fn(arg)
-            return
+        if queue and queue[0][1].__class__ is float:
+            while True:
+                self._now, _, _, fn, arg = heappop(queue)
+                fn(arg)
+                if not queue or queue[0][1].__class__ is not float:
+                    return
         super().step()

@@ -1,24 +1,22 @@
-"""A host: cores serving passes in FIFO order, bounded queues, sockets, socket tables.
+"""A host: cores with two execution contexts, NIC RX queues, application threads, pricing.
 
 Contract:
-- A *pass* (`sim.core.schemes.CompiledPass`) waits in one queue of one core, then holds that core
-  for the sum of its stage costs, then ends (one engine event).  Queues: ``nic_rx`` (an RX
-  ring per core, or per namespace for a pass that starts in the destination namespace, as
-  with VNIC; limit ``rx_ring_packets``), ``backlog`` (the per-CPU backlog fed by
-  ``netif_rx``; limit ``netdev_max_backlog``), ``process`` (the sender's system call;
-  unbounded, the application blocks).  A full queue drops the packet with reason
-  ``<queue>_full``.
-- Core choice: an RX pass goes to the flow's RSS core (``flow % cores``), or for a
-  per-namespace RX queue to ``ns % cores``; a sender's pass runs on ``flow % cores``; a
-  backlog pass stays on the core that enqueued it (``netif_rx`` uses the local CPU).
+- A *pass* (`sim.core.schemes.CompiledPass`) waits in one queue, then holds one core for the
+  sum of its stage costs (one engine event at its end).  Queues: ``nic_rx`` (an RX queue of
+  the NIC, chosen by RSS, `sim.core.spread`; or per namespace for a pass that starts in the
+  destination namespace, as with VNIC, on core ``ns % cores``; limit ``rx_ring_packets``),
+  ``backlog`` (the per-CPU backlog fed by netif_rx, on the core that ran the previous pass,
+  or the RPS target; limit ``netdev_max_backlog``) and ``process`` (a job of the sending
+  socket's application thread, bounded by its send buffer, `sim.core.apps`).  A full queue
+  drops the packet with reason ``<queue>_full`` (``sender_blocked`` for a full send buffer).
+- How a core chooses between softirq work (``nic_rx``, ``backlog``) and process-context work
+  (sends, reads, ksoftirqd) is `sim.core.cpu`'s contract.  RX queue ``q`` is served by core
+  ``q % cores``; a host has ``rx_queues`` queues (default: one per core).
+- RPS (``rps_cpus``): a pass that starts with the driver's ``nic_rx`` stage is split after it;
+  the rest runs from the backlog of the core `sim.core.spread` picks from ``rps_cpus``.
+- Sockets, reads and wake-ups are `sim.core.apps`'s contract.
 - A multicast_local pass with ``wire_stages`` (`sim.core.schemes`) hands the copy for
   members on other hosts to the model (``wire_copies``) when it ends.
-- Each core is one FIFO server shared by all its queues; because service order is FIFO and
-  a pass's cost is known when it is queued, its start time is computed on arrival.
-- A socket receive queue is bounded by ``rcvbuf_bytes`` counted in truesize (payload +
-  ``skb_truesize_overhead_bytes``); overflow drops with ``socket_rcvbuf_full``.  The
-  application reads each packet after the previous one, taking ``app_recv_ns``; a packet
-  leaves the queue when its read starts.
 - `pass_cost` prices a pass for a packet from the stage costs (see `sim.core.costs`), with entries
   taken from this host's state (socket chain positions, netfilter rules, FIB depth,
   classifier rules); costs are cached per (pass, size, namespaces, port).
@@ -27,36 +25,21 @@ Contract:
 from __future__ import annotations
 
 import math
-from collections import deque
+from dataclasses import replace
 
+from sim.core.apps import Apps, WakeCosts
 from sim.core.costs import CostProfile
+from sim.core.cpu import Core, Napi, SoftirqLimits
 from sim.core.interfaces import ModelServices
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import CompiledPass, Scheme
 from sim.core.sockets import SocketTables
+from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
 from sim.core.trips import LEAVING_TRIPS
 
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
 CHILD_ROUTES = 4
-
-
-class Core:
-    __slots__ = ("free_at", "busy_ns", "waiting")
-
-    def __init__(self) -> None:
-        self.free_at = 0.0
-        self.busy_ns = 0.0
-        self.waiting: dict[object, deque] = {}
-
-
-class SocketQueue:
-    __slots__ = ("app_free_at", "held", "bytes")
-
-    def __init__(self) -> None:
-        self.app_free_at = 0.0
-        self.held: deque = deque()
-        self.bytes = 0
 
 
 def fib_depth(routes: int) -> int:
@@ -76,17 +59,24 @@ class Host:
         self.model = model
         self.engine = model.engine
         self.rng = rng
-        self.cores = [Core() for _ in range(spec.cores)]
-        self.n_cores = spec.cores
+        self.warmup_ns = model.warmup_ns
+        self.until_ns = model.until_ns
         hd = profile.host
-        self.limits = {
-            "nic_rx": spec.rx_ring_packets or hd.rx_ring_packets,
-            "backlog": spec.netdev_max_backlog or hd.netdev_max_backlog,
-            "process": None,
-        }
-        self.rcvbuf_bytes = spec.rcvbuf_bytes or hd.rcvbuf_bytes
-        self.truesize_overhead = hd.skb_truesize_overhead_bytes
-        self.app_recv_ns = hd.app_recv_ns if spec.app_recv_ns is None else spec.app_recv_ns
+        limits = SoftirqLimits(hd.napi_weight, hd.netdev_budget, hd.netdev_budget_usecs * 1e3,
+                               hd.max_softirq_restart, hd.max_softirq_time_ns)
+        backlog = spec.netdev_max_backlog or hd.netdev_max_backlog
+        self.cores = [Core(i, self, limits, backlog) for i in range(spec.cores)]
+        self.n_cores = spec.cores
+        self.ring_packets = spec.rx_ring_packets or hd.rx_ring_packets
+        self.rx_queues = [Napi(f"rx{q}", self.ring_packets) for q in range(spec.rx_queues or spec.cores)]
+        self.ns_rings: dict[int, Napi] = {}
+        self.spread = Spreader(len(self.rx_queues), spec.rps_cpus)
+        self.apps = Apps(self, sndbuf_bytes=spec.sndbuf_bytes or hd.sndbuf_bytes,
+                         rcvbuf_bytes=spec.rcvbuf_bytes or hd.rcvbuf_bytes,
+                         truesize_overhead=hd.skb_truesize_overhead_bytes,
+                         app_recv_ns=hd.app_recv_ns if spec.app_recv_ns is None else spec.app_recv_ns,
+                         sockets_per_namespace=spec.sockets_per_namespace,
+                         wake=WakeCosts(hd.wakeup_local_ns, hd.wakeup_ipi_ns, hd.wakeup_ipi_send_ns))
         self.namespaces = spec.namespaces
         self.sockets_per_namespace = spec.sockets_per_namespace
         costs = [profile.stages[s] for s in STAGE_NAMES]
@@ -101,12 +91,12 @@ class Host:
         self.fib_root = fib_depth(ROOT_ROUTES + spec.namespaces * scheme.spec.addresses_per_container)
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"
-        self.sockets: dict[tuple[int, int], SocketQueue] = {}
         self._cache: dict[tuple, tuple[int, float]] = {}
         self._scales: list[float] = []
-        self.warmup_ns = model.warmup_ns
-        self.until_ns = model.until_ns
+        self.steer_uids: frozenset[int] = frozenset()
         self.trip_plans = scheme.trips
+        if spec.rps_cpus:
+            self.trip_plans, self.steer_uids = rps_plans(scheme.trips)
 
     # -- pricing ---------------------------------------------------------------------
     def _entries(self, kind: str, role: str, pkt, member) -> float:
@@ -159,99 +149,106 @@ class Host:
 
     # -- passes ----------------------------------------------------------------------
     def start_trip(self, pkt, trip: str, core_idx: int) -> None:
+        """`pkt` starts `trip` on this host; `core_idx` is the core a backlog pass would use."""
         pkt.scheme = self.scheme_code
         pkt.plan = self.trip_plans[trip]
         pkt.step = 0
         pkt.host_trip = trip
+        pkt.core = core_idx
         if pkt.plan[0].fanout and pkt.members:      # e.g. a NIC replicating into member queues
             for copy in self.model.fan_out(pkt):
-                self._start_pass(copy, core_idx)
+                self._start_pass(copy)
             return
-        self._start_pass(pkt, core_idx)
+        self._start_pass(pkt)
 
-    def _start_pass(self, pkt, core_idx: int) -> None:
+    def _start_pass(self, pkt) -> None:
+        """Queue `pkt` for its current pass (see the module docstring for the queues)."""
         p = pkt.plan[pkt.step]
-        now = self.engine.now
         queue = p.queue
-        key = queue
-        if queue == "nic_rx" and p.role == "dst":
-            key = (queue, pkt.dst_ns)
-            core_idx = max(pkt.dst_ns, 0) % self.n_cores
-        core = self.cores[core_idx]
-        limit = self.limits[queue]
-        dq = None
-        if limit is not None:
-            dq = core.waiting.get(key)
-            if dq is None:
-                dq = core.waiting[key] = deque()
-            while dq and dq[0] <= now:
-                dq.popleft()
-            if len(dq) >= limit:
-                self.model.drop(pkt, queue + "_full", self.name)
-                return
-        vec_id, cost = self.pass_cost(p, pkt)
+        if queue == "backlog":
+            core = self.cores[pkt.core]
+            napi = core.backlog
+        elif queue == "nic_rx":
+            if p.role == "dst":
+                ns = max(pkt.dst_ns, 0)
+                core = self.cores[ns % self.n_cores]
+                napi = self.ns_rings.get(ns)
+                if napi is None:
+                    napi = self.ns_rings[ns] = Napi(f"rx-ns{ns}", self.ring_packets)
+            else:
+                q = self.spread.rx_queue(pkt) if len(self.rx_queues) > 1 else 0
+                core = self.cores[q % self.n_cores]
+                napi = self.rx_queues[q]
+        else:
+            self.apps.send(pkt)
+            return
+        pkt.enq_ns = self.engine._now
+        if not core.napi_add(napi, pkt):
+            self.model.drop(pkt, queue + "_full", self.name)
+
+    def begin_pass(self, pkt, core: Core, start_ns: float) -> float:
+        """`pkt`'s current pass starts now (`start_ns`) on `core`: record its queueing, return
+        its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
+        p = pkt.plan[pkt.step]
+        hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members))
+        vec_id, cost = hit if hit is not None else self.pass_cost(p, pkt)
         scale = 1.0
         if self.random_costs:
             scale = self._scale()
             cost *= scale
-        start = core.free_at if core.free_at > now else now
-        end = start + cost
-        core.free_at = end
-        if dq is not None:                      # a bounded queue: the pass holds a place until it starts
-            dq.append(start)
-        lo = start if start > self.warmup_ns else self.warmup_ns
-        hi = end if end < self.until_ns else self.until_ns
-        if hi > lo:
-            core.busy_ns += hi - lo
-        pkt.passes += (vec_id, start - now, scale)
-        pkt.core = core_idx
-        self.engine.at(end - now, self._pass_done, pkt)
+        pkt.passes += (vec_id, start_ns - pkt.enq_ns, scale)
+        pkt.core = core.idx
+        return cost
 
-    def _pass_done(self, pkt) -> None:
+    def end_pass(self, pkt) -> None:
+        """`pkt`'s current pass ended: queue the next one, or finish the trip."""
         if pkt.wire_hosts and pkt.plan[pkt.step].wire_stages is not None:
             self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
-        pkt.step += 1
         plan = pkt.plan
+        if self.steer_uids and plan[pkt.step].uid in self.steer_uids:
+            pkt.core = self.spread.rps_cpu(pkt)
+        pkt.step += 1
         if pkt.step < len(plan):
             if plan[pkt.step].fanout and pkt.members:
                 for copy in self.model.fan_out(pkt):
-                    self._start_pass(copy, pkt.core)
+                    self._start_pass(copy)
             else:
-                self._start_pass(pkt, pkt.core)
+                self._start_pass(pkt)
             return
         if pkt.host_trip in LEAVING_TRIPS:
             self.model.left_host(pkt, self)
-        elif pkt.members:
-            for ns in pkt.members:
-                self._deliver(pkt, ns)
-            self.model.retire(pkt)
-        else:
-            self._deliver(pkt, pkt.dst_ns)
-            self.model.retire(pkt)
-
-    # -- sockets ---------------------------------------------------------------------
-    def _deliver(self, pkt, ns: int) -> None:
-        now = self.engine.now
-        sock_key = (ns, pkt.port)
-        sq = self.sockets.get(sock_key)
-        if sq is None:
-            sq = self.sockets[sock_key] = SocketQueue()
-        truesize = pkt.size + self.truesize_overhead
-        held = sq.held
-        while held and held[0][0] <= now:
-            sq.bytes -= held.popleft()[1]
-        if sq.bytes + truesize > self.rcvbuf_bytes:
-            self.model.record_drop(pkt, ns, "socket_rcvbuf_full", self.name)
             return
-        read_done = now
-        if self.app_recv_ns > 0:
-            start = sq.app_free_at if sq.app_free_at > now else now
-            read_done = sq.app_free_at = start + self.app_recv_ns
-            if start > now:
-                held.append((start, truesize))
-                sq.bytes += truesize
-        self.model.record_delivered(pkt, ns, read_done)
+        waker = self.cores[pkt.core]
+        if pkt.members:
+            for ns in pkt.members:
+                self.apps.deliver(pkt, ns, waker)
+        else:
+            self.apps.deliver(pkt, pkt.dst_ns, waker)
+        self.model.retire(pkt)
 
     def utilisation(self) -> list[float]:
         window = max(self.until_ns - self.warmup_ns, 1e-9)
         return [c.busy_ns / window for c in self.cores]
+
+
+def rps_plans(trips: dict[str, tuple[CompiledPass, ...]]) -> tuple[dict[str, tuple[CompiledPass, ...]], frozenset[int]]:
+    """`trips` with every pass that runs ``nic_rx`` and more split after that stage (RPS:
+    the driver's work stays on the RX queue's core, the rest goes to a backlog); also the
+    uids of the first halves, after which the packet is steered."""
+    nic_rx = STAGE_NAMES.index("nic_rx")
+    out: dict[str, tuple[CompiledPass, ...]] = {}
+    steer: set[int] = set()
+    for trip, passes in trips.items():
+        new: list[CompiledPass] = []
+        for p in passes:
+            cut = next((i + 1 for i, st in enumerate(p.stages) if st.index == nic_rx), None)
+            if p.queue != "nic_rx" or cut is None or cut == len(p.stages):
+                new.append(p)
+                continue
+            head = replace(p, uid=-1 - 2 * p.uid, stages=p.stages[:cut])
+            tail = replace(p, uid=-2 - 2 * p.uid, queue="backlog", role=p.stages[cut].role, fanout=False,
+                           stages=p.stages[cut:])
+            steer.add(head.uid)
+            new += [head, tail]
+        out[trip] = tuple(new)
+    return out, frozenset(steer)

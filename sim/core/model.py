@@ -29,7 +29,8 @@ from sim.core.trips import CODE, Journey, missing_trip, multicast_first_trip, un
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.scenario import Scenario
 
-DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full")
+DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full",
+                "sender_blocked")      # sender_blocked: its socket's send buffer was full (sim.core.apps)
 MULTICAST, MULTICAST_LOCAL = CODE["multicast"], CODE["multicast_local"]
 TO_WIRE = frozenset({CODE["ns_to_wire"], CODE["root_to_wire"]})      # delivered when they leave the host
 

@@ -1,7 +1,8 @@
 """The packet object that moves through the model (not a record; see `sim.core.records`).
 
 `passes` is a flat list ``[vec_id, queue_ns, scale, vec_id, queue_ns, scale, ...]``, one
-triple per pass the packet has started; `members` is the tuple of member namespaces on the
+triple per pass the packet has started (queue_ns: from `enq_ns`, when it joined the pass's
+queue, to the pass's start); `members` is the tuple of member namespaces on the
 packet's host a multicast packet still stands for before it fans out (one record per member
 at the end); `wire_hosts` the other member hosts a multicast_local packet stands for until
 its wire copy leaves (`sim.core.trips`).  Namespace codes: `sim.core.nscodes`.
@@ -19,7 +20,7 @@ class Packet:
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
                  "link_queue_ns", "passes", "route", "hop", "members", "wire_hosts", "core", "owner",
-                 "plan", "step", "host_trip")
+                 "plan", "step", "host_trip", "enq_ns", "sender")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
                  dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner) -> None:
@@ -46,6 +47,8 @@ class Packet:
         self.wire_hosts = ()
         self.core = 0
         self.owner = owner          # the flow object notified of delivery and drops
+        self.enq_ns = t_sent        # when it joined the queue of its current pass
+        self.sender = None          # the sending socket's thread (sim.core.apps), during its send pass
 
     def copy(self, pid: int) -> "Packet":
         """A copy for one branch of a multicast (same origin, own id, passes so far)."""
@@ -60,4 +63,5 @@ class Packet:
         c.route = self.route
         c.hop = self.hop
         c.core = self.core
+        c.enq_ns = self.enq_ns
         return c

@@ -3,9 +3,11 @@
 Each flow draws from its own `numpy.random.Generator` (spawned from the run's generator), so
 adding a flow does not change the others' samples.  A flow hands each new packet to
 ``model.emit(flow, seq, direction, size)``; the model routes it.  Flows are notified by
-``on_delivered(pkt, read_done_ns)`` and ``on_dropped(pkt)``.  Kinds live in `FLOW_KINDS`, a
-registry: a new kind is any `sim.core.interfaces.FlowKind` (same constructor, ``start()`` and the
-two hooks).
+``on_delivered(pkt, read_done_ns)`` (the packet entered its socket), ``on_read(pkt)`` (the
+application's read of it ended; only when ``observes_reads``) and ``on_dropped(pkt)``;
+``read_work_ns(pkt)`` is the application's own CPU work per message read, run by the reading
+socket's thread (`sim.core.apps`).  Kinds live in `FLOW_KINDS`, a registry: a new kind is
+any `sim.core.interfaces.FlowKind` (same constructor, ``start()`` and the hooks).
 """
 
 from __future__ import annotations
@@ -96,7 +98,17 @@ class Flow:
     def active(self) -> bool:
         return self.engine.now < self.stop_ns and not self.model.packet_budget_spent()
 
+    observes_reads = False      # on_read is called only for flows that set this
+
+    def read_work_ns(self, pkt) -> float:
+        """CPU ns the reading application spends on `pkt` beyond recvmsg (``app_recv_ns``);
+        asked only of flows that observe reads."""
+        return 0.0
+
     def on_delivered(self, pkt, read_done_ns: float) -> None:
+        pass
+
+    def on_read(self, pkt) -> None:
         pass
 
     def on_dropped(self, pkt) -> None:
@@ -114,6 +126,8 @@ class OpenLoopFlow(Flow):
         self.on_until = float("inf")
         self.on_ns = float(spec.on_ns or 0.0)       # onoff only (validated > 0 there)
         self.off_ns = float(spec.off_ns or 0.0)
+        self._constant = spec.kind == "constant"
+        self._emit_cb = self._emit                 # bound once: scheduled per packet
 
     def start(self) -> None:
         if self.spec.kind == "onoff":
@@ -121,33 +135,40 @@ class OpenLoopFlow(Flow):
         self.engine.at(self.spec.start_ns + self._gap(), self._emit)
 
     def _gap(self) -> float:
-        if self.spec.kind == "constant":
+        if self._constant:
             return self.mean_gap_ns
         return self._gaps.next()
 
     def _emit(self, _=None) -> None:
-        if not self.active():
+        now = self.engine._now                    # active(), inline: this runs once per packet
+        if now >= self.stop_ns or self.model.packet_budget_spent():
             return
-        now = self.engine.now
         if now > self.on_until:       # the ON period ended: sleep OFF, then a new ON period
             off = self.rng.exponential(self.off_ns)
             self.on_until = now + off + self.rng.exponential(self.on_ns)
-            self.engine.at(off + self._gap(), self._emit)
+            self.engine.at(off + self._gap(), self._emit_cb)
             return
         self.sent += 1
         self.model.emit(self, self.sent, 0, self.size())
-        self.engine.at(self._gap(), self._emit)
+        self.engine.at(self._gap(), self._emit_cb)
 
 
 class RequestResponseFlow(Flow):
-    """Closed loop like netperf UDP_RR: `concurrency` transactions in flight; the server
-    replies ``app read + server_ns`` after a request reaches its socket; the client sends
-    the next request ``app read + think_ns`` after the response; a lost packet is retried as
-    a new transaction after ``timeout_ns``."""
+    """Closed loop like netperf UDP_RR: `concurrency` transactions in flight.  The server's
+    thread reads a request (``app_recv_ns``), works ``server_ns`` on its core and sends the
+    response; the client's thread reads the response and, ``think_ns`` later (sleeping, no
+    CPU), sends the next request; a lost packet is retried as a new transaction after
+    ``timeout_ns``.  ``transactions`` and ``transaction_ns`` (summed, request emitted to
+    response read) count the completed ones."""
+
+    observes_reads = True
 
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)
         self.response_size = SizeSampler(spec.response_size or spec.size, rng)
+        self.transactions = 0
+        self.transaction_ns = 0.0
+        self._started: dict[int, float] = {}
 
     def start(self) -> None:
         for _ in range(self.spec.concurrency):
@@ -157,20 +178,28 @@ class RequestResponseFlow(Flow):
         if not self.active():
             return
         self.sent += 1
+        self._started[self.sent] = self.engine.now
         self.model.emit(self, self.sent, 0, self.size())
 
-    def _respond(self, seq: int) -> None:
-        self.sent += 1
-        self.model.emit(self, seq, 1, self.response_size())
+    def read_work_ns(self, pkt) -> float:
+        return self.spec.server_ns if pkt.direction == 0 else 0.0
 
-    def on_delivered(self, pkt, read_done_ns: float) -> None:
-        now = self.engine.now
+    def on_read(self, pkt) -> None:
         if pkt.direction == 0:
-            self.engine.at(read_done_ns - now + self.spec.server_ns, self._respond, pkt.seq)
+            self.sent += 1
+            self.model.emit(self, pkt.seq, 1, self.response_size())
+            return
+        start = self._started.pop(pkt.seq, None)
+        if start is not None:
+            self.transactions += 1
+            self.transaction_ns += self.engine.now - start
+        if self.spec.think_ns > 0:
+            self.engine.at(self.spec.think_ns, self._request)
         else:
-            self.engine.at(read_done_ns - now + self.spec.think_ns, self._request)
+            self._request()
 
     def on_dropped(self, pkt) -> None:
+        self._started.pop(pkt.seq, None)
         self.engine.at(self.spec.timeout_ns, self._request)
 
 

@@ -36,6 +36,12 @@ NOTES = {
     "cost_overrides.host": "host defaults of the profile (netdev_max_backlog, ...)",
     "cost_overrides.memory_bytes": "structure sizes of the profile, bytes",
     "flows[].size.bytes": "const size, bytes (default 64)",
+    "connections": "source ports of the flow; packets take them in turn (RSS/RPS spread by 5-tuple)",
+    "src_core": "pin the sending socket's application thread to this core (docs/execution.md)",
+    "dst_core": "pin the receiving socket's application thread to this core",
+    "rx_queues": "NIC RX queues, RSS by 5-tuple hash; queue q on core q mod cores (default: one per core)",
+    "rps_cpus": "RPS: cores that run the rest of the receive pass after the driver's `nic_rx` stage",
+    "sndbuf_bytes": "socket send buffer (truesize); a full one drops new sends as `sender_blocked`",
 }
 
 

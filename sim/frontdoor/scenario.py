@@ -50,6 +50,19 @@ class HostSpec(Strict):
     rcvbuf_bytes: Optional[PositiveInt] = None
     app_recv_ns: Optional[NonNegativeFloat] = None
     cost_distribution: Literal["deterministic", "exponential"] = "deterministic"
+    sndbuf_bytes: Optional[PositiveInt] = None               # default: profile host.sndbuf_bytes
+    rx_queues: Optional[PositiveInt] = None                  # NIC RX queues (RSS); default: one per core
+    rps_cpus: Optional[list[NonNegativeInt]] = None          # RPS: cores that take packets after the driver
+
+    @model_validator(mode="after")
+    def _cpus(self) -> "HostSpec":
+        if self.rps_cpus is not None:
+            if not self.rps_cpus:
+                raise ValueError("rps_cpus: give at least one core, or leave it out for no RPS")
+            bad = [c for c in self.rps_cpus if c >= self.cores]
+            if bad:
+                raise ValueError(f"rps_cpus: core(s) {bad} but the host has {self.cores} core(s) (0-based)")
+        return self
 
 
 class SwitchSpec(Strict):
@@ -108,6 +121,9 @@ class FlowSpec(Strict):
     server_ns: NonNegativeFloat = 0.0             # rr: server work before responding
     response_size: Optional[SizeSpec] = None      # rr: default = size
     timeout_ns: PositiveFloat = 1e6               # rr: retry after a loss
+    connections: PositiveInt = 1                  # connections (source ports), packets round-robin over them
+    src_core: Optional[NonNegativeInt] = None     # pin the sending socket's thread to this core
+    dst_core: Optional[NonNegativeInt] = None     # pin the receiving socket's thread to this core
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "FlowSpec":
@@ -185,6 +201,9 @@ class Scenario(Strict):
             where = f"flows[{i}]"
             src_host, src_ns = resolve(f.src, hosts, where + ".src")
             dst = parse(f.dst, where + ".dst")
+            _check_pin(f.src_core, hosts[src_host], f"{where}.src_core")
+            if dst.group is None and dst.host in hosts:
+                _check_pin(f.dst_core, hosts[dst.host], f"{where}.dst_core")
             if dst.group is not None:
                 _check_multicast(where, f, src_host, src_ns, groups, hosts)
                 continue
@@ -229,6 +248,12 @@ def _check_multicast(where: str, f: FlowSpec, src_host: str, src_ns: int, groups
     if (src_host, src_ns) in members:
         raise ValueError(f"{where}.src: the sender {f.src} is itself a member of group {dst.group!r}; receiving "
                          "its own multicast (IP_MULTICAST_LOOP) is not modelled")
+
+
+def _check_pin(core: Optional[int], host: HostSpec, where: str) -> None:
+    """ValueError when `core` (a thread pin) is not a core of `host`."""
+    if core is not None and core >= host.cores:
+        raise ValueError(f"{where}: core {core} but host {host.name} has {host.cores} core(s) (0-based)")
 
 
 def _unique_names(coll: str, names: list[Optional[str]]) -> None:

@@ -1,0 +1,179 @@
+"""Applications on cores: one thread per socket, send buffers, receive queues, wake-ups.
+
+Contract:
+- Every socket (namespace, port) of a host that sends or receives has one application thread
+  (`sim.core.cpu.Thread`), created on first use and pinned to a core: the flow's ``src_core``
+  (the sending side's socket) or ``dst_core`` (the receiving side's) when the scenario gives
+  one, else core ``(ns * sockets_per_namespace + port) % cores`` (a fixed spread, stated
+  rather than scheduled).  The first flow that touches a socket decides its pin.  The
+  thread sends (a flow's send passes from that socket) and reads (recvmsg on that socket).
+- Sending: a send pass is a job of the sender's thread.  From emission until its send pass
+  ends, a packet holds ``truesize = size + skb_truesize_overhead_bytes`` of the socket's send
+  buffer (``sndbuf_bytes``: sock_alloc_send_pskb charges sk_wmem_alloc; veth and loopback
+  orphan the skb when they hand it on, a NIC frees it on TX completion, which the model
+  does not time).  A packet that would overflow it is not sent: it is recorded as dropped
+  with reason ``sender_blocked`` (the application was blocked in sendmsg, sock_wait_for_wmem,
+  and an open-loop source counts what it could not send).
+- Receiving: a packet entering a socket counts ``truesize`` against ``rcvbuf_bytes`` until the
+  application's read of it *ends* (udp_recvmsg -> skb_consume_udp -> udp_rmem_release);
+  overflow drops with ``socket_rcvbuf_full``.  The packet is recorded ``delivered`` when it
+  enters the socket.  The read is a job of the socket's thread costing ``app_recv_ns`` plus
+  the flow's own work per message (`read_work_ns`, e.g. ``server_ns``); at its end the flow's
+  ``on_read`` runs if the flow observes reads.  A read of cost 0 is no job: ``on_read`` runs at
+  once.
+- Wake-ups: a read that finds its thread asleep wakes it.  Same core as the waker (the core
+  that ran the enqueueing pass): the thread becomes runnable ``wakeup_local_ns`` later.
+  Another core: the waker's core spends ``wakeup_ipi_send_ns`` of CPU (the IPI), and the thread
+  becomes runnable ``wakeup_ipi_ns`` later on its own core, which spends no CPU meanwhile
+  (delivery of the IPI and exit from idle).  A sender's own send never waits for a wake-up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from sim.core.cpu import Core, Thread
+
+
+@dataclass(frozen=True)
+class WakeCosts:
+    local_ns: float         # same core: delay until the woken thread may run
+    ipi_ns: float           # other core: delay until the woken thread may run
+    ipi_send_ns: float      # other core: CPU on the waker's core
+
+
+class SocketQueue:
+    """A socket's receive queue: bytes held, and the (read end, truesize) of started reads."""
+
+    __slots__ = ("held", "bytes")
+
+    def __init__(self) -> None:
+        self.held: deque = deque()
+        self.bytes = 0
+
+
+class Apps:
+    """The application threads and sockets of one host; see the module docstring."""
+
+    def __init__(self, host, *, sndbuf_bytes: int, rcvbuf_bytes: int, truesize_overhead: int,
+                 app_recv_ns: float, sockets_per_namespace: int, wake: WakeCosts) -> None:
+        self.host = host
+        self.engine = host.engine
+        self.model = host.model
+        self.cores: list[Core] = host.cores
+        self.sndbuf_bytes = sndbuf_bytes
+        self.rcvbuf_bytes = rcvbuf_bytes
+        self.truesize_overhead = truesize_overhead
+        self.app_recv_ns = app_recv_ns
+        self.per_ns = sockets_per_namespace
+        self.wake_costs = wake
+        self.threads: dict[tuple[int, int], Thread] = {}
+        self.sockets: dict[tuple[int, int], SocketQueue] = {}
+        # bound once: the hot paths put them in a job per packet
+        self.begin_send = host.begin_pass
+        self.end_send = self._end_send
+        self.begin_read = self._begin_read
+        self.end_read = self._end_read
+        self.undo_read = self._undo_read
+
+    # -- threads -----------------------------------------------------------------------
+    def thread(self, ns: int, port: int, pin) -> Thread:
+        """The thread of socket (`ns`, `port`), created on first use on core `pin` or the default."""
+        key = (ns, port)
+        th = self.threads.get(key)
+        if th is None:
+            n = len(self.cores)
+            core = pin if pin is not None else (max(ns, 0) * self.per_ns + port) % n
+            th = self.threads[key] = Thread(f"app/ns{ns}:{port}", self.cores[core], len(self.threads))
+        return th
+
+    # -- sending -----------------------------------------------------------------------
+    def send(self, pkt) -> None:
+        """Queue `pkt`'s current (process-context) pass on its sending socket's thread."""
+        th = self.threads.get((pkt.src_ns, pkt.port))
+        if th is None:
+            spec = pkt.owner.spec
+            th = self.thread(pkt.src_ns, pkt.port, spec.src_core if pkt.direction == 0 else spec.dst_core)
+        if pkt.step == 0:
+            charged = pkt.size + self.truesize_overhead
+            if th.sndbuf_bytes + charged > self.sndbuf_bytes:
+                self.model.drop(pkt, "sender_blocked", self.host.name)
+                return
+            th.sndbuf_bytes += charged
+        pkt.enq_ns = self.engine._now
+        pkt.sender = th
+        if th.core.run_now(th, self.begin_send, self.end_send, pkt):
+            return
+        th.jobs.append((self.begin_send, self.end_send, pkt))
+        if not (th.queued or th.on_cpu or th.waking):   # the application itself sends: no wake-up
+            th.core.ready(th)
+
+    def _end_send(self, pkt) -> None:
+        if pkt.step == 0:
+            pkt.sender.sndbuf_bytes -= pkt.size + self.truesize_overhead
+        self.host.end_pass(pkt)
+
+    # -- receiving ---------------------------------------------------------------------
+    def deliver(self, pkt, ns: int, waker: Core) -> None:
+        """`pkt` reaches socket (`ns`, its port) now, enqueued by a pass on core `waker`."""
+        now = self.engine._now
+        key = (ns, pkt.port)
+        sq = self.sockets.get(key)
+        if sq is None:
+            sq = self.sockets[key] = SocketQueue()
+        truesize = pkt.size + self.truesize_overhead
+        held = sq.held
+        while held and held[0][0] <= now:
+            sq.bytes -= held.popleft()[1]
+        if sq.bytes + truesize > self.rcvbuf_bytes:
+            self.model.record_drop(pkt, ns, "socket_rcvbuf_full", self.host.name)
+            return
+        self.model.record_delivered(pkt, ns, now)
+        flow = pkt.owner
+        observes = flow.observes_reads
+        cost = self.app_recv_ns + flow.read_work_ns(pkt) if observes else self.app_recv_ns
+        if cost <= 0:
+            if observes:
+                flow.on_read(pkt)
+            return
+        sq.bytes += truesize
+        th = self.threads.get(key)
+        if th is None:
+            spec = flow.spec
+            th = self.thread(ns, pkt.port, spec.dst_core if pkt.direction == 0 else spec.src_core)
+        job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost))
+        if th.queued or th.on_cpu or th.waking:
+            th.jobs.append(job)
+            return
+        core = th.core
+        if th.quiet_until > now:                    # finishing an event-less read: next in line
+            th.jobs.append(job)
+            core.ready(th)
+            return
+        w = self.wake_costs                         # asleep: wake it up
+        if waker is core:
+            delay = w.local_ns
+        else:
+            delay = w.ipi_ns
+            waker.stall(w.ipi_send_ns)
+        if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
+            sq.held.append((now + delay + cost, truesize))  # as _begin_read at the wake-up
+            return                                  # an idle core: the read runs when the wake-up lands
+        th.jobs.append(job)
+        if delay <= 0:
+            core.ready(th)
+            return
+        th.waking = True
+        self.engine.at(delay, core.woken, th)
+
+    def _begin_read(self, arg, core: Core, start_ns: float) -> float:
+        sq, _, truesize, cost = arg
+        sq.held.append((start_ns + cost, truesize))
+        return cost
+
+    def _undo_read(self, arg) -> None:
+        arg[0].held.pop()                           # the socket's latest read: this one
+    def _end_read(self, arg) -> None:
+        pkt = arg[1]
+        pkt.owner.on_read(pkt)
