@@ -27,7 +27,9 @@ WARMUP_NS = 4e6
 DURATION_NS = 24e6
 SRC = {"ns_to_ns": "h1:ns0", "wire_to_ns": "h1:wire"}
 DST = {"ns_to_ns": "h1:ns1", "wire_to_ns": "h1:ns1"}
-NAMED_DROPS = {"nic_rx_full", "backlog_full", "sender_blocked"}
+# where an excess may go: a full RX ring or backlog, the sender's full send buffer, or the
+# reader's full receive buffer (a reader that shares the core with a faster sender, as in Linux)
+NAMED_DROPS = {"nic_rx_full", "backlog_full", "sender_blocked", "socket_rcvbuf_full"}
 
 
 def stage_ns(scheme, trip):
