@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units
+from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units, predict_rtt_ns
 from sim.calibrate.setups import Setup
 from sim.core.costs import CostProfile
 
@@ -125,8 +125,7 @@ def fit_app(train: list[Setup], measured_ns: dict[str, float], profile: CostProf
     """Only the application's cost per message, with every stage cost fixed (e.g. measured
     with perf): least squares of one constant, i.e. the mean of the training setups' round
     trips minus their stage costs, per message."""
-    gaps = [(measured_ns[s.name] - sum(group_columns(s, profile)[g] for g in GROUPS)) / MESSAGES_PER_RTT
-            for s in train]
+    gaps = [(measured_ns[s.name] - predict_rtt_ns(s, profile, 0.0)) / MESSAGES_PER_RTT for s in train]
     notes = {g: "stage costs fixed (measured with perf), not fitted" for g in GROUPS}
     app = float(np.mean(gaps))
     if app < 0:
