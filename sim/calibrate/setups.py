@@ -78,15 +78,6 @@ def _derived(base: str, description: str, ns_to_ns: list[dict]) -> dict:
 
 
 CUSTOM_SCHEMES: dict[str, dict] = {
-    # drivers/net/loopback.c loopback_xmit: skb_dst_force keeps the output route on the skb,
-    # then __netif_rx queues it to this CPU's backlog (the work veth_xmit's netif_rx does, so
-    # priced as veth_xmit); net/ipv4/ip_input.c ip_rcv_finish_core looks the route up only
-    # `if (!skb_valid_dst(skb))`, so a loopback packet pays no route_input.
-    "loopback-lo": _derived(
-        "l2-routed", "Client and server in one namespace over lo: output path, loopback_xmit's netif_rx, then "
-        "the input path without a route lookup (the skb keeps its output dst).",
-        [{"ns": "src", "queue": "process", "stages": _OUT + ["veth_xmit"]},
-         {"ns": "dst", "queue": "backlog", "stages": [s for s in _IN if s != "route_input"]}]),
     "veth-pair": _derived(
         "l2-routed", "Two namespaces joined by one veth pair: output path, veth_xmit, then the peer's input path.",
         [{"ns": "src", "queue": "process", "stages": _OUT + ["veth_xmit"]},
@@ -224,7 +215,7 @@ def build_macvlan(lab: Lab, tag: str = "m") -> Endpoints:
 
 SETUPS: tuple[Setup, ...] = (
     Setup("loopback", "client and server in one namespace over lo (no crossing)", build_loopback,
-          "loopback-lo", namespaces=1, same_ns=True, train=True, crossings=0),
+          "l2-routed", namespaces=1, same_ns=True, train=True, crossings=0),   # its ns_to_self trip: own lo
     Setup("veth", "router namespace <-> child over one veth pair (one crossing)", build_veth,
           "veth-pair", train=True, crossings=1),
     Setup("routed", "child <-> child, a router namespace forwarding between two veth pairs "
