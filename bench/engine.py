@@ -99,8 +99,8 @@ def chain_scenario(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes:
 def model_summary(model, wall_s: float) -> dict:
     """Delivered count, events and mean latency (s) from the compact records (no DataFrame)."""
     rec = model.recorder
-    ok = np.frombuffer(rec.status, dtype=np.int8) == DELIVERED
-    lat_ns = np.frombuffer(rec.t_done_ns)[ok] - np.frombuffer(rec.t_sent_ns)[ok]
+    ok = rec.column("status") == DELIVERED
+    lat_ns = rec.column("t_done_ns")[ok] - rec.column("t_sent_ns")[ok]
     delivered = int(ok.sum())
     return {"delivered": delivered, "wall_s": wall_s, "events": model.engine.events,
             "mean_latency_s": float(lat_ns.mean()) * 1e-9 if delivered else float("nan")}
@@ -116,14 +116,14 @@ def run_ours_chain(n_packets: int, **chain) -> dict:
 def mem_ours_simulate(n_packets: int, **chain) -> dict:
     """netns-sim, simulate() only, for a memory run: no per-packet work after the run."""
     res = simulate(chain_scenario(n_packets, **chain))
-    return {"delivered": res.model.recorder.status.count(DELIVERED)}
+    return {"delivered": res.model.recorder.count(DELIVERED)}
 
 
 def mem_ours_collect(n_packets: int, **chain) -> dict:
     """netns-sim, simulate() then Results.packets (the full per-packet DataFrame), for a memory run."""
     res = simulate(chain_scenario(n_packets, **chain))
     res.packets
-    return {"delivered": res.model.recorder.status.count(DELIVERED)}
+    return {"delivered": res.model.recorder.count(DELIVERED)}
 
 
 RUNNERS = {"netns-sim": run_ours_chain, "ns.py": run_nspy_chain, "simpy": run_simpy_chain}

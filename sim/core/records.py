@@ -11,8 +11,9 @@ outcome byte (delivered, in flight, or the drop reason), the route and the numbe
 links crossed, link queueing, and per pass the id of its interned cost vector (`CostBook`)
 and its queueing time (plus a cost scale factor when pass costs are randomised).  The
 source endpoints come from the flow table, stage costs from the cost book and wire time from
-the route table.  That is 61 bytes a row plus 12 a pass.  Ids are 32-bit: at most 2**31
-packets a run.
+the route table.  A row is packed by one `struct` call into a byte buffer (`ROW_FIELDS`:
+61 bytes, read back as a numpy structured array); a pass adds 12 bytes to three arrays.  Ids
+are 32-bit: at most 2**31 packets a run.
 
 ``src_netns``/``dst_netns`` are namespace codes (`sim.core.nscodes`: -1 the wire, -2 the
 root namespace); ``trip`` is the packet's journey label (`TRIP_LABELS`, `sim.core.trips`).
@@ -25,6 +26,7 @@ column per stage of `sim.core.stages.STAGES`; for every delivered row
 
 from __future__ import annotations
 
+import struct
 from array import array
 
 import numpy as np
@@ -41,6 +43,16 @@ TRIP_LABELS = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "ns_to_remote_ns", "multi
 STAGE_COLUMNS = tuple(f"{s}_ns" for s in STAGE_NAMES)
 MAX_PASS_COLUMNS = 6
 MAX_HOPS = 64                        # route code * MAX_HOPS + links crossed
+
+# One record row, packed little-endian with no padding: (column, struct code).
+ROW_FIELDS = (("packet_id", "i"), ("origin_id", "i"), ("flow", "i"), ("seq", "i"), ("direction", "b"),
+              ("trip", "b"), ("scheme", "b"), ("dst_host", "h"), ("dst_ns", "i"), ("size_bytes", "i"),
+              ("t_sent_ns", "d"), ("t_done_ns", "d"), ("status", "b"), ("drop_node", "h"), ("path", "i"),
+              ("link_queue_ns", "d"), ("n_passes", "b"))
+ROW = struct.Struct("<" + "".join(code for _, code in ROW_FIELDS))
+ROW_DTYPE = np.dtype([(name, "<" + {"i": "i4", "b": "i1", "h": "i2", "d": "f8"}[code])
+                      for name, code in ROW_FIELDS])
+assert ROW.size == ROW_DTYPE.itemsize
 
 
 class CostBook:
@@ -112,36 +124,26 @@ class Recorder:
         self.routes = RouteBook()
         self.sink = sink
         self.chunk_rows = chunk_rows
+        self.chunk_bytes = chunk_rows * ROW.size
+        self._pack = ROW.pack
         self.flushed_rows = 0
         self._reset()
 
     def _reset(self) -> None:
-        self.packet_id = array("i")
-        self.origin_id = array("i")
-        self.flow = array("i")
-        self.seq = array("i")
-        self.direction = array("b")
-        self.trip = array("b")
-        self.scheme = array("b")
-        self.dst_host = array("h")
-        self.dst_ns = array("i")
-        self.size_bytes = array("i")
-        self.t_sent_ns = array("d")
-        self.t_done_ns = array("d")
-        self.status = array("b")            # outcome code, see DELIVERED / IN_FLIGHT
-        self.drop_node = array("h")
-        self.path = array("i")
-        self.link_queue_ns = array("d")
-        self.n_passes = array("b")
+        self.rows = bytearray()             # ROW-packed rows
         self.pass_vec = array("i")
         self.pass_queue_ns = array("d")
         self.pass_scale = array("d")
 
     def __len__(self) -> int:
-        return len(self.packet_id)
+        return len(self.rows) // ROW.size
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the buffered rows (a copy), by its `ROW_FIELDS` name."""
+        return np.frombuffer(self.rows, dtype=ROW_DTYPE)[name].copy()
 
     def count(self, outcome: int) -> int:
-        return self.status.count(outcome)
+        return int((self.column("status") == outcome).sum())
 
     def flush(self) -> None:
         """Hand the buffered rows to the sink as one DataFrame and empty the buffers."""
@@ -155,29 +157,16 @@ class Recorder:
             drop_node: int = -1, trip: int = -1) -> None:
         """Append one row for packet copy `pkt` (see `sim.core.packet.Packet`), labelled with
         its own trip or `trip` when given (a member the copy stands for on another host)."""
-        self.packet_id.append(pkt.pid)
-        self.origin_id.append(pkt.origin)
-        self.flow.append(pkt.flow)
-        self.seq.append(pkt.seq)
-        self.direction.append(pkt.direction)
-        self.trip.append(pkt.trip if trip < 0 else trip)
-        self.scheme.append(pkt.scheme)
-        self.dst_host.append(dst_host)
-        self.dst_ns.append(dst_ns)
-        self.size_bytes.append(pkt.size)
-        self.t_sent_ns.append(pkt.t_sent)
-        self.t_done_ns.append(t_done_ns)
-        self.status.append(outcome)
-        self.drop_node.append(drop_node)
-        self.path.append(pkt.route_code * MAX_HOPS + pkt.hop)
-        self.link_queue_ns.append(pkt.link_queue_ns)
         passes = pkt.passes
-        self.n_passes.append(len(passes) // 3)
+        self.rows += self._pack(pkt.pid, pkt.origin, pkt.flow, pkt.seq, pkt.direction,
+                                pkt.trip if trip < 0 else trip, pkt.scheme, dst_host, dst_ns, pkt.size,
+                                pkt.t_sent, t_done_ns, outcome, drop_node, pkt.route_code * MAX_HOPS + pkt.hop,
+                                pkt.link_queue_ns, len(passes) // 3)
         self.pass_vec.extend(passes[0::3])
         self.pass_queue_ns.extend(passes[1::3])
         if self.random_costs:
             self.pass_scale.extend(passes[2::3])
-        if self.sink is not None and len(self.packet_id) >= self.chunk_rows:
+        if self.sink is not None and len(self.rows) >= self.chunk_bytes:
             self.flush()
 
     def frame(self) -> pd.DataFrame:
@@ -185,8 +174,9 @@ class Recorder:
         def arr(buf, dtype):
             return np.frombuffer(buf, dtype=dtype).copy() if len(buf) else np.zeros(0, dtype)
 
-        n = len(self)
-        n_passes = arr(self.n_passes, np.int8).astype(np.int64)
+        rows = np.frombuffer(self.rows, dtype=ROW_DTYPE)    # views: every use below copies or casts
+        n = len(rows)
+        n_passes = rows["n_passes"].astype(np.int64)
         row_of_pass = np.repeat(np.arange(n), n_passes)
         vec = arr(self.pass_vec, np.int32)
         qns = arr(self.pass_queue_ns, np.float64)
@@ -198,43 +188,43 @@ class Recorder:
         first_pass = np.concatenate(([0], np.cumsum(n_passes)[:-1])) if n else np.zeros(0, np.int64)
         pos_in_row = np.arange(len(vec)) - np.repeat(first_pass, n_passes)
 
-        outcome = arr(self.status, np.int8)
+        outcome = rows["status"]
         status = np.where(outcome == DELIVERED, 0, np.where(outcome == IN_FLIGHT, 2, 1)).astype(np.int8)
         reason = np.where(outcome >= 2, outcome - 1, 0).astype(np.int8)
-        t_sent = arr(self.t_sent_ns, np.float64)
-        t_done = arr(self.t_done_ns, np.float64)
-        flow = arr(self.flow, np.int32)
-        direction = arr(self.direction, np.int8)
+        t_sent = rows["t_sent_ns"].copy()
+        t_done = rows["t_done_ns"].copy()
+        flow = rows["flow"].copy()
+        direction = rows["direction"].copy()
         src = np.asarray(self.labels["flow_src"], dtype=np.int64).reshape(-1, 2)
         dst0 = np.asarray(self.labels["flow_dst"], dtype=np.int64).reshape(-1, 2)
         src_of = np.where(direction[:, None] == 0, src[flow] if n else src[:0], dst0[flow] if n else dst0[:0])
-        size = arr(self.size_bytes, np.int32)
+        size = rows["size_bytes"].copy()
         lab = self.labels
         cols = {
-            "packet_id": arr(self.packet_id, np.int32).astype(np.int64),
-            "origin_id": arr(self.origin_id, np.int32).astype(np.int64),
+            "packet_id": rows["packet_id"].astype(np.int64),
+            "origin_id": rows["origin_id"].astype(np.int64),
             "flow": pd.Categorical.from_codes(flow, categories=lab["flow"]),
-            "seq": arr(self.seq, np.int32).astype(np.int64),
+            "seq": rows["seq"].astype(np.int64),
             "direction": pd.Categorical.from_codes(direction, categories=["request", "response"]),
-            "trip": pd.Categorical.from_codes(arr(self.trip, np.int8), categories=list(TRIP_LABELS)),
-            "scheme": pd.Categorical.from_codes(arr(self.scheme, np.int8), categories=lab["scheme"]),
+            "trip": pd.Categorical.from_codes(rows["trip"].copy(), categories=list(TRIP_LABELS)),
+            "scheme": pd.Categorical.from_codes(rows["scheme"].copy(), categories=lab["scheme"]),
             "src_host": pd.Categorical.from_codes(src_of[:, 0].astype(np.int16), categories=lab["node"]),
             "src_netns": src_of[:, 1].astype(np.int32),
-            "dst_host": pd.Categorical.from_codes(arr(self.dst_host, np.int16), categories=lab["node"]),
-            "dst_netns": arr(self.dst_ns, np.int32),
+            "dst_host": pd.Categorical.from_codes(rows["dst_host"].copy(), categories=lab["node"]),
+            "dst_netns": rows["dst_ns"].copy(),
             "size_bytes": size,
             "t_sent_ns": t_sent,
             "t_done_ns": t_done,
             "latency_ns": np.where(status == 0, t_done - t_sent, np.nan),
             "status": pd.Categorical.from_codes(status, categories=list(STATUS)),
             "drop_reason": pd.Categorical.from_codes(reason, categories=lab["reason"]),
-            "drop_node": pd.Categorical.from_codes(arr(self.drop_node, np.int16), categories=lab["node"]),
+            "drop_node": pd.Categorical.from_codes(rows["drop_node"].copy(), categories=lab["node"]),
             "n_passes": n_passes.astype(np.int8),
         }
         for i, name in enumerate(STAGE_COLUMNS):
             cols[name] = stage[:, i]
-        cols["wire_ns"] = self.routes.wire_ns(arr(self.path, np.int32).astype(np.int64), size.astype(np.float64))
-        cols["link_queue_ns"] = arr(self.link_queue_ns, np.float64)
+        cols["wire_ns"] = self.routes.wire_ns(rows["path"].astype(np.int64), size.astype(np.float64))
+        cols["link_queue_ns"] = rows["link_queue_ns"].copy()
         cols["queue_ns"] = queue
         for k in range(MAX_PASS_COLUMNS):
             col = np.full(n, np.nan)
