@@ -8,7 +8,10 @@ service time is known at arrival (cores, links, socket readers) compute start ti
 analytically.  So a pass through a host is one event and a link hop is one event.  Both
 kinds of entry share one heap and one sequence counter, so same-time ordering stays
 first-scheduled-first-served.  `events` counts the callbacks scheduled, for benchmarks.
-Hot paths of the model read the current time as ``engine._now`` (simpy's ``now`` is a
+`run(until=T)` with no simpy event pending (the model schedules none) is a plain heap loop
+over callback entries; it hands over to simpy's own loop as soon as a callback schedules a
+simpy event, so processes keep simpy's semantics.  Hot paths of the model read the current
+time as ``engine._now`` (simpy's ``now`` is a
 property: a call per read).
 """
 
@@ -29,6 +32,12 @@ class Engine(simpy.Environment):
     def __init__(self) -> None:
         super().__init__()
         self.events = 0
+        self._simpy_pending = 0     # simpy events in the calendar (not callbacks)
+
+    def schedule(self, event: simpy.Event, priority=NORMAL, delay: float = 0) -> None:
+        """simpy's schedule, counted (see `run`)."""
+        self._simpy_pending += 1
+        super().schedule(event, priority, delay)
 
     def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None, _push=heappush, _next=next) -> None:
         """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time.  (`_push`, `_next`:
@@ -38,6 +47,28 @@ class Engine(simpy.Environment):
         # (time, CALLBACK, eid, fn, arg): eids are unique, so the heap never compares further,
         # and CALLBACK == NORMAL keeps same-time order first-scheduled-first-served.
         _push(self._queue, (self._now + delay_ns, CALLBACK, _next(self._eid), fn, arg))
+
+    def run(self, until: Any = None) -> Any:
+        """simpy's `run`.  For a time `until` while no simpy event is pending: pop and call
+        callback entries in calendar order up to (not including) `until`, then set the clock
+        to `until`, as simpy's URGENT until-event would."""
+        if until is None or isinstance(until, simpy.Event) or self._simpy_pending:
+            return super().run(until)
+        at = float(until)
+        if at <= self._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        queue = self._queue
+        while queue:
+            t, prio, eid, fn, arg = heappop(queue)     # type: ignore[misc]  # callback entries only
+            if t >= at:
+                heappush(queue, (t, prio, eid, fn, arg))
+                break
+            self._now = t
+            fn(arg)
+            if self._simpy_pending:             # a callback started simpy work: simpy's loop
+                return super().run(at)
+        self._now = at
+        return None
 
     def step(self) -> None:
         """Process the next calendar entry: a simpy event by simpy; a plain callback here,
@@ -50,4 +81,6 @@ class Engine(simpy.Environment):
                 fn(arg)
                 if not queue or queue[0][1].__class__ is not float:
                     return
+        if queue:
+            self._simpy_pending -= 1
         super().step()
