@@ -22,9 +22,10 @@ Contract (docs/execution.md gives the kernel functions each rule follows):
 
   So a sender whose pass hands a packet to netif_rx on this core sees the backlog drained
   before its next job, as local_bh_enable -> do_softirq does.
-- A thread job whose end nothing observes (``end`` None) and which finds nothing else
-  waiting on the core is committed without an engine event: the core is simply busy until it
-  ends.  Work arriving meanwhile waits for that end, as it would for any running job.
+- A thread job that finds nothing else waiting on the core does not go through the core's
+  event: the core is simply busy until the job ends, and the job's ``end`` (if any) is a
+  plain engine event at that instant.  Work arriving meanwhile waits for that end, as it
+  would for any running job.
   `commit_later` goes one step further for a woken thread's only such job on an idle core:
   it is committed to start when the wake-up lands, again without events; if other work
   reaches the core before that instant, the commitment is undone and the wake-up replayed
@@ -39,6 +40,8 @@ from collections import deque
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from typing import Any, Callable, Optional
+
+from sim.core.engine import CALLBACK
 
 IDLE, SOFTIRQ, THREAD = 0, 1, 2
 EPS_NS = 1e-6                   # time comparisons: a computed end and its event may differ by rounding
@@ -192,25 +195,24 @@ class Core:
         (not queued on `th`; it costs `cost_ns`) from `start_ns` without events and return
         True: the caller then does what the job's begin would have done.  Else return False
         and do nothing.  ``undo(arg)`` reverses that, should the commitment be undone.
-        (While a softirq packet's end is handled, its NAPI instance is still at the poll
-        list's head, possibly empty: that is no work.)"""
+        Precondition: `th` is asleep (not queued, running or waking).  (While a softirq
+        packet's end is handled, its NAPI instance is still at the poll list's head,
+        possibly empty: that is no work.)"""
         if self.later is not None:
             self._settle()
-        poll = self.poll_list
-        if not (self.kind == IDLE and self.later is None and not self.runq
-                and (not poll or (len(poll) == 1 and not poll[0].items))
-                and self.busy_until <= self.engine._now + EPS_NS and not th.queued and not th.on_cpu
-                and not th.jobs):
+        if self.kind != IDLE or self.runq or th.jobs or self.busy_until > self.engine._now + EPS_NS:
             return False
-        cost = cost_ns
-        stop = start_ns + cost
+        poll = self.poll_list
+        if poll and (len(poll) > 1 or poll[0].items):
+            return False
+        stop = start_ns + cost_ns
         self.later = (th, job, start_ns, stop, self.busy_until, undo)
         self.busy_until = stop
         lo = start_ns if start_ns > self.warmup_ns else self.warmup_ns
         hi = stop if stop < self.until_ns else self.until_ns
         if hi > lo:
             self.busy_ns += hi - lo
-        th.vruntime_ns += cost
+        th.vruntime_ns += cost_ns
         th.quiet_until = stop
         return True
 
@@ -331,8 +333,12 @@ class Core:
         hi = stop if stop < self.until_ns else self.until_ns
         if hi > lo:
             self.busy_ns += hi - lo
-        if end is None and not th.jobs and not self.poll_list and not self.runq:
-            th.quiet_until = stop                   # nothing observes the end, nothing waits
+        if not th.jobs and not self.poll_list and not self.runq:
+            th.quiet_until = stop                   # nothing waits: the core is just busy until stop
+            if end is not None:                     # and the end is a plain event (Engine.at, inline)
+                eng = self.engine
+                eng.events += 1
+                heappush(eng._queue, (stop, CALLBACK, next(eng._eid), end, arg))
             return
         th.on_cpu = True
         self.kind = THREAD
@@ -340,7 +346,9 @@ class Core:
         self.job_end = end
         self.job_arg = arg
         self.pending = True
-        self.engine.at(cost, self.on_event)
+        eng = self.engine                           # Engine.at, inline
+        eng.events += 1
+        heappush(eng._queue, (stop, CALLBACK, next(eng._eid), self.on_event, None))
 
     def _softirq_start(self, now: float, th: Optional[Thread]) -> None:
         if not self.in_softirq:                     # __do_softirq / handle_softirqs begins
@@ -362,7 +370,9 @@ class Core:
         self.job_arg = pkt
         self.job_napi = napi
         self.pending = True
-        self.engine.at(cost, self.on_event)
+        eng = self.engine                           # Engine.at, inline
+        eng.events += 1
+        heappush(eng._queue, (stop, CALLBACK, next(eng._eid), self.on_event, None))
 
     def _softirq_done(self, napi: Napi) -> None:
         """Budget bookkeeping after one packet of `napi` (napi_poll, net_rx_action, handle_softirqs)."""

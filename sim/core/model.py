@@ -13,6 +13,8 @@ Invariant: for every packet a flow emits, there is exactly one record per destin
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from sim.core.costs import CostProfile, load_profile
@@ -25,7 +27,7 @@ from sim.core.records import DELIVERED, IN_FLIGHT, Recorder
 from sim.core.schemes import SchemeRegistry, registry_with
 from sim.core.topology import Network
 from sim.core.traffic import FLOW_KINDS
-from sim.core.trips import CODE, Journey, missing_trip, multicast_first_trip, unicast, uses
+from sim.core.trips import CODE, missing_trip, multicast_first_trip, unicast, uses
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.scenario import Scenario
 
@@ -126,7 +128,7 @@ class Model:
         self.live: dict[int, Packet] = {}
         self.next_pid = 0
         self.generated = 0
-        self._journeys: dict[tuple[int, int, int, int], Journey] = {}
+        self._journeys: dict[tuple[int, int, int, int], tuple[int, str, Optional[str]]] = {}
 
     # -- identity ---------------------------------------------------------------------
     def node_code(self, name: str) -> int:
@@ -140,12 +142,14 @@ class Model:
         return self.max_packets is not None and self.generated >= self.max_packets
 
     # -- packet life ------------------------------------------------------------------
-    def journey(self, src_host: int, src_ns: int, dst_host: int, dst_ns: int) -> Journey:
-        """`sim.core.trips.unicast`, cached per pair of ends."""
+    def journey(self, src_host: int, src_ns: int, dst_host: int, dst_ns: int) -> tuple[int, str, Optional[str]]:
+        """`sim.core.trips.unicast` as (record code, first host trip, last host trip or
+        None), cached per pair of ends."""
         key = (src_host, src_ns, dst_host, dst_ns)
         j = self._journeys.get(key)
         if j is None:
-            j = self._journeys[key] = unicast(*key)
+            u = unicast(*key)
+            j = self._journeys[key] = (u.code, u.first, u.last)
         return j
 
     def emit(self, flow, seq: int, direction: int, size: int) -> None:
@@ -156,14 +160,14 @@ class Model:
         pid = self.next_pid
         self.next_pid += 1
         self.generated += 1
-        pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine.now, flow)
+        pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine._now, flow)
         self.live[pid] = pkt
         src = self.hosts[sh]
         core = flow.idx % src.n_cores
         if flow.group is None:
-            j = self.journey(sh, sn, dh, dn)
-            pkt.trip = j.code
-            src.start_trip(pkt, j.first, core)
+            j = self._journeys.get((sh, sn, dh, dn)) or self.journey(sh, sn, dh, dn)
+            pkt.trip, first, pkt.far_trip = j
+            src.start_trip(pkt, first, core)
             return
         local = flow.group.get(sh)
         trip = multicast_first_trip(sn, local is not None)
@@ -195,22 +199,18 @@ class Model:
             self.wire_copies(pkt, host)
             self.live.pop(pkt.pid)
             return
-        self.network.transmit(pkt, self.network.route(host.name, self.hosts[pkt.dst_host].name))
+        self.network.transmit(pkt, host.name, self.hosts[pkt.dst_host].name)
 
     def wire_copies(self, pkt: Packet, host: Host) -> None:
         """Multicast `pkt` sends one copy to each other member host (`wire_hosts`) now."""
         for h in pkt.wire_hosts:
-            self.network.transmit(self._wire_copy(pkt, h), self.network.route(host.name, self.hosts[h].name))
+            self.network.transmit(self._wire_copy(pkt, h), host.name, self.hosts[h].name)
         pkt.wire_hosts = ()
 
     def arrive_at_host(self, pkt: Packet) -> None:
         host = self.hosts[pkt.dst_host]
-        if pkt.members:
-            trip = "multicast"
-        else:
-            last = self.journey(pkt.src_host, pkt.src_ns, pkt.dst_host, pkt.dst_ns).last
-            assert last is not None, "a packet arrived from the wire on a one-host journey"
-            trip = last
+        trip = "multicast" if pkt.members else pkt.far_trip
+        assert trip is not None, "a packet arrived from the wire on a one-host journey"
         host.start_trip(pkt, trip, pkt.flow % host.n_cores)
 
     def fan_out(self, pkt: Packet) -> list[Packet]:

@@ -17,10 +17,11 @@ class Packet:
     plan: tuple            # the trip's CompiledPass tuple on the current host
     step: int              # index of the current pass in `plan`
     host_trip: str         # trip name on the current host
+    far_trip: str | None   # a unicast's host trip on its destination host, when that is another
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
-                 "link_queue_ns", "passes", "route", "hop", "members", "wire_hosts", "core", "owner",
-                 "plan", "step", "host_trip", "enq_ns", "sender")
+                 "link_queue_ns", "passes", "next_hops", "hop", "members", "wire_hosts", "core", "owner",
+                 "plan", "step", "host_trip", "enq_ns", "sender", "far_trip")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
                  dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner) -> None:
@@ -41,7 +42,7 @@ class Packet:
         self.route_code = 0         # sim.core.records.RouteBook code of the route taken (0: none)
         self.link_queue_ns = 0.0
         self.passes: list = []
-        self.route = ()
+        self.next_hops = ()      # sim.core.topology.Network.transmit: where each link hands it
         self.hop = 0
         self.members = None
         self.wire_hosts = ()
@@ -49,6 +50,7 @@ class Packet:
         self.owner = owner          # the flow object notified of delivery and drops
         self.enq_ns = t_sent        # when it joined the queue of its current pass
         self.sender = None          # the sending socket's thread (sim.core.apps), during its send pass
+        self.far_trip = None
 
     def copy(self, pid: int) -> "Packet":
         """A copy for one branch of a multicast (same origin, own id, passes so far)."""
@@ -60,8 +62,9 @@ class Packet:
         c.route_code = self.route_code
         c.link_queue_ns = self.link_queue_ns
         c.passes = list(self.passes)
-        c.route = self.route
+        c.next_hops = self.next_hops
         c.hop = self.hop
         c.core = self.core
         c.enq_ns = self.enq_ns
+        c.far_trip = self.far_trip
         return c

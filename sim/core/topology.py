@@ -10,9 +10,11 @@ forward store-and-forward with no processing cost.  Routes are shortest paths in
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 
 import networkx as nx
 
+from sim.core.engine import CALLBACK
 from sim.core.interfaces import ModelServices
 from sim.core.units import serialization_ns
 
@@ -41,20 +43,30 @@ class Link:
         self.network = network
 
     def send(self, pkt) -> None:
-        now = self.engine.now
+        """`pkt` joins this port now, as link number ``pkt.hop + 1`` of its route: after the
+        packets ahead of it, its serialization and the propagation delay it is handed to
+        ``pkt.next_hops[pkt.hop + 1]`` (the next link's `send` or the far host), one engine
+        event; or it is dropped."""
+        hop = pkt.hop = pkt.hop + 1         # links fully crossed so far
+        eng = self.engine
+        now = eng._now
         dq = self.waiting
-        while dq and dq[0] <= now:
-            dq.popleft()
-        if len(dq) >= self.limit:
-            self.network.model.drop(pkt, "link_queue_full", self.name)
-            return
-        ser = pkt.size * self.ns_per_byte
-        start = self.free_at if self.free_at > now else now
-        self.free_at = start + ser
-        if start > now:
-            dq.append(start)
-        pkt.link_queue_ns += start - now
-        self.engine.at(start + ser + self.delay_ns - now, self.network.arrive, pkt)
+        if dq:
+            while dq and dq[0] <= now:
+                dq.popleft()
+            if len(dq) >= self.limit:
+                self.network.model.drop(pkt, "link_queue_full", self.name)
+                return
+        free = self.free_at
+        if free > now:
+            dq.append(free)
+            pkt.link_queue_ns += free - now
+            start = free
+        else:
+            start = now
+        free = self.free_at = start + pkt.size * self.ns_per_byte
+        eng.events += 1                     # Engine.at, inline (five hops per packet in a chain)
+        heappush(eng._queue, (free + self.delay_ns, CALLBACK, next(eng._eid), pkt.next_hops[hop + 1], pkt))
 
 
 class Network:
@@ -74,7 +86,9 @@ class Network:
                                           spec.queue_packets, engine, self)
             self.graph.add_edge(spec.a, spec.b)
         self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
-        self._route_codes: dict[tuple[Link, ...], int] = {}
+        # (src, dst) -> (route code, the callables each link hands a packet to: the next
+        # link's send, and after the last link _arrived)
+        self._hops: dict[tuple[str, str], tuple[int, tuple]] = {}
 
     def route(self, src: str, dst: str) -> tuple[Link, ...]:
         """Links from host `src` to host `dst`; NoRouteError if they are not connected."""
@@ -89,18 +103,19 @@ class Network:
             r = self._routes[key] = tuple(self.links[(a, b)] for a, b in zip(path, path[1:]))
         return r
 
-    def transmit(self, pkt, route: tuple[Link, ...]) -> None:
-        code = self._route_codes.get(route)
-        if code is None:
-            code = self._route_codes[route] = self.model.recorder.routes.add(route)
-        pkt.route = route
-        pkt.route_code = code
-        pkt.hop = 0
-        route[0].send(pkt)
+    def transmit(self, pkt, src: str, dst: str) -> None:
+        """`pkt` leaves host `src` for host `dst` now (NoRouteError if they are not connected);
+        at `dst` it goes to the model's ``arrive_at_host``."""
+        key = (src, dst)
+        hops = self._hops.get(key)
+        if hops is None:
+            route = self.route(src, dst)
+            code = self.model.recorder.routes.add(route)
+            hops = self._hops[key] = (code, tuple(link.send for link in route) + (self._arrived,))
+        pkt.route_code, pkt.next_hops = hops
+        pkt.hop = -1
+        hops[1][0](pkt)
 
-    def arrive(self, pkt) -> None:
+    def _arrived(self, pkt) -> None:
         pkt.hop += 1
-        if pkt.hop < len(pkt.route):
-            pkt.route[pkt.hop].send(pkt)
-        else:
-            self.model.arrive_at_host(pkt)
+        self.model.arrive_at_host(pkt)
