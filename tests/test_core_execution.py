@@ -10,12 +10,23 @@ Overload, wire -> container: the kernel's path (no reader, ``app_recv_ns: 0``) d
 capacity and drops the excess at the NIC RX queue.  A reader sharing the core with an
 unsaturated softirq gets only the CPU softirq leaves, (1 - lambda S) / R, as in Linux (the
 receive-livelock regime); see `test_a_reader_sharing_the_core_gets_what_softirq_leaves`.
+
+Request/response (``rr``) is a closed queueing network of the cores: a closed form without
+think time (`cycle_x`, max-plus), the exact deterministic schedule otherwise (`rr_schedule`,
+from docs/execution.md's rules alone), MVA for exponential server work (`mva`); see the
+section below and docs/execution.md, "Request/response as a closed queueing network".
 """
+
+import heapq
+import itertools
+from collections import deque
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from sim.core.costs import load_profile
+from sim.core.packet import Packet
 from sim.core.records import STAGE_COLUMNS
 from sim.core.simulate import simulate
 from tests.scenarios_for_tests import delivered, one_host
@@ -198,6 +209,87 @@ def test_connections_spread_one_flow_over_rx_queues():
 
 
 # -- request/response as a closed queueing network ---------------------------------------------------
+# An rr flow is a closed network: `concurrency` N customers (transactions), the cores as stations,
+# and think_ns Z as a delay station.  Station demands per transaction (CPU ns; wake-ups aside):
+#   client's core  D_c = the request's passes (send, then its backlog passes at softirq
+#                        priority on the same core) + the client's read of the response;
+#   server's core  D_s = the server's read (app_recv_ns + server_ns) + the response's passes.
+# Three predictions, each exact (or, for random service, product-form) for what the model does:
+#   1. Z = 0, no wake-up latency: every core is visited once per transaction, in FIFO order
+#      (a reply runs before the thread's next read, docs/execution.md), so the network is a
+#      cyclic timed event graph: X = min(N / sum D, 1 / max D) (`cycle_x`), R = N / X.
+#   2. Anything deterministic (think time, wake-ups, a core shared by client and server, several
+#      flows): the model is deterministic, so its throughput is the cycle time of one schedule,
+#      which `rr_schedule` computes from docs/execution.md's rules and the pass costs alone.
+#   3. server_dist: exponential: product form, exact MVA (`mva`) when the server's work is the
+#      only CPU; with the kernel's deterministic costs as extra stations, MVA within 5%.
+RR_NS = 2e7
+NO_WAKE = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0}
+# how an rr scenario uses its cores: one flow per (client core, server core) pair
+PAIRS = {1: [(0, 0)], 2: [(0, 1)], 4: [(0, 1), (2, 3)]}
+ZERO_STAGES = {s[:-3]: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for s in STAGE_COLUMNS}
+
+
+def rr_scenario(cores, concurrency, server_ns, think_ns=0.0, wake=True, pairs=None, duration_ns=RR_NS, **flow):
+    """Flow i: h1:ns(2i) -> h1:ns(2i+1) (l2-routed, 64 B), client and server pinned to pairs[i]."""
+    pairs = PAIRS[cores] if pairs is None else pairs
+    sc = one_host("l2-routed", namespaces=2 * len(pairs), cores=cores, duration_ns=duration_ns,
+                  flows=[{"kind": "rr", "src": f"h1:ns{2 * i}", "dst": f"h1:ns{2 * i + 1}",
+                          "concurrency": concurrency, "server_ns": server_ns, "think_ns": think_ns,
+                          "src_core": c, "dst_core": s, **flow} for i, (c, s) in enumerate(pairs)])
+    if not wake:
+        sc["cost_overrides"] = {"host": dict(NO_WAKE)}
+    return sc
+
+
+def rr_measured(r):
+    """Per flow: (transactions per second, mean transaction ns), over the whole run."""
+    duration = r.scenario.run.duration_ns
+    return [(f.transactions / duration * 1e9, f.transaction_ns / f.transactions) for f in r.model.flows]
+
+
+def rr_run(cores, concurrency, server_ns, src_core=None, dst_core=None, wake=True, think_ns=0.0):
+    r = simulate(rr_scenario(cores, concurrency, server_ns, think_ns, wake, pairs=[(src_core, dst_core)]))
+    return (r, *rr_measured(r)[0])
+
+
+def pass_ns(r, src_ns, dst_ns):
+    """CPU ns of each pass of a 64 B ns_to_ns packet src_ns -> dst_ns, as run `r`'s host prices it."""
+    host = r.model.hosts[0]
+    pkt = Packet(0, 0, 0, 0, 0, src_ns, 0, dst_ns, 0, 64, 0.0, None)
+    return [host.pass_cost(p, pkt)[1] for p in host.trip_plans["ns_to_ns"]]
+
+
+def rr_flows(r):
+    """The rr flows of run `r` as `rr_schedule` takes them (pass costs from the run's host)."""
+    host = r.model.hosts[0]
+    app, cores = host.apps.app_recv_ns, len(host.cores)
+    out = []
+    for f in r.scenario.flows:
+        c, s = int(f.src.split("ns")[1]), int(f.dst.split("ns")[1])
+        client_core = c % cores if f.src_core is None else f.src_core      # default pin: ns mod cores
+        server_core = s % cores if f.dst_core is None else f.dst_core
+        out.append(dict(n=f.concurrency, client_core=client_core, server_core=server_core, think_ns=f.think_ns,
+                        request=pass_ns(r, c, s), response=pass_ns(r, s, c),
+                        client_read=app, server_read=app + f.server_ns))
+    return out
+
+
+def rr_demands(server_ns):
+    """CPU per transaction (ns) of the client's side and the server's side (one unloaded flow)."""
+    r = simulate(rr_scenario(2, 1, server_ns, duration_ns=1e5))
+    f = rr_flows(r)[0]
+    return sum(f["request"]) + f["client_read"], f["server_read"] + sum(f["response"])
+
+
+def cycle_x(demands_ns, n, think_ns=0.0):
+    """Throughput (per ns) of N customers in a cyclic network of deterministic FIFO stations, each
+    visited once per cycle, plus a delay station Z: the timed event graph's cycle time is its
+    heaviest circuit per token, max((sum D + Z) / N, max D) (max-plus algebra), so
+    X = min(N / (sum D + Z), 1 / max D).  Exact once the first cycle is over."""
+    return min(n / (sum(demands_ns) + think_ns), 1 / max(demands_ns))
+
+
 def mva(demands_ns, think_ns, n):
     """Exact MVA of a closed network (queueing stations with `demands_ns`, one delay station
     `think_ns`), `n` customers: (throughput per ns, mean response time ns)."""
@@ -211,72 +303,247 @@ def mva(demands_ns, think_ns, n):
     return x, r
 
 
-def rr_run(cores, concurrency, server_ns, src_core=None, dst_core=None, wake=True, think_ns=0.0):
-    sc = one_host("l2-routed", namespaces=2, cores=cores, duration_ns=2e7,
-                  flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1", "concurrency": concurrency,
-                          "server_ns": server_ns, "think_ns": think_ns, "src_core": src_core,
-                          "dst_core": dst_core}])
-    if not wake:
-        sc["cost_overrides"] = {"host": {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0}}
+def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
+    """The deterministic schedule of rr `flows` on their cores, from docs/execution.md's rules
+    alone (no simulator code): per flow (transactions completed by `horizon_ns`, their summed ns).
+
+    Rules: a core runs one job at a time to completion.  When free it takes softirq work first
+    (its backlog, FIFO), else the runnable thread with the least virtual runtime (ties: the
+    thread created first), raising the core's virtual clock to it; a thread's virtual runtime
+    grows by its jobs' CPU, and a thread that gets work after having none starts at the core's
+    virtual clock.  A thread's jobs run in FIFO order, except that the send made at the end of a
+    read (the response; the next request when think_ns is 0) comes first.  A send pass is a job
+    of the sending thread; its other passes follow on that core's backlog; the last pass queues
+    a read on the receiving thread.  A read that finds its thread asleep (no job, none running,
+    no wake-up on its way) wakes it: runnable `local_ns` later if the enqueueing pass ran on the
+    thread's core, else `ipi_ns` later, the enqueueing core then spending `ipi_send_ns` of CPU.
+    The client sends the next request think_ns after it read the response (at once if 0); all
+    N requests of a flow are sent at time 0.  (Softirq budgets and ksoftirqd are left out: each
+    send's backlog passes run right after it, so a softirq run never has more than a few.)
+    flows: dicts n, client_core, server_core, think_ns, request / response (pass ns, send
+    first), client_read, server_read (ns)."""
+    local_ns, ipi_ns, ipi_send_ns = wake
+    now, cal, order = [0.0], [], itertools.count()
+    cores, threads, done = {}, {}, [[0, 0.0] for _ in flows]
+
+    def at(t, fn, *args):
+        heapq.heappush(cal, (t, next(order), fn, args))
+
+    def core(i):
+        return cores.setdefault(i, SimpleNamespace(busy=False, ending=False, stall=0.0, softirq=deque(),
+                                                   threads=[], vclock=0.0))
+
+    def thread(key, i):
+        if key not in threads:
+            threads[key] = SimpleNamespace(core=core(i), seq=len(threads), jobs=deque(), vruntime=0.0,
+                                           running=False, waking=False)
+            core(i).threads.append(threads[key])
+        return threads[key]
+
+    def dispatch(c):
+        if c.busy:
+            return
+        if c.softirq:
+            cost, then = c.softirq.popleft()
+            return start(c, cost, then, None)
+        ready = [th for th in c.threads if th.jobs and not th.waking and not th.running]
+        if ready:
+            th = min(ready, key=lambda t: (t.vruntime, t.seq))
+            c.vclock = max(c.vclock, th.vruntime)
+            cost, then = th.jobs.popleft()
+            th.vruntime += cost
+            th.running = True
+            start(c, cost, then, th)
+
+    def start(c, cost, then, th):
+        c.busy = True
+        at(now[0] + cost, finish, c, then, th)
+
+    def finish(c, then, th):
+        c.busy, c.ending = False, True
+        if th is not None:
+            th.running = False
+        if then is not None:
+            then()
+        c.ending = False
+        if c.stall:                                 # IPIs sent by that job's end: CPU of this core
+            ns, c.stall = c.stall, 0.0
+            return start(c, ns, None, None)
+        dispatch(c)
+
+    def kick(c):
+        if not c.busy and not c.ending:
+            dispatch(c)
+
+    def runnable(th):
+        th.vruntime = max(th.vruntime, th.core.vclock)
+        kick(th.core)
+
+    def give(th, job, first=False, waker=None):
+        asleep = not th.jobs and not th.running and not th.waking
+        th.jobs.appendleft(job) if first else th.jobs.append(job)
+        if not asleep:
+            return kick(th.core)
+        if waker is None or waker is th.core and local_ns <= 0 or waker is not th.core and ipi_ns <= 0:
+            return runnable(th)
+        if waker is not th.core:
+            waker.stall += ipi_send_ns
+        th.waking = True
+
+        def woken():
+            th.waking = False
+            runnable(th)
+        at(now[0] + (local_ns if waker is th.core else ipi_ns), woken)
+
+    def send(passes, sender, reader, read_ns, on_read):
+        """The send-pass job of a packet; its backlog passes and the read follow."""
+        c = sender.core
+
+        def after(i):
+            if i == len(passes):
+                return lambda: give(reader(), (read_ns, on_read), waker=c)
+
+            def backlog():
+                c.softirq.append((passes[i], after(i + 1)))
+                kick(c)
+            return backlog
+        return passes[0], after(1)
+
+    def request(i, first=False):
+        f, t0 = flows[i], now[0]
+        client = thread((i, "client"), f["client_core"])
+
+        def server():
+            return thread((i, "server"), f["server_core"])
+
+        def response_read():
+            done[i][0] += 1
+            done[i][1] += now[0] - t0
+            if f["think_ns"] > 0:
+                at(now[0] + f["think_ns"], request, i)
+            else:
+                request(i, first=True)
+
+        def request_read():
+            give(server(), send(f["response"], server(), lambda: client, f["client_read"], response_read), first=True)
+        give(client, send(f["request"], client, server, f["server_read"], request_read), first=first)
+
+    for i, f in enumerate(flows):
+        for _ in range(f["n"]):
+            at(0.0, request, i)
+    while cal and cal[0][0] <= horizon_ns:
+        now[0], _, fn, args = heapq.heappop(cal)
+        fn(*args)
+    return [tuple(d) for d in done]
+
+
+def check_rr_against_schedule(r):
+    """Every rr flow of run `r` within 5% of `rr_schedule` (X and mean transaction time)."""
+    w = r.model.hosts[0].apps.wake_costs
+    ref = rr_schedule(rr_flows(r), r.scenario.run.duration_ns, (w.local_ns, w.ipi_ns, w.ipi_send_ns))
+    for (tps, mean_ns), (n_ref, sum_ref) in zip(rr_measured(r), ref):
+        assert tps == pytest.approx(n_ref / r.scenario.run.duration_ns * 1e9, rel=0.05)
+        assert mean_ns == pytest.approx(sum_ref / n_ref, rel=0.05)
+
+
+def fast_or_slow(*values, fast):
+    return pytest.param(*values, marks=() if fast else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("cores, concurrency, server_ns", [
+    fast_or_slow(c, n, s, fast=n in (1, 8) and s != 3000 or (c, n, s) == (2, 16, 3000))
+    for c in (1, 2, 4) for n in (1, 2, 4, 8, 16) for s in (0.0, 3000.0, 20_000.0)])
+def test_rr_without_think_time_is_a_cyclic_network(cores, concurrency, server_ns):
+    """Prediction 1.  One core: one station, D = D_c + D_s, X = 1 / D at any N.  Two cores:
+    X = min(N / (D_c + D_s), 1 / max(D_c, D_s)); the balanced case (server_ns 0, D_c = D_s)
+    pipelines perfectly.  Four cores: two flows on their own pairs of cores, each as on two.
+    Measured over the whole run, so X is low by at most N transactions per run (< 2% here)."""
+    r = simulate(rr_scenario(cores, concurrency, server_ns, wake=False))
+    for f, (tps, mean_ns) in zip(rr_flows(r), rr_measured(r)):
+        client = sum(f["request"]) + f["client_read"]
+        server = f["server_read"] + sum(f["response"])
+        x = cycle_x([client + server] if cores == 1 else [client, server], concurrency)
+        assert tps == pytest.approx(x * 1e9, rel=0.05)
+        assert mean_ns == pytest.approx(concurrency / x, rel=0.05)     # response time law, Z = 0
+    check_rr_against_schedule(r)                                       # the schedule attains it
+
+
+@pytest.mark.parametrize("cores, server_ns, think_ns", [(1, 0.0, 0.0), (2, 20_000.0, 0.0), (1, 0.0, 50_000.0),
+                                                       (2, 0.0, 50_000.0), (2, 20_000.0, 50_000.0)])
+def test_rr_one_transaction_in_flight_adds_its_wakeups(cores, server_ns, think_ns):
+    """N = 1: nothing queues, so R = D_c + D_s + 2 w (w: wakeup_local_ns on one core, else
+    wakeup_ipi_ns; the IPI's CPU falls on the waker's core after the packet is in the socket)
+    and X = 1 / (R + Z)."""
+    r = simulate(rr_scenario(cores, 1, server_ns, think_ns))
+    f = rr_flows(r)[0]
+    w = HOST.wakeup_local_ns if cores == 1 else HOST.wakeup_ipi_ns
+    resp = sum(f["request"]) + f["client_read"] + f["server_read"] + sum(f["response"]) + 2 * w
+    (tps, mean_ns), = rr_measured(r)
+    assert mean_ns == pytest.approx(resp, rel=0.001)
+    assert tps == pytest.approx(1e9 / (resp + think_ns), rel=0.05)
+
+
+@pytest.mark.parametrize("cores, concurrency, server_ns, think_ns", [
+    fast_or_slow(c, n, s, z, fast=(c, n, s, z) in {(1, 4, 0.0, 50_000.0), (2, 8, 0.0, 50_000.0),
+                                                   (2, 16, 3000.0, 0.0), (4, 16, 20_000.0, 50_000.0),
+                                                   (1, 16, 3000.0, 50_000.0), (2, 2, 20_000.0, 50_000.0)})
+    for c in (1, 2, 4) for n in (1, 2, 4, 8, 16) for s in (0.0, 3000.0, 20_000.0) for z in (0.0, 50_000.0)])
+def test_rr_follows_its_deterministic_schedule(cores, concurrency, server_ns, think_ns):
+    """Prediction 2, with the default wake-up costs.  The closed form of prediction 1 no longer
+    holds: the N requests start together and deterministic times keep customers in phase, the
+    client's core is visited twice per cycle when Z > 0 (read, then the next request), one core
+    interleaves client and server jobs by virtual runtime, and a wake-up delays a thread only
+    when it had run out of work.  E.g. one core, N = 4, Z = 50 us, D = 6.6 us: 63.4k/s where
+    min(N / (D + Z), 1 / D) says 70.7k/s."""
+    check_rr_against_schedule(simulate(rr_scenario(cores, concurrency, server_ns, think_ns)))
+
+
+def test_rr_two_flows_crossing_two_cores_follow_their_schedule():
+    """Each core runs one flow's client and the other flow's server (two threads, one core)."""
+    r = simulate(rr_scenario(2, 8, 3000.0, 50_000.0, pairs=[(0, 1), (1, 0)]))
+    check_rr_against_schedule(r)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+@pytest.mark.parametrize("concurrency", [1, pytest.param(2, marks=pytest.mark.slow), 4,
+                                         pytest.param(8, marks=pytest.mark.slow), 16])
+@pytest.mark.parametrize("think_ns, think_dist", [(0.0, "deterministic"), (50_000.0, "deterministic"),
+                                                  (50_000.0, "exponential")])
+def test_rr_exponential_server_alone_is_the_machine_repairman(cores, concurrency, think_ns, think_dist):
+    """Prediction 3, exact: with every stage cost and app_recv_ns 0, the only CPU is the
+    server's work, exponential (mean S) and served FIFO by the server's thread: an M/M/1 station
+    and a delay station of any distribution (product form, BCMP), so MVA is exact:
+    X(N) = N / (Z + R(N)), R(N) = S (1 + Q(N - 1)).  Checked within 5% on ~10^4 transactions
+    (sampling error ~1%)."""
+    sc = rr_scenario(cores, concurrency, 20_000.0, think_ns, wake=False, duration_ns=2e8,
+                     server_dist="exponential", think_dist=think_dist)
+    sc["cost_overrides"]["stages"] = ZERO_STAGES
+    sc["hosts"][0]["app_recv_ns"] = 0
+    (tps, mean_ns), = rr_measured(simulate(sc))
+    x, resp = mva([20_000.0], think_ns, concurrency)
+    assert tps == pytest.approx(x * 1e9, rel=0.05)
+    assert mean_ns == pytest.approx(resp, rel=0.05)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+@pytest.mark.parametrize("concurrency", [1, pytest.param(2, marks=pytest.mark.slow), 4,
+                                         pytest.param(8, marks=pytest.mark.slow), 16])
+@pytest.mark.parametrize("think_ns", [0.0, 50_000.0])
+def test_rr_exponential_server_with_kernel_costs_is_near_product_form(cores, concurrency, think_ns):
+    """Prediction 3 with the kernel's costs: the cores as exponential stations of demand D_c and
+    D_s (one core: D_c + D_s), think time exponential, MVA within 5%.  Not exact: the kernel's
+    share of a core's demand (D_c, and 3.3 of D_s's 23.3 us) is deterministic, i.e. less
+    variable than MVA assumes; with server_ns 20 us the effect stays below 2%."""
+    sc = rr_scenario(cores, concurrency, 20_000.0, think_ns, wake=False, duration_ns=2e8,
+                     server_dist="exponential", think_dist="exponential" if think_ns else "deterministic")
     r = simulate(sc)
-    f = r.model.flows[0]
-    return r, f.transactions / 2e-2, f.transaction_ns / f.transactions
-
-
-def rr_demands(server_ns):
-    """CPU per transaction (ns) of the client's side and the server's side."""
-    r, _, _ = rr_run(1, 1, server_ns)
-    d = delivered(r.packets)
-    stage = d[list(STAGE_COLUMNS)].sum(axis=1)
-    req = stage[d.direction == "request"].mean()
-    resp = stage[d.direction == "response"].mean()
-    # the request's passes run on the client's core (its send, then the backlog it fills);
-    # the server reads and works, then sends the response and runs its backlog passes
-    return req + APP_NS, resp + APP_NS + server_ns
-
-
-@pytest.mark.parametrize("server_ns", [0.0, 20_000.0])
-@pytest.mark.parametrize("concurrency", [1, 8])
-def test_rr_on_one_core_is_a_closed_network_of_one_station(server_ns, concurrency):
-    client, server = rr_demands(server_ns)
-    x, resp = mva([client + server], 2 * HOST.wakeup_local_ns if concurrency == 1 else 0.0, concurrency)
-    _, tps, mean_ns = rr_run(1, concurrency, server_ns, wake=concurrency == 1)
+    f = rr_flows(r)[0]
+    client = sum(f["request"]) + f["client_read"]
+    server = f["server_read"] + sum(f["response"])
+    x, resp = mva([client + server] if cores == 1 else [client, server], think_ns, concurrency)
+    (tps, mean_ns), = rr_measured(r)
     assert tps == pytest.approx(x * 1e9, rel=0.05)
-    assert mean_ns == pytest.approx(resp + (2 * HOST.wakeup_local_ns if concurrency == 1 else 0), rel=0.05)
-
-
-@pytest.mark.parametrize("server_ns, concurrency", [(0.0, 1), (20_000.0, 1), (20_000.0, 8)])
-def test_rr_on_two_cores_is_a_closed_network_of_two_stations(server_ns, concurrency):
-    """Client and server on their own cores: two stations.  MVA is exact at one customer and
-    at a dominant bottleneck (X -> 1/D_max); see the next test for the balanced case."""
-    client, server = rr_demands(server_ns)
-    x, resp = mva([client, server], 0.0, concurrency)
-    _, tps, mean_ns = rr_run(2, concurrency, server_ns, src_core=0, dst_core=1, wake=False)
-    assert tps == pytest.approx(x * 1e9, rel=0.05)
-    assert mean_ns == pytest.approx(concurrency / x, rel=0.05)    # interactive response time law, Z = 0
-
-
-def test_rr_balanced_two_cores_lie_between_mva_and_the_bottleneck_bound():
-    """Balanced deterministic stations pipeline better than MVA's exponential assumption:
-    throughput lies between MVA and the asymptotic bound min(N / sum D, 1 / max D)."""
-    client, server = rr_demands(0.0)
-    x, _ = mva([client, server], 0.0, 8)
-    bound = min(8 / (client + server), 1 / max(client, server))
-    _, tps, _ = rr_run(2, 8, 0.0, src_core=0, dst_core=1, wake=False)
-    assert x * 1e9 * 0.99 <= tps <= bound * 1e9 * 1.01
-
-
-def test_rr_think_time_is_a_delay_station():
-    """N customers, think time Z, one core of demand D per transaction.  The transaction's
-    parts (client send, softirq, server read and send, softirq, client read) interleave, so
-    neither MVA's exponential station nor a FIFO pipeline is exact here; the closed network's
-    asymptotic bounds are: N / (N D + Z) <= X <= N / (D + Z), and the response time law
-    R = N / X - Z holds exactly."""
-    client, server = rr_demands(0.0)
-    d, z, n = client + server, 50_000.0, 4
-    _, tps, mean_ns = rr_run(1, n, 0.0, wake=False, think_ns=z)
-    assert n / (n * d + z) * 1e9 <= tps <= n / (d + z) * 1e9
-    assert mean_ns == pytest.approx(n / tps * 1e9 - z, rel=0.05)
+    assert mean_ns == pytest.approx(resp, rel=0.05)
 
 
 # -- wake-ups ------------------------------------------------------------------------------------------

@@ -69,6 +69,37 @@ def test_request_response_is_a_closed_loop():
     assert len(resp) == pytest.approx(2e7 / cycle, rel=0.02)
 
 
+def rr_exponential_run(seed, duration_ns=2e8):
+    sc = one_host("l2-routed", namespaces=2, seed=seed, duration_ns=duration_ns,
+                  flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1", "server_ns": 5000, "think_ns": 10_000,
+                          "server_dist": "exponential", "think_dist": "exponential"}])
+    return simulate(sc).packets
+
+
+def test_rr_exponential_server_and_think_times():
+    """One transaction in flight on one core: the server's work between reading a request and
+    sending its response, and the client's pause between reading a response and sending the
+    next request, are exponential draws with means server_ns and think_ns (CV 1), from the
+    flow's seeded generator."""
+    p = rr_exponential_run(1)
+    req, resp = p[p.direction == "request"], p[p.direction == "response"]
+    merged = resp.merge(req, on="seq", suffixes=("_resp", "_req"))
+    app, wake = PROFILE.host.app_recv_ns, PROFILE.host.wakeup_local_ns
+    work = (merged.t_sent_ns_resp - merged.t_done_ns_req - wake - app).to_numpy()
+    # the next request leaves think_ns after the client read the response
+    sent = np.sort(req.t_sent_ns.to_numpy())
+    done = np.sort(resp.t_done_ns.to_numpy())
+    n = min(len(done), len(sent) - 1)
+    think = sent[1:n + 1] - done[:n] - wake - app
+    for x, mean in ((work, 5000), (think, 10_000)):
+        assert len(x) > 5000 and x.min() >= 0
+        assert x.mean() == pytest.approx(mean, rel=0.03)
+        assert x.std() / x.mean() == pytest.approx(1.0, abs=0.05)
+    short = rr_exponential_run(1, 2e7)                          # a seed decides the draws
+    assert rr_exponential_run(1, 2e7).equals(short)
+    assert not rr_exponential_run(2, 2e7).t_sent_ns.equals(short.t_sent_ns)
+
+
 def test_links_add_serialization_and_propagation_per_hop():
     names = ["a", "s1", "s2", "b"]
     sc = {"hosts": [{"name": "a"}, {"name": "b"}], "switches": [{"name": "s1"}, {"name": "s2"}],

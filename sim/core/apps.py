@@ -20,7 +20,8 @@ Contract:
   enters the socket.  The read is a job of the socket's thread costing ``app_recv_ns`` plus
   the flow's own work per message (`read_work_ns`, e.g. ``server_ns``); at its end the flow's
   ``on_read`` runs if the flow observes reads.  A read of cost 0 is no job: ``on_read`` runs at
-  once.
+  once.  A send made by ``on_read`` from the reading socket is the thread's next job, ahead of
+  reads queued meanwhile (recvmsg, work, sendmsg, recvmsg: a reply is not held back).
 - Wake-ups: a read that finds its thread asleep wakes it.  Same core as the waker (the core
   that ran the enqueueing pass): the thread becomes runnable ``wakeup_local_ns`` later.
   Another core: the waker's core spends ``wakeup_ipi_send_ns`` of CPU (the IPI), and the thread
@@ -142,7 +143,7 @@ class Apps:
         if th is None:
             spec = flow.spec
             th = self.thread(ns, pkt.port, spec.dst_core if pkt.direction == 0 else spec.src_core)
-        job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost))
+        job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost, th))
         if th.queued or th.on_cpu or th.waking:
             th.jobs.append(job)
             return
@@ -168,12 +169,15 @@ class Apps:
         self.engine.at(delay, core.woken, th)
 
     def _begin_read(self, arg, core: Core, start_ns: float) -> float:
-        sq, _, truesize, cost = arg
+        sq, _, truesize, cost, _ = arg
         sq.held.append((start_ns + cost, truesize))
         return cost
 
     def _undo_read(self, arg) -> None:
         arg[0].held.pop()                           # the socket's latest read: this one
     def _end_read(self, arg) -> None:
-        pkt = arg[1]
+        pkt, jobs = arg[1], arg[4].jobs
+        n = len(jobs)
         pkt.owner.on_read(pkt)
+        if n and len(jobs) > n:                     # a reply sent from this read (recv, work, send):
+            jobs.rotate(1)                          # it runs before the thread's next read

@@ -68,6 +68,10 @@ class SizeSampler:
         return float(np.dot(w / w.sum(), s.values))
 
 
+def _exponential(rng: np.random.Generator, mean: float) -> Draws:
+    return Draws(lambda n: rng.exponential(mean, n))
+
+
 class Flow:
     """Base: identity, size sampler, stop condition."""
 
@@ -159,7 +163,10 @@ class RequestResponseFlow(Flow):
     response; the client's thread reads the response and, ``think_ns`` later (sleeping, no
     CPU), sends the next request; a lost packet is retried as a new transaction after
     ``timeout_ns``.  ``transactions`` and ``transaction_ns`` (summed, request emitted to
-    response read) count the completed ones."""
+    response read) count the completed ones.  ``server_dist`` / ``think_dist``:
+    ``deterministic`` (the default) or ``exponential`` with mean ``server_ns`` / ``think_ns``,
+    one draw per request (from the flow's generator, as requests reach the server's socket)
+    or per think."""
 
     observes_reads = True
 
@@ -169,6 +176,8 @@ class RequestResponseFlow(Flow):
         self.transactions = 0
         self.transaction_ns = 0.0
         self._started: dict[int, float] = {}
+        self._server = _exponential(rng, spec.server_ns) if spec.server_dist == "exponential" else None
+        self._think = _exponential(rng, spec.think_ns) if spec.think_dist == "exponential" else None
 
     def start(self) -> None:
         for _ in range(self.spec.concurrency):
@@ -182,7 +191,9 @@ class RequestResponseFlow(Flow):
         self.model.emit(self, self.sent, 0, self.size())
 
     def read_work_ns(self, pkt) -> float:
-        return self.spec.server_ns if pkt.direction == 0 else 0.0
+        if pkt.direction != 0:
+            return 0.0
+        return self.spec.server_ns if self._server is None else self._server.next()
 
     def on_read(self, pkt) -> None:
         if pkt.direction == 0:
@@ -194,7 +205,7 @@ class RequestResponseFlow(Flow):
             self.transactions += 1
             self.transaction_ns += self.engine.now - start
         if self.spec.think_ns > 0:
-            self.engine.at(self.spec.think_ns, self._request)
+            self.engine.at(self.spec.think_ns if self._think is None else self._think.next(), self._request)
         else:
             self._request()
 

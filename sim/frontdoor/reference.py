@@ -36,6 +36,8 @@ NOTES = {
     "cost_overrides.host": "host defaults of the profile (netdev_max_backlog, ...)",
     "cost_overrides.memory_bytes": "structure sizes of the profile, bytes",
     "flows[].size.bytes": "const size, bytes (default 64)",
+    "server_dist": "rr: `exponential` draws each request's server work with mean `server_ns`",
+    "think_dist": "rr: `exponential` draws each think time with mean `think_ns`",
     "connections": "source ports of the flow; packets take them in turn (RSS/RPS spread by 5-tuple)",
     "src_core": "pin the sending socket's application thread to this core (docs/execution.md)",
     "dst_core": "pin the receiving socket's application thread to this core",

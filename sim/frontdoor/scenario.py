@@ -119,6 +119,8 @@ class FlowSpec(Strict):
     concurrency: PositiveInt = 1                  # rr: transactions outstanding
     think_ns: NonNegativeFloat = 0.0              # rr: client pause after a response
     server_ns: NonNegativeFloat = 0.0             # rr: server work before responding
+    server_dist: Literal["deterministic", "exponential"] = "deterministic"   # rr: server_ns is the mean
+    think_dist: Literal["deterministic", "exponential"] = "deterministic"    # rr: think_ns is the mean
     response_size: Optional[SizeSpec] = None      # rr: default = size
     timeout_ns: PositiveFloat = 1e6               # rr: retry after a loss
     connections: PositiveInt = 1                  # connections (source ports), packets round-robin over them
@@ -133,6 +135,12 @@ class FlowSpec(Strict):
             raise ValueError("an onoff flow needs on_ns and off_ns (mean ON and OFF periods, ns)")
         if self.stop_ns is not None and self.stop_ns <= self.start_ns:
             raise ValueError("stop_ns must be after start_ns")
+        for dist, mean in (("server_dist", "server_ns"), ("think_dist", "think_ns")):
+            if getattr(self, dist) == "exponential":
+                if self.kind != "rr":
+                    raise ValueError(f"{dist} applies to rr flows only (this flow is {self.kind})")
+                if getattr(self, mean) <= 0:
+                    raise ValueError(f"{dist}: exponential needs {mean} > 0 (its mean)")
         return self
 
 
