@@ -76,3 +76,20 @@ def test_until_in_the_past_is_refused():
     eng.run(until=5)
     with pytest.raises(ValueError, match="greater than the current simulation time"):
         eng.run(until=5)
+
+
+def test_events_count_callbacks_only():
+    """`events` counts callback entries, whether scheduled by `at` or pushed by a hot path,
+    and not simpy events nor its own reads."""
+    def idle(env):
+        yield env.timeout(5)
+
+    eng = Engine()
+    assert eng.events == 0
+    eng.at(1, lambda _: None)
+    eng.process(idle(eng))           # a simpy process: an Initialize event, then a Timeout
+    eng.timeout(3)
+    assert eng.events == 1 and eng.events == 1
+    eng.at(2, lambda _: eng.at(1, lambda _: None))
+    eng.run(until=10)
+    assert eng.events == 3

@@ -45,13 +45,15 @@ class WakeCosts:
 
 
 class SocketQueue:
-    """A socket's receive queue: bytes held, and the (read end, truesize) of started reads."""
+    """A socket's receive queue: bytes held, the (read end, truesize) of started reads, and
+    the socket's thread once a read has needed it."""
 
-    __slots__ = ("held", "bytes")
+    __slots__ = ("held", "bytes", "reader")
 
     def __init__(self) -> None:
         self.held: deque = deque()
         self.bytes = 0
+        self.reader: Thread | None = None
 
 
 class Apps:
@@ -139,10 +141,10 @@ class Apps:
                 flow.on_read(pkt)
             return
         sq.bytes += truesize
-        th = self.threads.get(key)
+        th = sq.reader
         if th is None:
             spec = flow.spec
-            th = self.thread(ns, pkt.port, spec.dst_core if pkt.direction == 0 else spec.src_core)
+            th = sq.reader = self.thread(ns, pkt.port, spec.dst_core if pkt.direction == 0 else spec.src_core)
         job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost, th))
         if th.queued or th.on_cpu or th.waking:
             th.jobs.append(job)

@@ -337,7 +337,6 @@ class Core:
             th.quiet_until = stop                   # nothing waits: the core is just busy until stop
             if end is not None:                     # and the end is a plain event (Engine.at, inline)
                 eng = self.engine
-                eng.events += 1
                 heappush(eng._queue, (stop, CALLBACK, next(eng._eid), end, arg))
             return
         th.on_cpu = True
@@ -347,7 +346,6 @@ class Core:
         self.job_arg = arg
         self.pending = True
         eng = self.engine                           # Engine.at, inline
-        eng.events += 1
         heappush(eng._queue, (stop, CALLBACK, next(eng._eid), self.on_event, None))
 
     def _softirq_start(self, now: float, th: Optional[Thread]) -> None:
@@ -371,7 +369,6 @@ class Core:
         self.job_napi = napi
         self.pending = True
         eng = self.engine                           # Engine.at, inline
-        eng.events += 1
         heappush(eng._queue, (stop, CALLBACK, next(eng._eid), self.on_event, None))
 
     def _softirq_done(self, napi: Napi) -> None:

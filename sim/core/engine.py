@@ -7,7 +7,9 @@ components never wait on each other's events: queues whose service order is FIFO
 service time is known at arrival (cores, links, socket readers) compute start times
 analytically.  So a pass through a host is one event and a link hop is one event.  Both
 kinds of entry share one heap and one sequence counter, so same-time ordering stays
-first-scheduled-first-served.  `events` counts the callbacks scheduled, for benchmarks.
+first-scheduled-first-served.  `events` counts the callbacks scheduled, for benchmarks; it is
+derived from the calendar's id counter (ids handed out, less those taken by simpy events and
+by reads of `events`), so the hot paths that push entries themselves count for free.
 `run(until=T)` with no simpy event pending (the model schedules none) is a plain heap loop
 over callback entries; it hands over to simpy's own loop as soon as a callback schedules a
 simpy event, so processes keep simpy's semantics.  Hot paths of the model read the current
@@ -31,18 +33,25 @@ class Engine(simpy.Environment):
 
     def __init__(self) -> None:
         super().__init__()
-        self.events = 0
         self._simpy_pending = 0     # simpy events in the calendar (not callbacks)
+        self._other_ids = 0         # calendar ids not taken by callbacks (see `events`)
+
+    @property
+    def events(self) -> int:
+        """Callback entries scheduled so far."""
+        n = next(self._eid) - self._other_ids      # this read takes an id too
+        self._other_ids += 1
+        return n
 
     def schedule(self, event: simpy.Event, priority=NORMAL, delay: float = 0) -> None:
-        """simpy's schedule, counted (see `run`)."""
+        """simpy's schedule, counted (see `run` and `events`)."""
         self._simpy_pending += 1
+        self._other_ids += 1
         super().schedule(event, priority, delay)
 
     def at(self, delay_ns: float, fn: Callable[[Any], None], arg: Any = None, _push=heappush, _next=next) -> None:
         """Call ``fn(arg)`` after `delay_ns` (>= 0) of simulated time.  (`_push`, `_next`:
         builtins bound as locals, not arguments.)"""
-        self.events += 1
         # simpy's entries are (time, priority, eid, event); a callback entry is one longer,
         # (time, CALLBACK, eid, fn, arg): eids are unique, so the heap never compares further,
         # and CALLBACK == NORMAL keeps same-time order first-scheduled-first-served.

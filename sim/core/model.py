@@ -208,6 +208,8 @@ class Model:
         pkt.wire_hosts = ()
 
     def arrive_at_host(self, pkt: Packet) -> None:
+        """`pkt` has crossed the last link of its route (counted in ``pkt.hop`` here)."""
+        pkt.hop += 1
         host = self.hosts[pkt.dst_host]
         trip = "multicast" if pkt.members else pkt.far_trip
         assert trip is not None, "a packet arrived from the wire on a one-host journey"

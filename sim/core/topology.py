@@ -65,8 +65,7 @@ class Link:
         else:
             start = now
         free = self.free_at = start + pkt.size * self.ns_per_byte
-        eng.events += 1                     # Engine.at, inline (five hops per packet in a chain)
-        heappush(eng._queue, (free + self.delay_ns, CALLBACK, next(eng._eid), pkt.next_hops[hop + 1], pkt))
+        heappush(eng._queue, (free + self.delay_ns, CALLBACK, next(eng._eid), pkt.next_hops[hop + 1], pkt))  # at()
 
 
 class Network:
@@ -87,7 +86,7 @@ class Network:
             self.graph.add_edge(spec.a, spec.b)
         self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
         # (src, dst) -> (route code, the callables each link hands a packet to: the next
-        # link's send, and after the last link _arrived)
+        # link's send, and after the last link the model's arrive_at_host)
         self._hops: dict[tuple[str, str], tuple[int, tuple]] = {}
 
     def route(self, src: str, dst: str) -> tuple[Link, ...]:
@@ -105,17 +104,14 @@ class Network:
 
     def transmit(self, pkt, src: str, dst: str) -> None:
         """`pkt` leaves host `src` for host `dst` now (NoRouteError if they are not connected);
-        at `dst` it goes to the model's ``arrive_at_host``."""
+        after the last link it goes to the model's ``arrive_at_host``, which counts that link
+        in ``pkt.hop``."""
         key = (src, dst)
         hops = self._hops.get(key)
         if hops is None:
             route = self.route(src, dst)
             code = self.model.recorder.routes.add(route)
-            hops = self._hops[key] = (code, tuple(link.send for link in route) + (self._arrived,))
+            hops = self._hops[key] = (code, tuple(link.send for link in route) + (self.model.arrive_at_host,))
         pkt.route_code, pkt.next_hops = hops
         pkt.hop = -1
         hops[1][0](pkt)
-
-    def _arrived(self, pkt) -> None:
-        pkt.hop += 1
-        self.model.arrive_at_host(pkt)
