@@ -190,7 +190,7 @@ class Host:
         """`pkt`'s current pass starts now (`start_ns`) on `core`: record its queueing, return
         its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
         p = pkt.plan[pkt.step]
-        hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members))
+        hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts))
         vec_id, cost = hit if hit is not None else self.pass_cost(p, pkt)
         scale = 1.0
         if self.random_costs:
