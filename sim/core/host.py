@@ -24,6 +24,9 @@ Contract:
   Per-member stages (``*``) of such a pass run for the other members only.
 - A ``nic_rx`` pass in the destination namespace uses that namespace's own queue (VNIC), or,
   for the root namespace, the host's RSS queues (the root's VNIC is the NIC's own).
+- A pass that hands a packet to the NIC (``nic_tx``, once per packet it hands over) is
+  followed by that packet's TX completion on the core of its TX queue (`sim.core.txq`: XPS
+  or the flow hash), charged when the pass ends.
 - `pass_cost` prices a pass for a packet from the stage costs (see `sim.core.costs`), with entries
   taken from this host's state (socket chain positions, netfilter rules, FIB depth,
   classifier rules); costs are cached per (pass, size, namespaces, port).
@@ -39,11 +42,12 @@ from sim.core.costs import CostProfile
 from sim.core.cpu import Core, Napi, SoftirqLimits
 from sim.core.interfaces import ModelServices
 from sim.core.nscodes import ROOT_NS, WIRE_NS
-from sim.core.schemes import CompiledPass, Scheme
+from sim.core.schemes import NIC_TX, CompiledPass, Scheme
 from sim.core.sockets import SocketTables
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
 from sim.core.trips import LEAVING_TRIPS
+from sim.core.txq import TxQueues
 
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
 CHILD_ROUTES = 4
@@ -78,6 +82,8 @@ class Host:
         self.rx_queues = [Napi(f"rx{q}", self.ring_packets) for q in range(spec.rx_queues or spec.cores)]
         self.ns_rings: dict[int, Napi] = {}
         self.spread = Spreader(len(self.rx_queues), spec.rps_cpus)
+        self.txq = TxQueues(self.cores, len(self.rx_queues), spec.xps, hd.tx_completion_ns, self.engine,
+                            self.warmup_ns, self.until_ns)
         self.apps = Apps(self, sndbuf_bytes=spec.sndbuf_bytes or hd.sndbuf_bytes,
                          rcvbuf_bytes=spec.rcvbuf_bytes or hd.rcvbuf_bytes,
                          truesize_overhead=hd.skb_truesize_overhead_bytes,
@@ -98,7 +104,7 @@ class Host:
         self.fib_root = fib_depth(ROOT_ROUTES + spec.namespaces * scheme.spec.addresses_per_container)
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"
-        self._cache: dict[tuple, tuple[int, float]] = {}
+        self._cache: dict[tuple, tuple[int, float, int]] = {}
         self._scales: list[float] = []
         self.steer_uids: frozenset[int] = frozenset()
         self.trip_plans = scheme.trips
@@ -135,8 +141,8 @@ class Host:
             return pkt.src_ns
         return member if member is not None else pkt.dst_ns
 
-    def pass_cost(self, p: CompiledPass, pkt) -> tuple[int, float]:
-        """(interned cost-vector id, total ns) of pass `p` for packet `pkt` (with its
+    def pass_cost(self, p: CompiledPass, pkt) -> tuple[int, float, int]:
+        """(interned cost-vector id, total ns, NIC transmits) of pass `p` for packet `pkt` (with its
         ``wire_stages`` when the packet still carries members on other hosts, its
         ``root_stages`` when the root namespace is a member here and its ``loop_stages`` when
         the sender is; per-member stages then run for the other members)."""
@@ -146,6 +152,7 @@ class Host:
             return hit
         vec: dict[int, float] = {}
         total = 0.0
+        tx = 0
         size = pkt.size
         members = pkt.members
         work: list[tuple] = [(st, members if (st.per_member and members is not None) else (None,))
@@ -168,7 +175,8 @@ class Host:
                 c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * entries
                 vec[i] = vec.get(i, 0.0) + c
                 total += c
-        hit = (self.model.recorder.cost_book.intern(tuple(sorted(vec.items()))), total)
+                tx += i == NIC_TX
+        hit = (self.model.recorder.cost_book.intern(tuple(sorted(vec.items()))), total, tx)
         self._cache[key] = hit
         return hit
 
@@ -221,7 +229,7 @@ class Host:
         its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
         p = pkt.plan[pkt.step]
         hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts))
-        vec_id, cost = hit if hit is not None else self.pass_cost(p, pkt)
+        vec_id, cost, _ = hit if hit is not None else self.pass_cost(p, pkt)
         scale = 1.0
         if self.random_costs:
             scale = self._scale()
@@ -232,14 +240,17 @@ class Host:
 
     def end_pass(self, pkt) -> None:
         """`pkt`'s current pass ended: queue the next one, or finish the trip."""
-        if pkt.wire_hosts and pkt.plan[pkt.step].wire_stages is not None:
-            self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
-        if pkt.members:
-            p = pkt.plan[pkt.step]
-            if p.root_stages is not None or p.loop_stages is not None:
-                self._members_leave(pkt, p)
         plan = pkt.plan
-        if self.steer_uids and plan[pkt.step].uid in self.steer_uids:
+        p = plan[pkt.step]
+        if p.has_tx:                            # handed to the NIC: its TX completion (sim.core.txq)
+            n = self.pass_cost(p, pkt)[2]
+            if n:
+                self.txq.complete(pkt, pkt.core, n)
+        if pkt.wire_hosts and p.wire_stages is not None:
+            self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
+        if pkt.members and (p.root_stages is not None or p.loop_stages is not None):
+            self._members_leave(pkt, p)
+        if self.steer_uids and p.uid in self.steer_uids:
             pkt.core = self.spread.rps_cpu(pkt)
         pkt.step += 1
         if pkt.step < len(plan):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -49,6 +49,7 @@ MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port
                                       "classifier_rule", "ns_tag")
 BUILTIN_FILE = Path(__file__).parent.parent / "data" / "schemes.yaml"
 Role = Literal["root", "src", "dst"]
+NIC_TX = STAGE_INDEX["nic_tx"]
 
 
 class Capabilities(BaseModel):
@@ -159,6 +160,11 @@ class CompiledPass:
     wire_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     root_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     loop_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
+    has_tx: bool = field(init=False, default=False, compare=False)   # hands packets to the NIC (nic_tx)
+
+    def __post_init__(self) -> None:
+        every = self.stages + (self.wire_stages or ()) + (self.root_stages or ()) + (self.loop_stages or ())
+        object.__setattr__(self, "has_tx", any(st.index == NIC_TX for st in every))
 
 
 @dataclass(frozen=True)

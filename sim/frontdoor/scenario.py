@@ -55,6 +55,7 @@ class HostSpec(Strict):
     sndbuf_bytes: Optional[PositiveInt] = None               # default: profile host.sndbuf_bytes
     rx_queues: Optional[PositiveInt] = None                  # NIC RX queues (RSS); default: one per core
     rps_cpus: Optional[list[NonNegativeInt]] = None          # RPS: cores that take packets after the driver
+    xps: bool = True                                         # XPS: TX queue of the sending core (drivers' default map)
 
     @model_validator(mode="after")
     def _cpus(self) -> "HostSpec":
