@@ -243,7 +243,7 @@ class Host:
         plan = pkt.plan
         p = plan[pkt.step]
         if p.has_tx:                            # handed to the NIC: its TX completion (sim.core.txq)
-            n = self.pass_cost(p, pkt)[2]
+            n = p.tx if pkt.members is None and not pkt.wire_hosts else self.pass_cost(p, pkt)[2]
             if n:
                 self.txq.complete(pkt, pkt.core, n)
         if pkt.wire_hosts and p.wire_stages is not None:

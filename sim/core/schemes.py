@@ -160,11 +160,13 @@ class CompiledPass:
     wire_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     root_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     loop_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
-    has_tx: bool = field(init=False, default=False, compare=False)   # hands packets to the NIC (nic_tx)
+    has_tx: bool = field(init=False, default=False, compare=False)   # may hand packets to the NIC (nic_tx)
+    tx: int = field(init=False, default=0, compare=False)            # nic_tx stages a unicast packet runs
 
     def __post_init__(self) -> None:
         every = self.stages + (self.wire_stages or ()) + (self.root_stages or ()) + (self.loop_stages or ())
         object.__setattr__(self, "has_tx", any(st.index == NIC_TX for st in every))
+        object.__setattr__(self, "tx", sum(st.index == NIC_TX for st in self.stages))
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,10 @@ class TxQueues:
 
     def complete(self, pkt, cpu: int, n: int) -> None:
         """`n` TX completions of `pkt` (handed to the NIC on core `cpu`) are charged now."""
-        c = self.queue(pkt, cpu) % len(self.cores)
+        if self.queues == 1:
+            c = 0
+        else:
+            c = (cpu % self.queues if self.xps else (flow_hash(pkt) * self.queues) >> 32) % len(self.cores)
         self.completions[c] += n
         ns = n * self.completion_ns
         if ns <= 0:
