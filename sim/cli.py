@@ -274,9 +274,9 @@ def cmd_describe(args) -> int:
             t.add_column(col)
         total = 0.0
         for k, p in enumerate(passes, 1):
-            wire = [f"wire_copy: {w}" for w in p.wire_copy or []]
-            for j, token in enumerate(p.stages + wire):
-                name = token.removeprefix("wire_copy: ").rstrip("*").split(":", 1)[0]
+            extra = [f"{key}: {w}" for key in ("wire_copy", "root_copy", "loop_copy") for w in getattr(p, key) or []]
+            for j, token in enumerate(p.stages + extra):
+                name = token.split(": ", 1)[-1].rstrip("*").split(":", 1)[0]
                 c = profile.stages[name]
                 total += c.base_ns
                 kind = STAGE_INFO[name].entry_kind

@@ -1,10 +1,13 @@
 """The root namespace, a namespace to itself, and multicast to members on the sender's host
 (issue 10, endpoints): pass counts and stage sequences per scheme, one copy per member,
-conservation of mixed local/remote groups."""
+conservation of mixed local/remote groups, the root namespace as a group member and as a
+multicast sender to its own host, and a sender that is a member of its own group
+(IP_MULTICAST_LOOP)."""
 
 import numpy as np
 import pytest
 
+from sim.core.costs import load_profile
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import builtin_registry
 from sim.core.simulate import simulate
@@ -139,13 +142,13 @@ def test_request_response_between_a_root_and_a_remote_container():
 
 # -- multicast to members on the sender's own host ----------------------------------------
 
-def two_hosts(scheme, members, rate_pps=50_000, duration_ns=2e6, **host):
+def two_hosts(scheme, members, rate_pps=50_000, duration_ns=2e6, src="h1:ns0", **host):
     hosts = [dict(name=n, scheme=scheme, namespaces=4, cores=2, **host) for n in ("h1", "h2")]
     return {"hosts": hosts, "switches": [{"name": "s1"}],
             "links": [{"a": "h1", "b": "s1", "rate_bps": 1e10, "delay_ns": 500},
                       {"a": "s1", "b": "h2", "rate_bps": 1e10, "delay_ns": 500}],
             "groups": [{"name": "g", "members": members}],
-            "flows": [{"name": "mc", "kind": "poisson", "src": "h1:ns0", "dst": "group:g", "rate_pps": rate_pps}],
+            "flows": [{"name": "mc", "kind": "poisson", "src": src, "dst": "group:g", "rate_pps": rate_pps}],
             "run": {"duration_ns": duration_ns, "seed": 4}}
 
 
@@ -203,3 +206,142 @@ def test_a_custom_scheme_without_the_endpoint_trips_is_refused_by_name():
     with pytest.raises(ValueError, match=r"flows\[0\]: host 'h1' uses scheme 'bare', which does not define "
                                          r"trip 'root_to_ns'.*add trips.root_to_ns"):
         simulate(sc)
+
+
+# -- the root namespace as a member, root multicasting to its own host, a member sender ----
+
+LOOP_SCHEMES = ("l2-routed", "l2-bridged", "vnic")     # own devices: the sender's copy crosses its own lo
+COST = load_profile().stages
+
+
+def cost(stage):
+    return COST[stage].base_ns          # the stages compared below have no per-byte or per-entry term
+
+
+def rows_of(d, host, ns):
+    return d[(d.dst_host == host) & (d.dst_netns == ns)]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("src", ["h1:ns0", "h1:root"])
+def test_root_and_sender_members_get_one_copy_each_and_every_packet_one_row_per_member(scheme, src):
+    """A group with the sender itself, the root namespaces of both hosts and containers on both."""
+    members = ["h1:ns0", "h1:ns1", "h1:root", "h2:ns0", "h2:root"]
+    res = simulate(two_hosts(scheme, members, rate_pps=20_000, src=src))
+    p, sent = res.packets, int(res.flows.sent.iloc[0])
+    assert sent > 10 and len(p) == len(members) * sent                         # conservation
+    assert (p.groupby(["origin_id", "dst_host", "dst_netns"], observed=True).size() == 1).all()
+    d = delivered(p)
+    per_member = d.groupby(["dst_host", "dst_netns"], observed=True).origin_id.nunique()
+    assert len(per_member) == len(members) and (per_member >= sent - 2).all()   # all but the last in flight
+    trip_of = p.groupby("dst_host", observed=True).trip.agg(lambda t: set(t.astype(str)))
+    assert trip_of["h1"] == {"multicast_local"} and trip_of["h2"] == {"multicast"}
+    assert set(rows_of(d, "h1", ROOT_NS).src_netns) == {ROOT_NS if src == "h1:root" else 0}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_member_sender_gets_its_copy_where_the_kernel_loops_it_back(scheme):
+    """ip_mc_output clones the packet for local listeners (sk_mc_loop).  With devices of its own,
+    the clone crosses the sender's own loopback (dev_loopback_xmit -> netif_rx, the output route
+    kept: no route_input, nothing in root); in one shared stack it is the clone every local
+    member is delivered from, so the sender is one more socket of that pass."""
+    d = delivered(simulate(two_hosts(scheme, ["h1:ns0", "h1:ns1", "h2:ns1"], rate_pps=10_000)).packets)
+    own, other = rows_of(d, "h1", 0), rows_of(d, "h1", 1)
+    assert len(own) > 5
+    if scheme in LOOP_SCHEMES:
+        assert (own.n_passes == 2).all()               # the sender's pass, then its loopback input
+        assert (own.route_input_ns == 0).all() and (own.ip_forward_ns == 0).all() and (own.bridge_ns == 0).all()
+        assert (own.vnic_demux_ns == 0).all() and (own.nic_rx_ns == 0).all()
+        # the loop clone's POSTROUTING and dev_loopback_xmit are paid once, by the sender's pass, which
+        # every row carries; the other members' copies are not sent back to the sender's port
+        assert (other.n_passes == len(REG.get(scheme).trips["multicast_local"])).all()
+    else:
+        assert (own.n_passes == other.n_passes.iloc[0]).all()
+        assert own.socket_enqueue_ns.mean() == pytest.approx(other.socket_enqueue_ns.mean())
+
+
+@pytest.mark.parametrize("scheme", FULL_L2)
+def test_a_root_member_is_delivered_by_the_roots_own_pass_not_through_a_veth(scheme):
+    """ip_mr_input delivers a local copy (l2-routed); the bridge passes one up to br0 (l2-bridged):
+    in the root's pass, with no veth and no pass of its own; the forwarding per member is unchanged."""
+    base = delivered(simulate(two_hosts(scheme, ["h1:ns1", "h1:ns2"], rate_pps=10_000)).packets)
+    more = delivered(simulate(two_hosts(scheme, ["h1:ns1", "h1:ns2", "h1:root"], rate_pps=10_000)).packets)
+    root, ns1, ns1_before = rows_of(more, "h1", ROOT_NS), rows_of(more, "h1", 1), rows_of(base, "h1", 1)
+    assert len(root) > 5 and (root.n_passes == 2).all()           # the sender's pass, the root's pass
+    assert ns1.veth_xmit_ns.mean() == pytest.approx(ns1_before.veth_xmit_ns.mean())   # no veth for the root
+    extra = ns1.socket_enqueue_ns.mean() - ns1_before.socket_enqueue_ns.mean()
+    assert extra == pytest.approx(cost("socket_enqueue"))         # the root's delivery, in the shared pass
+
+
+def test_root_sending_to_its_own_containers_over_l2_routed_loops_back_into_the_multicast_router():
+    """ip_mc_output on the root (a multicast router) sends the original to the NIC and loops a clone
+    back; ip_mr_input forwards the clone to the member veths with the output route kept."""
+    plan = stage_names("l2-routed", "root_multicast_local")
+    assert [(q, r) for q, r, _ in plan] == [("process", "root"), ("backlog", "root"), ("backlog", "dst")]
+    assert "veth_xmit" not in plan[0][2] and "route_input" not in plan[1][2] and "veth_xmit" in plan[1][2]
+    d = delivered(simulate(two_hosts("l2-routed", ["h1:ns1", "h1:ns2", "h1:root"], src="h1:root",
+                                     rate_pps=10_000)).packets)
+    assert (rows_of(d, "h1", 1).n_passes == 3).all() and (rows_of(d, "h1", ROOT_NS).n_passes == 2).all()
+    assert rows_of(d, "h1", 1).veth_xmit_ns.mean() == pytest.approx(2 * cost("veth_xmit"))   # two members
+
+
+def test_root_sending_over_l2_bridged_floods_from_br0_and_loops_back_only_for_itself():
+    d = delivered(simulate(two_hosts("l2-bridged", ["h1:ns1", "h1:ns2"], src="h1:root", rate_pps=10_000)).packets)
+    assert (d.n_passes == 2).all() and (d.bridge_ns > 0).all()   # br_dev_xmit floods, each member's input
+    assert d.veth_xmit_ns.mean() == pytest.approx(2 * cost("veth_xmit"))
+    with_root = delivered(simulate(two_hosts("l2-bridged", ["h1:ns1", "h1:ns2", "h1:root"], src="h1:root",
+                                             rate_pps=10_000)).packets)
+    assert (rows_of(with_root, "h1", ROOT_NS).n_passes == 2).all()        # its own loopback input
+    assert rows_of(with_root, "h1", 1).veth_xmit_ns.mean() == pytest.approx(2 * cost("veth_xmit"))
+
+
+def test_vnic_gives_a_root_member_its_own_queue_and_the_root_sends_from_its_own_vnic():
+    sc = one_host("vnic", namespaces=2, cores=2,
+                  flows=[{"name": "in", "kind": "constant", "src": "h1:wire", "dst": "group:g", "rate_pps": 10_000}],
+                  duration_ns=1e6)
+    sc["groups"] = [{"name": "g", "members": ["h1:root", "h1:ns1"]}]
+    d = delivered(simulate(sc).packets)
+    assert (d.n_passes == 1).all() and d.packet_id.nunique() == len(d)   # the NIC replicates: one queue each
+    sc["flows"][0]["src"] = "h1:root"
+    sc["groups"][0]["members"] = ["h1:ns0", "h1:ns1"]
+    d = delivered(simulate(sc).packets)
+    assert (d.n_passes == 2).all() and (d.nic_tx_ns > 0).all() and (d.src_netns == ROOT_NS).all()
+
+
+@pytest.mark.parametrize("scheme", ["shortcut-routing", "shortcut-postrouting", "l25-hybrid"])
+def test_short_cuts_switch_namespace_only_for_containers(scheme):
+    """A switch to the namespace the packet is already in is no switch: a root member of a group
+    pays none, a container member one; the root's own loopback pays none."""
+    flows = [{"name": "mc", "kind": "constant", "src": "h1:wire", "dst": "group:g", "rate_pps": 10_000},
+             {"name": "self", "kind": "constant", "src": "h1:root", "dst": "h1:root", "rate_pps": 10_000},
+             {"name": "ns_self", "kind": "constant", "src": "h1:ns1", "dst": "h1:ns1", "rate_pps": 10_000}]
+    sc = one_host(scheme, namespaces=2, flows=flows, duration_ns=1e6)
+    sc["groups"] = [{"name": "g", "members": ["h1:root", "h1:ns0"]}]
+    d = delivered(simulate(sc).packets)
+    assert d[d.flow == "mc"].ns_switch_ns.mean() == pytest.approx(cost("ns_switch"))
+    assert (d[d.flow == "self"].ns_switch_ns == 0).all()
+    assert (d[d.flow == "ns_self"].ns_switch_ns > 0).all()
+
+
+def test_a_root_member_is_priced_with_the_roots_rules():
+    rules = {"root": {"input": 50}, "child": {}}
+    flows = [{"name": "mc", "kind": "constant", "src": "h1:wire", "dst": "group:g", "rate_pps": 10_000}]
+    nf = []
+    for members in (["h1:ns0", "h1:ns1"], ["h1:ns0", "h1:root"]):
+        sc = one_host("shortcut-routing", namespaces=2, flows=flows, nf_rules=rules, duration_ns=1e6)
+        sc["groups"] = [{"name": "g", "members": members}]
+        nf.append(delivered(simulate(sc).packets).nf_local_in_ns.mean())
+    assert nf[1] - nf[0] == pytest.approx(50 * COST["nf_local_in"].per_entry_ns)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_root_and_member_senders_conserve_packets_under_drops(scheme):
+    members = ["h1:root", "h1:ns1", "h1:ns2", "h2:ns0", "h2:root"]
+    for src in ("h1:root", "h1:ns1"):
+        sc = two_hosts(scheme, members, rate_pps=1_500_000, duration_ns=4e5, src=src,
+                       netdev_max_backlog=20, rx_ring_packets=20, rcvbuf_bytes=5000)
+        res = simulate(sc)
+        p, sent = res.packets, int(res.flows.sent.iloc[0])
+        assert len(p) == len(members) * sent, (scheme, src)
+        assert (p.groupby(["origin_id", "dst_host", "dst_netns"], observed=True).size() == 1).all()
+        assert {"delivered", "dropped"} <= set(p.status.astype(str)), (scheme, src)

@@ -10,8 +10,8 @@ Contract:
 - Sending: a send pass is a job of the sender's thread.  From emission until its send pass
   ends, a packet holds ``truesize = size + skb_truesize_overhead_bytes`` of the socket's send
   buffer (``sndbuf_bytes``: sock_alloc_send_pskb charges sk_wmem_alloc; veth and loopback
-  orphan the skb when they hand it on, a NIC frees it on TX completion, which the model
-  does not time).  A packet that would overflow it is not sent: it is recorded as dropped
+  orphan the skb when they hand it on, a NIC frees it on TX completion, charged when the
+  send pass ends, `sim.core.txq`).  A packet that would overflow it is not sent: it is recorded as dropped
   with reason ``sender_blocked`` (the application was blocked in sendmsg, sock_wait_for_wmem,
   and an open-loop source counts what it could not send).
 - Receiving: a packet entering a socket counts ``truesize`` against ``rcvbuf_bytes`` until the

@@ -72,6 +72,7 @@ class HostDefaults(BaseModel):
     wakeup_local_ns: NonNegativeFloat = 1000.0
     wakeup_ipi_ns: NonNegativeFloat = 3000.0
     wakeup_ipi_send_ns: NonNegativeFloat = 200.0
+    tx_completion_ns: NonNegativeFloat = 100.0      # NIC TX completion per packet (sim.core.txq), a prior
 
 
 class MemorySizes(BaseModel):

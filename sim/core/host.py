@@ -16,7 +16,17 @@ Contract:
   the rest runs from the backlog of the core `sim.core.spread` picks from ``rps_cpus``.
 - Sockets, reads and wake-ups are `sim.core.apps`'s contract.
 - A multicast_local pass with ``wire_stages`` (`sim.core.schemes`) hands the copy for
-  members on other hosts to the model (``wire_copies``) when it ends.
+  members on other hosts to the model (``wire_copies``) when it ends.  A multicast pass with
+  ``root_stages`` delivers the root namespace's copy when it ends (if the root is a member
+  here), and a sender's pass with ``loop_stages`` branches the sender's own copy off
+  (IP_MULTICAST_LOOP) into the rest of trip ``ns_to_self``, from the backlog of the core that
+  ran the pass (dev_loopback_xmit -> netif_rx); either member then leaves the packet's members.
+  Per-member stages (``*``) of such a pass run for the other members only.
+- A ``nic_rx`` pass in the destination namespace uses that namespace's own queue (VNIC), or,
+  for the root namespace, the host's RSS queues (the root's VNIC is the NIC's own).
+- A pass that hands a packet to the NIC (``nic_tx``, once per packet it hands over) is
+  followed by that packet's TX completion on the core of its TX queue (`sim.core.txq`: XPS
+  or the flow hash), charged when the pass ends.
 - `pass_cost` prices a pass for a packet from the stage costs (see `sim.core.costs`), with entries
   taken from this host's state (socket chain positions, netfilter rules, FIB depth,
   classifier rules); costs are cached per (pass, size, namespaces, port).
@@ -32,11 +42,12 @@ from sim.core.costs import CostProfile
 from sim.core.cpu import Core, Napi, SoftirqLimits
 from sim.core.interfaces import ModelServices
 from sim.core.nscodes import ROOT_NS, WIRE_NS
-from sim.core.schemes import CompiledPass, Scheme
+from sim.core.schemes import NIC_TX, CompiledPass, Scheme
 from sim.core.sockets import SocketTables
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
 from sim.core.trips import LEAVING_TRIPS
+from sim.core.txq import TxQueues
 
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
 CHILD_ROUTES = 4
@@ -71,6 +82,8 @@ class Host:
         self.rx_queues = [Napi(f"rx{q}", self.ring_packets) for q in range(spec.rx_queues or spec.cores)]
         self.ns_rings: dict[int, Napi] = {}
         self.spread = Spreader(len(self.rx_queues), spec.rps_cpus)
+        self.txq = TxQueues(self.cores, len(self.rx_queues), spec.xps, hd.tx_completion_ns, self.engine,
+                            self.warmup_ns, self.until_ns)
         self.apps = Apps(self, sndbuf_bytes=spec.sndbuf_bytes or hd.sndbuf_bytes,
                          rcvbuf_bytes=spec.rcvbuf_bytes or hd.rcvbuf_bytes,
                          truesize_overhead=hd.skb_truesize_overhead_bytes,
@@ -91,7 +104,7 @@ class Host:
         self.fib_root = fib_depth(ROOT_ROUTES + spec.namespaces * scheme.spec.addresses_per_container)
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"
-        self._cache: dict[tuple, tuple[int, float]] = {}
+        self._cache: dict[tuple, tuple[int, float, int]] = {}
         self._scales: list[float] = []
         self.steer_uids: frozenset[int] = frozenset()
         self.trip_plans = scheme.trips
@@ -102,7 +115,7 @@ class Host:
     def _entries(self, kind: str, role: str, pkt, member) -> float:
         if kind == "none":
             return 0.0
-        if role != "root" and (pkt.src_ns if role == "src" else pkt.dst_ns) == ROOT_NS:
+        if role != "root" and self._ns(role, pkt, member) == ROOT_NS:
             role = "root"                       # that end is HOST:root: its rules and routes
         if kind == "sock_chain":
             if member is not None:
@@ -119,26 +132,51 @@ class Host:
             return self.namespaces
         raise ValueError(f"unknown entry kind {kind!r}")
 
-    def pass_cost(self, p: CompiledPass, pkt) -> tuple[int, float]:
-        """(interned cost-vector id, total ns) of pass `p` for packet `pkt` (with its
-        ``wire_stages`` when the packet still carries members on other hosts)."""
+    @staticmethod
+    def _ns(role: str, pkt, member) -> int:
+        """The namespace code a stage of `role` runs in, for multicast member `member` (or None)."""
+        if role == "root":
+            return ROOT_NS
+        if role == "src":
+            return pkt.src_ns
+        return member if member is not None else pkt.dst_ns
+
+    def pass_cost(self, p: CompiledPass, pkt) -> tuple[int, float, int]:
+        """(interned cost-vector id, total ns, NIC transmits) of pass `p` for packet `pkt` (with its
+        ``wire_stages`` when the packet still carries members on other hosts, its
+        ``root_stages`` when the root namespace is a member here and its ``loop_stages`` when
+        the sender is; per-member stages then run for the other members)."""
         key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         vec: dict[int, float] = {}
         total = 0.0
+        tx = 0
         size = pkt.size
-        stages = p.stages + p.wire_stages if p.wire_stages and pkt.wire_hosts else p.stages
-        for st in stages:
-            targets = pkt.members if (st.per_member and pkt.members) else (None,)
+        members = pkt.members
+        work: list[tuple] = [(st, members if (st.per_member and members is not None) else (None,))
+                             for st in p.stages]
+        if p.wire_stages and pkt.wire_hosts:
+            work += [(st, (None,)) for st in p.wire_stages]
+        if members:
+            if p.root_stages is not None and ROOT_NS in members:    # the root's own input, once
+                work = [(st, tuple(m for m in ms if m != ROOT_NS)) for st, ms in work]
+                work += [(st, (ROOT_NS,)) for st in p.root_stages]
+            if p.loop_stages is not None and pkt.src_ns in members:   # the sender's loopback clone
+                work = [(st, tuple(m for m in ms if m != pkt.src_ns)) for st, ms in work]
+                work += [(st, (None,)) for st in p.loop_stages]
+        for st, targets in work:
             i = st.index
             for m in targets:
+                if st.to_role and self._ns(st.role, pkt, m) == self._ns(st.to_role, pkt, m):
+                    continue                    # a switch to the namespace the packet is in: none
                 entries = self._entries(st.entry_kind, st.role, pkt, m)
                 c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * entries
                 vec[i] = vec.get(i, 0.0) + c
                 total += c
-        hit = (self.model.recorder.cost_book.intern(tuple(sorted(vec.items()))), total)
+                tx += i == NIC_TX
+        hit = (self.model.recorder.cost_book.intern(tuple(sorted(vec.items()))), total, tx)
         self._cache[key] = hit
         return hit
 
@@ -155,7 +193,7 @@ class Host:
         pkt.step = 0
         pkt.host_trip = trip
         pkt.core = core_idx
-        if pkt.plan[0].fanout and pkt.members:      # e.g. a NIC replicating into member queues
+        if pkt.plan[0].fanout and pkt.members is not None:      # e.g. a NIC replicating into member queues
             for copy in self.model.fan_out(pkt):
                 self._start_pass(copy)
             return
@@ -169,8 +207,8 @@ class Host:
             core = self.cores[pkt.core]
             napi = core.backlog
         elif queue == "nic_rx":
-            if p.role == "dst":
-                ns = max(pkt.dst_ns, 0)
+            if p.role == "dst" and pkt.dst_ns >= 0:     # a VNIC's own queue (the root's: RSS below)
+                ns = pkt.dst_ns
                 core = self.cores[ns % self.n_cores]
                 napi = self.ns_rings.get(ns)
                 if napi is None:
@@ -191,7 +229,7 @@ class Host:
         its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
         hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts))
-        vec_id, cost = hit if hit is not None else self.pass_cost(p, pkt)
+        vec_id, cost, _ = hit if hit is not None else self.pass_cost(p, pkt)
         scale = 1.0
         if self.random_costs:
             scale = self._scale()
@@ -202,14 +240,21 @@ class Host:
 
     def end_pass(self, pkt) -> None:
         """`pkt`'s current pass ended: queue the next one, or finish the trip."""
-        if pkt.wire_hosts and pkt.plan[pkt.step].wire_stages is not None:
-            self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
         plan = pkt.plan
-        if self.steer_uids and plan[pkt.step].uid in self.steer_uids:
+        p = plan[pkt.step]
+        if p.has_tx:                            # handed to the NIC: its TX completion (sim.core.txq)
+            n = p.tx if pkt.members is None and not pkt.wire_hosts else self.pass_cost(p, pkt)[2]
+            if n:
+                self.txq.complete(pkt, pkt.core, n)
+        if pkt.wire_hosts and p.wire_stages is not None:
+            self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
+        if pkt.members and (p.root_stages is not None or p.loop_stages is not None):
+            self._members_leave(pkt, p)
+        if self.steer_uids and p.uid in self.steer_uids:
             pkt.core = self.spread.rps_cpu(pkt)
         pkt.step += 1
         if pkt.step < len(plan):
-            if plan[pkt.step].fanout and pkt.members:
+            if plan[pkt.step].fanout and pkt.members is not None:
                 for copy in self.model.fan_out(pkt):
                     self._start_pass(copy)
             else:
@@ -219,12 +264,26 @@ class Host:
             self.model.left_host(pkt, self)
             return
         waker = self.cores[pkt.core]
-        if pkt.members:
+        if pkt.members is not None:
             for ns in pkt.members:
                 self.apps.deliver(pkt, ns, waker)
         else:
             self.apps.deliver(pkt, pkt.dst_ns, waker)
         self.model.retire(pkt)
+
+    def _members_leave(self, pkt, p: CompiledPass) -> None:
+        """End of pass `p` of multicast `pkt`: the root namespace's copy is delivered here
+        (``root_stages``), the sender's own copy goes in through its own loopback
+        (``loop_stages``: the passes of ``ns_to_self`` after its first, from this core's backlog)."""
+        if p.root_stages is not None and ROOT_NS in pkt.members:
+            self.apps.deliver(pkt, ROOT_NS, self.cores[pkt.core])
+            pkt.members = tuple(m for m in pkt.members if m != ROOT_NS)
+        if p.loop_stages is not None and pkt.src_ns in pkt.members:
+            own = self.model.branch(pkt, pkt.src_ns)
+            own.plan = self.trip_plans["ns_to_self"]
+            own.host_trip = "ns_to_self"
+            own.step = 1
+            self._start_pass(own)
 
     def utilisation(self) -> list[float]:
         window = max(self.until_ns - self.warmup_ns, 1e-9)
@@ -245,7 +304,8 @@ def rps_plans(trips: dict[str, tuple[CompiledPass, ...]]) -> tuple[dict[str, tup
             if p.queue != "nic_rx" or cut is None or cut == len(p.stages):
                 new.append(p)
                 continue
-            head = replace(p, uid=-1 - 2 * p.uid, stages=p.stages[:cut])
+            head = replace(p, uid=-1 - 2 * p.uid, stages=p.stages[:cut], wire_stages=None, root_stages=None,
+                           loop_stages=None)           # the copies leave after the whole pass: the tail's end
             tail = replace(p, uid=-2 - 2 * p.uid, queue="backlog", role=p.stages[cut].role, fanout=False,
                            stages=p.stages[cut:])
             steer.add(head.uid)

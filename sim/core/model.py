@@ -5,8 +5,11 @@ Trips by endpoints: `sim.core.trips` (the record labels are `sim.core.records.TR
 A packet to ``HOST:wire`` is delivered when it leaves the host's last pass.  Multicast: a
 sender sends once; one copy per other member host crosses the network and each host runs its
 scheme's multicast trip for its members there; members on the sender's own host are reached
-by the scheme's ``multicast_local`` trip, whose ``wire_copy`` pass sends the other hosts'
-copies.
+by the scheme's ``multicast_local`` trip (``root_multicast_local`` when the root sends), whose
+``wire_copy`` pass sends the other hosts' copies.  A member may be the root namespace or the
+sender itself; `sim.core.host` delivers the root's copy or branches the sender's own copy off
+(`branch`) where the scheme says, and the packet then stands for the members left (maybe
+none: it still runs the passes the kernel runs for the original, and writes no row).
 Invariant: for every packet a flow emits, there is exactly one record per destination
 (one for unicast, one per group member for multicast), delivered, dropped or in flight.
 """
@@ -27,7 +30,7 @@ from sim.core.records import DELIVERED, IN_FLIGHT, Recorder
 from sim.core.schemes import SchemeRegistry, registry_with
 from sim.core.topology import Network
 from sim.core.traffic import FLOW_KINDS
-from sim.core.trips import CODE, missing_trip, multicast_first_trip, unicast, uses
+from sim.core.trips import CODE, LOCAL_MULTICAST_TRIPS, missing_trip, multicast_first_trip, unicast, uses
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.scenario import Scenario
 
@@ -91,7 +94,7 @@ class Model:
             members: dict[int, list[int]] = {}
             for m in g.members:
                 host, ns = resolve(m, host_specs, f"groups[{g.name}]")
-                assert ns >= 0, m                 # the loader admits only HOST:nsN members
+                assert ns != WIRE_NS, m           # the loader admits HOST:nsN and HOST:root members
                 members.setdefault(self.host_index[host], []).append(ns)
             self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
         self.flows: list[FlowSource] = []
@@ -171,7 +174,7 @@ class Model:
             return
         local = flow.group.get(sh)
         trip = multicast_first_trip(sn, local is not None)
-        pkt.trip = MULTICAST_LOCAL if trip == "multicast_local" else MULTICAST
+        pkt.trip = MULTICAST_LOCAL if trip in LOCAL_MULTICAST_TRIPS else MULTICAST
         if sn != WIRE_NS:
             pkt.wire_hosts = tuple(h for h in flow.group if h != sh)
         if local is not None:
@@ -235,11 +238,26 @@ class Model:
         """Outcome code of a drop for `reason` (see `sim.core.records`)."""
         return 1 + self._reason_code[reason]
 
+    def branch(self, pkt: Packet, ns: int) -> Packet:
+        """A copy of multicast `pkt` for its member `ns` alone (unicast to `ns` from now, same
+        plan and step), live from now; `ns` leaves `pkt`'s members."""
+        assert pkt.members is not None and ns in pkt.members, (ns, pkt.members)
+        c = pkt.copy(self.next_pid)
+        self.next_pid += 1
+        c.dst_ns = ns
+        c.plan = pkt.plan
+        c.step = pkt.step
+        c.host_trip = pkt.host_trip
+        pkt.members = tuple(m for m in pkt.members if m != ns)
+        self.live[c.pid] = c
+        return c
+
     def _rows(self, pkt: Packet, t_done: float, outcome: int, node: str | None = None) -> None:
         """One row per destination `pkt` stands for: its members here (or its one end) and
         the members on other hosts whose wire copy has not left yet."""
         node_code = -1 if node is None else self._node_codes[node]
-        for ns in (pkt.members or (() if pkt.wire_hosts else (pkt.dst_ns,))):
+        members = pkt.members
+        for ns in (members if members is not None else (() if pkt.wire_hosts else (pkt.dst_ns,))):
             self.recorder.add(pkt, pkt.dst_host, ns, t_done, outcome, node_code)
         for h in pkt.wire_hosts:
             for ns in pkt.owner.group[h]:

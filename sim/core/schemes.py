@@ -16,13 +16,23 @@ naming the stage index in `sim.core.stages.STAGES`, the namespace role it runs i
 root namespace when that end is ``HOST:root``) and whether it runs once per multicast member.
 `wire_stages` is None, or the stages the pass adds (once) when a multicast group also has
 members on other hosts, whose copy leaves the host when the pass ends (``wire_copy``).
+`root_stages` is None, or the stages the pass adds (once, in the root namespace) when the
+root namespace is a member on this host: the root's copy is delivered when the pass ends and
+leaves the packet's members (``root_copy``: the root's own input path, e.g. ip_mr_input's
+local delivery or the bridge's br_pass_frame_up).  `loop_stages` is None, or the stages a
+sender's pass adds (once) when the sender is itself a member (``loop_copy``: ip_mc_output's
+IP_MULTICAST_LOOP clone, POSTROUTING and dev_loopback_xmit); when the pass ends the sender's
+own copy leaves the members and goes in through the rest of the scheme's ``ns_to_self`` trip
+(its own loopback input).  A scheme without these keys reaches the root and the sender like
+any member (the per-member stages ``*`` or the fanout).  A ``ns_switch`` stage costs nothing
+when it would switch to the namespace the packet is already in (`CompiledStage.to_role`).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -30,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from sim.core.stages import STAGE_INDEX, STAGE_INFO
-from sim.core.trips import HOST_TRIPS, MULTICAST_TRIPS, REQUIRED_TRIPS, SENDER_TRIPS
+from sim.core.trips import HOST_TRIPS, LOCAL_MULTICAST_TRIPS, MULTICAST_TRIPS, REQUIRED_TRIPS, SENDER_TRIPS
 from sim.frontdoor.numbers import NonNegativeFloat
 
 TRIPS = HOST_TRIPS
@@ -39,6 +49,7 @@ MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port
                                       "classifier_rule", "ns_tag")
 BUILTIN_FILE = Path(__file__).parent.parent / "data" / "schemes.yaml"
 Role = Literal["root", "src", "dst"]
+NIC_TX = STAGE_INDEX["nic_tx"]
 
 
 class Capabilities(BaseModel):
@@ -60,10 +71,12 @@ class PassSpec(BaseModel):
     stages: list[str] = Field(min_length=1)
     fanout: bool = False
     wire_copy: Optional[list[str]] = None     # multicast_local: see the module docstring
+    root_copy: Optional[list[str]] = None     # multicast trips: see the module docstring
+    loop_copy: Optional[list[str]] = None     # a sender's multicast pass: see the module docstring
 
     @model_validator(mode="after")
     def _known_stages(self) -> "PassSpec":
-        for token in self.stages + (self.wire_copy or []):
+        for token in self.stages + (self.wire_copy or []) + (self.root_copy or []) + (self.loop_copy or []):
             name = _stage_name(token)
             if name not in STAGE_INDEX:
                 hint = difflib.get_close_matches(name, STAGE_INDEX, n=1)
@@ -109,11 +122,22 @@ class SchemeSpec(BaseModel):
                     raise ValueError(f"trips.{trip}[{i}]: per-member stages ('*') only in multicast passes "
                                      "before the fanout")
             copies = [i for i, p in enumerate(passes) if p.wire_copy is not None]
-            if copies and trip != "multicast_local":
-                raise ValueError(f"trips.{trip}: only the multicast_local trip may have a wire_copy pass")
-            if trip == "multicast_local" and (len(copies) != 1 or copies[0] >= after):
-                raise ValueError("trips.multicast_local: exactly one pass before the fanout has wire_copy "
+            if copies and trip not in LOCAL_MULTICAST_TRIPS:
+                raise ValueError(f"trips.{trip}: only the multicast_local trips may have a wire_copy pass")
+            if trip in LOCAL_MULTICAST_TRIPS and (len(copies) != 1 or copies[0] >= after):
+                raise ValueError(f"trips.{trip}: exactly one pass before the fanout has wire_copy "
                                  "(the stages that send the copy for members on other hosts, maybe [])")
+            roots = [i for i, p in enumerate(passes) if p.root_copy is not None]
+            if roots and (trip not in MULTICAST_TRIPS or len(roots) > 1 or roots[0] >= after):
+                raise ValueError(f"trips.{trip}: root_copy (the root namespace's delivery as a member) is for "
+                                 "one pass before the fanout of a multicast trip")
+            loops = [i for i, p in enumerate(passes) if p.loop_copy is not None]
+            if loops and (trip not in LOCAL_MULTICAST_TRIPS or loops != [0]):
+                raise ValueError(f"trips.{trip}: loop_copy (the sender's own IP_MULTICAST_LOOP copy) belongs on "
+                                 "the first pass of a multicast_local trip")
+            if loops and len(self.trips.get("ns_to_self", ())) < 2:
+                raise ValueError(f"trips.{trip}: loop_copy needs trips.ns_to_self with an input pass after the "
+                                 "first (the sender's own copy goes in through its own loopback)")
         return self
 
 
@@ -123,6 +147,7 @@ class CompiledStage:
     role: str           # root | src | dst: the namespace the stage runs in
     entry_kind: str     # see sim.core.stages
     per_member: bool    # runs once per multicast member
+    to_role: str = ""   # ns_switch: the namespace it switches to (free when that is where the packet is)
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,15 @@ class CompiledPass:
     fanout: bool
     stages: tuple[CompiledStage, ...]
     wire_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
+    root_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
+    loop_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
+    has_tx: bool = field(init=False, default=False, compare=False)   # may hand packets to the NIC (nic_tx)
+    tx: int = field(init=False, default=0, compare=False)            # nic_tx stages a unicast packet runs
+
+    def __post_init__(self) -> None:
+        every = self.stages + (self.wire_stages or ()) + (self.root_stages or ()) + (self.loop_stages or ())
+        object.__setattr__(self, "has_tx", any(st.index == NIC_TX for st in every))
+        object.__setattr__(self, "tx", sum(st.index == NIC_TX for st in self.stages))
 
 
 @dataclass(frozen=True)
@@ -154,7 +188,7 @@ def _compile_stages(tokens: list[str], role: str) -> tuple[tuple[CompiledStage, 
         name = _stage_name(token)
         if name == "ns_switch":
             target = token.rstrip("*").split(":", 1)[1] if ":" in token else "dst"
-            out.append(CompiledStage(STAGE_INDEX[name], role, "none", per_member))
+            out.append(CompiledStage(STAGE_INDEX[name], role, "none", per_member, target))
             role = target
             continue
         out.append(CompiledStage(STAGE_INDEX[name], role, STAGE_INFO[name].entry_kind, per_member))
@@ -164,7 +198,9 @@ def _compile_stages(tokens: list[str], role: str) -> tuple[tuple[CompiledStage, 
 def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
     stages, end_role = _compile_stages(spec.stages, spec.ns)
     wire = None if spec.wire_copy is None else _compile_stages(spec.wire_copy, end_role)[0]
-    return CompiledPass(uid, spec.queue, spec.ns, spec.fanout, stages, wire)
+    root = None if spec.root_copy is None else _compile_stages(spec.root_copy, "root")[0]
+    loop = None if spec.loop_copy is None else _compile_stages(spec.loop_copy, end_role)[0]
+    return CompiledPass(uid, spec.queue, spec.ns, spec.fanout, stages, wire, root, loop)
 
 
 class SchemeRegistry:

@@ -47,7 +47,8 @@ FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent"]
 class Results:
     """One simulated run (see the module docstring).
 
-    cores     host, scheme, core, busy_ns, utilisation over [warmup_ns, duration_ns];
+    cores     host, scheme, core, busy_ns, utilisation over [warmup_ns, duration_ns], and
+              tx_completion_ns: the part of busy_ns spent on NIC TX completions (`sim.core.txq`);
     memory    scheme, namespaces, structure, bytes for every scheme a host uses, at the
               scenario's ``memory_namespace_counts`` (on a host of that scheme's core count);
     flows     one row per flow: flow, kind, src, dst, sent packets;
@@ -122,9 +123,10 @@ def simulate(scenario: Scenario | dict, *, registry: Optional[SchemeRegistry] = 
 
 def _cores(model: Model) -> pd.DataFrame:
     return pd.DataFrame([
-        {"host": h.name, "scheme": h.scheme.name, "core": i, "busy_ns": c.busy_ns, "utilisation": u}
+        {"host": h.name, "scheme": h.scheme.name, "core": i, "busy_ns": c.busy_ns, "utilisation": u,
+         "tx_completion_ns": h.txq.done_ns[i]}
         for h in model.hosts for i, (c, u) in enumerate(zip(h.cores, h.utilisation()))
-    ], columns=["host", "scheme", "core", "busy_ns", "utilisation"])
+    ], columns=["host", "scheme", "core", "busy_ns", "utilisation", "tx_completion_ns"])
 
 
 def _memory(model: Model) -> pd.DataFrame:

@@ -20,10 +20,13 @@ the host's root namespace, ``wire``):
   the links, ``wire_to_D`` on the destination host.
 
 Multicast (`multicast_first_trip`): from the wire, host trip ``multicast`` (label
-``multicast``); from a sender namespace whose host holds members, ``multicast_local`` (label
-``multicast_local`` for the local members' records), whose `wire_copy` pass sends one copy
-to each other member host; from a sender whose host holds no member, ``S_to_wire``; every
-other member host runs ``multicast`` (label ``multicast``).
+``multicast``); from a container whose host holds members, ``multicast_local``, and from the
+root namespace, ``root_multicast_local`` (label ``multicast_local`` for the local members'
+records either way), whose `wire_copy` pass sends one copy to each other member host; from a
+sender whose host holds no member, ``S_to_wire``; every other member host runs
+``multicast`` (label ``multicast``).  Members may be containers or the root namespace, and
+the sender may be a member of its own group (IP_MULTICAST_LOOP, on by default): it is then
+one of the members on its host (`sim.core.schemes` says how each scheme reaches it).
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ from sim.core.records import TRIP_LABELS
 
 REQUIRED_TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
 ENDPOINT_TRIPS: tuple[str, ...] = ("wire_to_root", "root_to_wire", "root_to_ns", "ns_to_root", "ns_to_self",
-                                   "multicast_local")
+                                   "multicast_local", "root_multicast_local")
 HOST_TRIPS: tuple[str, ...] = REQUIRED_TRIPS + ENDPOINT_TRIPS
 LEAVING_TRIPS: frozenset[str] = frozenset({"ns_to_wire", "root_to_wire"})   # the packet leaves the host after
 SENDER_TRIPS: frozenset[str] = frozenset(t for t in HOST_TRIPS if not t.startswith("wire_to") and t != "multicast")
-MULTICAST_TRIPS: frozenset[str] = frozenset({"multicast", "multicast_local"})
+LOCAL_MULTICAST_TRIPS: frozenset[str] = frozenset({"multicast_local", "root_multicast_local"})   # sender's host
+MULTICAST_TRIPS: frozenset[str] = frozenset({"multicast"}) | LOCAL_MULTICAST_TRIPS
 CODE: dict[str, int] = {label: i for i, label in enumerate(TRIP_LABELS)}
 
 
@@ -82,7 +86,7 @@ def multicast_first_trip(src_ns: int, local_members: bool) -> str:
     if src_ns == WIRE_NS:
         return "multicast"
     if local_members:
-        return "multicast_local"
+        return "root_multicast_local" if src_ns == ROOT_NS else "multicast_local"
     return f"{kind(src_ns)}_to_wire"
 
 

@@ -43,6 +43,8 @@ NOTES = {
     "dst_core": "pin the receiving socket's application thread to this core",
     "rx_queues": "NIC RX queues, RSS by 5-tuple hash; queue q on core q mod cores (default: one per core)",
     "rps_cpus": "RPS: cores that run the rest of the receive pass after the driver's `nic_rx` stage",
+    "xps": "XPS: a packet handed to the NIC takes the TX queue of its core (core c -> queue c mod "
+           "`rx_queues`), so its TX completion runs there; `false`: the queue of its flow hash",
     "sndbuf_bytes": "socket send buffer (truesize); a full one drops new sends as `sender_blocked`",
 }
 

@@ -7,10 +7,12 @@ error messages with file and line belong to the scenario front door.
 Endpoints are strings: ``HOST:nsN`` (container namespace N of HOST, 0-based; ``HOST:N`` also
 works), ``HOST:root`` (HOST's root namespace: the host's own applications) or ``HOST:wire``
 (the outside world behind HOST's NIC).  A multicast flow's ``dst`` is ``group:NAME``, whose
-members are container namespaces.  An open-loop flow's ``dst`` may be ``HOST:ns*``: each
-packet goes to a namespace of HOST drawn uniformly at random (many containers without one
-flow each).  Which trip each pair takes: `sim.core.trips`; whether a host's scheme defines
-it is checked by the front door (`sim.frontdoor.loader`), which knows the schemes.
+members are container namespaces or root namespaces (``HOST:root``); the sender may be a
+member of its own group (it gets its own copy: IP_MULTICAST_LOOP).  An open-loop flow's
+``dst`` may be ``HOST:ns*``: each packet goes to a namespace of HOST drawn uniformly at
+random (many containers without one flow each).  Which trip each pair takes:
+`sim.core.trips`; whether a host's scheme defines it is checked by the front door
+(`sim.frontdoor.loader`), which knows the schemes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sim.core.nscodes import ROOT_NS, WIRE_NS
+from sim.core.nscodes import WIRE_NS
 from sim.core.stages import NF_CHAINS
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
@@ -53,6 +55,7 @@ class HostSpec(Strict):
     sndbuf_bytes: Optional[PositiveInt] = None               # default: profile host.sndbuf_bytes
     rx_queues: Optional[PositiveInt] = None                  # NIC RX queues (RSS); default: one per core
     rps_cpus: Optional[list[NonNegativeInt]] = None          # RPS: cores that take packets after the driver
+    xps: bool = True                                         # XPS: TX queue of the sending core (drivers' default map)
 
     @model_validator(mode="after")
     def _cpus(self) -> "HostSpec":
@@ -201,10 +204,9 @@ class Scenario(Strict):
         for g in self.groups:
             for m in g.members:
                 host, ns = resolve(m, hosts, f"groups[{g.name}]")
-                if ns < 0:
-                    what = "the wire" if ns == WIRE_NS else "the root namespace (not modelled as a group member)"
-                    raise ValueError(f"groups[{g.name}]: member {m!r} must be a container namespace HOST:nsN, "
-                                     f"not {what}")
+                if ns == WIRE_NS:
+                    raise ValueError(f"groups[{g.name}]: member {m!r} must be a namespace, HOST:nsN or HOST:root, "
+                                     "not the wire")
         for i, f in enumerate(self.flows):
             where = f"flows[{i}]"
             src_host, src_ns = resolve(f.src, hosts, where + ".src")
@@ -250,12 +252,6 @@ def _check_multicast(where: str, f: FlowSpec, src_host: str, src_ns: int, groups
     if src_ns == WIRE_NS and member_hosts != {src_host}:
         raise ValueError(f"{where}: traffic from {f.src} reaches only {src_host}'s namespaces; "
                          f"group {dst.group!r} has members on {sorted(member_hosts)}")
-    if src_ns == ROOT_NS and src_host in member_hosts:
-        raise ValueError(f"{where}.src: {f.src} sends to group {dst.group!r}, which has members on {src_host}; "
-                         "multicast from HOST:root to members on its own host is not modelled")
-    if (src_host, src_ns) in members:
-        raise ValueError(f"{where}.src: the sender {f.src} is itself a member of group {dst.group!r}; receiving "
-                         "its own multicast (IP_MULTICAST_LOOP) is not modelled")
 
 
 def _check_pin(core: Optional[int], host: HostSpec, where: str) -> None:

@@ -36,7 +36,7 @@ ID_COLS = ["run_id", "point", "replication", "seed"]
 TABLE_COLUMNS = {
     "points.csv": ("summary", ["scheme", "trip", "host", "core", "metric", "value", "unit"]),
     "memory.csv": ("memory", ["scheme", "namespaces", "structure", "bytes"]),
-    "cores.csv": ("cores", ["host", "scheme", "core", "busy_ns", "utilisation"]),
+    "cores.csv": ("cores", ["host", "scheme", "core", "busy_ns", "utilisation", "tx_completion_ns"]),
     "flows.csv": ("flows", ["flow", "kind", "src", "dst", "sent"]),
 }
 
