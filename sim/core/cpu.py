@@ -208,10 +208,10 @@ class Core:
         stop = start_ns + cost_ns
         self.later = (th, job, start_ns, stop, self.busy_until, undo)
         self.busy_until = stop
-        lo = start_ns if start_ns > self.warmup_ns else self.warmup_ns
-        hi = stop if stop < self.until_ns else self.until_ns
-        if hi > lo:
-            self.busy_ns += hi - lo
+        if self.warmup_ns <= start_ns and stop <= self.until_ns:    # busy time inside the window
+            self.busy_ns += cost_ns
+        else:
+            self._count(start_ns, stop)
         th.vruntime_ns += cost_ns
         th.quiet_until = stop
         return True
@@ -234,16 +234,20 @@ class Core:
         th.waking = True
         self.engine.at(start - now, self.woken, th)
 
-    def stall(self, ns: float) -> None:
-        """Charge `ns` of CPU now, outside any job (e.g., sending an IPI)."""
+    def stall(self, ns: float) -> float:
+        """Charge `ns` of CPU now, outside any job (e.g., sending an IPI); return the part
+        of it inside [warmup_ns, until_ns]."""
         if ns <= 0:
-            return
+            return 0.0
         if self.later is not None:
             self._settle()
         now = self.engine._now
         start = self.busy_until if self.busy_until > now else now
-        self.busy_until = start + ns
-        self._count(start, start + ns)
+        stop = self.busy_until = start + ns
+        if self.warmup_ns <= start and stop <= self.until_ns:      # busy time inside the window
+            self.busy_ns += ns
+            return ns
+        return self._count(start, stop)
 
     # -- service -----------------------------------------------------------------------
     def _kick(self) -> None:
@@ -329,10 +333,10 @@ class Core:
         th.vruntime_ns += cost
         stop = now + cost
         self.busy_until = stop
-        lo = now if now > self.warmup_ns else self.warmup_ns     # busy time inside the window
-        hi = stop if stop < self.until_ns else self.until_ns
-        if hi > lo:
-            self.busy_ns += hi - lo
+        if self.warmup_ns <= now and stop <= self.until_ns:        # busy time inside the window
+            self.busy_ns += cost
+        else:
+            self._count(now, stop)
         if not th.jobs and not self.poll_list and not self.runq:
             th.quiet_until = stop                   # nothing waits: the core is just busy until stop
             if end is not None:                     # and the end is a plain event (Engine.at, inline)
@@ -360,10 +364,10 @@ class Core:
             th.vruntime_ns += cost
         stop = now + cost
         self.busy_until = stop
-        lo = now if now > self.warmup_ns else self.warmup_ns     # busy time inside the window
-        hi = stop if stop < self.until_ns else self.until_ns
-        if hi > lo:
-            self.busy_ns += hi - lo
+        if self.warmup_ns <= now and stop <= self.until_ns:        # busy time inside the window
+            self.busy_ns += cost
+        else:
+            self._count(now, stop)
         self.kind = SOFTIRQ
         self.job_arg = pkt
         self.job_napi = napi
@@ -399,8 +403,11 @@ class Core:
         if self.deferred and not self.ksoftirqd.queued:
             self.ready(self.ksoftirqd)
 
-    def _count(self, start: float, stop: float, sign: float = 1.0) -> None:
+    def _count(self, start: float, stop: float, sign: float = 1.0) -> float:
+        """Add (`sign` 1) or remove (-1) busy time [start, stop] inside the window; return it."""
         lo = start if start > self.warmup_ns else self.warmup_ns
         hi = stop if stop < self.until_ns else self.until_ns
         if hi > lo:
             self.busy_ns += sign * (hi - lo)
+            return hi - lo
+        return 0.0

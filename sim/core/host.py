@@ -82,8 +82,7 @@ class Host:
         self.rx_queues = [Napi(f"rx{q}", self.ring_packets) for q in range(spec.rx_queues or spec.cores)]
         self.ns_rings: dict[int, Napi] = {}
         self.spread = Spreader(len(self.rx_queues), spec.rps_cpus)
-        self.txq = TxQueues(self.cores, len(self.rx_queues), spec.xps, hd.tx_completion_ns, self.engine,
-                            self.warmup_ns, self.until_ns)
+        self.txq = TxQueues(self.cores, len(self.rx_queues), spec.xps, hd.tx_completion_ns)
         self.apps = Apps(self, sndbuf_bytes=spec.sndbuf_bytes or hd.sndbuf_bytes,
                          rcvbuf_bytes=spec.rcvbuf_bytes or hd.rcvbuf_bytes,
                          truesize_overhead=hd.skb_truesize_overhead_bytes,

@@ -12,10 +12,12 @@ any `sim.core.interfaces.FlowKind` (same constructor, ``start()`` and the hooks)
 
 from __future__ import annotations
 
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.core.engine import CALLBACK
 from sim.core.interfaces import FlowKind, ModelServices
 
 if TYPE_CHECKING:
@@ -154,7 +156,8 @@ class OpenLoopFlow(Flow):
             return
         self.sent += 1
         self.model.emit(self, self.sent, 0, self.size())
-        self.engine.at(self._gap(), self._emit_cb)
+        eng = self.engine                         # Engine.at(gap, _emit_cb), inline
+        heappush(eng._queue, (eng._now + self._gap(), CALLBACK, next(eng._eid), self._emit_cb, None))  # type: ignore[misc]
 
 
 class RequestResponseFlow(Flow):

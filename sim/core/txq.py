@@ -19,8 +19,8 @@ Contract (docs/execution.md, "Transmit: XPS and TX completion", gives the kernel
   poll), and schedules no engine event of its own; work that then waits for it costs the
   event it would cost behind any busy core.  Interrupt coalescing, the completion's delay
   after the wire and batching are not modelled: the completion is charged when the pass that
-  ran ``nic_tx`` ends.  ``done_ns`` and ``completions`` count it per core (charged inside
-  [warmup_ns, until_ns)).
+  ran ``nic_tx`` ends.  ``done_ns`` (the part inside [warmup_ns, until_ns], as busy time is
+  counted) and ``completions`` (all) count it per core.
 """
 
 from __future__ import annotations
@@ -31,15 +31,11 @@ from sim.core.spread import flow_hash
 class TxQueues:
     """The TX queues of one host's NIC; see the module docstring."""
 
-    def __init__(self, cores: list, queues: int, xps: bool, completion_ns: float, engine,
-                 warmup_ns: float, until_ns: float) -> None:
+    def __init__(self, cores: list, queues: int, xps: bool, completion_ns: float) -> None:
         self.cores = cores
         self.queues = queues
         self.xps = xps
         self.completion_ns = completion_ns
-        self.engine = engine
-        self.warmup_ns = warmup_ns
-        self.until_ns = until_ns
         self.done_ns = [0.0] * len(cores)
         self.completions = [0] * len(cores)
 
@@ -53,15 +49,8 @@ class TxQueues:
 
     def complete(self, pkt, cpu: int, n: int) -> None:
         """`n` TX completions of `pkt` (handed to the NIC on core `cpu`) are charged now."""
-        if self.queues == 1:
-            c = 0
-        else:
-            c = (cpu % self.queues if self.xps else (flow_hash(pkt) * self.queues) >> 32) % len(self.cores)
+        c = 0 if self.queues == 1 else self.queue(pkt, cpu) % len(self.cores)
         self.completions[c] += n
         ns = n * self.completion_ns
-        if ns <= 0:
-            return
-        now = self.engine._now
-        self.cores[c].stall(ns)
-        if self.warmup_ns <= now < self.until_ns:
-            self.done_ns[c] += ns
+        if ns > 0:
+            self.done_ns[c] += self.cores[c].stall(ns)
