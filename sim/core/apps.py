@@ -1,12 +1,16 @@
 """Applications on cores: one thread per socket, send buffers, receive queues, wake-ups.
 
 Contract:
-- Every socket (namespace, port) of a host that sends or receives has one application thread
+- A flow has two sockets: its source's (side 0: sends requests, reads responses; in Linux
+  the one with the ephemeral port) and its destination's (side 1: reads requests, sends
+  responses; bound to the flow's ``port``).  A socket is (namespace, port, side), so a
+  namespace talking to itself has a client and a server socket, as sockperf or netperf over
+  its loopback do.  Every socket of a host that sends or receives has one application thread
   (`sim.core.cpu.Thread`), created on first use and pinned to a core: the flow's ``src_core``
-  (the sending side's socket) or ``dst_core`` (the receiving side's) when the scenario gives
-  one, else core ``(ns * sockets_per_namespace + port) % cores`` (a fixed spread, stated
-  rather than scheduled).  The first flow that touches a socket decides its pin.  The
-  thread sends (a flow's send passes from that socket) and reads (recvmsg on that socket).
+  (side 0) or ``dst_core`` (side 1) when the scenario gives one, else core
+  ``(ns * sockets_per_namespace + port) % cores`` (a fixed spread, stated rather than
+  scheduled).  The first flow that touches a socket decides its pin.  The thread sends (a
+  flow's send passes from that socket) and reads (recvmsg on that socket).
 - Sending: a send pass is a job of the sender's thread.  From emission until its send pass
   ends, a packet holds ``truesize = size + skb_truesize_overhead_bytes`` of the socket's send
   buffer (``sndbuf_bytes``: sock_alloc_send_pskb charges sk_wmem_alloc; veth and loopback
@@ -71,8 +75,8 @@ class Apps:
         self.app_recv_ns = app_recv_ns
         self.per_ns = sockets_per_namespace
         self.wake_costs = wake
-        self.threads: dict[tuple[int, int], Thread] = {}
-        self.sockets: dict[tuple[int, int], SocketQueue] = {}
+        self.threads: dict[tuple[int, int, int], Thread] = {}       # (ns, port, side) -> thread
+        self.sockets: dict[tuple[int, int, int], SocketQueue] = {}
         # bound once: the hot paths put them in a job per packet
         self.begin_send = host.begin_pass
         self.end_send = self._end_send
@@ -81,23 +85,26 @@ class Apps:
         self.undo_read = self._undo_read
 
     # -- threads -----------------------------------------------------------------------
-    def thread(self, ns: int, port: int, pin) -> Thread:
-        """The thread of socket (`ns`, `port`), created on first use on core `pin` or the default."""
-        key = (ns, port)
+    def thread(self, ns: int, port: int, side: int, pin) -> Thread:
+        """The thread of socket (`ns`, `port`, `side`), created on first use on core `pin` or
+        the default."""
+        key = (ns, port, side)
         th = self.threads.get(key)
         if th is None:
             n = len(self.cores)
             core = pin if pin is not None else (max(ns, 0) * self.per_ns + port) % n
-            th = self.threads[key] = Thread(f"app/ns{ns}:{port}", self.cores[core], len(self.threads))
+            th = self.threads[key] = Thread(f"app/ns{ns}:{port}/{'dst' if side else 'src'}", self.cores[core],
+                                            len(self.threads))
         return th
 
     # -- sending -----------------------------------------------------------------------
     def send(self, pkt) -> None:
         """Queue `pkt`'s current (process-context) pass on its sending socket's thread."""
-        th = self.threads.get((pkt.src_ns, pkt.port))
+        side = pkt.direction                        # a request leaves side 0, a response side 1
+        th = self.threads.get((pkt.src_ns, pkt.port, side))
         if th is None:
             spec = pkt.owner.spec
-            th = self.thread(pkt.src_ns, pkt.port, spec.src_core if pkt.direction == 0 else spec.dst_core)
+            th = self.thread(pkt.src_ns, pkt.port, side, spec.dst_core if side else spec.src_core)
         if pkt.step == 0:
             charged = pkt.size + self.truesize_overhead
             if th.sndbuf_bytes + charged > self.sndbuf_bytes:
@@ -119,9 +126,10 @@ class Apps:
 
     # -- receiving ---------------------------------------------------------------------
     def deliver(self, pkt, ns: int, waker: Core) -> None:
-        """`pkt` reaches socket (`ns`, its port) now, enqueued by a pass on core `waker`."""
+        """`pkt` reaches socket (`ns`, its port, the side it goes to) now, enqueued by a pass on
+        core `waker`."""
         now = self.engine._now
-        key = (ns, pkt.port)
+        key = (ns, pkt.port, 1 - pkt.direction)     # a request reaches side 1, a response side 0
         sq = self.sockets.get(key)
         if sq is None:
             sq = self.sockets[key] = SocketQueue()
@@ -144,7 +152,7 @@ class Apps:
         th = sq.reader
         if th is None:
             spec = flow.spec
-            th = sq.reader = self.thread(ns, pkt.port, spec.dst_core if pkt.direction == 0 else spec.src_core)
+            th = sq.reader = self.thread(*key, spec.dst_core if pkt.direction == 0 else spec.src_core)
         job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost, th))
         if th.queued or th.on_cpu or th.waking:
             th.jobs.append(job)
