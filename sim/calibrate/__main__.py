@@ -15,8 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
+import yaml
+
 from sim.calibrate import fit as fitmod
-from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, validate
+from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, validate, wakeup
 from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
@@ -314,6 +316,74 @@ def validate_main(argv: list[str] | None = None) -> int:
     return _guarded("validate-real", a, body, bad_input=(FileNotFoundError, ValueError))
 
 
+def wakeup_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate wakeup",
+                                description="Measure the cross-core wake-up: round trips on one CPU and on two.")
+    p.add_argument("--out", default="wakeup.json", help="JSON record to write (default wakeup.json)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--seconds", type=float, default=1.0, help="sockperf seconds per run (whole seconds)")
+    p.add_argument("--setups", default="loopback,veth,routed",
+                   help="setups (default loopback,veth,routed; loopback is the fit, the others held out)")
+    p.add_argument("--profile", default=None,
+                   help="also write the fitted wakeup_ipi_ns into this profile file (its calibration record "
+                        "keeps the measurement)")
+    p.add_argument("--from", dest="from_record", default=None, help="analyse this wakeup record again")
+    p.add_argument("--cleanup", action="store_true", help="as for calibrate")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        if a.rounds < 1:
+            raise ValueError("--rounds must be >= 1")
+        if a.from_record:
+            rec = json.loads(Path(a.from_record).read_text())
+        else:
+            check_environment()
+            if not sockperf.available():
+                raise Unavailable(sockperf.INSTALL_HINT)
+            if (os.cpu_count() or 1) < 2:
+                raise Unavailable("a cross-core wake-up needs two CPUs; this machine has one")
+            wanted = [by_name(n) for n in a.setups.split(",") if n]
+            skipped: dict = {}
+            with Lab() as lab:
+                endpoints = _build(lab, wanted, skipped, _log)
+                rows = wakeup.measure(lab, endpoints, a.rounds, a.seconds, _log)
+            rec = {"host": host_info(), "measuring_program": program_label("sockperf"), "rounds": a.rounds,
+                   "skipped": skipped, "raw": rows, "summary": wakeup.summarise(rows)}
+        prior = load_profile(a.profile or "default")
+        rec["result"] = wakeup.derive(rec["summary"], prior.host.wakeup_local_ns)
+        if not a.from_record:
+            tmp = Path(a.out + ".tmp")
+            tmp.write_text(json.dumps(rec, indent=1, default=str))
+            tmp.replace(a.out)
+        info = rec["host"]
+        print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
+              f"median of {rec['rounds']} rounds")
+        print(wakeup.format_table(rec["summary"], rec["result"]))
+        if a.profile:
+            _write_wakeup(a.profile, rec)
+            print(f"wrote wakeup_ipi_ns into {a.profile}")
+        if not a.from_record:
+            print(f"wrote {a.out}")
+        return 0
+
+    return _guarded("wakeup", a, body, bad_input=(FileNotFoundError, ValueError, KeyError))
+
+
+def _write_wakeup(path: str, rec: dict) -> None:
+    """Set ``host.wakeup_ipi_ns`` of the profile file `path` to the fitted value, with its source,
+    and keep the wake-up record in the profile's calibration record."""
+    data = yaml.safe_load(Path(path).read_text())
+    res, info = rec["result"], rec["host"]
+    data.setdefault("host", {})["wakeup_ipi_ns"] = round(res["wakeup_ipi_ns"], 1)
+    data["host"].setdefault("sources", {})["wakeup_ipi_ns"] = (
+        f"measured (sockperf ping-pong over {res['fit']}, two CPUs vs one, median of {rec['rounds']} rounds; "
+        f"{info['cpu_model']}, kernel {info['kernel']}, {info['date']}; per-round range "
+        f"{res['range_ns'][0]:.0f}-{res['range_ns'][1]:.0f} ns); wakeup_local_ns kept as the prior")
+    record = profile_io.read_calibration(path)
+    record["wakeup"] = {k: rec[k] for k in ("host", "measuring_program", "rounds", "summary", "result")}
+    profile_io.write(path, data, record)
+
+
 def _cleanup() -> int:
     try:
         check_environment()
@@ -327,7 +397,8 @@ def _cleanup() -> int:
     return 1 if done["failed"] else 0
 
 
-COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main}
+COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main,
+            "wakeup": wakeup_main}
 
 
 def main(argv: list[str] | None = None) -> int:
