@@ -53,6 +53,7 @@ ROW = struct.Struct("<" + "".join(code for _, code in ROW_FIELDS))
 ROW_DTYPE = np.dtype([(name, "<" + {"i": "i4", "b": "i1", "h": "i2", "d": "f8"}[code])
                       for name, code in ROW_FIELDS])
 assert ROW.size == ROW_DTYPE.itemsize
+BLOCK_ROWS = 4096                   # rows per buffer block (250 KB; see Recorder._reset)
 
 
 class CostBook:
@@ -124,26 +125,52 @@ class Recorder:
         self.routes = RouteBook()
         self.sink = sink
         self.chunk_rows = chunk_rows
-        self.chunk_bytes = chunk_rows * ROW.size
         self._pack = ROW.pack
         self.flushed_rows = 0
         self._reset()
 
     def _reset(self) -> None:
-        self.rows = bytearray()             # ROW-packed rows
+        # ROW-packed rows in blocks (a growing buffer's reallocation would briefly hold the old
+        # and the new copy of every row); `rows` is the block filling now, `_room` its size.
+        self.blocks: list[bytearray] = []
+        self._blocked_rows = 0
+        self.rows = bytearray()
+        self._next_room()
         self.pass_vec = array("i")
         self.pass_queue_ns = array("d")
         self.pass_scale = array("d")
 
+    def _next_room(self) -> None:
+        """Size the filling block: BLOCK_ROWS, or up to `chunk_rows` when a sink takes chunks."""
+        rows = BLOCK_ROWS
+        if self.sink is not None:
+            rows = min(rows, self.chunk_rows - self._blocked_rows)
+        self._room = rows * ROW.size
+
     def __len__(self) -> int:
-        return len(self.rows) // ROW.size
+        return self._blocked_rows + len(self.rows) // ROW.size
+
+    def _tables(self) -> list[np.ndarray]:
+        """The buffered rows as structured-array views, one per block."""
+        return [np.frombuffer(b, dtype=ROW_DTYPE) for b in (*self.blocks, self.rows)]
 
     def column(self, name: str) -> np.ndarray:
         """One column of the buffered rows (a copy), by its `ROW_FIELDS` name."""
-        return np.frombuffer(self.rows, dtype=ROW_DTYPE)[name].copy()
+        return np.concatenate([t[name] for t in self._tables()])
+
+    def _block_full(self) -> None:
+        """The filling block is full: hand the rows to the sink when `chunk_rows` are
+        buffered, else start a new block."""
+        if self.sink is not None and len(self) >= self.chunk_rows:
+            self.flush()
+            return
+        self.blocks.append(self.rows)
+        self._blocked_rows += len(self.rows) // ROW.size
+        self.rows = bytearray()
+        self._next_room()
 
     def count(self, outcome: int) -> int:
-        return int((self.column("status") == outcome).sum())
+        return sum(int((t["status"] == outcome).sum()) for t in self._tables())
 
     def flush(self) -> None:
         """Hand the buffered rows to the sink as one DataFrame and empty the buffers."""
@@ -166,15 +193,16 @@ class Recorder:
         self.pass_queue_ns.extend(passes[1::3])
         if self.random_costs:
             self.pass_scale.extend(passes[2::3])
-        if self.sink is not None and len(self.rows) >= self.chunk_bytes:
-            self.flush()
+        if len(self.rows) >= self._room:
+            self._block_full()
 
     def frame(self) -> pd.DataFrame:
         """The buffered rows as a DataFrame with the documented columns."""
         def arr(buf, dtype):
             return np.frombuffer(buf, dtype=dtype).copy() if len(buf) else np.zeros(0, dtype)
 
-        rows = np.frombuffer(self.rows, dtype=ROW_DTYPE)    # views: every use below copies or casts
+        tables = self._tables()
+        rows = tables[0] if len(tables) == 1 else np.concatenate(tables)   # every use below copies or casts
         n = len(rows)
         n_passes = rows["n_passes"].astype(np.int64)
         row_of_pass = np.repeat(np.arange(n), n_passes)
