@@ -45,10 +45,14 @@ def test_streaming_summary_equals_the_one_shot_summary_and_exact_values_within_b
         rows = one_shot[(one_shot.scheme == scheme) & (one_shot.trip == trip)].set_index("metric").value
         lat = g[g.status == "delivered"].latency_ns.to_numpy()
         assert rows["sent"] == len(g) and rows["delivered"] == len(lat)
-        assert rows["latency_mean_ns"] == pytest.approx(lat.mean(), rel=1e-12)
-        for metric, q in (("latency_p50_ns", .5), ("latency_p99_ns", .99), ("latency_p999_ns", .999)):
-            exact = np.quantile(lat, q, method="inverted_cdf")
-            assert abs(rows[metric] - exact) <= QUANTILE_RELATIVE_ERROR * exact + 1e-9, (scheme, trip, metric)
+        latency = ("latency_mean_ns", "latency_p50_ns", "latency_p99_ns", "latency_p999_ns")
+        if len(lat) == 0:                   # this overloaded scenario may deliver none of a trip after warm-up
+            assert all(np.isnan(rows[m]) for m in latency if m in rows), (scheme, trip)
+        else:
+            assert rows["latency_mean_ns"] == pytest.approx(lat.mean(), rel=1e-12)
+            for metric, q in (("latency_p50_ns", .5), ("latency_p99_ns", .99), ("latency_p999_ns", .999)):
+                exact = np.quantile(lat, q, method="inverted_cdf")
+                assert abs(rows[metric] - exact) <= QUANTILE_RELATIVE_ERROR * exact + 1e-9, (scheme, trip, metric)
         drops = g[g.status == "dropped"].drop_reason.astype(str).value_counts()
         for reason, n in drops.items():
             assert rows[f"drops_{reason}"] == n
