@@ -63,3 +63,16 @@ def test_wakeup_from_a_record_writes_the_profile(tmp_path, capsys):
     assert got.host.wakeup_ipi_ns == pytest.approx(20000.0, rel=0.02)
     assert got.host.sources["wakeup_ipi_ns"].startswith("measured (sockperf")
     assert "| veth | held-out |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--from", "/nonexistent/w.json"], "No such file"),
+    (["--from", "BAD"], "not a wakeup record"),
+])
+def test_bad_input_is_refused_with_a_reason(tmp_path, capsys, argv, says):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"host": {}}')
+    argv = [str(bad) if x == "BAD" else x for x in argv]
+    assert main(["wakeup", *argv]) == 2
+    assert says in capsys.readouterr().err

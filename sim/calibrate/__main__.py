@@ -336,6 +336,9 @@ def wakeup_main(argv: list[str] | None = None) -> int:
             raise ValueError("--rounds must be >= 1")
         if a.from_record:
             rec = json.loads(Path(a.from_record).read_text())
+            if not isinstance(rec, dict) or not {"host", "rounds", "summary"} <= set(rec):
+                raise ValueError(f"{a.from_record}: not a wakeup record (it needs host, rounds and summary); "
+                                 "write one with `python -m sim.calibrate wakeup --out FILE`")
         else:
             check_environment()
             if not sockperf.available():
@@ -366,7 +369,7 @@ def wakeup_main(argv: list[str] | None = None) -> int:
             print(f"wrote {a.out}")
         return 0
 
-    return _guarded("wakeup", a, body, bad_input=(FileNotFoundError, ValueError, KeyError))
+    return _guarded("wakeup", a, body, bad_input=(FileNotFoundError, ValueError))
 
 
 def _write_wakeup(path: str, rec: dict) -> None:
