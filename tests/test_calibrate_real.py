@@ -8,6 +8,7 @@ that validate-real reads.  Nothing here asserts a timing: the two tests marked
 ``kernel_timing`` (round trips ordered by crossings, the fit reproducing its training
 setups) depend on how loaded the machine is and run only with ``make validate-real``."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,6 +71,23 @@ def test_sockperf_passes_traffic_on_every_setup():
             assert rate["received"] > 0 and rate["pps"] > 0 and rate["path_pps"] >= rate["pps"], s.name
             assert lab.procs == [], "a sockperf process outlived its measurement"
     _assert_no_leftovers(run_id)
+
+
+@needs_sockperf
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a cross-core wake-up needs two CPUs")
+def test_wakeup_measures_both_pinnings_and_leaves_nothing(tmp_path, capsys):
+    """`wakeup` runs the ping-pong on one CPU and on two, writes its record, derives a value and
+    removes what it built.  No timing is asserted (that is the command's job, on a quiet machine)."""
+    before = set(list_namespaces())
+    out = tmp_path / "w.json"
+    assert main(["wakeup", "--rounds", "1", "--setups", "loopback,veth", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec["summary"]) == {"loopback", "veth"}
+    assert all(set(p) == {"one_cpu", "two_cpus"} for p in rec["summary"].values())
+    assert all(r["median_ns"] > 0 and r["round_trips"] > 0 for r in rec["raw"])
+    assert rec["result"]["held_out"][0]["setup"] == "veth"
+    assert "| loopback | fit |" in capsys.readouterr().out
+    assert set(list_namespaces()) == before and root_links() == []
 
 
 @pytest.mark.kernel_timing
