@@ -468,7 +468,7 @@ def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[Cos
                             "give a built-in profile name (e.g. default) or the path of a profile .yaml")]
     o = sc.cost_overrides
     try:
-        profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes)
+        profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter)
     except ValueError as e:                      # ValidationError is a ValueError
         return None, [Issue(pos.lookup(("cost_overrides",)), ("cost_overrides",), str(e).splitlines()[0])]
     return profiles[key], []
