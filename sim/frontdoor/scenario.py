@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from sim.core.nscodes import WIRE_NS
 from sim.core.stages import NF_CHAINS
@@ -57,8 +57,8 @@ class NfHooks(Strict):
 class Conntrack(Strict):
     """Connection tracking in the root namespace and in every child (`sim.core.netfilter`)."""
 
-    root: bool = False
-    child: bool = False
+    root: StrictBool = False
+    child: StrictBool = False
 
 
 class HostSpec(Strict):
@@ -80,7 +80,7 @@ class HostSpec(Strict):
     xps: bool = True                                         # XPS: TX queue of the sending core (drivers' default map)
     nf_hooks: NfHooks = NfHooks()                            # registered hooks per namespace (sim.core.netfilter)
     nf_backend: NfBackend = "nftables"                       # iptables-nft / nft (default) or iptables-legacy
-    br_netfilter: bool = True                                # bridge-nf-call-iptables=1 (docker's setting)
+    br_netfilter: StrictBool = True                                # bridge-nf-call-iptables=1 (docker's setting)
     conntrack: Conntrack = Conntrack()                       # connection tracking per namespace
 
     @model_validator(mode="after")
