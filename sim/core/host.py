@@ -29,7 +29,8 @@ Contract:
   or the flow hash), charged when the pass ends.
 - `pass_cost` prices a pass for a packet from the stage costs (see `sim.core.costs`), with entries
   taken from this host's state (socket chain positions, FIB depth, classifier rules) and each
-  netfilter hook's state in the namespace it runs in (`sim.core.netfilter`: no hook, an empty
+  netfilter hook's state in the namespace it runs in (the root's when the scheme gives
+  containers no netfilter of their own; `sim.core.netfilter`: no hook, an empty
   chain or N rules, the backend, conntrack's lookup); costs are cached per (pass, size,
   namespaces, port), with the hook points the pass crosses interned beside its cost vector.
 - br_netfilter (``br_netfilter``, a bridging scheme): the trips are the scheme's with the
@@ -123,6 +124,7 @@ class Host:
         # netfilter (sim.core.netfilter): hook prices per namespace group, conntrack
         self._sender_uids = frozenset(p.uid for t, ps in self.trip_plans.items() if t in SENDER_TRIPS for p in ps)
         self._nf = {g: hook_prices(profile, spec, g, br_nf) for g in GROUPS}
+        self._own_nf = scheme.spec.capabilities.own_netfilter   # False: every hook is the root's
         self._br_nf_ns = profile.netfilter.br_netfilter.base_ns
         self._ct_create_ns = profile.netfilter.conntrack_create.base_ns
         self._sites: dict[tuple, tuple[int, ...]] = {}      # pass_cost key -> conntrack sites (namespaces)
@@ -200,7 +202,7 @@ class Host:
                 if st.to_role and self._ns(st.role, pkt, m) == self._ns(st.to_role, pkt, m):
                     continue                    # a switch to the namespace the packet is in: none
                 if chain is not None:           # a netfilter hook: its state in this namespace
-                    ns = self._ns(st.role, pkt, m)
+                    ns = self._ns(st.role, pkt, m) if self._own_nf else ROOT_NS   # else the root's hooks
                     root = ns == ROOT_NS
                     mask |= policy_bit(root_side if root else (0 if st.role == "src" else 3), chain)
                     prices = self._nf["root" if root else "child"]
