@@ -52,6 +52,8 @@ def _legend(fig, axes, ncol=5):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     names = style.order(handles) + [n for n in handles if n not in style.order(handles)]
+    if not names:                   # nothing drawn (no delivered packet at this condition)
+        return
     fig.legend([handles[n] for n in names], names, loc="outside lower center", ncol=min(ncol, len(names)),
                frameon=False)
 

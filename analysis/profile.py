@@ -3,7 +3,8 @@
 `describe(res) -> Profile` finds the profile named by ``cost_profile`` in
 ``scenario.resolved.yaml`` (a name in ``sim/profiles/`` or a YAML path, absolute, relative
 to the working directory or to the scenario file) and returns its values per section
-(``stages``, ``host``, ``memory_bytes``) with the comment block above each key — the
+(``stages``, ``host``, ``netfilter`` — its ``backends`` as ``backends.NAME`` —,
+``memory_bytes``) with the comment block above each key — the
 ``source:`` / ``derivation:`` notes every profile value carries — plus the scenario's
 ``cost_overrides``.  The file is read as text/YAML; nothing from the simulator is imported.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import yaml
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "sim" / "profiles"
-SECTIONS = ("stages", "host", "memory_bytes")
+SECTIONS = ("stages", "host", "netfilter", "memory_bytes")
 
 
 @dataclass
@@ -72,7 +73,7 @@ def parse(text: str) -> tuple[str, dict[tuple[str, str], str]]:
         if m:
             block.append(m.group(1).strip())
             continue
-        k = re.match(r"^\s+([A-Za-z_]\w*):", ln)
+        k = re.match(r"^\s+([A-Za-z_][\w-]*):", ln)
         if k and section:
             notes[(section, k.group(1))] = " ".join(block)
             block = []
@@ -94,6 +95,10 @@ def describe(res) -> Profile:
     entries = []
     for sec in SECTIONS:
         for key, val in (data.get(sec) or {}).items():
+            if sec == "netfilter" and key == "backends" and isinstance(val, dict):
+                for backend, v in val.items():
+                    entries.append(Entry(sec, f"backends.{backend}", v, notes.get((sec, backend), "")))
+                continue
             entries.append(Entry(sec, key, val, notes.get((sec, key), "")))
     return Profile(str(data.get("name", name)), path, str(data.get("description", "")).strip(), header, entries,
                    overrides, data.get("calibration"))

@@ -10,7 +10,8 @@ Tables:
   p50 / p99 / p99.9 latency at the reference condition and p99 at the highest load
   (µs, from points.csv ``latency_*`` rows as written), the highest delivered throughput over
   the offered loads (kpps; ``≥`` when even the highest load was delivered in full, i.e. not
-  saturated: throughput >= 99% of offered), the drops at the highest load (% of sent), and
+  saturated: throughput >= 99% of offered), the declared netfilter rules its packets bypassed
+  (points.csv ``policy_*`` rows, `policy_text`), the drops at the highest load (% of sent), and
   memory at 1 / 100 / 1,000 / 10,000 namespaces (memory.csv, summed over structures;
   "n/a" if the run did not compute that count).  All averaged over replications.
 * `stage_table(res, roles, ref, trip, packets)` — mean ns per stage group per delivered
@@ -147,6 +148,7 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
                                               "throughput_pps", "offered_pps")}
     drops = metrics.drop_fraction(res)
     mem = metrics.memory_total(res)
+    pol = policy_metrics(res)
     hi = roles.levels[roles.load][-1] if roles.load else None
     cols = [Column("scheme", "scheme")] + [Column(f, short(f)) for f in roles.other] + [
         Column("p50", "p50 (µs)", _us, "min"), Column("p99", "p99 (µs)", _us, "min"),
@@ -154,6 +156,7 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
     if roles.load and len(roles.levels[roles.load]) > 1:
         cols.append(Column("p99_hi", f"p99 at {hi:,.0f} pps (µs)", _us, "min"))
     cols += [Column("thr", "max throughput (kpps)", lambda v: fmt_num(v / 1e3, 1), "max"),
+             Column("policy", "policy bypassed (declared rules skipped)"),
              Column("drops", "drops at highest load (% of sent)", lambda v: fmt_num(v * 100, 2), "min")]
     have = sorted(int(x) for x in mem["namespaces"].unique())
     # the standard counts (n/a where the run did not compute one); a run with none of them: its own
@@ -162,8 +165,11 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
     t = Table(f"results-{trip}", f"Results: {trip}",
               f"{trip}: latency at the reference condition ({roles.describe(ref)}); p99 at the highest "
               f"load; max delivered throughput over the offered loads (≥: not saturated, every offered "
-              f"packet delivered at the highest load); drops at the highest load; kernel memory at the "
-              f"given namespace counts (n/a: not computed by this run). ★ best per column.", cols)
+              f"packet delivered at the highest load); policy: netfilter rules declared for the "
+              f"namespaces this trip touches (chains that apply to it or that it crosses) that its "
+              f"packets never met, per packet, with the chains (points.csv policy_* rows); drops at the "
+              f"highest load; kernel memory at the given namespace counts (n/a: not computed by this "
+              f"run). ★ best per column.", cols)
     for rk in row_keys(res, roles):
         fixed = {**ref, **{k: v for k, v in rk.items() if k != "scheme"}}
         scheme = rk["scheme"]
@@ -183,6 +189,7 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
         off_hi = _value(p["offered_pps"], top, scheme=scheme, trip=trip)
         thr_hi = _value(p["throughput_pps"], top, scheme=scheme, trip=trip)
         row["drops"] = _value(drops, top, scheme=scheme, trip=trip)
+        row["policy"] = policy_text(pol, fixed, scheme, trip)
         if off_hi > 0 and thr_hi >= SATURATION * off_hi:
             t.prefix[(len(t.rows), "thr")] = "≥ "
         mfix = {k: v for k, v in fixed.items() if k in mem.columns}
@@ -190,6 +197,37 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
             row[f"mem{c}"] = _value(mem, mfix, scheme=scheme, namespaces=c)
         t.rows.append(row)
     return t
+
+
+def policy_metrics(res) -> dict[str, pd.DataFrame]:
+    """Every ``policy_*`` metric of points.csv, averaged per condition (`metrics.metric`)."""
+    names = sorted(str(m) for m in res.summary["metric"].dropna().unique() if str(m).startswith("policy_"))
+    return {name: metrics.metric(res, name) for name in names}
+
+
+def policy_text(pol: dict[str, pd.DataFrame], fixed: dict, scheme: str, trip: str) -> str:
+    """The results table's policy cell from `policy_metrics`: ``bypasses 100 of 105: root
+    FORWARD 100``, ``meets all 105``, ``none declared`` or ``n/a`` (no policy rows: results
+    written before issue 11, or nothing delivered)."""
+    if "policy_declared" not in pol:
+        return "n/a"
+    declared = _value(pol["policy_declared"], fixed, scheme=scheme, trip=trip)
+    bypassed = _value(pol["policy_bypassed"], fixed, scheme=scheme, trip=trip)
+    if math.isnan(declared) or math.isnan(bypassed):
+        return "n/a"
+    if declared == 0:
+        return "none declared"
+    if bypassed == 0:
+        return f"meets all {declared:,.4g}"
+    parts = []
+    for name, frame in pol.items():
+        if not name.startswith("policy_bypassed_"):
+            continue
+        v = _value(frame, fixed, scheme=scheme, trip=trip)
+        if v > 0:
+            where, chain = name[len("policy_bypassed_"):].split("_", 1)
+            parts.append(f"{where} {chain.upper()} {v:,.4g}")
+    return f"bypasses {bypassed:,.4g} of {declared:,.4g}" + (f": {', '.join(parts)}" if parts else "")
 
 
 def stage_table(res, roles: Roles, ref: dict, trip: str, packets: pd.DataFrame) -> Table:

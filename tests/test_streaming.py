@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.core.netfilter import PolicyScope
 from sim.core.simulate import simulate
 from sim.core.summary import QUANTILE_RELATIVE_ERROR, Summarizer, summarize
 from tests.test_core_invariants import every_trip
@@ -29,13 +30,13 @@ def test_streaming_summary_equals_the_one_shot_summary_and_exact_values_within_b
     sc["run"]["warmup_ns"] = 5e5
     whole = simulate(sc)
     chunks, res = streamed(sc, chunk_rows=500)
-    s = Summarizer(5e5, 3e6)
+    s = Summarizer(5e5, 3e6, PolicyScope.of(res.scenario.hosts))
     for c in chunks:
         s.add(c)
     streamed_table = s.table(res.cores)
     from_results = res.summary[res.summary.metric != "memory_bytes"].reset_index(drop=True)
     pd.testing.assert_frame_equal(from_results, streamed_table)     # simulate() streams the same summary
-    one_shot = summarize(whole.packets, whole.cores, 5e5, 3e6)
+    one_shot = summarize(whole.packets, whole.cores, 5e5, 3e6, PolicyScope.of(res.scenario.hosts))
     pd.testing.assert_frame_equal(streamed_table.drop(columns="value"), one_shot.drop(columns="value"))
     np.testing.assert_allclose(streamed_table.value, one_shot.value, rtol=1e-12)
     # against exact values computed from the frame

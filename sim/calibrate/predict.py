@@ -31,8 +31,13 @@ MESSAGES_PER_RTT = 2
 
 def scenario(setup: Setup, cost_profile: str = "default", stage_overrides: dict | None = None,
              app_ns: float = 0.0, transactions: int = 1) -> dict:
+    # Every hook the path crosses is priced as a traversal (nf_hooks: all): the profile's nf_*
+    # values are per traversal of the stage, whatever perf charged to it on the measured paths
+    # (nf_local_in holds ip_local_deliver's own part, measured where no hook was registered);
+    # br_netfilter is the bridge-nf setup's own scheme (l2-bridged-nf), never the host option,
+    # so the round trip stays linear in the profile (path_units).
     host = {"name": "h1", "scheme": setup.scheme, "cores": 2, "namespaces": setup.namespaces + setup.idle,
-            "app_recv_ns": app_ns}
+            "app_recv_ns": app_ns, "nf_hooks": {"root": "all", "child": "all"}, "br_netfilter": False}
     if setup.forward_rules:
         host["nf_rules"] = {"root": {"forward": setup.forward_rules}}
     sc = {"name": f"calibrate-{setup.name}", "cost_profile": cost_profile,

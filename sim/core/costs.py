@@ -53,6 +53,35 @@ class StageCost(BaseModel):
                 raise ValueError(f"range of {term}: low {low:g} > high {high:g}")
 
 
+class NetfilterCosts(BaseModel):
+    """Netfilter costs beyond the nf_* stages' own terms (`sim.core.netfilter`; the values, with
+    their sources, are in default.yaml's ``netfilter:`` block, and a profile without one gets
+    these same values).
+
+    The nf_* stages' ``base_ns`` and ``per_entry_ns`` are a registered hook with an empty chain
+    and one rule of the ``nftables`` backend (they were measured with iptables-nft).
+    ``backends.<name>`` adds its ``base_ns`` to every registered hook's traversal and its
+    ``per_entry_ns`` to every rule.  ``br_netfilter.base_ns`` is added to a ``bridge`` stage
+    that runs br_netfilter's hooks (a frame from a port, ``br_netfilter: true``).
+    ``conntrack_lookup.base_ns`` is added to every packet's conntrack hook (PREROUTING or
+    OUTPUT) in a namespace with conntrack, ``conntrack_create.base_ns`` to the first packet's
+    of each connection there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    backends: dict[Literal["nftables", "iptables-legacy"], StageCost] = {
+        "nftables": StageCost(source="the nf_* stage costs are nftables' own (no extra)"),
+        "iptables-legacy": StageCost(base_ns=10.0, per_entry_ns=2.0,
+                                     range={"base_ns": (0.0, 30.0), "per_entry_ns": (0.0, 70.0)},
+                                     source="prior (kernel source: ipt_do_table vs nft_do_chain); see default.yaml"),
+    }
+    br_netfilter: StageCost = StageCost(base_ns=340.0, range={"base_ns": (100.0, 740.0)},
+                                        source="perf-stages on AMD EPYC / 6.18.44, scaled; see default.yaml")
+    conntrack_lookup: StageCost = StageCost(base_ns=100.0, range={"base_ns": (40.0, 430.0)},
+                                            source="prior ([XDP] bound); see default.yaml")
+    conntrack_create: StageCost = StageCost(base_ns=500.0, range={"base_ns": (200.0, 2000.0)},
+                                            source="prior (kernel source, [qmempool]); see default.yaml")
+
+
 class HostDefaults(BaseModel):
     """Per-host queue limits, application costs, softirq budgets and wake-up costs."""
 
@@ -95,6 +124,8 @@ class MemorySizes(BaseModel):
     bind_filter: NonNegativeInt
     classifier_rule: NonNegativeInt
     ns_tag: NonNegativeInt
+    conntrack_entry: NonNegativeInt = 384          # one tracked connection (struct nf_conn + extensions)
+    conntrack_hash_buckets: PositiveInt = 262144   # nf_conntrack_htable_size of a 64-bit host with > 4 GiB
 
 
 class CostProfile(BaseModel):
@@ -105,6 +136,7 @@ class CostProfile(BaseModel):
     description: str = ""
     stages: dict[str, StageCost]
     host: HostDefaults = HostDefaults()
+    netfilter: NetfilterCosts = NetfilterCosts()
     memory_bytes: MemorySizes
     calibration: dict = {}           # free-form: raw measurements, kernel, CPU (netns-sim calibrate)
     source_file: Optional[str] = None
@@ -118,7 +150,7 @@ class CostProfile(BaseModel):
             raise ValueError(f"cost profile {self.name!r}: no cost for stages {missing}")
 
     def with_overrides(self, stages: dict[str, dict] | None = None, host: dict | None = None,
-                       memory_bytes: dict | None = None) -> "CostProfile":
+                       memory_bytes: dict | None = None, netfilter: dict | None = None) -> "CostProfile":
         """A copy with some values replaced; unknown names are errors."""
         data = self.model_dump()
         for name, fields in (stages or {}).items():
@@ -127,6 +159,19 @@ class CostProfile(BaseModel):
             data["stages"][name].update(fields)
         data["host"].update(host or {})
         data["memory_bytes"].update(memory_bytes or {})
+        for name, fields in (netfilter or {}).items():
+            if not isinstance(fields, dict):
+                raise ValueError(f"cost override: netfilter.{name} must be a mapping, e.g. {{base_ns: 100}}")
+            if name == "backends":
+                for backend, terms in fields.items():
+                    if backend not in data["netfilter"]["backends"] or not isinstance(terms, dict):
+                        raise ValueError(f"cost override: netfilter backend {backend!r} unknown or not a "
+                                         f"mapping; known: {list(data['netfilter']['backends'])}")
+                    data["netfilter"]["backends"][backend].update(terms)
+            elif name in data["netfilter"]:
+                data["netfilter"][name].update(fields)
+            else:
+                raise ValueError(f"cost override: unknown netfilter cost {name!r}; known: {list(data['netfilter'])}")
         return CostProfile.model_validate(data)
 
 

@@ -28,8 +28,17 @@ Contract:
   followed by that packet's TX completion on the core of its TX queue (`sim.core.txq`: XPS
   or the flow hash), charged when the pass ends.
 - `pass_cost` prices a pass for a packet from the stage costs (see `sim.core.costs`), with entries
-  taken from this host's state (socket chain positions, netfilter rules, FIB depth,
-  classifier rules); costs are cached per (pass, size, namespaces, port).
+  taken from this host's state (socket chain positions, FIB depth, classifier rules) and each
+  netfilter hook's state in the namespace it runs in (the root's when the scheme gives
+  containers no netfilter of their own; `sim.core.netfilter`: no hook, an empty
+  chain or N rules, the backend, conntrack's lookup); costs are cached per (pass, size,
+  namespaces, port), with the hook points the pass crosses interned beside its cost vector.
+- br_netfilter (``br_netfilter``, a bridging scheme): the trips are the scheme's with the
+  root's hooks around each bridge a frame crosses from a port (`sim.core.netfilter`).
+- conntrack (``conntrack``): on such a host `begin_pass` also asks, for every namespace
+  whose conntrack the pass runs, whether the packet's connection is new there; the first
+  packet of a connection pays the entry's creation (a second cached price of the pass), the
+  others the lookup alone.  ``ct_seen`` holds the (connection, namespace) pairs tracked.
 """
 
 from __future__ import annotations
@@ -41,12 +50,13 @@ from sim.core.apps import Apps, WakeCosts
 from sim.core.costs import CostProfile
 from sim.core.cpu import Core, Napi, SoftirqLimits
 from sim.core.interfaces import ModelServices
+from sim.core.netfilter import BR_NF, GROUPS, KIND_CHAIN, br_netfilter_trips, bridges, hook_prices, policy_bit
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import NIC_TX, CompiledPass, Scheme
 from sim.core.sockets import SocketTables
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
-from sim.core.trips import LEAVING_TRIPS
+from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
@@ -68,6 +78,8 @@ class Host:
         self.scheme = scheme
         self.scheme_code = scheme_code
         self.model = model
+        if spec.conntrack.root or spec.conntrack.child:     # before the cores and apps bind begin_pass
+            self.begin_pass = self._begin_pass_ct       # type: ignore[method-assign]
         self.engine = model.engine
         self.rng = rng
         self.warmup_ns = model.warmup_ns
@@ -98,33 +110,38 @@ class Host:
         buckets = spec.socket_hash_buckets or profile.memory_bytes.udp_hash_buckets
         self.tables = SocketTables(scheme.spec.socket_tables, max(spec.namespaces, 1),
                                    spec.sockets_per_namespace, buckets, rng)
-        self.nf_root = dict(spec.nf_rules.root)
-        self.nf_child = dict(spec.nf_rules.child)
         self.fib_root = fib_depth(ROOT_ROUTES + spec.namespaces * scheme.spec.addresses_per_container)
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"
         self._cache: dict[tuple, tuple[int, float, int]] = {}
         self._scales: list[float] = []
         self.steer_uids: frozenset[int] = frozenset()
-        self.trip_plans = scheme.trips
+        br_nf = spec.br_netfilter and bridges(scheme)
+        self.trip_plans = (br_netfilter_trips(scheme) if br_nf else None) or scheme.trips
         if spec.rps_cpus:
-            self.trip_plans, self.steer_uids = rps_plans(scheme.trips)
+            self.trip_plans, self.steer_uids = rps_plans(self.trip_plans)
+        # netfilter (sim.core.netfilter): hook prices per namespace group, conntrack
+        self._sender_uids = frozenset(p.uid for t, ps in self.trip_plans.items() if t in SENDER_TRIPS for p in ps)
+        self._nf = {g: hook_prices(profile, spec, g, br_nf) for g in GROUPS}
+        self._own_nf = scheme.spec.capabilities.own_netfilter   # False: every hook is the root's
+        self._br_nf_ns = profile.netfilter.br_netfilter.base_ns
+        self._ct_create_ns = profile.netfilter.conntrack_create.base_ns
+        self._sites: dict[tuple, tuple[int, ...]] = {}      # pass_cost key -> conntrack sites (namespaces)
+        self._cache_new: dict[tuple, tuple[int, float, int]] = {}
+        self.ct_seen: set[tuple] = set()                     # (connection, namespace) tracked here
 
     # -- pricing ---------------------------------------------------------------------
     def _entries(self, kind: str, role: str, pkt, member) -> float:
         if kind == "none":
             return 0.0
         if role != "root" and self._ns(role, pkt, member) == ROOT_NS:
-            role = "root"                       # that end is HOST:root: its rules and routes
+            role = "root"                       # that end is HOST:root: its routes
         if kind == "sock_chain":
             if member is not None:
                 return self.tables.examined(member, pkt.port)
             if pkt.members:
                 return max(self.tables.examined(m, pkt.port) for m in pkt.members)
             return self.tables.examined(pkt.dst_ns, pkt.port) if pkt.dst_ns != WIRE_NS else 0.0
-        if kind.startswith("nf:"):
-            rules = self.nf_root if role == "root" else self.nf_child
-            return rules.get(kind[3:], 0)
         if kind == "fib":
             return self.fib_root if role == "root" else self.fib_child
         if kind == "classifier":
@@ -144,14 +161,25 @@ class Host:
         """(interned cost-vector id, total ns, NIC transmits) of pass `p` for packet `pkt` (with its
         ``wire_stages`` when the packet still carries members on other hosts, its
         ``root_stages`` when the root namespace is a member here and its ``loop_stages`` when
-        the sender is; per-member stages then run for the other members)."""
+        the sender is; per-member stages then run for the other members), for a packet whose
+        connection every conntrack of the pass already tracks."""
         key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
         hit = self._cache.get(key)
-        if hit is not None:
-            return hit
+        if hit is None:
+            hit = self._cache[key] = self._price(p, pkt, key, ())
+        return hit
+
+    def _price(self, p: CompiledPass, pkt, key: tuple, new: tuple[int, ...]) -> tuple[int, float, int]:
+        """`pass_cost` of `p` for `pkt`, with conntrack entries created in the namespaces `new`;
+        records the pass's conntrack sites under `key` and interns its cost vector with the
+        hook points it crosses (`sim.core.netfilter.policy_bit`)."""
         vec: dict[int, float] = {}
         total = 0.0
         tx = 0
+        mask = 0
+        sites: list[int] = []
+        created: set[int] = set()
+        root_side = 1 if p.uid in self._sender_uids else 2
         size = pkt.size
         members = pkt.members
         work: list[tuple] = [(st, members if (st.per_member and members is not None) else (None,))
@@ -167,17 +195,36 @@ class Host:
                 work += [(st, (None,)) for st in p.loop_stages]
         for st, targets in work:
             i = st.index
+            kind = st.entry_kind
+            chain = KIND_CHAIN.get(kind)
             for m in targets:
                 if st.to_role and self._ns(st.role, pkt, m) == self._ns(st.to_role, pkt, m):
                     continue                    # a switch to the namespace the packet is in: none
-                entries = self._entries(st.entry_kind, st.role, pkt, m)
-                c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * entries
+                if chain is not None:           # a netfilter hook: its state in this namespace
+                    ns = self._ns(st.role, pkt, m) if self._own_nf else ROOT_NS   # else the root's hooks
+                    root = ns == ROOT_NS
+                    mask |= policy_bit(root_side if root else (0 if st.role == "src" else 3), chain)
+                    prices = self._nf["root" if root else "child"]
+                    fixed = prices.fixed[chain]
+                    if fixed is None:
+                        continue                # no hook registered: nf_hook() returns at once
+                    c = fixed + self.per_byte[i] * size
+                    if prices.ct_site[chain]:
+                        if ns not in sites:
+                            sites.append(ns)
+                        if ns in new and ns not in created:
+                            created.add(ns)
+                            c += self._ct_create_ns
+                elif kind == BR_NF:             # a bridge running br_netfilter's hooks
+                    c = self.base[i] + self.per_byte[i] * size + self._br_nf_ns
+                else:
+                    entries = self._entries(kind, st.role, pkt, m)
+                    c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * entries
                 vec[i] = vec.get(i, 0.0) + c
                 total += c
                 tx += i == NIC_TX
-        hit = (self.model.recorder.cost_book.intern(tuple(sorted(vec.items()))), total, tx)
-        self._cache[key] = hit
-        return hit
+        self._sites[key] = tuple(sites)
+        return (self.model.recorder.cost_book.intern(tuple(sorted(vec.items())), mask), total, tx)
 
     def _scale(self) -> float:
         if not self._scales:
@@ -229,6 +276,36 @@ class Host:
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
         hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts))
         vec_id, cost, _ = hit if hit is not None else self.pass_cost(p, pkt)
+        scale = 1.0
+        if self.random_costs:
+            scale = self._scale()
+            cost *= scale
+        pkt.passes += (vec_id, start_ns - pkt.enq_ns, scale)
+        pkt.core = core.idx
+        return cost
+
+    def _begin_pass_ct(self, pkt, core: Core, start_ns: float) -> float:
+        """`begin_pass` on a host with conntrack: the first packet of a connection in a
+        namespace whose conntrack the pass runs pays the entry's creation there (see
+        `sim.core.netfilter`)."""
+        p = pkt.plan[pkt.step]
+        key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self.pass_cost(p, pkt)
+        sites = self._sites[key]
+        if sites:
+            conn = (pkt.flow, pkt.seq % pkt.owner.spec.connections, pkt.dst_ns if pkt.direction == 0 else pkt.src_ns)
+            seen = self.ct_seen
+            new = tuple(ns for ns in sites if (conn, ns) not in seen)
+            if new:
+                seen.update((conn, ns) for ns in new)
+                nkey = (key, new)
+                nhit = self._cache_new.get(nkey)
+                if nhit is None:
+                    nhit = self._cache_new[nkey] = self._price(p, pkt, key, new)
+                hit = nhit
+        vec_id, cost, _ = hit
         scale = 1.0
         if self.random_costs:
             scale = self._scale()

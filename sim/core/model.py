@@ -42,7 +42,7 @@ TO_WIRE = frozenset({CODE["ns_to_wire"], CODE["root_to_wire"]})      # delivered
 
 def make_profile(scenario: Scenario) -> CostProfile:
     o = scenario.cost_overrides
-    return load_profile(scenario.cost_profile).with_overrides(o.stages, o.host, o.memory_bytes)
+    return load_profile(scenario.cost_profile).with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter)
 
 
 class Model:

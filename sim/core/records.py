@@ -15,8 +15,12 @@ the route table.  A row is packed by one `struct` call into a byte buffer (`ROW_
 61 bytes, read back as a numpy structured array); a pass adds 12 bytes to three arrays.  Ids
 are 32-bit: at most 2**31 packets a run.
 
-``src_netns``/``dst_netns`` are namespace codes (`sim.core.nscodes`: -1 the wire, -2 the
-root namespace); ``trip`` is the packet's journey label (`TRIP_LABELS`, `sim.core.trips`).
+``nf_chains`` is a bit mask of the netfilter hook points (namespace side x chain) the
+packet's passes crossed, registered or not (`sim.core.netfilter`: bit ``side * 5 + chain``,
+sides src container, src host's root, dst host's root, dst container; chains in
+`sim.core.stages.NF_CHAINS` order).  ``src_netns``/``dst_netns`` are namespace codes
+(`sim.core.nscodes`: -1 the wire, -2 the root namespace); ``trip`` is the packet's journey
+label (`TRIP_LABELS`, `sim.core.trips`).
 
 `Recorder.frame()` expands the rows into the documented columns, with one ``<stage>_ns``
 column per stage of `sim.core.stages.STAGES`; for every delivered row
@@ -57,18 +61,28 @@ BLOCK_ROWS = 4096                   # rows per buffer block (250 KB; see Recorde
 
 
 class CostBook:
-    """Interns pass cost vectors: sparse ``((stage_index, cost_ns), ...)`` -> small int id."""
+    """Interns pass cost vectors: sparse ``((stage_index, cost_ns), ...)`` with the netfilter
+    hook points the pass crosses (a bit mask, `sim.core.netfilter.policy_bit`) -> small int id.
+    The mask is a function of the pass, so packets store nothing for it: a row's
+    ``nf_chains`` is the OR of its passes' masks, computed when the frame is built."""
 
     def __init__(self) -> None:
         self._ids: dict[tuple, int] = {}
         self._vectors: list[tuple] = []
+        self._masks: list[int] = []
 
-    def intern(self, vector: tuple) -> int:
-        vid = self._ids.get(vector)
+    def intern(self, vector: tuple, mask: int = 0) -> int:
+        key = (vector, mask)
+        vid = self._ids.get(key)
         if vid is None:
-            vid = self._ids[vector] = len(self._vectors)
+            vid = self._ids[key] = len(self._vectors)
             self._vectors.append(vector)
+            self._masks.append(mask)
         return vid
+
+    def masks(self) -> np.ndarray:
+        """The hook-point mask of every vector id."""
+        return np.asarray(self._masks or [0], dtype=np.int64)
 
     def matrix(self) -> np.ndarray:
         """Dense (n_vectors, n_stages) cost matrix in ns."""
@@ -210,8 +224,10 @@ class Recorder:
         qns = arr(self.pass_queue_ns, np.float64)
         scale = arr(self.pass_scale, np.float64) if self.random_costs else np.ones(len(vec))
         stage = np.zeros((n, len(STAGE_NAMES)))
+        nf_chains = np.zeros(n, dtype=np.int64)
         if len(vec):
             np.add.at(stage, row_of_pass, self.cost_book.matrix()[vec] * scale[:, None])
+            np.bitwise_or.at(nf_chains, row_of_pass, self.cost_book.masks()[vec])
         queue = np.bincount(row_of_pass, weights=qns, minlength=n) if n else np.zeros(0)
         first_pass = np.concatenate(([0], np.cumsum(n_passes)[:-1])) if n else np.zeros(0, np.int64)
         pos_in_row = np.arange(len(vec)) - np.repeat(first_pass, n_passes)
@@ -248,6 +264,7 @@ class Recorder:
             "drop_reason": pd.Categorical.from_codes(reason, categories=lab["reason"]),
             "drop_node": pd.Categorical.from_codes(rows["drop_node"].copy(), categories=lab["node"]),
             "n_passes": n_passes.astype(np.int8),
+            "nf_chains": nf_chains.astype(np.int32),
         }
         for i, name in enumerate(STAGE_COLUMNS):
             cols[name] = stage[:, i]

@@ -16,8 +16,12 @@ Contract:
   the DataFrame on first use.
 - `on_progress(now_ns, until_ns, packets)` is called `progress_steps` times during the run.
 - `Results.summary` is the tidy summary of `sim.core.summary` (over packets sent at or after
-  ``run.warmup_ns``) plus one ``memory_bytes`` row per host (its scheme's memory at the
-  host's own namespace count).  Both it and `Results.packets` are computed once, lazily.
+  ``run.warmup_ns``, with the policy metrics of the scenario's declared rules) plus one
+  ``memory_bytes`` row per host (its scheme's memory at the host's own namespace count) and,
+  for a host with conntrack, ``conntrack_entries`` (connections tracked, summed over its
+  namespaces, at the end of the run: no entry expires within a run) and ``conntrack_bytes``
+  (the host's one nf_conntrack hash table, ``conntrack_hash_buckets`` x 8 B, plus the
+  entries x ``conntrack_entry``).  Both it and `Results.packets` are computed once, lazily.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pandas as pd
 from sim.core.costs import CostProfile
 from sim.core.memory import memory_rows, memory_table
 from sim.core.model import Model
+from sim.core.netfilter import PolicyScope
 from sim.core.schemes import SchemeRegistry
 from sim.core.summary import COLUMNS as SUMMARY_COLUMNS
 from sim.core.summary import Summarizer
@@ -88,6 +93,13 @@ class Results:
             scheme = self.registry.get(h.scheme)
             total = sum(r["bytes"] for r in memory_rows(scheme, self.profile, h.namespaces, h.cores))
             rows.append((h.scheme, "", h.name, "", "memory_bytes", float(total), "bytes"))
+        mem = self.profile.memory_bytes
+        for h, host in zip(self.scenario.hosts, self.model.hosts):
+            if h.conntrack.root or h.conntrack.child:        # sim.core.netfilter: the host's conntrack table
+                entries = len(host.ct_seen)
+                table = mem.conntrack_hash_buckets * mem.socket_hash_bucket + entries * mem.conntrack_entry
+                rows.append((h.scheme, "", h.name, "", "conntrack_entries", float(entries), "entries"))
+                rows.append((h.scheme, "", h.name, "", "conntrack_bytes", float(table), "bytes"))
         return rows
 
 
@@ -99,7 +111,7 @@ def simulate(scenario: Scenario | dict, *, registry: Optional[SchemeRegistry] = 
     if not isinstance(scenario, Scenario):
         scenario = Scenario.model_validate(scenario)
     run = scenario.run
-    summarizer = Summarizer(run.warmup_ns, run.duration_ns)
+    summarizer = Summarizer(run.warmup_ns, run.duration_ns, PolicyScope.of(scenario.hosts))
     sink = None
     if on_packets is not None:
         def sink(chunk: pd.DataFrame) -> None:

@@ -22,6 +22,16 @@ latency_p50_ns ...  ns      p50, p90, p99, p999 (99.9th percentile) likewise, fr
                             ceil(q * n) (numpy ``method="inverted_cdf"``)
 ==================  ======  ================================================================
 
+With a `sim.core.netfilter.PolicyScope` (``simulate`` always gives one), per (scheme, trip),
+over the delivered packets sent after warm-up, in ``rules``: ``policy_declared``, the mean
+number of rules declared in the chains of the namespaces the trip touches (its containers'
+and its hosts' roots, `sim.core.netfilter.policy_sums`); ``policy_bypassed``, the mean
+number of those in chains the packet's path never crossed; and, for every (where, chain)
+with rules declared, ``policy_bypassed_<where>_<chain>`` (where: ``src`` container,
+``root`` of either host, ``dst`` container; chain: prerouting, input, forward, output,
+postrouting), the mean number of its rules bypassed (0: all met).  NaN when none was
+delivered.
+
 Per-core rows: ``metric = utilisation`` (unit ``fraction``, busy time over
 [warmup_ns, duration_ns]) with ``host`` and ``core`` set, ``scheme`` the host's scheme
 and ``trip`` empty.
@@ -29,9 +39,14 @@ and ``trip`` empty.
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import pandas as pd
 
+from sim.core.netfilter import WHERE, PolicyScope, policy_sums
 from sim.core.sketch import QuantileSketch
+from sim.core.stages import NF_CHAINS
 
 COLUMNS = ["scheme", "trip", "host", "core", "metric", "value", "unit"]
 PERCENTILES = (("latency_p50_ns", 0.50), ("latency_p90_ns", 0.90), ("latency_p99_ns", 0.99),
@@ -40,18 +55,21 @@ QUANTILE_RELATIVE_ERROR = 0.001
 
 
 class _Group:
-    __slots__ = ("sent", "delivered", "in_flight", "drops", "latency")
+    __slots__ = ("sent", "delivered", "in_flight", "drops", "latency", "declared", "bypassed")
 
     def __init__(self) -> None:
         self.sent = self.delivered = self.in_flight = 0
         self.drops: dict[str, int] = {}
         self.latency = QuantileSketch(QUANTILE_RELATIVE_ERROR)
+        self.declared = np.zeros((len(WHERE), len(NF_CHAINS)))     # rules summed over delivered packets
+        self.bypassed = np.zeros((len(WHERE), len(NF_CHAINS)))
 
 
 class Summarizer:
     """Streaming summary of one run (see the module docstring)."""
 
-    def __init__(self, warmup_ns: float, duration_ns: float) -> None:
+    def __init__(self, warmup_ns: float, duration_ns: float, policy: Optional[PolicyScope] = None) -> None:
+        self.policy = policy
         self.warmup_ns = warmup_ns
         self.window_s = (duration_ns - warmup_ns) / 1e9
         self.groups: dict[tuple[str, str], _Group] = {}
@@ -72,6 +90,10 @@ class Summarizer:
             for r, n in g.loc[status == "dropped", "drop_reason"].astype(str).value_counts().items():
                 acc.drops[r] = acc.drops.get(r, 0) + int(n)
             acc.latency.add(g["latency_ns"].to_numpy(dtype=float)[delivered])
+            if self.policy is not None:
+                declared, bypassed = policy_sums(g[delivered], self.policy)
+                acc.declared += declared
+                acc.bypassed += bypassed
 
     def table(self, cores: pd.DataFrame) -> pd.DataFrame:
         rows: list[tuple] = []
@@ -91,13 +113,22 @@ class Summarizer:
             add("latency_mean_ns", acc.latency.mean, "ns")
             for name, q in PERCENTILES:
                 add(name, acc.latency.quantile(q), "ns")
+            if self.policy is not None:
+                n = acc.delivered or np.nan
+                add("policy_declared", acc.declared.sum() / n, "rules")
+                add("policy_bypassed", acc.bypassed.sum() / n, "rules")
+                for w, where in enumerate(WHERE):
+                    for c, chain in enumerate(NF_CHAINS):
+                        if acc.declared[w, c] > 0:
+                            add(f"policy_bypassed_{where}_{chain}", acc.bypassed[w, c] / n, "rules")
         for c in cores.itertuples(index=False):
             rows.append((c.scheme, "", c.host, int(c.core), "utilisation", float(c.utilisation), "fraction"))
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def summarize(packets: pd.DataFrame, cores: pd.DataFrame, warmup_ns: float, duration_ns: float) -> pd.DataFrame:
+def summarize(packets: pd.DataFrame, cores: pd.DataFrame, warmup_ns: float, duration_ns: float,
+              policy: Optional[PolicyScope] = None) -> pd.DataFrame:
     """One-shot form of `Summarizer`: the whole packet frame at once."""
-    s = Summarizer(warmup_ns, duration_ns)
+    s = Summarizer(warmup_ns, duration_ns, policy)
     s.add(packets)
     return s.table(cores)

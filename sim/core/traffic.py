@@ -169,7 +169,8 @@ class RequestResponseFlow(Flow):
     response read) count the completed ones.  ``server_dist`` / ``think_dist``:
     ``deterministic`` (the default) or ``exponential`` with mean ``server_ns`` / ``think_ns``,
     one draw per request (from the flow's generator, as requests reach the server's socket)
-    or per think."""
+    or per think.  A request's ``seq`` counts requests (1, 2, ...; a retry is a new one) and its
+    response keeps it, so ``seq % connections`` takes the connections in turn."""
 
     observes_reads = True
 
@@ -178,6 +179,7 @@ class RequestResponseFlow(Flow):
         self.response_size = SizeSampler(spec.response_size or spec.size, rng)
         self.transactions = 0
         self.transaction_ns = 0.0
+        self.requests = 0           # requests sent: a request's seq, which its response keeps
         self._started: dict[int, float] = {}
         self._server = _exponential(rng, spec.server_ns) if spec.server_dist == "exponential" else None
         self._think = _exponential(rng, spec.think_ns) if spec.think_dist == "exponential" else None
@@ -190,8 +192,9 @@ class RequestResponseFlow(Flow):
         if not self.active():
             return
         self.sent += 1
-        self._started[self.sent] = self.engine.now
-        self.model.emit(self, self.sent, 0, self.size())
+        self.requests += 1
+        self._started[self.requests] = self.engine.now
+        self.model.emit(self, self.requests, 0, self.size())
 
     def read_work_ns(self, pkt) -> float:
         if pkt.direction != 0:

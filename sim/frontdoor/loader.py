@@ -456,6 +456,44 @@ def _trip_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issu
     return issues
 
 
+def _where_at_or_under(pos: Positions, path: tuple) -> Optional[Where]:
+    """The position of `path`, else of the first key set below it (a --set of a deeper key),
+    else of its nearest parent."""
+    w = pos.get(path)
+    if w is None:
+        w = next((v for k, v in pos.items() if k[:len(path)] == path), None)
+    return w or pos.lookup(path)
+
+
+def _capability_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issue]:
+    """Host settings the host's scheme cannot have (its capabilities, `sim.core.schemes`): a
+    container's own netfilter (rules, registered hooks, conntrack) where containers have none."""
+    if any(h.scheme not in reg for h in sc.hosts):
+        return []                                # reported by _registry
+    own = [n for n in reg.names() if reg.get(n).spec.capabilities.own_netfilter]
+    issues = []
+    for i, h in enumerate(sc.hosts):
+        if reg.get(h.scheme).spec.capabilities.own_netfilter:
+            continue
+        why = (f"scheme {h.scheme!r} gives a container no netfilter of its own (capabilities.own_netfilter: "
+               f"false): its packets cross only the root namespace's hooks, so")
+        fix = ("declare the rules in the root namespace (nf_rules.root, conntrack.root), which every container's "
+               f"packets cross, or give the host a scheme with its own netfilter ({', '.join(own)})")
+        if h.nf_rules.child:
+            path = ("hosts", i, "nf_rules", "child")
+            issues.append(Issue(_where_at_or_under(pos, path), path,
+                                f"{why} these rules would never be evaluated", fix))
+        if h.conntrack.child:
+            path = ("hosts", i, "conntrack", "child")
+            issues.append(Issue(_where_at_or_under(pos, path), path,
+                                f"{why} a container has no conntrack table to turn on", fix))
+        if h.nf_hooks.child == "all":
+            path = ("hosts", i, "nf_hooks", "child")
+            issues.append(Issue(_where_at_or_under(pos, path), path,
+                                f"{why} a container has no hooks to register", fix))
+    return issues
+
+
 def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[CostProfile], list[Issue]]:
     """The variant's cost profile with its overrides (cached in `profiles`), or its problems."""
     key = (sc.cost_profile, sc.cost_overrides.model_dump_json())
@@ -468,7 +506,7 @@ def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[Cos
                             "give a built-in profile name (e.g. default) or the path of a profile .yaml")]
     o = sc.cost_overrides
     try:
-        profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes)
+        profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter)
     except ValueError as e:                      # ValidationError is a ValueError
         return None, [Issue(pos.lookup(("cost_overrides",)), ("cost_overrides",), str(e).splitlines()[0])]
     return profiles[key], []
@@ -480,7 +518,7 @@ def _check(sc: Scenario, pos: Positions, profiles: dict,
     profile, more = _profile(sc, pos, profiles)
     issues += more + _route_issues(sc, pos)
     if not issues:
-        issues += _trip_issues(sc, reg, pos)
+        issues += _trip_issues(sc, reg, pos) + _capability_issues(sc, reg, pos)
     if not issues:
         assert profile is not None               # _profile gives no profile only with an issue
         issues += [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in

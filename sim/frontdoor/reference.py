@@ -25,7 +25,18 @@ NOTES = {
     "cost_profile": "`default` or a path to a profile YAML",
     "schemes": "extra schemes, same format as `sim/data/schemes.yaml`",
     "members": "`HOST:nsN` endpoints",
-    "nf_rules": "rules per chain (prerouting, input, forward, output, postrouting) in `root` and each `child`",
+    "nf_rules": "rules per chain (prerouting, input, forward, output, postrouting) in `root` and each `child`; "
+                "a chain listed with 0 rules is registered and empty (docs/netfilter.md)",
+    "nf_hooks": "registered netfilter hooks: `declared` (the chains of `nf_rules`, widened to tables by "
+                "`iptables-legacy`, plus conntrack's and br_netfilter's), `all` or `none` (docs/netfilter.md)",
+    "nf_backend": "`nftables` (iptables-nft, nft) or `iptables-legacy`: per-hook and per-rule costs, and "
+                  "which hooks a table registers",
+    "br_netfilter": "bridge-nf-call-iptables=1: bridged frames run the root's PREROUTING/FORWARD/POSTROUTING "
+                    "(a bridging scheme only)",
+    "conntrack": "connection tracking in `root` and each `child`: a lookup per packet, an entry created "
+                 "per connection (flow x `connections`)",
+    "cost_overrides.netfilter": "`{br_netfilter, conntrack_lookup or conntrack_create: {base_ns}, backends: "
+                                "{NAME: {base_ns, per_entry_ns}}}` over the profile",
     "port": "socket index in the destination namespace",
     "max_packets": "stop generating after this many packets",
     "memory_bytes": "",

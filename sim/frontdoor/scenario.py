@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from sim.core.nscodes import WIRE_NS
 from sim.core.stages import NF_CHAINS
@@ -39,6 +39,28 @@ class NfRules(Strict):
     child: dict[Literal[NF_CHAINS], NonNegativeInt] = {}  # type: ignore[valid-type]
 
 
+NfHookMode = Literal["declared", "all", "none"]
+NfBackend = Literal["nftables", "iptables-legacy"]
+
+
+class NfHooks(Strict):
+    """Which netfilter hooks are registered, in the root namespace and in every child
+    (`sim.core.netfilter`): ``declared`` — only the chains `nf_rules` lists (0 rules: a
+    registered, empty chain), widened to whole tables by ``iptables-legacy``, plus
+    conntrack's and br_netfilter's own hooks; ``all`` — every hook (an empty chain costs the
+    hook's base); ``none`` — no hook at all (nf_* stages cost nothing)."""
+
+    root: NfHookMode = "declared"
+    child: NfHookMode = "declared"
+
+
+class Conntrack(Strict):
+    """Connection tracking in the root namespace and in every child (`sim.core.netfilter`)."""
+
+    root: StrictBool = False
+    child: StrictBool = False
+
+
 class HostSpec(Strict):
     name: str
     cores: PositiveInt = 1
@@ -56,6 +78,10 @@ class HostSpec(Strict):
     rx_queues: Optional[PositiveInt] = None                  # NIC RX queues (RSS); default: one per core
     rps_cpus: Optional[list[NonNegativeInt]] = None          # RPS: cores that take packets after the driver
     xps: bool = True                                         # XPS: TX queue of the sending core (drivers' default map)
+    nf_hooks: NfHooks = NfHooks()                            # registered hooks per namespace (sim.core.netfilter)
+    nf_backend: NfBackend = "nftables"                       # iptables-nft / nft (default) or iptables-legacy
+    br_netfilter: StrictBool = True                                # bridge-nf-call-iptables=1 (docker's setting)
+    conntrack: Conntrack = Conntrack()                       # connection tracking per namespace
 
     @model_validator(mode="after")
     def _cpus(self) -> "HostSpec":
@@ -65,6 +91,20 @@ class HostSpec(Strict):
             bad = [c for c in self.rps_cpus if c >= self.cores]
             if bad:
                 raise ValueError(f"rps_cpus: core(s) {bad} but the host has {self.cores} core(s) (0-based)")
+        return self
+
+    @model_validator(mode="after")
+    def _netfilter(self) -> "HostSpec":
+        for group in ("root", "child"):
+            if getattr(self.nf_hooks, group) != "none":
+                continue
+            if getattr(self.nf_rules, group):
+                raise ValueError(f"nf_hooks.{group}: none (no netfilter hook registered) but nf_rules.{group} "
+                                 f"declares rules; rules need their chain's hook: remove nf_rules.{group} or use "
+                                 f"nf_hooks.{group}: declared")
+            if getattr(self.conntrack, group):
+                raise ValueError(f"nf_hooks.{group}: none (no netfilter hook registered) but conntrack.{group} is "
+                                 f"on; conntrack registers hooks of its own: turn one of them off")
         return self
 
 
@@ -170,6 +210,7 @@ class CostOverrides(Strict):
     stages: dict[str, dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"], NonNegativeFloat]] = {}
     host: dict[str, Float] = {}
     memory_bytes: dict[str, Float] = {}
+    netfilter: dict[str, dict] = {}       # {br_netfilter: {base_ns: ..}, backends: {NAME: {..}}, ...}
 
 
 class Scenario(Strict):

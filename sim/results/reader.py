@@ -88,7 +88,11 @@ class Results:
             df = data.to_table(columns=want).to_pandas()
             for f in self.factors:                  # partition values come back as text or dictionary
                 if f in df.columns and f in self.summary.columns:
-                    df[f] = df[f].astype(str).astype(self.summary[f].dtype)
+                    text = df[f].astype(str)
+                    if pd.api.types.is_bool_dtype(self.summary[f].dtype):     # "False" is a true string
+                        df[f] = text.map({"True": True, "False": False, "true": True, "false": False})
+                    else:
+                        df[f] = text.astype(self.summary[f].dtype)
             if after_warmup:
                 df = df[df["t_sent_ns"] >= r.warmup_ns]
             df = df.assign(run_dir=r.name)
