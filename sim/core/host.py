@@ -276,6 +276,16 @@ class Host:
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
         hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts))
         vec_id, cost, _ = hit if hit is not None else self.pass_cost(p, pkt)
+        if self.random_costs:
+            return self._charge(pkt, core, start_ns, vec_id, cost)
+        pkt.passes += (vec_id, start_ns - pkt.enq_ns, 1.0)
+        pkt.core = core.idx
+        return cost
+
+    def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:
+        """Record `pkt`'s pass (cost vector `vec_id`, `cost` ns, scaled when pass costs are
+        random) as started on `core` at `start_ns`; return its cost.  (`begin_pass` does the
+        same inline when costs are not random.)"""
         scale = 1.0
         if self.random_costs:
             scale = self._scale()
@@ -305,14 +315,7 @@ class Host:
                 if nhit is None:
                     nhit = self._cache_new[nkey] = self._price(p, pkt, key, new)
                 hit = nhit
-        vec_id, cost, _ = hit
-        scale = 1.0
-        if self.random_costs:
-            scale = self._scale()
-            cost *= scale
-        pkt.passes += (vec_id, start_ns - pkt.enq_ns, scale)
-        pkt.core = core.idx
-        return cost
+        return self._charge(pkt, core, start_ns, hit[0], hit[1])
 
     def end_pass(self, pkt) -> None:
         """`pkt`'s current pass ended: queue the next one, or finish the trip."""

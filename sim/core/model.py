@@ -222,17 +222,18 @@ class Model:
         """Replace a multicast packet by one copy per member namespace."""
         self.live.pop(pkt.pid)
         assert pkt.members is not None, "fan_out of a packet with no members"
-        copies = []
-        for ns in pkt.members:
-            c = pkt.copy(self.next_pid)
-            self.next_pid += 1
-            c.dst_ns = ns
-            c.plan = pkt.plan
-            c.step = pkt.step
-            c.host_trip = pkt.host_trip
-            self.live[c.pid] = c
-            copies.append(c)
-        return copies
+        return [self._member_copy(pkt, ns) for ns in pkt.members]
+
+    def _member_copy(self, pkt: Packet, ns: int) -> Packet:
+        """A copy of multicast `pkt` for member `ns` alone, at the same plan and step, live."""
+        c = pkt.copy(self.next_pid)
+        self.next_pid += 1
+        c.dst_ns = ns
+        c.plan = pkt.plan
+        c.step = pkt.step
+        c.host_trip = pkt.host_trip
+        self.live[c.pid] = c
+        return c
 
     def _dropped(self, reason: str) -> int:
         """Outcome code of a drop for `reason` (see `sim.core.records`)."""
@@ -242,14 +243,8 @@ class Model:
         """A copy of multicast `pkt` for its member `ns` alone (unicast to `ns` from now, same
         plan and step), live from now; `ns` leaves `pkt`'s members."""
         assert pkt.members is not None and ns in pkt.members, (ns, pkt.members)
-        c = pkt.copy(self.next_pid)
-        self.next_pid += 1
-        c.dst_ns = ns
-        c.plan = pkt.plan
-        c.step = pkt.step
-        c.host_trip = pkt.host_trip
+        c = self._member_copy(pkt, ns)
         pkt.members = tuple(m for m in pkt.members if m != ns)
-        self.live[c.pid] = c
         return c
 
     def _rows(self, pkt: Packet, t_done: float, outcome: int, node: str | None = None) -> None:
