@@ -1,12 +1,16 @@
 """Memory model and socket-table occupancy as namespaces grow into the thousands; socket
 tables sized by the kernel's rules, one size for lookups and memory."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import yaml
 
+from sim.calibrate.memory import model_totals
 from sim.cli import main
 from sim.core.costs import load_profile
 from sim.core.memory import PER_CPU, SOCKET_TABLES, UNITS, memory_table, socket_table_bytes, structures
@@ -192,3 +196,15 @@ def test_per_cpu_terms_grow_with_the_cores_and_nothing_else_does():
     for k in PER_CPU:
         assert four[k] == 2 * two[k]
 
+
+def test_the_default_profile_is_within_15_percent_of_the_measured_kernel():
+    """The measurement committed with the calibrated profile (netns-sim calibrate on the
+    development machine, docs/calibration.md) against the default profile's model of the same
+    things on the same CPU count: a namespace with its loopback up, and a veth pair."""
+    side = Path(__file__).resolve().parent.parent / "sim" / "profiles" / "amd-epyc-6.18.44.calibration.json"
+    record = json.loads(side.read_text())["memory"]
+    model = model_totals(PROFILE.memory_bytes.model_dump(), record["possible_cpus"])
+    for what in ("namespace", "veth_pair"):
+        assert model[what] == pytest.approx(record[what]["bytes"], rel=0.15), what
+    # and a container of l2-routed (namespace + veth pair) costs clearly more than its namespace alone
+    assert model["namespace"] + model["veth_pair"] > 1.3 * model["namespace"]
