@@ -65,8 +65,10 @@ LIMITS = [
     "delivered rate seen, a lower bound of the saturation point when marked ≥.",
     "Packets still queued when a run ends are neither delivered nor dropped (`in_flight`); under overload they "
     "show as a growing backlog rather than drops.",
-    "Memory counts the kernel structures each namespace adds (struct sizes of one kernel version), not "
-    "allocator slack or per-CPU copies beyond what the profile states.",
+    "Memory counts the kernel structures a namespace, a device and a veth pair add, as slab objects of one "
+    "kernel version (struct sizes from its BTF, remainders measured by `netns-sim calibrate` on one machine); "
+    "per-CPU data is scaled by the host's cores, not measured at that count; socket tables are sized by the "
+    "kernel's rules unless a host sets them.",
     "Capabilities and addresses/devices per container are model inputs (scheme data), not measurements.",
     "Hemminger's point that VNIC needs promiscuous mode on many NICs is not a cost in the model.",
 ]
