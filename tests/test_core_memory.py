@@ -176,6 +176,27 @@ def test_socket_hash_buckets_changes_the_lookup_and_memory_consistently(tmp_path
     assert seen[65536][1] < seen[None][1] < seen[128][1]
 
 
+def test_per_namespace_tables_too_move_lookup_and_memory_together(tmp_path):
+    """l2-routed (one table per namespace), 512 sockets per namespace on consecutive ports: in a
+    table of B slots socket 0 shares its slot with 512 / B sockets bound after it (insertion at
+    the head), so a lookup examines max(1, 512 / B) entries; memory.csv has every namespace's
+    table, and the root's, of B slots."""
+    doc = {**SCENARIO, "hosts": [{"name": "h0", "scheme": "l2-routed", "namespaces": 10, "sockets_per_namespace": 512,
+                                  "cores": 2}], "memory_namespace_counts": [10]}
+    profile, c = load_profile(), load_profile().stages["socket_lookup"]
+    for buckets in (128, 65536):
+        path = tmp_path / "per-ns.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        out = tmp_path / f"per-ns-{buckets}"
+        assert main(["run", str(path), "--out", str(out), "--quiet",
+                     "--set", f"hosts.*.socket_hash_buckets={buckets}"]) == 0
+        mem = pd.read_csv(out / "memory.csv").set_index("structure").bytes[SOCKET_TABLES]
+        assert mem == socket_table_bytes(TableConfig("per_namespace", buckets, 128), profile, 10, 2)
+        packets = ds.dataset(out / "packets", partitioning="hive").to_table().to_pandas()
+        lookup = packets[packets.status == "delivered"].socket_lookup_ns
+        assert lookup.min() == lookup.max() == c.base_ns + c.per_entry_ns * max(1, 512 // buckets)
+
+
 # -- what a namespace, a device and a veth pair are made of ------------------------------------------
 
 def test_a_veth_pair_is_two_devices_and_their_veth_queues():
