@@ -2,7 +2,7 @@
 
 `FIGURES` lists every figure: name, caption and how to draw it from a loaded result
 (`sim.results.reader.Results`).  `figures(res)` draws them all — plus one ``latency_vs_<factor>``
-figure per other varied parameter — and returns ``{name: (caption, Figure)}``, leaving out
+figure per other varied numeric parameter — and returns ``{name: (caption, Figure)}``, leaving out
 those the result has nothing for (e.g. no load factor).  `figure(res, name)` draws one.  The
 figures use matplotlib's active backend: inline in a notebook, Agg in ``netns-sim report``.
 """
@@ -49,9 +49,11 @@ def figures(res: Results, names: Optional[list[str]] = None,
     """``{name: (caption, Figure)}`` for `names` (default: all that apply), in report order."""
     roles = find_roles(res.summary, res.factors)
     ref = roles.reference()
+    numeric = [f for f in roles.other                 # a line over a text factor (e.g. an organisation) has no x
+               if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in roles.levels[f])]
     todo = list(FIGURES) + [
         (f"latency_vs_{short(f)}", f"p50 and p99 latency vs {f} (the parameter varied across runs).",
-         lambda res, roles, ref, pk, f=f: plots.fig_latency_vs(res, roles, ref, f)) for f in roles.other]
+         lambda res, roles, ref, pk, f=f: plots.fig_latency_vs(res, roles, ref, f)) for f in numeric]
     if names is not None:
         unknown = set(names) - {n for n, _, _ in todo}
         if unknown:

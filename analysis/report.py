@@ -15,7 +15,9 @@ else `write` raises `sim.results.atomic.NotOurs` before doing any work.
 
 Sections: the question and the scenario; setup (resolved scenario, seed, versions, cost profile
 with its sources); results per trip (table with the best value per column marked, where the
-time goes, figures); the capability matrix; the thread's claims with measured evidence and
+time goes, figures); per-namespace vs shared socket tables at equal table size and at equal
+lookup cost, when the results vary ``hosts.*.socket_tables`` (`analysis.sockettables`); the
+capability matrix; the thread's claims with measured evidence and
 verdicts (`analysis.claims`); assumptions and limits.  Everything is computed from the result
 directory (`sim.results.reader`).  Works on one result directory or a directory of several runs.
 """
@@ -30,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from analysis import claims as claims_mod
-from analysis import plots, style, tables
+from analysis import plots, sockettables, style, tables
 from analysis.conditions import roles as find_roles
 from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
@@ -63,8 +65,10 @@ LIMITS = [
     "delivered rate seen, a lower bound of the saturation point when marked ≥.",
     "Packets still queued when a run ends are neither delivered nor dropped (`in_flight`); under overload they "
     "show as a growing backlog rather than drops.",
-    "Memory counts the kernel structures each namespace adds (struct sizes of one kernel version), not "
-    "allocator slack or per-CPU copies beyond what the profile states.",
+    "Memory counts the kernel structures a namespace, a device and a veth pair add, as slab objects of one "
+    "kernel version (struct sizes from its BTF, remainders measured by `netns-sim calibrate` on one machine); "
+    "per-CPU data is scaled by the host's cores, not measured at that count; socket tables are sized by the "
+    "kernel's rules unless a host sets them.",
     "Capabilities and addresses/devices per container are model inputs (scheme data), not measurements.",
     "Hemminger's point that VNIC needs promiscuous mode on many NICs is not a cost in the model.",
 ]
@@ -275,6 +279,11 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
     for stem in made:
         put_fig(doc, stem)
 
+    # -- socket tables: per-namespace vs shared ------------------------------------------
+    cmp_tables = sockettables.compare(res, packets)
+    if cmp_tables is not None:
+        _socket_tables(doc, cmp_tables, hosts)
+
     # -- capability ----------------------------------------------------------------------
     doc.heading(2, "Capability matrix", "capabilities")
     doc.para("What each scheme gives a container (yes/no), what it costs in addresses and devices per container, "
@@ -325,6 +334,43 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
                     r.resolved_text.strip())
 
     return doc.html_doc(title), doc.markdown()
+
+
+def _socket_tables(doc: Doc, c: sockettables.Comparison, hosts: list) -> None:
+    """Per-namespace vs shared socket tables at equal table size and at equal lookup cost."""
+    h = hosts[0] if hosts else {}
+    doc.heading(2, f"Socket tables: per-namespace vs shared at {c.namespaces:,} namespaces", "socket-tables")
+    doc.para(f"Scheme `{h.get('scheme')}` with `{h.get('sockets_per_namespace')}` socket(s) per namespace; its "
+             f"socket tables one per namespace (`{sockettables.PER_NS}`, as first posted in 2006) or one per "
+             f"protocol shared by all namespaces with the namespace mixed into the hash (`{sockettables.SHARED}`, "
+             "PATCH 4/9 and mainline's `net_hash_mix`). Lookup: mean `socket_lookup_ns` of delivered packets "
+             f"(packets/); memory: `socket_hash_tables` of memory.csv at {c.namespaces:,} namespaces (UDP and TCP "
+             "tables of every namespace, or the shared ones).")
+    rows = []
+    for p, s in c.equal_size:
+        rows.append([f"{p.buckets:,}", f"{p.lookup_ns:,.1f}", tables.fmt_bytes(p.memory_bytes),
+                     f"{s.lookup_ns:,.1f}", tables.fmt_bytes(s.memory_bytes),
+                     f"{p.memory_bytes / s.memory_bytes:,.0f}x" if s.memory_bytes else "n/a",
+                     f"{s.lookup_ns / p.lookup_ns:,.2f}x" if p.lookup_ns else "n/a"])
+    doc.raw_table("socket-tables-equal-size", "At equal table size: the same number of UDP slots in each "
+                  "namespace's table as in the one shared table.",
+                  ["UDP slots per table", "per-namespace: lookup (ns)", "per-namespace: memory",
+                   "shared: lookup (ns)", "shared: memory", "memory, per-namespace / shared",
+                   "lookup, shared / per-namespace"], rows)
+    if c.equal_cost is None:
+        doc.para(f"At equal lookup cost: no shared table size in these results brings the shared lookup within "
+                 f"{sockettables.COST_TOLERANCE:.0%} of the per-namespace tables'; add larger "
+                 "`hosts.*.socket_hash_buckets` levels.")
+        return
+    p, s = c.equal_cost
+    note = (f" Mainline caps the boot-time UDP table at {sockettables.UDP_HTABLE_SIZE_MAX:,} slots "
+            "(`UDP_HTABLE_SIZE_MAX`), so this shared table is a what-if for today's kernels."
+            if s.buckets > sockettables.UDP_HTABLE_SIZE_MAX else "")
+    doc.para(f"At equal lookup cost: per-namespace tables of {p.buckets:,} slots look a socket up in "
+             f"{p.lookup_ns:,.1f} ns and take {tables.fmt_bytes(p.memory_bytes)}; the smallest shared table whose "
+             f"mean lookup is within {sockettables.COST_TOLERANCE:.0%} of that has {s.buckets:,} slots "
+             f"({s.lookup_ns:,.1f} ns) and takes {tables.fmt_bytes(s.memory_bytes)}: the per-namespace tables take "
+             f"{p.memory_bytes / s.memory_bytes:,.1f}x the shared table's memory for the same lookup cost." + note)
 
 
 def main(argv=None) -> int:

@@ -193,6 +193,7 @@ def _scheme_info(s) -> dict:
             "capabilities": [c for c, ok in spec.capabilities.model_dump().items() if ok],
             "lacks": [c for c, ok in spec.capabilities.model_dump().items() if not ok],
             "socket_tables": spec.socket_tables,
+            "socket_era": spec.socket_era,
             "addresses_per_container": spec.addresses_per_container,
             "devices_per_container": spec.devices_per_container}
 
@@ -226,7 +227,8 @@ def cmd_schemes(args) -> int:
     for i in infos:
         lacks = [trip for trip in ENDPOINT_TRIPS if trip not in i["passes"]]
         t.add_row(i["name"], *[str(i["passes"][trip]) for trip in REQUIRED_TRIPS],
-                  "all" if not lacks else "lacks " + ", ".join(lacks), i["socket_tables"],
+                  "all" if not lacks else "lacks " + ", ".join(lacks),
+                  i["socket_tables"] + (f" ({i['socket_era']})" if i["socket_era"] else ""),
                   f"{i['addresses_per_container']}/{i['devices_per_container']}",
                   ", ".join(i["capabilities"]) or "-")
     _console().print(t)
@@ -263,11 +265,21 @@ def cmd_describe(args) -> int:
     con.print(f"[bold]{scheme.name}[/bold]: {info['description']}")
     con.print(f"capabilities: {', '.join(info['capabilities']) or 'none'}; "
               f"lacks: {', '.join(info['lacks']) or 'nothing'}")
-    con.print(f"socket tables: {info['socket_tables']}; per container: {info['addresses_per_container']} address(es), "
-              f"{info['devices_per_container']} device(s)")
+    era = (f" (era {info['socket_era']}; a host may choose the other: hosts[].socket_tables)"
+           if info["socket_era"] else "")
+    con.print(f"socket tables: {info['socket_tables']}{era}; per container: {info['addresses_per_container']} "
+              f"address(es), {info['devices_per_container']} device(s)")
+    from sim.core.memory import PER_CPU, UNITS
     sizes = profile.memory_bytes
-    mem = ", ".join(f"{k} x{v:g} ({getattr(sizes, k)} B)" for k, v in scheme.spec.memory_per_namespace.items())
-    con.print(f"memory per namespace: {mem or 'nothing'} (profile {profile.name})")
+
+    def unit_bytes(unit: str) -> str:
+        parts = UNITS.get(unit, ((unit, 1),))
+        fixed = sum(k * getattr(sizes, f) for f, k in parts if f not in PER_CPU)
+        per_cpu = sum(k * getattr(sizes, f) for f, k in parts if f in PER_CPU)
+        return f"{fixed:,} B" + (f" + {per_cpu:,} B per CPU" if per_cpu else "")
+    mem = ", ".join(f"{k} x{v:g} ({unit_bytes(k)})" for k, v in scheme.spec.memory_per_namespace.items())
+    con.print(f"memory per namespace: {mem or 'nothing'}, plus socket tables (profile {profile.name}; "
+              "sim/core/memory.py)")
     for trip, passes in scheme.spec.trips.items():
         t = Table(title=f"{trip}: {len(passes)} pass(es)", title_justify="left")
         for col in ("pass", "ns", "queue", "stage", "base_ns", "per_byte_ns", "per_entry_ns", "per entry of"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from debpkg import ensure
-from sim.calibrate import measure, netns, profile_io
+from sim.calibrate import measure, memory, netns, profile_io
 from sim.calibrate.__main__ import main
 from sim.calibrate.measure import Config, measure_rounds, measure_rr, summarise
 from sim.calibrate.netns import Lab, list_namespaces, root_links, sh
@@ -167,7 +167,8 @@ def test_two_calibrations_at_once_both_succeed(tmp_path):
     """Separate run ids (lock files), namespaces and addresses: neither disturbs the other."""
     root = Path(__file__).resolve().parent.parent
     args = ["--rounds", "1", "--round-trips", "50", "--no-rate", "--idle-counts", "", "--setups",
-            "loopback,veth,routed", "--train", "loopback,veth,routed"]
+            "loopback,veth,routed", "--train", "loopback,veth,routed", "--memory-namespaces", "",
+            "--memory-veth", "3"]
     procs = [subprocess.Popen([sys.executable, "-m", "sim", "calibrate", "--out", str(tmp_path / f"p{i}.yaml"), *args],
                               cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -184,7 +185,8 @@ def _calibrate_small(tmp_path, capsys):
     out = tmp_path / "cal.yaml"
     train = "loopback,veth,routed"
     rc = main(["calibrate", "--out", str(out), "--rounds", "3", "--round-trips", "300", "--no-rate",
-               "--idle-counts", "", "--setups", "loopback,veth,routed,bridge", "--train", train])
+               "--idle-counts", "", "--setups", "loopback,veth,routed,bridge", "--train", train,
+               "--memory-namespaces", "", "--memory-veth", ""])
     assert rc == 0, capsys.readouterr().err
     return out
 
@@ -209,3 +211,48 @@ def test_calibrate_fits_its_training_setups(tmp_path, capsys):
     for row in record["validation"]:
         if row["role"] == "train":
             assert abs(row["error_pct"]) < 10.0, row
+
+
+# -- memory (netns-sim calibrate --memory-only): functional checks, no machine-specific number --------
+
+def test_memory_only_measures_namespaces_and_veth_pairs_and_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "mem.yaml"
+    rc = main(["calibrate", "--memory-only", "--out", str(out), "--memory-namespaces", "10,20",
+               "--memory-veth", "10,20"])
+    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+    _assert_no_leftovers(run_id)
+    rec = profile_io.read_calibration(out)["memory"]
+    for what in ("namespace", "veth_pair"):
+        r = rec[what]
+        assert (r["from_count"], r["count"], [s["to"] for s in r["steps"]]) == (10, 20, [10, 20])
+        assert r["bytes"] > 0 and r["percpu_bytes"] == r["meminfo"]["Percpu"]
+    assert rec["possible_cpus"] >= 1 and rec["host"]["kernel"]
+    prof = load_profile(str(out))
+    assert prof.memory_bytes.model_dump() == rec["derived"]["memory_bytes"]
+
+
+@pytest.mark.parametrize("exc, status", [(RuntimeError("injected failure"), 1), (KeyboardInterrupt(), 130)])
+def test_memory_failure_mid_run_leaves_nothing_behind(monkeypatch, tmp_path, exc, status):
+    """A failure or Ctrl-C while the namespaces and veth pairs exist removes them all."""
+    real, calls = memory.snapshot, {"n": 0}
+    seen = {}
+
+    def flaky(settle_s):
+        calls["n"] += 1
+        if calls["n"] == 4:                  # after the namespaces, while veth pairs are being made
+            seen["namespaces"] = list_namespaces()
+            raise exc
+        return real(0.0)
+
+    monkeypatch.setattr(memory, "snapshot", flaky)
+    out = tmp_path / "mem.yaml"
+    rc = main(["calibrate", "--memory-only", "--out", str(out), "--memory-namespaces", "5",
+               "--memory-veth", "3,6"])
+    assert rc == status
+    ours = [n for n in seen["namespaces"] if n.endswith("-mva")]
+    assert ours, "the veth phase had started"
+    run_id = netns.run_id_of(ours[0])
+    _assert_no_leftovers(run_id)
+    assert not out.exists() and not profile_io.sidecar(out).exists()

@@ -445,3 +445,36 @@ def test_report_of_a_run_without_a_load_factor(tmp_path):
          "--set", "run.warmup_ns=2e5", "--out", str(res), "--quiet")
     _run("report", str(res))
     assert (res / "report_figures" / "latency_cdf.png").stat().st_size > 10_000
+
+
+def test_socket_tables_section_equals_memory_and_packets(tmp_path):
+    """scenarios/socket-tables.yaml: the report's per-namespace vs shared tables (equal table size,
+    equal lookup cost) recomputed from memory.csv and packets/ with pandas."""
+    res = tmp_path / "res"
+    _run("run", str(ROOT / "scenarios" / "socket-tables.yaml"), "--set", "run.duration_ns=2e6",
+         "--set", "run.warmup_ns=2e5", "--out", str(res), "--quiet")
+    _run("report", str(res))
+    t = tables_of(res / "report.html")["socket-tables-equal-size"]
+    tab, buckets = "hosts.*.socket_tables", "hosts.*.socket_hash_buckets"
+    m = pd.read_csv(res / "memory.csv")
+    m = m[(m.structure == "socket_hash_tables") & (m.namespaces == m.namespaces.max())]
+    mem = m.set_index([tab, buckets]).bytes
+    p = ds.dataset(res / "packets", format="parquet", partitioning="hive").to_table().to_pandas()
+    p = p[(p.t_sent_ns >= 2e5) & (p.status == "delivered")]
+    p[buckets] = p[buckets].astype(int)
+    look = p.groupby([tab, buckets]).socket_lookup_ns.mean()
+    sizes = sorted(m[buckets].unique())
+    assert [int(num(r[0])[0]) for r in t["rows"]] == sizes
+    for row, b in zip(t["rows"], sizes):
+        assert close(row[1], look[("per_namespace", b)]) and close(row[3], look[("shared_permuted", b)])
+        assert bytes_close(row[2], mem[("per_namespace", b)]) and bytes_close(row[4], mem[("shared_permuted", b)])
+    # equal lookup cost: the smallest shared table within 5% of the per-namespace tables' lookup
+    base = look[("per_namespace", sizes[0])]
+    cheap = min(b for b in sizes if look[("shared_permuted", b)] <= 1.05 * base)
+    text = (res / "report.md").read_text()
+    assert f"has {cheap:,} slots" in text
+    ratio = mem[("per_namespace", sizes[0])] / mem[("shared_permuted", cheap)]
+    assert f"take {ratio:,.1f}x the shared table's memory" in text
+    # the thread's premise: at equal size, per-namespace tables cost far more memory, shared ones lookups
+    first = t["rows"][0]
+    assert num(first[5])[0] > 10 and num(first[6])[0] > 10

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from sim.calibrate import fit as fitmod
+from sim.calibrate import memory as memmod
 from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, validate, wakeup
 from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
@@ -184,9 +185,44 @@ def run_measurements(a, log=_log) -> dict:
         if idle_counts and "veth" in endpoints:
             rows_idle, ns_cost = measure_idle(lab, endpoints["veth"], idle_counts, cfg, log)
             rows += rows_idle
-    return {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin},
-            "measuring_program": program_label(cfg.tool), "run_id": lab.run_id,
-            "skipped": skipped, "raw": rows, "summary": summarise(rows), "namespace_costs": ns_cost}
+        mem = _measure_memory(lab, a, log)
+    out = {"host": host_info(), "config": {**cfg.to_dict(), "pin": a.pin},
+           "measuring_program": program_label(cfg.tool), "run_id": lab.run_id,
+           "skipped": skipped, "raw": rows, "summary": summarise(rows), "namespace_costs": ns_cost}
+    if mem:
+        out["memory"] = mem
+    return out
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated counts, e.g. 100,1000, not {text!r}") from None
+    if any(c < 1 or c > 4000 for c in counts):
+        raise ValueError(f"counts must be in 1..4000, not {text!r}")
+    return counts
+
+
+def _measure_memory(lab: Lab, a, log=_log) -> dict:
+    """The memory phase (`sim.calibrate.memory`) when the command asks for it, else {}."""
+    ns, veth = _counts(getattr(a, "memory_namespaces", "")), _counts(getattr(a, "memory_veth", ""))
+    if not ns and not veth:
+        return {}
+    log(f"memory: up to {max(ns, default=0)} namespaces, then up to {max(veth, default=0)} veth pairs "
+        f"(Slab + Percpu from /proc/meminfo, caches from /proc/slabinfo)")
+    return memmod.measure(lab, ns, veth, log=log)
+
+
+def run_memory_only(a, log=_log) -> dict:
+    """Only the memory phase (no timing setups): a record with ``memory``."""
+    check_environment()
+    with Lab(getattr(a, "run_id", None)) as lab:
+        log(f"run {lab.run_id}: namespaces nsim-{lab.run_id}-*, addresses in 10.251.0.0/16")
+        mem = _measure_memory(lab, a, log)
+    if not mem:
+        raise ValueError("--memory-only with no counts (--memory-namespaces and --memory-veth are both empty)")
+    return {"host": mem["host"], "run_id": lab.run_id, "memory": mem}
 
 
 def _guarded(command: str, a, body, bad_input: tuple = ()) -> int:
@@ -226,9 +262,48 @@ def calibrate_main(argv: list[str] | None = None) -> int:
                    help="take the round trips and rates from this earlier calibration record (a calibrated "
                         "profile or its .calibration.json) instead of measuring now")
     _measure_args(p)
+    p.add_argument("--memory-namespaces", default=",".join(map(str, memmod.NS_COUNTS)),
+                   help="memory: create namespaces (loopback up) up to these counts, cumulatively, and measure "
+                        "kernel memory per namespace ('' to skip)")
+    p.add_argument("--memory-veth", default=",".join(map(str, memmod.VETH_COUNTS)),
+                   help="memory: then veth pairs (both ends up, an IPv4 address each) up to these counts ('' to skip)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="measure only memory (no timing setups); the profile is --prior with memory_bytes' measured "
+                        "terms set")
     a = p.parse_args(argv)
 
+    def memory_only() -> int:
+        prior = load_profile(a.prior)
+        if a.measurements:
+            mem = profile_io.read_record(a.measurements).get("memory")
+            if not mem:
+                raise ValueError(f"{a.measurements}: no memory measurement in it")
+        else:
+            mem = run_memory_only(a)["memory"]
+        # a calibrated prior keeps its own record (round trips, fit); the memory record joins it
+        record = {**(prior.calibration or {"host": mem["host"], "prior": prior.name}), "memory": mem}
+        data = prior.model_dump(exclude={"source_file", "calibration"})
+        data["name"] = a.name
+        info = mem["host"]
+        data["memory_bytes"], notes = memmod.derive(mem, data["memory_bytes"])
+        said = (f"memory_bytes' measured terms set by netns-sim calibrate --memory-only on {info['cpu_model']} "
+                f"({mem['possible_cpus']} possible CPUs), kernel {info['kernel']}, {info['date']}")
+        data["description"] = (f"{prior.description.strip()} Then {said} (record: its \"memory\")."
+                               if prior.calibration else
+                               f"The '{prior.name}' profile with {said}. Calibration record: "
+                               f"{profile_io.sidecar(a.out).name}.")
+        mem["derived"] = {"memory_bytes": dict(data["memory_bytes"]), "notes": notes, "prior": prior.name}
+        side = profile_io.write(a.out, data, record)
+        print("\n".join(memmod.summary_lines(mem, data["memory_bytes"])))
+        for k, v in notes.items():
+            print(f"  {k}: {v}")
+        print(f"wrote {a.out} and {side}")
+        return 0
+
     def body() -> int:
+        _counts(a.memory_namespaces), _counts(a.memory_veth)        # bad counts: exit 2 before measuring
+        if a.memory_only:
+            return memory_only()
         prior = load_profile(a.prior)
         if a.measurements:
             record = {k: v for k, v in profile_io.read_record(a.measurements).items()
@@ -260,6 +335,9 @@ def calibrate_main(argv: list[str] | None = None) -> int:
                                 f"Calibrated by netns-sim calibrate on {where}: stage groups of the '{prior.name}' "
                                 f"profile scaled to fit {result.train}. "
                                 f"Calibration record: {profile_io.sidecar(a.out).name}.")
+        if record.get("memory"):
+            data["memory_bytes"], notes = memmod.derive(record["memory"], data["memory_bytes"])
+            record["memory"]["derived"] = {"memory_bytes": dict(data["memory_bytes"]), "notes": notes}
         record["fit"] = result.to_dict()
         record["prior"] = prior.name
         rows = validate.table(summary, CostProfile.model_validate(data), result.app_ns, result.train)

@@ -6,7 +6,8 @@ kernel version, CPU model, configuration) goes
 
 - into the profile's ``calibration:`` field when `sim.core.costs.CostProfile` has one,
 - always into a sidecar ``PROFILE.calibration.json``, and
-- in short as comments at the top of the YAML (kernel, CPU, medians, fitted values).
+- in short as comments at the top of the YAML (kernel, CPU, medians, fitted values, memory
+  per namespace and per veth pair).
 """
 
 from __future__ import annotations
@@ -36,18 +37,24 @@ def write(path: str | Path, data: dict, calibration: dict) -> Path:
     if profile_has_calibration_field():
         body["calibration"] = calibration
     CostProfile.model_validate(body)
-    info = calibration.get("host", {})
+    info = calibration.get("host") or (calibration.get("memory") or {}).get("host", {})
     fit = calibration.get("fit", {})
     lines = ["# netns-sim calibrated cost profile, written by `netns-sim calibrate`.",
-             f"# kernel {info.get('kernel')}  CPU {info.get('cpu_model')} x{info.get('cpus')}  {info.get('date')}",
-             f"# fit on {fit.get('train')}; app (measuring program) {fit.get('app_ns', 0):.0f} ns/message",
-             "# group scales vs the prior: " + ", ".join(f"{k}={v:.3g}" for k, v in fit.get("scales", {}).items()),
-             "# notes (kept priors, fixed values): "
-             + "; ".join(f"{k}: {v}" for k, v in fit.get("kept_prior_or_fixed", {}).items()),
-             "# measured round trips (median of per-round medians, us):"]
+             f"# kernel {info.get('kernel')}  CPU {info.get('cpu_model')} x{info.get('cpus')}  {info.get('date')}"]
+    if fit:
+        lines += [f"# fit on {fit.get('train')}; app (measuring program) {fit.get('app_ns', 0):.0f} ns/message",
+                  "# group scales vs the prior: " + ", ".join(f"{k}={v:.3g}" for k, v in fit.get("scales", {}).items()),
+                  "# notes (kept priors, fixed values): "
+                  + "; ".join(f"{k}: {v}" for k, v in fit.get("kept_prior_or_fixed", {}).items())]
+    if calibration.get("summary"):
+        lines.append("# measured round trips (median of per-round medians, us):")
     for name, s in calibration.get("summary", {}).items():
         lines.append(f"#   {name:16s} {s['rr_median_ns'] / 1000:9.2f}"
                      + (f"   {s['pps'] / 1000:8.1f} kpps" if "pps" in s else ""))
+    if calibration.get("memory"):
+        from sim.calibrate.memory import summary_lines
+        lines.append("# measured kernel memory (memory_bytes' measured terms are set from it):")
+        lines += [f"#   {x}" for x in summary_lines(calibration["memory"], body.get("memory_bytes"))]
     lines.append(f"# raw measurements: {sidecar(path).name}")
     text = "\n".join(lines) + "\n\n" + yaml.safe_dump(body, sort_keys=False, width=100)
     side = sidecar(path)
@@ -75,7 +82,7 @@ def read_record(path: str | Path) -> dict:
     """A calibration record from a calibrated profile (its field or sidecar) or a sidecar JSON."""
     path = Path(path)
     record = json.loads(path.read_text()) if path.suffix == ".json" else read_calibration(path)
-    if not record.get("summary"):
+    if not record.get("summary") and not record.get("memory"):
         raise ValueError(f"{path}: no calibration measurements in it (expected a calibrated profile or its "
                          ".calibration.json)")
     return record

@@ -105,22 +105,40 @@ class HostDefaults(BaseModel):
     # Where a value here was measured rather than taken from default.yaml's priors
     # (e.g. ``wakeup_ipi_ns`` by ``python -m sim.calibrate wakeup --profile``): field -> source.
     sources: dict[str, str] = {}
+    ram_bytes: PositiveFloat = 25_275_990_016.0     # sizes the boot-time socket tables (sim.core.sockets)
 
 
 class MemorySizes(BaseModel):
-    """Sizes in bytes of the per-namespace kernel structures of the memory model."""
+    """Sizes in bytes of the kernel structures of the memory model (`sim.core.memory` says what a
+    namespace, a device and a veth pair are made of).  ``*_per_cpu`` sizes are per possible CPU.
+    Fields added after the first profiles default to 0, so older profiles still load (their
+    ``netns_struct`` and ``net_device`` then hold everything)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # a namespace's own state (netns_struct in a scheme's memory_per_namespace)
     netns_struct: NonNegativeInt
+    netns_subsystems: NonNegativeInt = 0
+    netns_per_cpu: NonNegativeInt = 0
+    proc_entries: NonNegativeInt
+    # a registered network device (net_device; a veth pair is two of them plus veth_rq each)
     net_device: NonNegativeInt
+    netdev_queues: NonNegativeInt = 0
+    netdev_sysfs: NonNegativeInt = 0
+    ipv4_dev: NonNegativeInt = 0
+    ipv6_dev: NonNegativeInt = 0
+    neigh_parms: NonNegativeInt = 0
+    netdev_other: NonNegativeInt = 0
+    netdev_per_cpu: NonNegativeInt = 0
+    veth_rq: NonNegativeInt = 0
     bridge_port: NonNegativeInt
     fib_table: NonNegativeInt
     fib_info_hash: NonNegativeInt
     nf_table: NonNegativeInt
-    proc_entries: NonNegativeInt
-    socket_hash_bucket: NonNegativeInt = 8
-    udp_hash_buckets: PositiveInt = 128
-    tcp_ehash_buckets: NonNegativeInt
+    # socket hash tables (sim.core.sockets sizes them)
+    socket_hash_bucket: NonNegativeInt = 8          # a TCP established-hash bucket (hlist_nulls_head)
+    udp_hash_slot: NonNegativeInt = 64              # a UDP table slot (hash, hash2 and hash4 slots)
+    udp_hash_buckets: PositiveInt = 128             # a per-namespace UDP table's slots
+    tcp_ehash_buckets: PositiveInt = 128            # a per-namespace TCP established hash's buckets
     bind_filter: NonNegativeInt
     classifier_rule: NonNegativeInt
     ns_tag: NonNegativeInt

@@ -53,7 +53,7 @@ from sim.core.interfaces import ModelServices
 from sim.core.netfilter import BR_NF, GROUPS, KIND_CHAIN, br_netfilter_trips, bridges, hook_prices, policy_bit
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import NIC_TX, CompiledPass, Scheme
-from sim.core.sockets import SocketTables
+from sim.core.sockets import SocketTables, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
@@ -107,9 +107,9 @@ class Host:
         self.base = [c.base_ns for c in costs]
         self.per_byte = [c.per_byte_ns for c in costs]
         self.per_entry = [c.per_entry_ns for c in costs]
-        buckets = spec.socket_hash_buckets or profile.memory_bytes.udp_hash_buckets
-        self.tables = SocketTables(scheme.spec.socket_tables, max(spec.namespaces, 1),
-                                   spec.sockets_per_namespace, buckets, rng)
+        self.table_config = table_config(scheme.spec, spec, profile)     # lookups and memory: one size
+        self.tables = SocketTables(self.table_config.mode, max(spec.namespaces, 1),
+                                   spec.sockets_per_namespace, self.table_config.udp_buckets, rng)
         self.fib_root = fib_depth(ROOT_ROUTES + spec.namespaces * scheme.spec.addresses_per_container)
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"

@@ -39,12 +39,15 @@ from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
+from sim.core.sockets import ERA_TABLES
 from sim.core.stages import STAGE_INDEX, STAGE_INFO
 from sim.core.trips import HOST_TRIPS, LOCAL_MULTICAST_TRIPS, MULTICAST_TRIPS, REQUIRED_TRIPS, SENDER_TRIPS
 from sim.frontdoor.numbers import NonNegativeFloat
 
 TRIPS = HOST_TRIPS
-MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "bridge_port", "fib_table",
+# What a scheme's memory_per_namespace counts per container (sim.core.memory composes each
+# into kernel structures): a namespace's own state, a device, a veth pair, ...
+MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "veth_pair", "bridge_port", "fib_table",
                                       "fib_info_hash", "nf_table", "proc_entries", "bind_filter",
                                       "classifier_rule", "ns_tag")
 BUILTIN_FILE = Path(__file__).parent.parent / "data" / "schemes.yaml"
@@ -93,6 +96,10 @@ class SchemeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     description: str
     socket_tables: Literal["single", "addr_port", "shared_permuted", "per_namespace"]
+    # Schemes whose namespaces have their own stack say which kernel era's socket tables they
+    # model: posted_2006 (per_namespace) or mainline (shared_permuted); a host may run the
+    # other (hosts[].socket_tables, sim.core.sockets).  None: the organisation is the scheme's own.
+    socket_era: Optional[Literal["posted_2006", "mainline"]] = None
     capabilities: Capabilities
     addresses_per_container: NonNegativeInt
     devices_per_container: NonNegativeInt
@@ -102,6 +109,9 @@ class SchemeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _trip_rules(self) -> "SchemeSpec":
+        if self.socket_era is not None and ERA_TABLES[self.socket_era] != self.socket_tables:
+            raise ValueError(f"socket_era {self.socket_era} means socket_tables: {ERA_TABLES[self.socket_era]}, "
+                             f"not {self.socket_tables}")
         missing = [t for t in REQUIRED_TRIPS if t not in self.trips]
         if missing:
             raise ValueError(f"trips {missing} are missing; every scheme defines {list(REQUIRED_TRIPS)}")

@@ -55,7 +55,8 @@ class Results:
     cores     host, scheme, core, busy_ns, utilisation over [warmup_ns, duration_ns], and
               tx_completion_ns: the part of busy_ns spent on NIC TX completions (`sim.core.txq`);
     memory    scheme, namespaces, structure, bytes for every scheme a host uses, at the
-              scenario's ``memory_namespace_counts`` (on a host of that scheme's core count);
+              scenario's ``memory_namespace_counts`` (on the first host running that scheme:
+              its core count and socket tables, `sim.core.sockets.TableConfig`);
     flows     one row per flow: flow, kind, src, dst, sent packets;
     stats     engine events, packets generated, records (rows, streamed ones included), wall
               seconds of the run (model construction and results excluded);
@@ -89,17 +90,17 @@ class Results:
 
     def _memory_metric_rows(self) -> list[tuple]:
         rows = []
-        for h in self.scenario.hosts:
-            scheme = self.registry.get(h.scheme)
-            total = sum(r["bytes"] for r in memory_rows(scheme, self.profile, h.namespaces, h.cores))
-            rows.append((h.scheme, "", h.name, "", "memory_bytes", float(total), "bytes"))
+        for h in self.model.hosts:
+            total = sum(r["bytes"] for r in memory_rows(h.scheme, self.profile, h.namespaces, h.n_cores,
+                                                        h.table_config))
+            rows.append((h.scheme.name, "", h.name, "", "memory_bytes", float(total), "bytes"))
         mem = self.profile.memory_bytes
-        for h, host in zip(self.scenario.hosts, self.model.hosts):
-            if h.conntrack.root or h.conntrack.child:        # sim.core.netfilter: the host's conntrack table
+        for spec, host in zip(self.scenario.hosts, self.model.hosts):
+            if spec.conntrack.root or spec.conntrack.child:  # sim.core.netfilter: the host's conntrack table
                 entries = len(host.ct_seen)
                 table = mem.conntrack_hash_buckets * mem.socket_hash_bucket + entries * mem.conntrack_entry
-                rows.append((h.scheme, "", h.name, "", "conntrack_entries", float(entries), "entries"))
-                rows.append((h.scheme, "", h.name, "", "conntrack_bytes", float(table), "bytes"))
+                rows.append((spec.scheme, "", spec.name, "", "conntrack_entries", float(entries), "entries"))
+                rows.append((spec.scheme, "", spec.name, "", "conntrack_bytes", float(table), "bytes"))
         return rows
 
 
@@ -143,10 +144,10 @@ def _cores(model: Model) -> pd.DataFrame:
 
 def _memory(model: Model) -> pd.DataFrame:
     used: dict = {}
-    for h in model.hosts:
-        used.setdefault(h.scheme.name, (h.scheme, h.n_cores))
-    return pd.concat([memory_table([s], model.profile, model.scenario.memory_namespace_counts, cores=n)
-                      for s, n in used.values()], ignore_index=True)
+    for h in model.hosts:                  # a scheme's memory on the first host that runs it
+        used.setdefault(h.scheme.name, (h.scheme, h.n_cores, h.table_config))
+    return pd.concat([memory_table([s], model.profile, model.scenario.memory_namespace_counts, cores=n, tables=t)
+                      for s, n, t in used.values()], ignore_index=True)
 
 
 def _flows(model: Model) -> pd.DataFrame:

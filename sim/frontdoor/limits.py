@@ -9,7 +9,8 @@ Estimates (rough upper bounds, good to a factor of a few):
   ``server_ns`` + `RR_MIN_RTT_NS`) transactions of two packets, plus one event per
   outstanding transaction; ``run.max_packets`` caps the packets;
 * memory of one variant (bytes) = per host: namespaces x (`NAMESPACE_BYTES` + sockets x
-  `SOCKET_BYTES` + hash buckets x `BUCKET_BYTES`) + cores x `CORE_BYTES`; plus rr
+  `SOCKET_BYTES`) + cores x `CORE_BYTES` (socket tables hold one entry per socket whatever
+  their bucket count, `sim.core.sockets`); plus rr
   concurrency x `PROCESS_BYTES` and packets x `RECORD_BYTES` (packet records held in memory);
 * counts: ``compare:`` variants, generated topology hosts and links, sweep runs (points x replications).
 
@@ -30,7 +31,6 @@ from sim.frontdoor.numbers import PositiveFloat, PositiveInt
 RR_MIN_RTT_NS = 2_000.0       # no request/response round trip is faster than this
 NAMESPACE_BYTES = 2_048       # measured ~1.4 KB per namespace (l2-routed) with 4 sockets
 SOCKET_BYTES = 512
-BUCKET_BYTES = 8
 CORE_BYTES = 1_024
 PROCESS_BYTES = 4_096         # one simpy process per outstanding rr transaction
 RECORD_BYTES = 100            # one packet record in a DataFrame
@@ -98,17 +98,15 @@ def _packets_and_events(sc, registry) -> tuple[float, float, float]:
     return packets, events, outstanding
 
 
-def memory_bytes(sc, default_buckets: int, packets: float, outstanding: float) -> float:
+def memory_bytes(sc, packets: float, outstanding: float) -> float:
     """Estimated peak memory of one variant (see the module doc)."""
     total = 0.0
     for h in sc.hosts:
-        buckets = h.socket_hash_buckets or default_buckets
-        total += h.namespaces * (NAMESPACE_BYTES + h.sockets_per_namespace * SOCKET_BYTES
-                                 + buckets * BUCKET_BYTES) + h.cores * CORE_BYTES
+        total += h.namespaces * (NAMESPACE_BYTES + h.sockets_per_namespace * SOCKET_BYTES) + h.cores * CORE_BYTES
     return total + outstanding * PROCESS_BYTES + packets * RECORD_BYTES
 
 
-def check_variant(sc, registry, default_buckets: int, limits: Limits) -> list[tuple[tuple, str, str]]:
+def check_variant(sc, registry, limits: Limits) -> list[tuple[tuple, str, str]]:
     """Problems of one validated variant as (key path, message, fix); [] when it fits.
     `registry` must know every host's scheme."""
     packets, events, outstanding = _packets_and_events(sc, registry)
@@ -117,7 +115,7 @@ def check_variant(sc, registry, default_buckets: int, limits: Limits) -> list[tu
     if hit:
         out.append((("run", "duration_ns"), hit[0], "shorten run.duration_ns, lower rate_pps or concurrency, "
                     + _fix("max_events", events)))
-    mem = memory_bytes(sc, default_buckets, packets, outstanding)
+    mem = memory_bytes(sc, packets, outstanding)
     hit = exceeds("memory of the run in bytes", mem, "max_memory_bytes", limits)
     if hit:
         out.append(((), hit[0], "use fewer namespaces, sockets, cores or packets, "

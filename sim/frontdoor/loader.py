@@ -494,6 +494,21 @@ def _capability_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> lis
     return issues
 
 
+def _table_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issue]:
+    """A host's socket_tables needs a scheme that models one era's tables (its socket_era):
+    the other organisations (one stack, bind filtering, PATCH 4/9's short-cut) are the scheme."""
+    issues = []
+    for i, h in enumerate(sc.hosts):
+        spec = reg.get(h.scheme).spec
+        if h.socket_tables is not None and spec.socket_era is None:
+            issues.append(Issue(pos.lookup(("hosts", i, "socket_tables")), ("hosts", i, "socket_tables"),
+                                f"scheme {h.scheme!r} has {spec.socket_tables} socket tables by design (it has no "
+                                "socket_era), so they cannot be switched to another era's",
+                                "leave socket_tables out, or use a scheme with a socket_era (l2-routed, "
+                                "l2-bridged, shortcut-routing, shortcut-postrouting, vnic)"))
+    return issues
+
+
 def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[CostProfile], list[Issue]]:
     """The variant's cost profile with its overrides (cached in `profiles`), or its problems."""
     key = (sc.cost_profile, sc.cost_overrides.model_dump_json())
@@ -518,11 +533,11 @@ def _check(sc: Scenario, pos: Positions, profiles: dict,
     profile, more = _profile(sc, pos, profiles)
     issues += more + _route_issues(sc, pos)
     if not issues:
-        issues += _trip_issues(sc, reg, pos) + _capability_issues(sc, reg, pos)
+        issues += _trip_issues(sc, reg, pos) + _capability_issues(sc, reg, pos) + _table_issues(sc, reg, pos)
     if not issues:
         assert profile is not None               # _profile gives no profile only with an issue
         issues += [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in
-                   limits.check_variant(sc, reg, profile.memory_bytes.udp_hash_buckets, lim)]
+                   limits.check_variant(sc, reg, lim)]
     if not issues:
         try:
             Model(sc, registry=reg, profile=profile)

@@ -57,6 +57,13 @@ NOTES = {
     "xps": "XPS: a packet handed to the NIC takes the TX queue of its core (core c -> queue c mod "
            "`rx_queues`), so its TX completion runs there; `false`: the queue of its flow hash",
     "sndbuf_bytes": "socket send buffer (truesize); a full one drops new sends as `sender_blocked`",
+    "socket_tables": "the other era's socket tables for a scheme with a `socket_era` (default: the scheme's; "
+                     "`per_namespace` as first posted, `shared_permuted` mainline's)",
+    "socket_hash_buckets": "UDP slots of each socket table (a power of two), used by lookups and memory alike; "
+                           "default: a shared table from `ram_bytes` as the kernel sizes it at boot, a "
+                           "per-namespace one the profile's `udp_hash_buckets` (128)",
+    "tcp_ehash_buckets": "buckets of each TCP established hash (memory only); default as `socket_hash_buckets`",
+    "ram_bytes": "host RAM, sizes the shared socket tables at boot (default: the profile's `host.ram_bytes`)",
 }
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from sim.core.nscodes import WIRE_NS
 from sim.core.stages import NF_CHAINS
@@ -68,7 +68,10 @@ class HostSpec(Strict):
     namespaces: NonNegativeInt = 1
     sockets_per_namespace: PositiveInt = 1
     nf_rules: NfRules = NfRules()
-    socket_hash_buckets: Optional[PositiveInt] = None       # default: profile udp_hash_buckets
+    socket_tables: Optional[Literal["per_namespace", "shared_permuted"]] = None   # default: the scheme's
+    socket_hash_buckets: Optional[PositiveInt] = None       # UDP table size (each); default: the kernel's rule
+    tcp_ehash_buckets: Optional[PositiveInt] = None         # TCP established hash size (each); likewise
+    ram_bytes: Optional[PositiveFloat] = None               # sizes boot-time tables; default: profile host.*
     netdev_max_backlog: Optional[PositiveInt] = None         # default: profile host.*
     rx_ring_packets: Optional[PositiveInt] = None
     rcvbuf_bytes: Optional[PositiveInt] = None
@@ -82,6 +85,15 @@ class HostSpec(Strict):
     nf_backend: NfBackend = "nftables"                       # iptables-nft / nft (default) or iptables-legacy
     br_netfilter: StrictBool = True                                # bridge-nf-call-iptables=1 (docker's setting)
     conntrack: Conntrack = Conntrack()                       # connection tracking per namespace
+
+    @field_validator("socket_hash_buckets", "tcp_ehash_buckets")
+    @classmethod
+    def _power_of_two(cls, n: Optional[int]) -> Optional[int]:
+        if n is not None and (n & (n - 1) or n > 2**31):
+            up = 1 << (n - 1).bit_length()
+            raise ValueError(f"{n} is not a power of two up to 2**31 (a kernel hash table has 2**k buckets"
+                             + (f"; the kernel would round {n} up to {up})" if up <= 2**31 else ")"))
+        return n
 
     @model_validator(mode="after")
     def _cpus(self) -> "HostSpec":
