@@ -54,10 +54,13 @@ LIMITS = [
     "Cores run softirq work (NIC RX queues, per-CPU backlogs) in NAPI rounds (napi_weight, netdev_budget, "
     "netdev_budget_usecs) with priority over process context; sustained softirq load moves to ksoftirqd, "
     "which shares the core fairly with the application threads (docs/execution.md). Modelled: senders "
-    "blocked by a full send buffer (drop reason sender_blocked), one application thread per socket on a core "
-    "paying app_recv_ns and server_ns, RSS by a 5-tuple hash, RPS, wake-up latency and IPI cost. Not "
-    "modelled: preemption inside a pass or read, context-switch CPU, scheduler slices and load balancing, "
-    "hard-IRQ cost and interrupt coalescing, XPS, GRO, busy polling, the IPIs of RPS.",
+    "blocked by a full send buffer (drop reason sender_blocked), one application thread per socket (a flow's "
+    "client and server sockets apart) on a core paying app_recv_ns and server_ns, RSS by a 5-tuple hash, RPS, "
+    "XPS with a NIC TX completion per packet on its TX queue's core (tx_completion_ns, a prior), wake-up "
+    "latency and IPI cost (the default profile's wake-ups are bare-metal priors; a machine profile may carry "
+    "measured ones, see its host.sources). Not modelled: preemption inside a pass or read, context-switch CPU, "
+    "scheduler slices and load balancing, hard-IRQ cost and interrupt coalescing, BQL, GRO, busy polling, "
+    "the IPIs of RPS.",
     "Latency percentiles are taken from points.csv as the simulator computed them (if it uses a streaming "
     "quantile sketch, within its documented relative error); tail percentiles (p99.9) of a short run rest on "
     "few packets.",
