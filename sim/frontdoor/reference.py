@@ -138,7 +138,8 @@ def _rows(model: type[BaseModel], prefix: str, seen: set) -> list[str]:
                     inner = b
         if inner is not None and inner not in seen:
             seen.add(inner)
-            sep = {list: "[].", dict: ".NAME."}.get(typing.get_origin(field.annotation), ".")
+            origin = typing.get_origin(field.annotation)
+            sep = "[]." if origin is list else ".NAME." if origin is dict else "."
             nested.append((inner, f"{key}{sep}"))
     for inner, p in nested:
         rows += _rows(inner, p, seen)
