@@ -247,7 +247,7 @@ def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
 
 def fig_stages(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
     sub = select(packets, ref)
-    b = stages.breakdown(sub, ["trip", "scheme"])
+    b = stages.breakdown(sub, ["trip", "scheme"], stages.declared_groups(res))
     tr = [t for t in trips(res) if t in set(b["trip"])]
     if not tr:
         return None

@@ -233,7 +233,7 @@ def policy_text(pol: dict[str, pd.DataFrame], fixed: dict, scheme: str, trip: st
 def stage_table(res, roles: Roles, ref: dict, trip: str, packets: pd.DataFrame) -> Table:
     sub = select(packets, ref)
     sub = sub[sub["trip"] == trip]
-    b = stages.breakdown(sub, ["scheme"]).set_index("scheme")
+    b = stages.breakdown(sub, ["scheme"], stages.declared_groups(res)).set_index("scheme")
     groups = [g for g in stages.ALL_GROUPS if (b[g] > 0).any()] if len(b) else []
     ns = lambda v: fmt_num(v, 1)  # noqa: E731
     cols = [Column("scheme", "scheme"), Column("n_passes", "passes", lambda v: fmt_num(v, 2)),

@@ -242,6 +242,8 @@ def cmd_describe(args) -> int:
         reg = _registry_for(args.scenario)
         scheme = reg.get(args.scheme)
         profile = load_profile(args.profile)
+        if args.scenario:                        # the file's declared stages too (docs/stages.md)
+            profile = profile.with_stages(load(args.scenario).variants[0].scenario.stages)
     except ScenarioError as e:
         _err(str(e))
         return EXIT_BAD_INPUT
@@ -260,7 +262,7 @@ def cmd_describe(args) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    from sim.core.stages import STAGE_INFO
+    stage_info = reg.stages.info                 # built-in and declared stages
     con = _console()
     con.print(f"[bold]{scheme.name}[/bold]: {info['description']}")
     con.print(f"capabilities: {', '.join(info['capabilities']) or 'none'}; "
@@ -291,7 +293,7 @@ def cmd_describe(args) -> int:
                 name = token.split(": ", 1)[-1].rstrip("*").split(":", 1)[0]
                 c = profile.stages[name]
                 total += c.base_ns
-                kind = STAGE_INFO[name].entry_kind
+                kind = stage_info[name].entry_kind
                 t.add_row(str(k) if j == 0 else "", p.ns + (" fanout" if p.fanout else "") if j == 0 else "",
                           p.queue if j == 0 else "", token, f"{c.base_ns:g}", f"{c.per_byte_ns:g}",
                           f"{c.per_entry_ns:g}", "" if kind == "none" else kind)

@@ -34,6 +34,9 @@ def write(path: str | Path, data: dict, calibration: dict) -> Path:
     written to temporary names first, so a failure leaves no half-written output."""
     path = Path(path)
     body = dict(data)
+    # a built-in stage has no group/entries (only a declared one does): keep them out of the file
+    body["stages"] = {n: {k: v for k, v in c.items() if not (k in ("group", "entries") and v is None)}
+                      for n, c in (body.get("stages") or {}).items()}
     if profile_has_calibration_field():
         body["calibration"] = calibration
     CostProfile.model_validate(body)

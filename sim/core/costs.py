@@ -21,7 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
-from sim.core.stages import STAGE_NAMES
+from sim.core.stages import STAGE_INFO, STAGE_NAMES, StageSet, declared_problem, stage_set
 from sim.frontdoor.yamlpos import read
 
 PROFILE_DIR = Path(__file__).parent.parent / "profiles"
@@ -46,6 +46,10 @@ class StageCost(BaseModel):
     range: dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"],
                 tuple[NonNegativeFloat, NonNegativeFloat]] = {}
     source: str = ""
+    # Only in a profile's declared stage (a name not built in; docs/stages.md): its report group
+    # and what per_entry_ns counts.
+    group: Optional[str] = None
+    entries: Optional[str] = None
 
     def model_post_init(self, _ctx) -> None:
         for term, (low, high) in self.range.items():
@@ -147,7 +151,8 @@ class MemorySizes(BaseModel):
 
 
 class CostProfile(BaseModel):
-    """A complete cost profile: every stage of `sim.core.stages.STAGES` must have a cost."""
+    """A complete cost profile: every stage of `sim.core.stages.STAGES` must have a cost; a
+    stage not built in is *declared* here (it then needs a ``group``, docs/stages.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
@@ -160,12 +165,41 @@ class CostProfile(BaseModel):
     source_file: Optional[str] = None
 
     def model_post_init(self, _ctx) -> None:
-        unknown = sorted(set(self.stages) - set(STAGE_NAMES))
+        unknown = sorted(n for n, c in self.stages.items() if n not in STAGE_INFO and c.group is None)
         missing = sorted(set(STAGE_NAMES) - set(self.stages))
         if unknown:
-            raise ValueError(f"cost profile {self.name!r}: unknown stages {unknown}; known: {list(STAGE_NAMES)}")
+            raise ValueError(f"cost profile {self.name!r}: unknown stages {unknown}; known: {list(STAGE_NAMES)} "
+                             "(to declare a new stage give it a group, e.g. {base_ns: 40, group: bpf})")
         if missing:
             raise ValueError(f"cost profile {self.name!r}: no cost for stages {missing}")
+        for n, c in self.stages.items():
+            if n in STAGE_INFO and (c.group is not None or c.entries is not None):
+                raise ValueError(f"cost profile {self.name!r}: stages.{n}: {declared_problem(n, c.group or '')}")
+            if n not in STAGE_INFO:
+                problem = declared_problem(n, c.group or "", c.entries or "none")
+                if problem:
+                    raise ValueError(f"cost profile {self.name!r}: stages.{n}: {problem}")
+
+    @property
+    def stage_set(self) -> StageSet:
+        """The stages of a run with this profile: the built-ins, then the declared ones."""
+        return stage_set({n: (c.group or "", c.entries or "none", c.source)
+                          for n, c in self.stages.items() if n not in STAGE_INFO})
+
+    def with_stages(self, declared: dict) -> "CostProfile":
+        """A copy that also declares `declared` (a scenario's ``stages:`` block: name ->
+        `sim.frontdoor.scenario.DeclaredStage`)."""
+        if not declared:
+            return self
+        data = self.model_dump()
+        for name, st in declared.items():
+            if name in data["stages"]:
+                raise ValueError(f"stages.{name}: cost profile {self.name!r} already has stage {name!r}; "
+                                 f"change its cost with cost_overrides.stages.{name} instead")
+            data["stages"][name] = {"base_ns": st.base_ns, "per_byte_ns": st.per_byte_ns,
+                                    "per_entry_ns": st.per_entry_ns, "group": st.group,
+                                    "entries": st.entries, "source": st.doc or "declared in the scenario"}
+        return CostProfile.model_validate(data)
 
     def with_overrides(self, stages: dict[str, dict] | None = None, host: dict | None = None,
                        memory_bytes: dict | None = None, netfilter: dict | None = None) -> "CostProfile":
@@ -173,7 +207,7 @@ class CostProfile(BaseModel):
         data = self.model_dump()
         for name, fields in (stages or {}).items():
             if name not in data["stages"]:
-                raise ValueError(f"cost override: unknown stage {name!r}; known: {list(STAGE_NAMES)}")
+                raise ValueError(f"cost override: unknown stage {name!r}; known: {list(data['stages'])}")
             data["stages"][name].update(fields)
         data["host"].update(host or {})
         data["memory_bytes"].update(memory_bytes or {})

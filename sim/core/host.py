@@ -103,7 +103,7 @@ class Host:
                          wake=WakeCosts(hd.wakeup_local_ns, hd.wakeup_ipi_ns, hd.wakeup_ipi_send_ns))
         self.namespaces = spec.namespaces
         self.sockets_per_namespace = spec.sockets_per_namespace
-        costs = [profile.stages[s] for s in STAGE_NAMES]
+        costs = [profile.stages[s] for s in profile.stage_set.names]     # built-ins, then declared
         self.base = [c.base_ns for c in costs]
         self.per_byte = [c.per_byte_ns for c in costs]
         self.per_entry = [c.per_entry_ns for c in costs]

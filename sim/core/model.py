@@ -42,7 +42,8 @@ TO_WIRE = frozenset({CODE["ns_to_wire"], CODE["root_to_wire"]})      # delivered
 
 def make_profile(scenario: Scenario) -> CostProfile:
     o = scenario.cost_overrides
-    return load_profile(scenario.cost_profile).with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter)
+    return (load_profile(scenario.cost_profile).with_stages(scenario.stages)
+            .with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter))
 
 
 class Model:
@@ -56,8 +57,9 @@ class Model:
         rows during the run (and the rest at `finish`), so memory stays flat however many
         packets a run has; the Recorder then keeps none of them."""
         self.scenario = scenario
-        self.registry = registry or registry_with(scenario.schemes)
         self.profile = profile or make_profile(scenario)
+        self.stages = self.profile.stage_set        # built-in stages, then the declared ones
+        self.registry = registry or registry_with(scenario.schemes, self.stages)
         run = scenario.run
         self.until_ns = run.duration_ns
         self.warmup_ns = run.warmup_ns
@@ -77,7 +79,7 @@ class Model:
         self.recorder = Recorder({"scheme": scheme_names, "node": self._nodes, "reason": list(DROP_REASONS),
                                   "flow": flow_names},
                                  random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts),
-                                 sink=record_sink, chunk_rows=chunk_rows)
+                                 sink=record_sink, chunk_rows=chunk_rows, stage_names=self.stages.names)
         self._reason_code = {r: i for i, r in enumerate(DROP_REASONS)}
         self.hosts: list[Host] = []
         self.host_index: dict[str, int] = {}

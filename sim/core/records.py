@@ -23,7 +23,7 @@ sides src container, src host's root, dst host's root, dst container; chains in
 label (`TRIP_LABELS`, `sim.core.trips`).
 
 `Recorder.frame()` expands the rows into the documented columns, with one ``<stage>_ns``
-column per stage of `sim.core.stages.STAGES`; for every delivered row
+column per stage of the run (`sim.core.stages.STAGES`, then the declared stages); for every delivered row
 ``latency_ns = sum(<stage>_ns) + wire_ns + link_queue_ns + queue_ns`` up to float rounding.
 ``wire_ns`` is serialization plus propagation over the links fully crossed.
 """
@@ -84,9 +84,9 @@ class CostBook:
         """The hook-point mask of every vector id."""
         return np.asarray(self._masks or [0], dtype=np.int64)
 
-    def matrix(self) -> np.ndarray:
+    def matrix(self, n_stages: int = len(STAGE_NAMES)) -> np.ndarray:
         """Dense (n_vectors, n_stages) cost matrix in ns."""
-        m = np.zeros((max(len(self._vectors), 1), len(STAGE_NAMES)))
+        m = np.zeros((max(len(self._vectors), 1), n_stages))
         for vid, vec in enumerate(self._vectors):
             for idx, cost in vec:
                 m[vid, idx] += cost
@@ -129,11 +129,13 @@ class Recorder:
     """
 
     def __init__(self, labels: dict[str, list], random_costs: bool = False,
-                 sink=None, chunk_rows: int = 250_000) -> None:
-        """`sink`, if given, receives a DataFrame of `chunk_rows` rows whenever that many
+                 sink=None, chunk_rows: int = 250_000, stage_names: tuple[str, ...] = STAGE_NAMES) -> None:
+        """`stage_names` are the run's stages (built-ins, then declared ones: `StageSet.names`).
+        `sink`, if given, receives a DataFrame of `chunk_rows` rows whenever that many
         are buffered (streaming to Parquet row groups keeps memory flat); `frame()` then
         returns only the rows not yet handed to the sink."""
         self.labels = labels
+        self.stage_columns = tuple(f"{s}_ns" for s in stage_names)
         self.random_costs = random_costs   # store per-pass scale factors only when they vary
         self.cost_book = CostBook()
         self.routes = RouteBook()
@@ -223,10 +225,10 @@ class Recorder:
         vec = arr(self.pass_vec, np.int32)
         qns = arr(self.pass_queue_ns, np.float64)
         scale = arr(self.pass_scale, np.float64) if self.random_costs else np.ones(len(vec))
-        stage = np.zeros((n, len(STAGE_NAMES)))
+        stage = np.zeros((n, len(self.stage_columns)))
         nf_chains = np.zeros(n, dtype=np.int64)
         if len(vec):
-            np.add.at(stage, row_of_pass, self.cost_book.matrix()[vec] * scale[:, None])
+            np.add.at(stage, row_of_pass, self.cost_book.matrix(len(self.stage_columns))[vec] * scale[:, None])
             np.bitwise_or.at(nf_chains, row_of_pass, self.cost_book.masks()[vec])
         queue = np.bincount(row_of_pass, weights=qns, minlength=n) if n else np.zeros(0)
         first_pass = np.concatenate(([0], np.cumsum(n_passes)[:-1])) if n else np.zeros(0, np.int64)
@@ -266,7 +268,7 @@ class Recorder:
             "n_passes": n_passes.astype(np.int8),
             "nf_chains": nf_chains.astype(np.int32),
         }
-        for i, name in enumerate(STAGE_COLUMNS):
+        for i, name in enumerate(self.stage_columns):
             cols[name] = stage[:, i]
         cols["wire_ns"] = self.routes.wire_ns(rows["path"].astype(np.int64), size.astype(np.float64))
         cols["link_queue_ns"] = rows["link_queue_ns"].copy()

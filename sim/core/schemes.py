@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationInfo, model_validator
 
 from sim.core.sockets import ERA_TABLES
-from sim.core.stages import STAGE_INDEX, STAGE_INFO
+from sim.core.stages import BUILTIN_STAGES, STAGE_INDEX, StageSet
 from sim.core.trips import HOST_TRIPS, LOCAL_MULTICAST_TRIPS, MULTICAST_TRIPS, REQUIRED_TRIPS, SENDER_TRIPS
 from sim.frontdoor.numbers import NonNegativeFloat
 
@@ -78,13 +78,16 @@ class PassSpec(BaseModel):
     loop_copy: Optional[list[str]] = None     # a sender's multicast pass: see the module docstring
 
     @model_validator(mode="after")
-    def _known_stages(self) -> "PassSpec":
+    def _known_stages(self, info: ValidationInfo) -> "PassSpec":
+        # the run's stages (built-ins plus declared ones) come in the validation context
+        known = ((info.context or {}).get("stages") or BUILTIN_STAGES).index
         for token in self.stages + (self.wire_copy or []) + (self.root_copy or []) + (self.loop_copy or []):
             name = _stage_name(token)
-            if name not in STAGE_INDEX:
-                hint = difflib.get_close_matches(name, STAGE_INDEX, n=1)
+            if name not in known:
+                hint = difflib.get_close_matches(name, known, n=1)
                 raise ValueError(f"unknown stage {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                                 + f" Known stages: {', '.join(STAGE_INDEX)}")
+                                 + f" Known stages: {', '.join(known)}. A new stage is declared in the "
+                                 "scenario's stages: block, e.g. stages: {tc_bpf: {base_ns: 40, group: bpf}}")
             if ":" in token and token.split(":", 1)[1].rstrip("*") not in ("root", "src", "dst"):
                 raise ValueError(f"stage {token!r}: a namespace switch names root, src or dst, e.g. 'ns_switch:dst'")
         return self
@@ -190,7 +193,8 @@ def _stage_name(token: str) -> str:
     return token.rstrip("*").split(":", 1)[0]
 
 
-def _compile_stages(tokens: list[str], role: str) -> tuple[tuple[CompiledStage, ...], str]:
+def _compile_stages(tokens: list[str], role: str,
+                    stages: StageSet = BUILTIN_STAGES) -> tuple[tuple[CompiledStage, ...], str]:
     """The compiled stages of `tokens` starting in namespace `role`, and the role at the end."""
     out = []
     for token in tokens:
@@ -198,36 +202,39 @@ def _compile_stages(tokens: list[str], role: str) -> tuple[tuple[CompiledStage, 
         name = _stage_name(token)
         if name == "ns_switch":
             target = token.rstrip("*").split(":", 1)[1] if ":" in token else "dst"
-            out.append(CompiledStage(STAGE_INDEX[name], role, "none", per_member, target))
+            out.append(CompiledStage(stages.index[name], role, "none", per_member, target))
             role = target
             continue
-        out.append(CompiledStage(STAGE_INDEX[name], role, STAGE_INFO[name].entry_kind, per_member))
+        out.append(CompiledStage(stages.index[name], role, stages.info[name].entry_kind, per_member))
     return tuple(out), role
 
 
-def _compile_pass(spec: PassSpec, uid: int) -> CompiledPass:
-    stages, end_role = _compile_stages(spec.stages, spec.ns)
-    wire = None if spec.wire_copy is None else _compile_stages(spec.wire_copy, end_role)[0]
-    root = None if spec.root_copy is None else _compile_stages(spec.root_copy, "root")[0]
-    loop = None if spec.loop_copy is None else _compile_stages(spec.loop_copy, end_role)[0]
+def _compile_pass(spec: PassSpec, uid: int, known: StageSet = BUILTIN_STAGES) -> CompiledPass:
+    stages, end_role = _compile_stages(spec.stages, spec.ns, known)
+    wire = None if spec.wire_copy is None else _compile_stages(spec.wire_copy, end_role, known)[0]
+    root = None if spec.root_copy is None else _compile_stages(spec.root_copy, "root", known)[0]
+    loop = None if spec.loop_copy is None else _compile_stages(spec.loop_copy, end_role, known)[0]
     return CompiledPass(uid, spec.queue, spec.ns, spec.fanout, stages, wire, root, loop)
 
 
 class SchemeRegistry:
-    """Name -> compiled scheme.  Built-ins load from `sim/data/schemes.yaml`."""
+    """Name -> compiled scheme.  Built-ins load from `sim/data/schemes.yaml`.  `stages` are the
+    run's stages (`sim.core.stages.StageSet`: the built-ins plus declared ones) the schemes added
+    may name; the built-in schemes use built-in stages only, whose indices never change."""
 
-    def __init__(self) -> None:
+    def __init__(self, stages: StageSet = BUILTIN_STAGES) -> None:
         self._schemes: dict[str, Scheme] = {}
         self._next_uid = 0
+        self.stages = stages
 
     def add(self, name: str, spec: SchemeSpec | dict) -> Scheme:
         if not isinstance(spec, SchemeSpec):
-            spec = SchemeSpec.model_validate(spec)
+            spec = SchemeSpec.model_validate(spec, context={"stages": self.stages})
         trips = {}
         for trip, passes in spec.trips.items():
             compiled = []
             for p in passes:
-                compiled.append(_compile_pass(p, self._next_uid))
+                compiled.append(_compile_pass(p, self._next_uid, self.stages))
                 self._next_uid += 1
             trips[trip] = tuple(compiled)
         scheme = Scheme(name, spec, trips)
@@ -247,8 +254,9 @@ class SchemeRegistry:
     def __contains__(self, name: str) -> bool:
         return name in self._schemes
 
-    def copy(self) -> "SchemeRegistry":
-        new = SchemeRegistry()
+    def copy(self, stages: StageSet | None = None) -> "SchemeRegistry":
+        """A copy (whose added schemes may name `stages`, if given, which extend this one's)."""
+        new = SchemeRegistry(stages or self.stages)
         new._schemes = dict(self._schemes)
         new._next_uid = self._next_uid
         return new
@@ -258,25 +266,26 @@ _BUILTIN: SchemeRegistry | None = None          # sim/data/schemes.yaml, parsed 
 _WITH_EXTRA: dict[str, SchemeRegistry] = {}
 
 
-def builtin_registry() -> SchemeRegistry:
-    """A fresh registry holding the built-in schemes (the file is parsed once per process)."""
+def builtin_registry(stages: StageSet = BUILTIN_STAGES) -> SchemeRegistry:
+    """A fresh registry holding the built-in schemes (the file is parsed once per process), to
+    which schemes naming `stages` may be added."""
     global _BUILTIN
     if _BUILTIN is None:
         reg = SchemeRegistry()
         for name, spec in yaml.safe_load(BUILTIN_FILE.read_text()).items():
             reg.add(name, spec)
         _BUILTIN = reg
-    return _BUILTIN.copy()
+    return _BUILTIN.copy(stages)
 
 
-def registry_with(extra: dict) -> SchemeRegistry:
+def registry_with(extra: dict, stages: StageSet = BUILTIN_STAGES) -> SchemeRegistry:
     """The built-in schemes plus a scenario's own `extra` ones (name -> spec, validated here),
-    cached per process by content: the one scheme-registry cache.  Shared: do not add to it
-    (``copy()`` first)."""
-    key = json.dumps({n: s.model_dump(mode="json") if hasattr(s, "model_dump") else s for n, s in extra.items()},
-                     sort_keys=True, default=str)
+    which may name the run's `stages`; cached per process by content: the one scheme-registry
+    cache.  Shared: do not add to it (``copy()`` first)."""
+    key = json.dumps([stages.key(), {n: s.model_dump(mode="json") if hasattr(s, "model_dump") else s
+                                     for n, s in extra.items()}], sort_keys=True, default=str)
     if key not in _WITH_EXTRA:
-        reg = builtin_registry()
+        reg = builtin_registry(stages)
         for name, spec in extra.items():
             reg.add(name, spec)
         _WITH_EXTRA[key] = reg

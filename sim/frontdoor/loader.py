@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import math
 import re
 import typing
@@ -39,6 +40,7 @@ from sim.core import trips
 from sim.core.costs import CostProfile, load_profile
 from sim.core.model import Model
 from sim.core.schemes import SchemeRegistry, builtin_registry
+from sim.core.stages import BUILTIN_STAGES, stage_set
 from sim.frontdoor import endpoints, keypath, limits, matrix, topogen
 from sim.frontdoor.scenario import Scenario
 from sim.frontdoor.yamlpos import Positions, Where, YamlSyntaxError, parse_value, read
@@ -389,8 +391,18 @@ def _duplicate_issues(doc: dict, pos: Positions) -> list[Issue]:
 
 # -- checks beyond the schema -------------------------------------------------------------
 
-def _registry(sc: Scenario, pos: Positions) -> tuple[SchemeRegistry, list[Issue]]:
-    reg = builtin_registry()
+def _registry(sc: Scenario, pos: Positions,
+              profile: Optional[CostProfile] = None) -> tuple[SchemeRegistry, list[Issue]]:
+    """The built-in schemes plus the scenario's, which may name the run's stages (the profile's
+    stage set: built-ins plus declared ones; without a profile, the scenario's declared ones)."""
+    if profile is not None:
+        stages = profile.stage_set
+    else:
+        try:
+            stages = stage_set({n: (d.group, d.entries, d.doc) for n, d in sc.stages.items()})
+        except ValueError:
+            stages = BUILTIN_STAGES
+    reg = builtin_registry(stages)
     issues = []
     for name, spec in sc.schemes.items():
         try:
@@ -511,7 +523,8 @@ def _table_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Iss
 
 def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[CostProfile], list[Issue]]:
     """The variant's cost profile with its overrides (cached in `profiles`), or its problems."""
-    key = (sc.cost_profile, sc.cost_overrides.model_dump_json())
+    key = (sc.cost_profile, sc.cost_overrides.model_dump_json(),
+           json.dumps({n: d.model_dump() for n, d in sc.stages.items()}, sort_keys=True))
     if key in profiles:
         return profiles[key], []
     try:
@@ -519,6 +532,11 @@ def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[Cos
     except (OSError, ValueError) as e:           # not found, unreadable, bad YAML, not a profile
         return None, [Issue(pos.lookup(("cost_profile",)), ("cost_profile",), str(e).splitlines()[0],
                             "give a built-in profile name (e.g. default) or the path of a profile .yaml")]
+    try:
+        base = base.with_stages(sc.stages)
+    except ValueError as e:                      # a declared stage the profile already has
+        name = next(n for n in sc.stages if f"stages.{n}:" in str(e))
+        return None, [Issue(pos.lookup(("stages", name)), ("stages", name), str(e).splitlines()[0])]
     o = sc.cost_overrides
     try:
         profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter)
@@ -529,8 +547,8 @@ def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[Cos
 
 def _check(sc: Scenario, pos: Positions, profiles: dict,
            lim: limits.Limits) -> tuple[SchemeRegistry, Optional[CostProfile], list[Issue]]:
-    reg, issues = _registry(sc, pos)
-    profile, more = _profile(sc, pos, profiles)
+    profile, issues = _profile(sc, pos, profiles)
+    reg, more = _registry(sc, pos, profile)
     issues += more + _route_issues(sc, pos)
     if not issues:
         issues += _trip_issues(sc, reg, pos) + _capability_issues(sc, reg, pos) + _table_issues(sc, reg, pos)

@@ -24,6 +24,12 @@ NOTES = {
     "kind": "poisson, constant, onoff (open loop) or rr (request/response)",
     "cost_profile": "`default` or a path to a profile YAML",
     "schemes": "extra schemes, same format as `sim/data/schemes.yaml`",
+    "stages": "declared stages `{NAME: {base_ns, per_byte_ns, per_entry_ns, group}}` that schemes may run; "
+              "each gets a `NAME_ns` column and a place in the report's group (docs/stages.md)",
+    "stages.NAME.group": "the report's stage group it is added to",
+    "stages.NAME.entries": "what `per_entry_ns` counts: socket chain entries examined, FIB depth, "
+                           "classifier rules, or nothing",
+    "stages.NAME.doc": "what the stage is (kept as its cost's `source`)",
     "members": "`HOST:nsN` endpoints",
     "nf_rules": "rules per chain (prerouting, input, forward, output, postrouting) in `root` and each `child`; "
                 "a chain listed with 0 rules is registered and empty (docs/netfilter.md)",
@@ -132,7 +138,8 @@ def _rows(model: type[BaseModel], prefix: str, seen: set) -> list[str]:
                     inner = b
         if inner is not None and inner not in seen:
             seen.add(inner)
-            sep = "[]." if typing.get_origin(field.annotation) is list else "."
+            origin = typing.get_origin(field.annotation)
+            sep = "[]." if origin is list else ".NAME." if origin is dict else "."
             nested.append((inner, f"{key}{sep}"))
     for inner, p in nested:
         rows += _rows(inner, p, seen)

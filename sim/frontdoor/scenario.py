@@ -22,7 +22,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from sim.core.nscodes import WIRE_NS
-from sim.core.stages import NF_CHAINS
+from sim.core.stages import DECLARED_ENTRY_KINDS, GROUPS, NF_CHAINS, declared_problem
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -225,6 +225,19 @@ class CostOverrides(Strict):
     netfilter: dict[str, dict] = {}       # {br_netfilter: {base_ns: ..}, backends: {NAME: {..}}, ...}
 
 
+class DeclaredStage(Strict):
+    """A new stage (docs/stages.md): its cost terms (ns), the report group it belongs to, and
+    what ``per_entry_ns`` counts (``none``: nothing).  Schemes name it like a built-in stage."""
+
+    base_ns: NonNegativeFloat = 0.0
+    per_byte_ns: NonNegativeFloat = 0.0
+    per_entry_ns: NonNegativeFloat = 0.0
+    # Literal over tuple constants: pydantic expands them at run time, mypy cannot.
+    group: Literal[tuple(GROUPS)]  # type: ignore[valid-type]
+    entries: Literal[DECLARED_ENTRY_KINDS] = "none"  # type: ignore[valid-type]
+    doc: str = ""
+
+
 class Scenario(Strict):
     """One run's full description.  See the README's scenario reference for every key."""
 
@@ -232,6 +245,7 @@ class Scenario(Strict):
     description: str = ""
     cost_profile: str = "default"
     cost_overrides: CostOverrides = CostOverrides()
+    stages: dict[str, DeclaredStage] = {}         # declared stages, usable by schemes (docs/stages.md)
     schemes: dict[str, dict] = {}                 # extra schemes, same format as built-ins
     hosts: list[HostSpec] = Field(min_length=1)
     switches: list[SwitchSpec] = []
@@ -243,6 +257,10 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> "Scenario":
+        for name, st in self.stages.items():
+            problem = declared_problem(name, st.group, st.entries)
+            if problem:
+                raise ValueError(f"stages[{name}]: {problem}")
         hosts = {h.name: h for h in self.hosts}
         nodes = set(hosts) | {s.name for s in self.switches}
         if len(nodes) != len(self.hosts) + len(self.switches):
