@@ -11,12 +11,12 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-
 from test_cli_e2e import GOOD
 from test_report import _small_scenario
 from test_sweep import SMALL
@@ -261,7 +261,7 @@ def test_interrupted_sweep_stops_at_once_and_resumes_each_point_once(tmp_path, s
         assert time.time() - t0 < BOUND_S
         assert rc == 130, err
         assert "finished points are kept in out; run the same command again to resume" in err
-        assert "Traceback" not in err
+        assert "Traceback" not in err, err
         poll(lambda: _gone(kids), "every worker to exit", timeout=BOUND_S)
         assert _markers(out) <= done_before + 2, "only points already running may finish"
     finally:
@@ -277,6 +277,55 @@ def test_interrupted_sweep_stops_at_once_and_resumes_each_point_once(tmp_path, s
     assert len(list((out / "packets").rglob("part-*.parquet"))) == 16 and not list(out.rglob(".tmp-*"))
     t = store.dataset().to_table(columns=["run_id", "packet_id"]).to_pandas()
     assert set(t.run_id) == keys and not t.duplicated(["run_id", "packet_id"]).any()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_the_worker_pool_starts_closes_it_without_traceback(tmp_path, sig):
+    """The signal is held through the pool's start and raised as it ends, before the sweep
+    holds the executor: the executor closes its own pool (else the pool's manager thread
+    races the interpreter's exit hook and prints an EBADF traceback now and then)."""
+    (tmp_path / "sw.yaml").write_text(SWEEP)
+    proc = start("sweep", "sw.yaml", "--out", "out", "--jobs", "2", "-q", cwd=tmp_path,
+                 env={**ENV, "NETNS_SIM_TEST_CRITICAL_PAUSE": "1"})
+    try:
+        wait_for_line(proc, "in critical section start the worker pool")
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(sig)
+        rc, err = finish(proc)
+        assert rc == 130, err
+        assert "finished points are kept in out" in err and "Traceback" not in err, err
+        poll(lambda: _gone(kids), "every worker to exit", timeout=BOUND_S)
+        assert _markers(tmp_path / "out") == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_executor_interrupted_while_starting_shuts_its_pool_down(monkeypatch):
+    """In process: the held signal raised at the end of the start-up section leaves no live
+    pool behind (shut down, its manager thread gone), whatever the timing."""
+    from concurrent.futures import ProcessPoolExecutor
+    from contextlib import contextmanager
+
+    from sim import signals
+    from sim.sweep import executors
+    pools = []
+
+    def spy(*args, **kwargs):
+        pools.append(ProcessPoolExecutor(*args, **kwargs))
+        return pools[-1]
+
+    @contextmanager
+    def interrupted_at_end(name=""):
+        yield
+        raise signals.Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(executors.futures, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(executors.signals, "critical", interrupted_at_end)
+    with pytest.raises(signals.Interrupted):
+        executors.LocalExecutor(2)
+    assert pools and pools[0]._shutdown_thread
+    assert not [t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
 
 
 def test_kill_9_of_sweep_takes_its_workers_and_forkserver_with_it(tmp_path):

@@ -113,9 +113,16 @@ class LocalExecutor:
                                                 initializer=_die_with_parent, initargs=(os.getpid(),))
         # Warm pool: every worker is started now, with SIGINT/SIGTERM held, so an interruption
         # never finds a worker half-started (it would print the forkserver's EOFError traceback)
-        # and the first points do not pay the start-up.
-        with signals.critical("start the worker pool"):
-            list(self.pool.map(_started, range(self.workers)))
+        # and the first points do not pay the start-up.  A signal held meanwhile raises
+        # Interrupted as the section ends, before the caller holds this executor: close the
+        # pool here, or nothing would (its manager thread would then race the interpreter's
+        # exit hook, see `close`).
+        try:
+            with signals.critical("start the worker pool"):
+                list(self.pool.map(_started, range(self.workers)))
+        except BaseException:
+            self.close(cancel=True)
+            raise
 
     def submit(self, fn, *args):
         return self.pool.submit(fn, *args)
@@ -133,11 +140,18 @@ class LocalExecutor:
             self.pool.shutdown(wait=True)
             return
         procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        # shutdown(wait=False) forgets the manager thread, so take it first.  It notices the
+        # killed workers and closes its wake-up pipe; until it has, the interpreter's exit
+        # hook (concurrent.futures.process._python_exit) may write to that pipe as it is
+        # being closed and print an EBADF traceback (CPython 3.11 takes no lock there).
+        manager = getattr(self.pool, "_executor_manager_thread", None)
         self.pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             p.kill()
         for p in procs:
             p.join(timeout=10)
+        if manager is not None:
+            manager.join(timeout=10)
 
 
 class DaskExecutor:
