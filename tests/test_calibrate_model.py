@@ -2,7 +2,9 @@
 the fit recovers known costs and reproduces its training setups, the written profile loads,
 and the entry points refuse politely without root or iproute2."""
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +122,19 @@ def test_run_locks_tell_live_runs_from_dead_ones(monkeypatch, tmp_path):
     assert not (tmp_path / f"{a.run_id}.lock").exists() and runlock.is_alive(b.run_id)
     b.release()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_profile_is_read_once_and_again_when_its_file_changes(tmp_path):
+    """load_profile caches by (path, mtime, size): the same object while the file is the
+    same, the new values as soon as it is rewritten (a calibration writing a profile that a
+    later run of the same process reads)."""
+    src = (Path(load_profile().source_file)).read_text()
+    out = tmp_path / "p.yaml"
+    out.write_text(src)
+    first = load_profile(str(out))
+    assert load_profile(str(out)) is first
+    name = first.name
+    out.write_text(src.replace(f"name: {name}", "name: rewritten", 1))
+    os.utime(out, ns=(first_mtime := out.stat().st_mtime_ns, first_mtime + 1_000_000))
+    again = load_profile(str(out))
+    assert again is not first and again.name == "rewritten"

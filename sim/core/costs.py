@@ -227,8 +227,15 @@ class CostProfile(BaseModel):
         return CostProfile.model_validate(data)
 
 
+# (path, mtime ns, size) -> the profile read from it: a sweep's points, and every
+# run of a process, parse a profile once (the position-keeping YAML parse is pure Python:
+# tens of ms, more than a small run).  CostProfile is frozen; callers derive new ones.
+_LOADED: dict[tuple[str, int, int], CostProfile] = {}
+
+
 def load_profile(name_or_path: str = "default") -> CostProfile:
-    """Load a profile by name (a file in `sim/profiles/`) or by path to a YAML file."""
+    """Load a profile by name (a file in `sim/profiles/`) or by path to a YAML file (read
+    again whenever the file changes)."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml") and not path.is_file():     # a name (names may hold dots)
         path = PROFILE_DIR / f"{name_or_path}.yaml"
@@ -236,6 +243,15 @@ def load_profile(name_or_path: str = "default") -> CostProfile:
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"cost profile {name_or_path!r} not found; built-in profiles: {known}, "
                                 "or give a path to a .yaml file")
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    cached = _LOADED.get(key)
+    if cached is None:
+        cached = _LOADED[key] = _read_profile(path)
+    return cached
+
+
+def _read_profile(path: Path) -> CostProfile:
     data = read(path)[0]                       # YamlSyntaxError (a ValueError) for unreadable files
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a cost profile: a profile is a mapping (stages:, host:, memory_bytes:)")
