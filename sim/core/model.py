@@ -197,7 +197,7 @@ class Model:
     def left_host(self, pkt: Packet, host: Host) -> None:
         """`pkt` finished its last pass of a trip that leaves `host` (to the wire)."""
         if pkt.trip in TO_WIRE:
-            self.record_delivered(pkt, WIRE_NS, self.engine.now)
+            self.record_delivered(pkt, WIRE_NS, self.engine._now)
             self.retire(pkt)
             return
         if pkt.trip == MULTICAST:
@@ -272,7 +272,7 @@ class Model:
         pkt.owner.on_dropped(pkt)
 
     def record_delivered(self, pkt: Packet, ns: int, read_done_ns: float) -> None:
-        self.recorder.add(pkt, pkt.dst_host, ns, self.engine.now, DELIVERED)
+        self.recorder.add(pkt, pkt.dst_host, ns, self.engine._now, DELIVERED)
         pkt.owner.on_delivered(pkt, read_done_ns)
 
     def retire(self, pkt: Packet) -> None:

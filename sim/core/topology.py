@@ -27,7 +27,7 @@ class Link:
     """One direction of a link: a FIFO output port plus a wire."""
 
     __slots__ = ("name", "code", "rate_bps", "ns_per_byte", "delay_ns", "limit", "free_at",
-                 "waiting", "engine", "network")
+                 "waiting", "engine", "network", "calendar", "ids")
 
     def __init__(self, name: str, code: int, rate_bps: float, delay_ns: float, limit: int,
                  engine, network) -> None:
@@ -41,15 +41,16 @@ class Link:
         self.waiting: deque = deque()
         self.engine = engine
         self.network = network
+        self.calendar = engine._queue       # the engine's heap and id counter (see Engine.at),
+        self.ids = engine._eid              # pushed to directly: one event per hop
 
-    def send(self, pkt) -> None:
+    def send(self, pkt, _push=heappush, _next=next) -> None:
         """`pkt` joins this port now, as link number ``pkt.hop + 1`` of its route: after the
         packets ahead of it, its serialization and the propagation delay it is handed to
         ``pkt.next_hops[pkt.hop + 1]`` (the next link's `send` or the far host), one engine
-        event; or it is dropped."""
+        event; or it is dropped.  (`_push`, `_next`: builtins bound as locals.)"""
         hop = pkt.hop = pkt.hop + 1         # links fully crossed so far
-        eng = self.engine
-        now = eng._now
+        now = self.engine._now
         dq = self.waiting
         if dq:
             while dq and dq[0] <= now:
@@ -65,7 +66,7 @@ class Link:
         else:
             start = now
         free = self.free_at = start + pkt.size * self.ns_per_byte
-        heappush(eng._queue, (free + self.delay_ns, CALLBACK, next(eng._eid), pkt.next_hops[hop + 1], pkt))  # at()
+        _push(self.calendar, (free + self.delay_ns, CALLBACK, _next(self.ids), pkt.next_hops[hop + 1], pkt))  # at()
 
 
 class Network:
