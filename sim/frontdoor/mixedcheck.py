@@ -1,0 +1,79 @@
+"""Front-door checks of mixed hosts (``hosts[].namespace_schemes``, docs/mixed-hosts.md).
+
+Each check returns (key path, message, fix) triples, which the loader turns into issues with
+the file position of the path:
+
+- `scheme_problems`: a group's scheme that is neither built in nor defined under ``schemes:``;
+- `flow_problems`: a flow between containers of two schemes on one host whose schemes cannot
+  meet in the root namespace (one has no ``via_root``, `sim.core.mixing`), and a multicast
+  group whose members on one host (and its sender there) do not share one scheme — not
+  modelled yet.
+"""
+
+from __future__ import annotations
+
+from sim.core.hostschemes import cross_pairs
+from sim.core.mixing import missing_via_root
+from sim.core.schemes import SchemeRegistry
+from sim.frontdoor import endpoints
+from sim.frontdoor.scenario import Scenario
+
+Problem = tuple[tuple, str, str]
+
+
+def scheme_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
+    """Unknown scheme names in ``hosts[].namespace_schemes``."""
+    out = []
+    for i, h in enumerate(sc.hosts):
+        for k, g in enumerate(h.namespace_schemes or ()):
+            if g.scheme not in reg:
+                try:
+                    reg.get(g.scheme)
+                except KeyError as e:
+                    out.append((("hosts", i, "namespace_schemes", k, "scheme"), e.args[0],
+                                "`netns-sim schemes` lists the built-in schemes; define new ones under schemes:"))
+    return out
+
+
+def _scheme_of(groups: list[tuple[str, int]], ns: int) -> str:
+    start = 0
+    for name, n in groups:
+        if ns < start + n:
+            return name
+        start += n
+    raise ValueError(f"namespace {ns} is beyond the host's {start} containers")
+
+
+def flow_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
+    """Cross-scheme flows that cannot be composed, multicast across schemes on one host."""
+    hosts = {h.name: h for h in sc.hosts}
+    out = []
+    for i, f in enumerate(sc.flows):
+        src_host, src_ns = endpoints.resolve(f.src, hosts, "")
+        dst_ep = endpoints.parse(f.dst)
+        if dst_ep.group is not None:
+            continue
+        dst_host, dst_ns = endpoints.resolve(f"{dst_ep.host}:ns0" if dst_ep.spread else f.dst, hosts, "")
+        if src_host != dst_host:
+            continue
+        pairs = cross_pairs(src_ns, dst_ns, hosts[src_host].scheme_groups(), dst_ep.spread, f.kind == "rr")
+        problem = next(filter(None, (missing_via_root(a, b, reg) for a, b in pairs)), None)
+        if problem:
+            out.append((("flows", i), *problem))
+    for gi, g in enumerate(sc.groups):
+        on_host: dict[str, set[str]] = {}
+        for m in g.members:
+            host, ns = endpoints.resolve(m, hosts, "")
+            if ns >= 0:
+                on_host.setdefault(host, set()).add(_scheme_of(hosts[host].scheme_groups(), ns))
+        for f in sc.flows:                           # a sender in a container on a member host
+            if endpoints.parse(f.dst).group == g.name:
+                host, ns = endpoints.resolve(f.src, hosts, "")
+                if ns >= 0 and host in on_host:
+                    on_host[host].add(_scheme_of(hosts[host].scheme_groups(), ns))
+        for host, names in sorted(on_host.items()):
+            if len(names) > 1:
+                out.append((("groups", gi), f"not modelled yet: multicast group {g.name!r} has members (or a "
+                            f"sender) on host {host!r} in schemes {', '.join(sorted(names))}",
+                            "put the group's members on that host, and its senders there, in one scheme"))
+    return out
