@@ -307,7 +307,11 @@ class Host:
     # -- passes ----------------------------------------------------------------------
     def start_trip(self, pkt, trip: str, core_idx: int) -> None:
         """`pkt` starts `trip` on this host; `core_idx` is the core a backlog pass would use."""
-        pkt.plan, pkt.scheme = self._plan(trip, pkt)
+        if self.mixed:
+            pkt.plan, pkt.scheme = self.schemes.plan(trip, pkt.src_ns, pkt.dst_ns, pkt.members)
+        else:                                   # `_plan` inline: one call less per trip
+            pkt.plan = self.trip_plans[trip]
+            pkt.scheme = self.scheme_code
         pkt.step = 0
         pkt.host_trip = trip
         pkt.core = core_idx
