@@ -243,3 +243,9 @@ def test_a_user_scheme_without_via_root_serves_same_scheme_flows_but_not_cross_o
     assert len(delivered(simulate(doc).packets)) > 0
     doc["flows"] = [flow("a", "ns0", "ns2")]
     _refused(tmp_path, capsys, doc, "flows[0]", "'mine' has no via_root", "fix: add via_root")
+
+
+def test_more_scheme_labels_than_a_record_can_name_are_refused(tmp_path, capsys):
+    doc = mixed([{"scheme": f"s{k}", "namespaces": 1} for k in range(12)], [flow("a", "ns0", "ns0")])
+    doc["schemes"] = {f"s{k}": REG.get("l3-bind").spec.model_dump(exclude_none=True) for k in range(12)}
+    _refused(tmp_path, capsys, doc, "hosts[0].namespace_schemes", "above the 127", "fix: put fewer schemes")

@@ -3,7 +3,8 @@
 Each check returns (key path, message, fix) triples, which the loader turns into issues with
 the file position of the path:
 
-- `scheme_problems`: a group's scheme that is neither built in nor defined under ``schemes:``;
+- `scheme_problems`: a group's scheme that is neither built in nor defined under ``schemes:``,
+  and more scheme labels (schemes and ``A>B`` pairs) than a record's scheme code holds;
 - `flow_problems`: a flow between containers of two schemes on one host whose schemes cannot
   meet in the root namespace (one has no ``via_root``, `sim.core.mixing`), and a multicast
   group whose members on one host (and its sender there) do not share one scheme — not
@@ -12,18 +13,19 @@ the file position of the path:
 
 from __future__ import annotations
 
-from sim.core.hostschemes import cross_pairs
+from sim.core.hostschemes import cross_pairs, labels
 from sim.core.mixing import missing_via_root
 from sim.core.schemes import SchemeRegistry
 from sim.frontdoor import endpoints
 from sim.frontdoor.scenario import Scenario
 
 Problem = tuple[tuple, str, str]
+MAX_SCHEME_LABELS = 127             # a record's scheme code is one signed byte (sim.core.records)
 
 
 def scheme_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
-    """Unknown scheme names in ``hosts[].namespace_schemes``."""
-    out = []
+    """Unknown scheme names in ``hosts[].namespace_schemes``; too many scheme labels."""
+    out: list[Problem] = []
     for i, h in enumerate(sc.hosts):
         for k, g in enumerate(h.namespace_schemes or ()):
             if g.scheme not in reg:
@@ -32,6 +34,14 @@ def scheme_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
                 except KeyError as e:
                     out.append((("hosts", i, "namespace_schemes", k, "scheme"), e.args[0],
                                 "`netns-sim schemes` lists the built-in schemes; define new ones under schemes:"))
+    seen = set(reg.names())
+    for i, h in enumerate(sc.hosts):
+        seen.update(labels(h.scheme_groups()))
+        if len(seen) > MAX_SCHEME_LABELS:
+            out.append((("hosts", i, "namespace_schemes"), f"{len(seen)} scheme labels (schemes and A>B pairs of "
+                        f"mixed hosts) by this host, above the {MAX_SCHEME_LABELS} a record can name",
+                        "put fewer schemes on one host (n schemes make n*(n-1) pairs)"))
+            break
     return out
 
 
@@ -47,7 +57,7 @@ def _scheme_of(groups: list[tuple[str, int]], ns: int) -> str:
 def flow_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
     """Cross-scheme flows that cannot be composed, multicast across schemes on one host."""
     hosts = {h.name: h for h in sc.hosts}
-    out = []
+    out: list[Problem] = []
     for i, f in enumerate(sc.flows):
         src_host, src_ns = endpoints.resolve(f.src, hosts, "")
         dst_ep = endpoints.parse(f.dst)
