@@ -12,7 +12,9 @@ member of its own group (it gets its own copy: IP_MULTICAST_LOOP).  An open-loop
 ``dst`` may be ``HOST:ns*``: each packet goes to a namespace of HOST drawn uniformly at
 random (many containers without one flow each).  Which trip each pair takes:
 `sim.core.trips`; whether a host's scheme defines it is checked by the front door
-(`sim.frontdoor.loader`), which knows the schemes.
+(`sim.frontdoor.loader`), which knows the schemes.  A host may give groups of its containers
+their own schemes (``namespace_schemes``, a mixed host: `HostSpec.scheme_groups`,
+docs/mixed-hosts.md).
 """
 
 from __future__ import annotations
