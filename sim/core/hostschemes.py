@@ -23,7 +23,7 @@ from sim.core.mixing import cross_trip, label
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import CompiledPass, PassSpec, Scheme, SchemeRegistry
 
-DST_TRIPS = frozenset({"wire_to_ns", "root_to_ns", "multicast", "root_multicast_local"})
+DST_TRIPS = frozenset({"wire_to_ns", "root_to_ns"})
 HOST_OWN = frozenset({"wire_to_root", "root_to_wire"})
 Plans = dict[str, tuple[CompiledPass, ...]]
 
@@ -34,19 +34,24 @@ def labels(groups: list[tuple[str, int]]) -> list[str]:
     return [label(a, b) for a in names for b in names if a != b]
 
 
+def scheme_at(groups: list[tuple[str, int]], ns: int) -> str:
+    """The scheme of container `ns` (>= 0) of a host of scheme `groups` ((scheme, count) in order)."""
+    start = 0
+    for name, n in groups:
+        if ns < start + n:
+            return name
+        start += n
+    raise ValueError(f"namespace {ns} is beyond the host's {start} containers")
+
+
 def cross_pairs(src_ns: int, dst_ns: int, groups: list[tuple[str, int]], spread: bool = False,
                 two_way: bool = False) -> list[tuple[str, str]]:
     """The (A, B) scheme pairs, A != B, a flow between containers `src_ns` and `dst_ns` of one
     host of scheme `groups` crosses (`spread`: to any container; `two_way`: responses too)."""
     if src_ns < 0 or dst_ns < 0:
         return []
-    names = [s for s, _ in groups]
-    starts = [sum(n for _, n in groups[:i]) for i in range(len(groups))]
-
-    def name(ns: int) -> str:
-        return names[bisect.bisect_right(starts, ns) - 1]
-    a = name(src_ns)
-    bs = list(dict.fromkeys(names)) if spread else [name(dst_ns)]
+    a = scheme_at(groups, src_ns)
+    bs = list(dict.fromkeys(s for s, _ in groups)) if spread else [scheme_at(groups, dst_ns)]
     out = [(a, b) for b in bs if b != a]
     return out + [(b, a) for a, b in out] if two_way else out
 

@@ -13,7 +13,7 @@ the file position of the path:
 
 from __future__ import annotations
 
-from sim.core.hostschemes import cross_pairs, labels
+from sim.core.hostschemes import cross_pairs, labels, scheme_at
 from sim.core.mixing import missing_via_root
 from sim.core.schemes import SchemeRegistry
 from sim.frontdoor import endpoints
@@ -45,15 +45,6 @@ def scheme_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
     return out
 
 
-def _scheme_of(groups: list[tuple[str, int]], ns: int) -> str:
-    start = 0
-    for name, n in groups:
-        if ns < start + n:
-            return name
-        start += n
-    raise ValueError(f"namespace {ns} is beyond the host's {start} containers")
-
-
 def flow_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
     """Cross-scheme flows that cannot be composed, multicast across schemes on one host."""
     hosts = {h.name: h for h in sc.hosts}
@@ -75,12 +66,12 @@ def flow_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
         for m in g.members:
             host, ns = endpoints.resolve(m, hosts, "")
             if ns >= 0:
-                on_host.setdefault(host, set()).add(_scheme_of(hosts[host].scheme_groups(), ns))
+                on_host.setdefault(host, set()).add(scheme_at(hosts[host].scheme_groups(), ns))
         for f in sc.flows:                           # a sender in a container on a member host
             if endpoints.parse(f.dst).group == g.name:
                 host, ns = endpoints.resolve(f.src, hosts, "")
                 if ns >= 0 and host in on_host:
-                    on_host[host].add(_scheme_of(hosts[host].scheme_groups(), ns))
+                    on_host[host].add(scheme_at(hosts[host].scheme_groups(), ns))
         for host, names in sorted(on_host.items()):
             if len(names) > 1:
                 out.append((("groups", gi), f"not modelled yet: multicast group {g.name!r} has members (or a "
