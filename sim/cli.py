@@ -258,6 +258,7 @@ def cmd_describe(args) -> int:
         info["trips"] = {trip: [p.model_dump() for p in passes] for trip, passes in scheme.spec.trips.items()}
         info["stage_costs"] = {n: c.model_dump() for n, c in profile.stages.items()}
         info["memory_per_namespace"] = dict(scheme.spec.memory_per_namespace)
+        info["via_root"] = None if scheme.spec.via_root is None else scheme.spec.via_root.model_dump()
         print(json.dumps(info, indent=2))
         return EXIT_OK
     from rich.table import Table
@@ -299,6 +300,11 @@ def cmd_describe(args) -> int:
                           f"{c.per_entry_ns:g}", "" if kind == "none" else kind)
         t.caption = f"sum of base costs: {total:g} ns (per-byte, per-entry and queueing extra)"
         con.print(t)
+    via = scheme.spec.via_root
+    con.print("to and from other schemes' containers on a mixed host (via_root, docs/mixed-hosts.md): "
+              + ("none: same-scheme flows only" if via is None else
+                 f"sends {len(via.send)} pass(es) up to the root's {via.decision} route, receives by {via.by}: "
+                 + ", ".join(via.receive) + (f", then {len(via.then)} pass(es)" if via.then else "")))
     assert STAGE_NAMES
     return EXIT_OK
 

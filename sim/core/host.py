@@ -49,11 +49,21 @@ from dataclasses import replace
 from sim.core.apps import Apps, WakeCosts
 from sim.core.costs import CostProfile
 from sim.core.cpu import Core, Napi, SoftirqLimits
+from sim.core.hostschemes import HostSchemes
 from sim.core.interfaces import ModelServices
-from sim.core.netfilter import BR_NF, GROUPS, KIND_CHAIN, br_netfilter_trips, bridges, hook_prices, policy_bit
+from sim.core.netfilter import (
+    BR_NF,
+    GROUPS,
+    KIND_CHAIN,
+    br_netfilter_passes,
+    br_netfilter_trips,
+    bridges,
+    hook_prices,
+    policy_bit,
+)
 from sim.core.nscodes import ROOT_NS, WIRE_NS
-from sim.core.schemes import NIC_TX, CompiledPass, Scheme
-from sim.core.sockets import SocketTables, table_config
+from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
+from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
@@ -72,7 +82,11 @@ class Host:
     """One host of the topology; see the module docstring for the contract."""
 
     def __init__(self, idx: int, name: str, spec, scheme: Scheme, scheme_code: int,
-                 profile: CostProfile, model: ModelServices, rng) -> None:
+                 profile: CostProfile, model: ModelServices, rng,
+                 groups: list[tuple[Scheme, int]] | None = None, registry: SchemeRegistry | None = None,
+                 codes: dict[str, int] | None = None) -> None:
+        """`groups` (scheme, containers) and `registry`, `codes` (scheme label -> record code)
+        make a mixed host (`sim.core.hostschemes`); without them every container runs `scheme`."""
         self.idx = idx
         self.name = name
         self.scheme = scheme
@@ -110,25 +124,82 @@ class Host:
         self.table_config = table_config(scheme.spec, spec, profile)     # lookups and memory: one size
         self.tables = SocketTables(self.table_config.mode, max(spec.namespaces, 1),
                                    spec.sockets_per_namespace, self.table_config.udp_buckets, rng)
-        self.fib_root = fib_depth(ROOT_ROUTES + spec.namespaces * scheme.spec.addresses_per_container)
+        groups = groups or [(scheme, spec.namespaces)]
+        self.fib_root = fib_depth(ROOT_ROUTES + sum(n * s.spec.addresses_per_container for s, n in groups))
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"
         self._cache: dict[tuple, tuple[int, float, int]] = {}
         self._scales: list[float] = []
-        self.steer_uids: frozenset[int] = frozenset()
-        br_nf = spec.br_netfilter and bridges(scheme)
-        self.trip_plans = (br_netfilter_trips(scheme) if br_nf else None) or scheme.trips
-        if spec.rps_cpus:
-            self.trip_plans, self.steer_uids = rps_plans(self.trip_plans)
+        self._br_nf_on = spec.br_netfilter
+        self._rps = bool(spec.rps_cpus)
+        self._steer: set[int] = set()           # RPS: uids after which a packet is steered
+        br_nf = spec.br_netfilter and any(bridges(s) for s, _ in groups + [(scheme, 0)])
+        self.schemes = HostSchemes(scheme, groups, registry, codes or {scheme.name: scheme_code},
+                                   self._prepare_scheme, self._prepare_passes)
+        self.mixed = self.schemes.mixed
+        self.trip_plans = self.schemes.plans[scheme.name]
+        every_plan = self.schemes.all_plans()           # prepares the composed trips too
+        self.steer_uids = frozenset(self._steer)
+        # (scheme, containers, socket tables) of each group: lookups and memory (sim.core.memory)
+        self.memory_groups = [(scheme, spec.namespaces, self.table_config)]
+        if self.mixed:
+            configs = [self._group_config(s, spec, profile) for s, _ in groups]
+            self.memory_groups = [(s, n, c) for (s, n), c in zip(groups, configs)]
+            self.group_tables = [SocketTables(c.mode, n, spec.sockets_per_namespace, c.udp_buckets, rng)
+                                 for (_, n), c in zip(groups, configs)]
+            self.classifier_rules = sum(n for s, n in groups if "classifier_rule" in s.spec.memory_per_namespace)
+        else:
+            self.classifier_rules = self.namespaces
         # netfilter (sim.core.netfilter): hook prices per namespace group, conntrack
-        self._sender_uids = frozenset(p.uid for t, ps in self.trip_plans.items() if t in SENDER_TRIPS for p in ps)
+        self._sender_uids = frozenset(p.uid for t, ps in every_plan if t in SENDER_TRIPS for p in ps)
         self._nf = {g: hook_prices(profile, spec, g, br_nf) for g in GROUPS}
-        self._own_nf = scheme.spec.capabilities.own_netfilter   # False: every hook is the root's
+        # False: every hook is the root's; a mixed host asks each namespace's scheme
+        self._own_nf = self.mixed or scheme.spec.capabilities.own_netfilter
         self._br_nf_ns = profile.netfilter.br_netfilter.base_ns
         self._ct_create_ns = profile.netfilter.conntrack_create.base_ns
         self._sites: dict[tuple, tuple[int, ...]] = {}      # pass_cost key -> conntrack sites (namespaces)
         self._cache_new: dict[tuple, tuple[int, float, int]] = {}
         self.ct_seen: set[tuple] = set()                     # (connection, namespace) tracked here
+
+    # -- schemes ---------------------------------------------------------------------
+    def _prepare_scheme(self, scheme: Scheme) -> dict[str, tuple[CompiledPass, ...]]:
+        """`scheme`'s trips as this host runs them: with br_netfilter's hooks (a bridging
+        scheme, ``br_netfilter`` on) and RPS's split passes (``rps_cpus``)."""
+        plans = (br_netfilter_trips(scheme) if self._br_nf_on and bridges(scheme) else None) or scheme.trips
+        if self._rps:
+            plans, steer = rps_plans(plans)
+            self._steer.update(steer)
+        return plans
+
+    def _prepare_passes(self, specs, compiled: tuple[CompiledPass, ...]) -> tuple[CompiledPass, ...]:
+        """A composed trip (`sim.core.mixing`) as this host runs it (as `_prepare_scheme`)."""
+        passes = (br_netfilter_passes(specs, compiled) if self._br_nf_on else None) or compiled
+        if self._rps:
+            split, steer = rps_plans({"ns_to_ns": passes})
+            self._steer.update(steer)
+            passes = split["ns_to_ns"]
+        return passes
+
+    @staticmethod
+    def _group_config(scheme: Scheme, spec, profile: CostProfile) -> TableConfig:
+        """The socket tables of one group of a mixed host's containers, as `scheme` organises
+        them (the host's ``socket_tables`` era applies to a scheme with a ``socket_era``)."""
+        if scheme.spec.socket_era is None:
+            spec = spec.model_copy(update={"socket_tables": None})
+        return table_config(scheme.spec, spec, profile)
+
+    def examined(self, ns: int, port: int) -> int:
+        """Socket chain entries a lookup of socket `port` of namespace `ns` examines."""
+        if not self.mixed or ns < 0:
+            return self.tables.examined(ns, port)
+        g, local = self.schemes.local(ns)
+        return self.group_tables[g].examined(local, port)
+
+    def _plan(self, trip: str, pkt) -> tuple[tuple[CompiledPass, ...], int]:
+        """(passes, record scheme code) of `trip` for `pkt` on this host."""
+        if not self.mixed:
+            return self.trip_plans[trip], self.scheme_code
+        return self.schemes.plan(trip, pkt.src_ns, pkt.dst_ns, pkt.members)
 
     # -- pricing ---------------------------------------------------------------------
     def _entries(self, kind: str, role: str, pkt, member) -> float:
@@ -138,14 +209,14 @@ class Host:
             role = "root"                       # that end is HOST:root: its routes
         if kind == "sock_chain":
             if member is not None:
-                return self.tables.examined(member, pkt.port)
+                return self.examined(member, pkt.port)
             if pkt.members:
-                return max(self.tables.examined(m, pkt.port) for m in pkt.members)
-            return self.tables.examined(pkt.dst_ns, pkt.port) if pkt.dst_ns != WIRE_NS else 0.0
+                return max(self.examined(m, pkt.port) for m in pkt.members)
+            return self.examined(pkt.dst_ns, pkt.port) if pkt.dst_ns != WIRE_NS else 0.0
         if kind == "fib":
             return self.fib_root if role == "root" else self.fib_child
         if kind == "classifier":
-            return self.namespaces
+            return self.classifier_rules
         raise ValueError(f"unknown entry kind {kind!r}")
 
     @staticmethod
@@ -202,6 +273,8 @@ class Host:
                     continue                    # a switch to the namespace the packet is in: none
                 if chain is not None:           # a netfilter hook: its state in this namespace
                     ns = self._ns(st.role, pkt, m) if self._own_nf else ROOT_NS   # else the root's hooks
+                    if self.mixed and ns >= 0 and not self.schemes.own_netfilter(ns):
+                        ns = ROOT_NS
                     root = ns == ROOT_NS
                     mask |= policy_bit(root_side if root else (0 if st.role == "src" else 3), chain)
                     prices = self._nf["root" if root else "child"]
@@ -234,8 +307,11 @@ class Host:
     # -- passes ----------------------------------------------------------------------
     def start_trip(self, pkt, trip: str, core_idx: int) -> None:
         """`pkt` starts `trip` on this host; `core_idx` is the core a backlog pass would use."""
-        pkt.scheme = self.scheme_code
-        pkt.plan = self.trip_plans[trip]
+        if self.mixed:
+            pkt.plan, pkt.scheme = self.schemes.plan(trip, pkt.src_ns, pkt.dst_ns, pkt.members)
+        else:                                   # `_plan` inline: one call less per trip
+            pkt.plan = self.trip_plans[trip]
+            pkt.scheme = self.scheme_code
         pkt.step = 0
         pkt.host_trip = trip
         pkt.core = core_idx
@@ -359,7 +435,7 @@ class Host:
             pkt.members = tuple(m for m in pkt.members if m != ROOT_NS)
         if p.loop_stages is not None and pkt.src_ns in pkt.members:
             own = self.model.branch(pkt, pkt.src_ns)
-            own.plan = self.trip_plans["ns_to_self"]
+            own.plan = self._plan("ns_to_self", own)[0]
             own.host_trip = "ns_to_self"
             own.step = 1
             self._start_pass(own)

@@ -23,7 +23,9 @@ import numpy as np
 from sim.core.costs import CostProfile, load_profile
 from sim.core.engine import Engine
 from sim.core.host import Host
+from sim.core.hostschemes import cross_pairs, labels
 from sim.core.interfaces import FlowSource
+from sim.core.mixing import missing_via_root
 from sim.core.nscodes import WIRE_NS
 from sim.core.packet import Packet
 from sim.core.records import DELIVERED, IN_FLIGHT, Recorder
@@ -69,6 +71,8 @@ class Model:
         host_rngs = rng.spawn(len(scenario.hosts))
         flow_rngs = rng.spawn(len(scenario.flows))
         scheme_names = self.registry.names()
+        for hs in scenario.hosts:                   # mixed hosts: cross-scheme labels A>B (sim.core.mixing)
+            scheme_names += [n for n in labels(hs.scheme_groups()) if n not in scheme_names]
         self._nodes: list[str] = []
         self._node_codes: dict[str, int] = {}
         for hs in scenario.hosts:
@@ -85,8 +89,11 @@ class Model:
         self.host_index: dict[str, int] = {}
         for i, hspec in enumerate(scenario.hosts):
             scheme = self.registry.get(hspec.scheme)
+            groups = [(self.registry.get(s), n) for s, n in hspec.scheme_groups()]
+            codes = {n: scheme_names.index(n) for n in [hspec.scheme, *(s for s, _ in hspec.scheme_groups()),
+                                                        *labels(hspec.scheme_groups())]}
             self.hosts.append(Host(i, hspec.name, hspec, scheme, scheme_names.index(hspec.scheme),
-                                   self.profile, self, host_rngs[i]))
+                                   self.profile, self, host_rngs[i], groups, self.registry, codes))
             self.host_index[hspec.name] = i
         self.network = Network([h.name for h in scenario.hosts], [s.name for s in scenario.switches],
                                scenario.links, self.engine, self)
@@ -100,7 +107,7 @@ class Model:
                 members.setdefault(self.host_index[host], []).append(ns)
             self.groups[g.name] = {h: tuple(sorted(set(v))) for h, v in sorted(members.items())}
         self.flows: list[FlowSource] = []
-        schemes = {h.name: h.scheme for h in self.hosts}
+        schemes = {h.name: [h.scheme] + [s for s, _ in h.schemes.groups] for h in self.hosts}
         for i, spec in enumerate(scenario.flows):
             flow = FLOW_KINDS[spec.kind](i, spec, self, flow_rngs[i])
             sh, sn = resolve(spec.src, host_specs, f"flows[{i}].src")
@@ -125,6 +132,10 @@ class Model:
                     self.network.route(dh, sh)
                 runs = uses(flow.src, flow.dst, two_way=spec.kind == "rr", spread=dst_ep.spread)
             problem = missing_trip([(self.hosts[h].name, t) for h, t in runs], schemes)
+            if problem is None and flow.group is None and flow.src[0] == flow.dst[0]:
+                pairs = cross_pairs(sn, flow.dst[1], scenario.hosts[flow.src[0]].scheme_groups(),
+                                    bool(flow.spread_over), spec.kind == "rr")
+                problem = next(filter(None, (missing_via_root(a, b, self.registry) for a, b in pairs)), None)
             if problem:
                 raise ValueError(f"flows[{i}]: {problem[0]}; {problem[1]}")
             self.flows.append(flow)

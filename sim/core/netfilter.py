@@ -179,21 +179,30 @@ def br_netfilter_trips(scheme: Scheme) -> dict[str, tuple[CompiledPass, ...]] | 
     out: dict[str, tuple[CompiledPass, ...]] = {}
     changed = False
     for trip, specs in scheme.spec.trips.items():
-        new = []
-        for spec, compiled in zip(specs, scheme.trips[trip]):
-            rw = _rewrite_pass(spec)
-            if rw is None:
-                new.append(compiled)
-                continue
-            changed = True
-            rspec, marks = rw
-            p = _compile_pass(rspec, BR_UID_BASE + compiled.uid)
-            stages = list(p.stages)
-            for k in marks:
-                stages[k] = replace(stages[k], entry_kind=BR_NF)
-            new.append(replace(p, stages=tuple(stages)))
-        out[trip] = tuple(new)
+        new = br_netfilter_passes(specs, scheme.trips[trip])
+        changed |= new is not None
+        out[trip] = new or scheme.trips[trip]
     return out if changed else None
+
+
+def br_netfilter_passes(specs, compiled: tuple[CompiledPass, ...]) -> tuple[CompiledPass, ...] | None:
+    """Passes `compiled` (of pass specs `specs`) with br_netfilter's hooks, or None if none
+    bridges a frame from a port (see `br_netfilter_trips`)."""
+    new = []
+    changed = False
+    for spec, p in zip(specs, compiled):
+        rw = _rewrite_pass(spec)
+        if rw is None:
+            new.append(p)
+            continue
+        changed = True
+        rspec, marks = rw
+        q = _compile_pass(rspec, BR_UID_BASE + p.uid)
+        stages = list(q.stages)
+        for k in marks:
+            stages[k] = replace(stages[k], entry_kind=BR_NF)
+        new.append(replace(q, stages=tuple(stages)))
+    return tuple(new) if changed else None
 
 
 def bridges(scheme: Scheme) -> bool:

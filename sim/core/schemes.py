@@ -26,6 +26,11 @@ own copy leaves the members and goes in through the rest of the scheme's ``ns_to
 (its own loopback input).  A scheme without these keys reaches the root and the sender like
 any member (the per-member stages ``*`` or the fanout).  A ``ns_switch`` stage costs nothing
 when it would switch to the namespace the packet is already in (`CompiledStage.to_role`).
+
+A scheme may also say how its containers meet a container of *another* scheme on the same
+host (``via_root``, `ViaRootSpec`): the two halves of such a trip meet at the root
+namespace's routing decision; `sim.core.mixing` joins them, and `SchemeRegistry.compile_passes`
+compiles the result with uids of this registry.
 """
 
 from __future__ import annotations
@@ -93,6 +98,47 @@ class PassSpec(BaseModel):
         return self
 
 
+ROUTE_DECISION = {"input": "route_input", "output": "route_output"}
+
+
+class ViaRootSpec(BaseModel):
+    """A container's half of a trip to or from a container of another scheme on its host
+    (mixed hosts, `sim.core.mixing`): `send` are the passes from the container up to and
+    including the root namespace's routing decision (its last stage: ``route_input`` when
+    `decision` is ``input``, the packet entering the root by the container's device;
+    ``route_output`` when ``output``, the container's sockets living in the root's stack);
+    `receive` the stages, in the same pass, after the decision that brings it to the
+    container (`by` ``local``: the root's stack delivers it; ``device``: the root sends it out
+    of the container's device), and `then` the passes after that (``device`` only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    decision: Literal["input", "output"]
+    send: list[PassSpec] = Field(min_length=1)
+    by: Literal["local", "device"]
+    receive: list[str] = Field(min_length=1)
+    then: list[PassSpec] = []
+
+    @model_validator(mode="after")
+    def _shape(self, info: ValidationInfo) -> "ViaRootSpec":
+        PassSpec.model_validate({"ns": "root", "queue": "backlog", "stages": self.receive}, context=info.context)
+        if self.send[0].queue != "process":
+            raise ValueError("via_root.send: the first pass must wait in queue 'process' (the sending application)")
+        last = _stage_name(self.send[-1].stages[-1])
+        if last != ROUTE_DECISION[self.decision]:
+            raise ValueError(f"via_root.send: decision {self.decision} means the last pass ends with the root's "
+                             f"{ROUTE_DECISION[self.decision]}, not {last}")
+        if (self.by == "device") != bool(self.then):
+            raise ValueError("via_root.then: the passes in the container after the root's device (by: device) "
+                             "are needed there and only there")
+        for p in self.send + self.then:
+            if p.fanout or p.wire_copy is not None or p.root_copy is not None or p.loop_copy is not None:
+                raise ValueError("via_root passes are unicast: no fanout, wire_copy, root_copy or loop_copy")
+        if any(t.endswith("*") for p in self.send + self.then for t in p.stages) or \
+                any(t.endswith("*") for t in self.receive):
+            raise ValueError("via_root: per-member stages ('*') belong to multicast trips")
+        return self
+
+
 class SchemeSpec(BaseModel):
     """A whole isolation scheme (see module docstring)."""
 
@@ -109,6 +155,7 @@ class SchemeSpec(BaseModel):
     # Literal over a tuple constant: pydantic expands it at run time, mypy cannot.
     memory_per_namespace: dict[Literal[MEMORY_STRUCTURES], NonNegativeFloat] = {}  # type: ignore[valid-type]
     trips: dict[Literal[TRIPS], Annotated[list[PassSpec], Field(min_length=1)]]  # type: ignore[valid-type]
+    via_root: Optional[ViaRootSpec] = None      # trips to another scheme's containers (sim.core.mixing)
 
     @model_validator(mode="after")
     def _trip_rules(self) -> "SchemeSpec":
@@ -226,20 +273,23 @@ class SchemeRegistry:
         self._schemes: dict[str, Scheme] = {}
         self._next_uid = 0
         self.stages = stages
+        self.cross: dict[tuple[str, str], tuple] = {}     # sim.core.mixing.cross_trip's cache
 
     def add(self, name: str, spec: SchemeSpec | dict) -> Scheme:
         if not isinstance(spec, SchemeSpec):
             spec = SchemeSpec.model_validate(spec, context={"stages": self.stages})
-        trips = {}
-        for trip, passes in spec.trips.items():
-            compiled = []
-            for p in passes:
-                compiled.append(_compile_pass(p, self._next_uid, self.stages))
-                self._next_uid += 1
-            trips[trip] = tuple(compiled)
+        trips = {trip: self.compile_passes(passes) for trip, passes in spec.trips.items()}
         scheme = Scheme(name, spec, trips)
         self._schemes[name] = scheme
         return scheme
+
+    def compile_passes(self, passes: list[PassSpec]) -> tuple[CompiledPass, ...]:
+        """`passes` compiled, each with a uid unique in this registry."""
+        compiled = []
+        for p in passes:
+            compiled.append(_compile_pass(p, self._next_uid, self.stages))
+            self._next_uid += 1
+        return tuple(compiled)
 
     def get(self, name: str) -> Scheme:
         if name not in self._schemes:

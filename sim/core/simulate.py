@@ -17,7 +17,8 @@ Contract:
 - `on_progress(now_ns, until_ns, packets)` is called `progress_steps` times during the run.
 - `Results.summary` is the tidy summary of `sim.core.summary` (over packets sent at or after
   ``run.warmup_ns``, with the policy metrics of the scenario's declared rules) plus one
-  ``memory_bytes`` row per host (its scheme's memory at the host's own namespace count) and,
+  ``memory_bytes`` row per host (its scheme's memory at the host's own namespace count; a mixed
+  host's is the sum over its groups of each scheme's memory at the group's count) and,
   for a host with conntrack, ``conntrack_entries`` (connections tracked, summed over its
   namespaces, at the end of the run: no entry expires within a run) and ``conntrack_bytes``
   (the host's one nf_conntrack hash table, ``conntrack_hash_buckets`` x 8 B, plus the
@@ -52,9 +53,11 @@ FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent"]
 class Results:
     """One simulated run (see the module docstring).
 
-    cores     host, scheme, core, busy_ns, utilisation over [warmup_ns, duration_ns], and
+    cores     host, scheme (the host's ``scheme``, also on a mixed host), core, busy_ns, utilisation
+              over [warmup_ns, duration_ns], and
               tx_completion_ns: the part of busy_ns spent on NIC TX completions (`sim.core.txq`);
-    memory    scheme, namespaces, structure, bytes for every scheme a host uses, at the
+    memory    scheme, namespaces, structure, bytes for every scheme a host uses (a mixed host's
+              containers' schemes too), at the
               scenario's ``memory_namespace_counts`` (on the first host running that scheme:
               its core count and socket tables, `sim.core.sockets.TableConfig`);
     flows     one row per flow: flow, kind, src, dst, sent packets;
@@ -91,8 +94,8 @@ class Results:
     def _memory_metric_rows(self) -> list[tuple]:
         rows = []
         for h in self.model.hosts:
-            total = sum(r["bytes"] for r in memory_rows(h.scheme, self.profile, h.namespaces, h.n_cores,
-                                                        h.table_config))
+            total = sum(r["bytes"] for s, n, t in h.memory_groups          # a mixed host: its groups' sum
+                        for r in memory_rows(s, self.profile, n, h.n_cores, t))
             rows.append((h.scheme.name, "", h.name, "", "memory_bytes", float(total), "bytes"))
         mem = self.profile.memory_bytes
         for spec, host in zip(self.scenario.hosts, self.model.hosts):
@@ -146,6 +149,8 @@ def _memory(model: Model) -> pd.DataFrame:
     used: dict = {}
     for h in model.hosts:                  # a scheme's memory on the first host that runs it
         used.setdefault(h.scheme.name, (h.scheme, h.n_cores, h.table_config))
+        for s, _, t in h.memory_groups:    # and each scheme of a mixed host's containers
+            used.setdefault(s.name, (s, h.n_cores, t))
     return pd.concat([memory_table([s], model.profile, model.scenario.memory_namespace_counts, cores=n, tables=t)
                       for s, n, t in used.values()], ignore_index=True)
 

@@ -113,11 +113,12 @@ def uses(src: tuple, dst: Optional[tuple], group_hosts=(), two_way: bool = False
 def missing_trip(pairs: list[tuple[str, str]], schemes: Mapping) -> Optional[tuple[str, str]]:
     """(message, fix) for the first (host name, host trip) of `pairs` whose host's scheme
     does not define that trip, or None if every one is there.  `schemes`: host name ->
-    `sim.core.schemes.Scheme`."""
+    `sim.core.schemes.Scheme`, or a list of them (a mixed host: each scheme it runs must
+    define the trip)."""
     for host, trip in pairs:
-        scheme = schemes[host]
-        if trip not in scheme.trips:
-            return (f"host {host!r} uses scheme {scheme.name!r}, which does not define trip {trip!r} that this "
-                    f"flow needs", f"add trips.{trip} to scheme {scheme.name!r} (format: sim/data/schemes.yaml) "
-                    "or give the host a built-in scheme")
+        for scheme in (schemes[host] if isinstance(schemes[host], list) else [schemes[host]]):
+            if trip not in scheme.trips:
+                return (f"host {host!r} uses scheme {scheme.name!r}, which does not define trip {trip!r} that "
+                        f"this flow needs", f"add trips.{trip} to scheme {scheme.name!r} (format: "
+                        "sim/data/schemes.yaml) or give the host a built-in scheme")
     return None

@@ -72,9 +72,9 @@ def _packets_and_events(sc, registry) -> tuple[float, float, float]:
     hosts = {h.name: h for h in sc.hosts}
     groups = {g.name: len(g.members) for g in sc.groups}
 
-    def passes(host_name: str) -> int:
-        trips = registry.get(hosts[host_name].scheme).trips
-        return max(len(p) for p in trips.values())
+    def passes(host_name: str) -> int:          # a mixed host: its longest scheme (a cross trip is no longer)
+        names = {hosts[host_name].scheme, *(s for s, _ in hosts[host_name].scheme_groups())}
+        return max(len(p) for s in names for p in registry.get(s).trips.values())
 
     run = sc.run
     packets = events = outstanding = 0.0

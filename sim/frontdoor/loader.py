@@ -41,7 +41,7 @@ from sim.core.costs import CostProfile, load_profile
 from sim.core.model import Model
 from sim.core.schemes import SchemeRegistry, builtin_registry
 from sim.core.stages import BUILTIN_STAGES, stage_set
-from sim.frontdoor import endpoints, keypath, limits, matrix, topogen
+from sim.frontdoor import endpoints, keypath, limits, matrix, mixedcheck, topogen
 from sim.frontdoor.scenario import Scenario
 from sim.frontdoor.yamlpos import Positions, Where, YamlSyntaxError, parse_value, read
 
@@ -416,7 +416,13 @@ def _registry(sc: Scenario, pos: Positions,
             except KeyError as e:
                 issues.append(Issue(pos.lookup(("hosts", i, "scheme")), ("hosts", i, "scheme"), e.args[0],
                                     "`netns-sim schemes` lists the built-in schemes; define new ones under schemes:"))
+    issues += [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in mixedcheck.scheme_problems(sc, reg)]
     return reg, issues
+
+
+def _host_schemes(h, reg: SchemeRegistry) -> list:
+    """Every scheme host `h` runs: its own, then its containers' (a mixed host's groups)."""
+    return [reg.get(h.scheme)] + [reg.get(s) for s, _ in h.scheme_groups() if s != h.scheme]
 
 
 def _scheme_model():
@@ -452,7 +458,7 @@ def _trip_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issu
     if any(h.scheme not in reg for h in sc.hosts):
         return []                                # reported by _registry
     hosts = {h.name: h for h in sc.hosts}
-    schemes = {h.name: reg.get(h.scheme) for h in sc.hosts}
+    schemes = {h.name: _host_schemes(h, reg) for h in sc.hosts}
     groups = {g.name: {endpoints.resolve(m, hosts, "")[0] for m in g.members} for g in sc.groups}
     issues = []
     for i, f in enumerate(sc.flows):
@@ -465,7 +471,7 @@ def _trip_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issu
         problem = trips.missing_trip(runs, schemes)
         if problem:
             issues.append(Issue(pos.lookup(("flows", i)), ("flows", i), *problem))
-    return issues
+    return issues + [Issue(pos.lookup(path), path, msg, fix) for path, msg, fix in mixedcheck.flow_problems(sc, reg)]
 
 
 def _where_at_or_under(pos: Positions, path: tuple) -> Optional[Where]:
@@ -479,15 +485,19 @@ def _where_at_or_under(pos: Positions, path: tuple) -> Optional[Where]:
 
 def _capability_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issue]:
     """Host settings the host's scheme cannot have (its capabilities, `sim.core.schemes`): a
-    container's own netfilter (rules, registered hooks, conntrack) where containers have none."""
+    container's own netfilter (rules, registered hooks, conntrack) where containers have none
+    (a mixed host: where none of its containers' schemes gives them one; the child settings
+    then apply to the containers whose scheme does)."""
     if any(h.scheme not in reg for h in sc.hosts):
         return []                                # reported by _registry
     own = [n for n in reg.names() if reg.get(n).spec.capabilities.own_netfilter]
     issues = []
     for i, h in enumerate(sc.hosts):
-        if reg.get(h.scheme).spec.capabilities.own_netfilter:
+        names = list(dict.fromkeys(s for s, _ in h.scheme_groups()))
+        if any(reg.get(s).spec.capabilities.own_netfilter for s in names):
             continue
-        why = (f"scheme {h.scheme!r} gives a container no netfilter of its own (capabilities.own_netfilter: "
+        which = f"scheme {names[0]!r} gives" if len(names) == 1 else f"schemes {', '.join(map(repr, names))} give"
+        why = (f"{which} a container no netfilter of its own (capabilities.own_netfilter: "
                f"false): its packets cross only the root namespace's hooks, so")
         fix = ("declare the rules in the root namespace (nf_rules.root, conntrack.root), which every container's "
                f"packets cross, or give the host a scheme with its own netfilter ({', '.join(own)})")
@@ -512,6 +522,8 @@ def _table_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Iss
     issues = []
     for i, h in enumerate(sc.hosts):
         spec = reg.get(h.scheme).spec
+        if any(reg.get(s).spec.socket_era is not None for s, _ in h.scheme_groups()):
+            continue                             # a mixed host: the era applies to the groups that have one
         if h.socket_tables is not None and spec.socket_era is None:
             issues.append(Issue(pos.lookup(("hosts", i, "socket_tables")), ("hosts", i, "socket_tables"),
                                 f"scheme {h.scheme!r} has {spec.socket_tables} socket tables by design (it has no "

@@ -31,6 +31,11 @@ NOTES = {
                            "classifier rules, or nothing",
     "stages.NAME.doc": "what the stage is (kept as its cost's `source`)",
     "members": "`HOST:nsN` endpoints",
+    "hosts[].scheme": "built-in (`netns-sim schemes`) or defined under `schemes:`; the root namespace's own "
+                      "paths, and every container's without `namespace_schemes`",
+    "hosts[].namespaces": "containers, `ns0` to `nsN-1`; with `namespace_schemes`, their sum (may be left out)",
+    "namespace_schemes": "a mixed host: `[{scheme, namespaces}]`, containers numbered in list order, each "
+                         "group running its scheme; flows between schemes meet in the root (docs/mixed-hosts.md)",
     "nf_rules": "rules per chain (prerouting, input, forward, output, postrouting) in `root` and each `child`; "
                 "a chain listed with 0 rules is registered and empty (docs/netfilter.md)",
     "nf_hooks": "registered netfilter hooks: `declared` (the chains of `nf_rules`, widened to tables by "

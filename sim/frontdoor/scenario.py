@@ -12,7 +12,9 @@ member of its own group (it gets its own copy: IP_MULTICAST_LOOP).  An open-loop
 ``dst`` may be ``HOST:ns*``: each packet goes to a namespace of HOST drawn uniformly at
 random (many containers without one flow each).  Which trip each pair takes:
 `sim.core.trips`; whether a host's scheme defines it is checked by the front door
-(`sim.frontdoor.loader`), which knows the schemes.
+(`sim.frontdoor.loader`), which knows the schemes.  A host may give groups of its containers
+their own schemes (``namespace_schemes``, a mixed host: `HostSpec.scheme_groups`,
+docs/mixed-hosts.md).
 """
 
 from __future__ import annotations
@@ -61,11 +63,19 @@ class Conntrack(Strict):
     child: StrictBool = False
 
 
+class NamespaceScheme(Strict):
+    """A group of a mixed host's containers that run one scheme (docs/mixed-hosts.md)."""
+
+    scheme: str
+    namespaces: PositiveInt
+
+
 class HostSpec(Strict):
     name: str
     cores: PositiveInt = 1
-    scheme: str = "host"
+    scheme: str = "host"            # the root namespace's own paths, and every container's by default
     namespaces: NonNegativeInt = 1
+    namespace_schemes: Optional[list[NamespaceScheme]] = Field(default=None, min_length=1)   # mixed host
     sockets_per_namespace: PositiveInt = 1
     nf_rules: NfRules = NfRules()
     socket_tables: Optional[Literal["per_namespace", "shared_permuted"]] = None   # default: the scheme's
@@ -94,6 +104,34 @@ class HostSpec(Strict):
             raise ValueError(f"{n} is not a power of two up to 2**31 (a kernel hash table has 2**k buckets"
                              + (f"; the kernel would round {n} up to {up})" if up <= 2**31 else ")"))
         return n
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mixed_count(cls, data):
+        """``namespaces`` left out on a mixed host is the sum of its groups' counts."""
+        if isinstance(data, dict) and data.get("namespace_schemes") and "namespaces" not in data:
+            groups = data["namespace_schemes"]
+            if isinstance(groups, list) and all(isinstance(g, dict) and isinstance(g.get("namespaces"), int)
+                                                for g in groups):
+                data = {**data, "namespaces": sum(g["namespaces"] for g in groups)}
+        return data
+
+    @model_validator(mode="after")
+    def _mixed(self) -> "HostSpec":
+        if self.namespace_schemes is not None:
+            total = sum(g.namespaces for g in self.namespace_schemes)
+            if total != self.namespaces:
+                raise ValueError(f"namespace_schemes counts sum to {total} but namespaces is {self.namespaces}: "
+                                 f"make them agree (set namespaces: {total}, or leave namespaces out and it is "
+                                 "the sum)")
+        return self
+
+    def scheme_groups(self) -> list[tuple[str, int]]:
+        """(scheme, containers) in namespace order: ns0.. run the first group's scheme, and so on
+        (one group, the host's scheme, without ``namespace_schemes``)."""
+        if self.namespace_schemes is None:
+            return [(self.scheme, self.namespaces)]
+        return [(g.scheme, g.namespaces) for g in self.namespace_schemes]
 
     @model_validator(mode="after")
     def _cpus(self) -> "HostSpec":
