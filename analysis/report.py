@@ -201,6 +201,15 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
     return out, md_path
 
 
+def _host_line(h: dict) -> str:
+    """One host of the resolved scenario: cores, scheme, namespaces (per scheme on a mixed host)."""
+    groups = h.get("namespace_schemes") or []
+    mix = (" (" + ", ".join(f"{g.get('namespaces')} `{g.get('scheme')}`" for g in groups) + "; the root's paths "
+           f"`{h.get('scheme')}`)") if groups else ""
+    return (f"`{h.get('name')}` {h.get('cores')} core(s), scheme `{h.get('scheme')}`, " if not groups
+            else f"`{h.get('name')}` {h.get('cores')} core(s), ") + f"{h.get('namespaces')} namespace(s){mix}"
+
+
 def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
     """The HTML and Markdown texts; figures are saved to `staging` (linked as `figdir`)."""
     roles = find_roles(res.summary, res.factors)
@@ -246,9 +255,7 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
              f"seed(s) {', '.join(map(str, seeds))}; replication(s) {', '.join(map(str, reps))}",
              f"simulated {float(run.get('duration_ns', 0)) / 1e6:g} ms per variant, the first "
              f"{float(run.get('warmup_ns', 0)) / 1e6:g} ms warm-up excluded from every statistic",
-             "hosts: " + "; ".join(f"`{h.get('name')}` {h.get('cores')} core(s), scheme `{h.get('scheme')}`, "
-                                   f"{h.get('namespaces')} namespace(s)" for h in hosts) + " (variant 0; the factors "
-             "below override)"]
+             "hosts: " + "; ".join(_host_line(h) for h in hosts) + " (variant 0; the factors below override)"]
     for f in res.factors:
         if f in roles.levels:
             items.append(f"factor `{f}`: " + ", ".join(f"{v:,}" if isinstance(v, (int, float)) else str(v)

@@ -9,6 +9,8 @@ groups; bad mixed hosts are refused with the place and the fix."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import yaml
@@ -249,3 +251,20 @@ def test_more_scheme_labels_than_a_record_can_name_are_refused(tmp_path, capsys)
     doc = mixed([{"scheme": f"s{k}", "namespaces": 1} for k in range(12)], [flow("a", "ns0", "ns0")])
     doc["schemes"] = {f"s{k}": REG.get("l3-bind").spec.model_dump(exclude_none=True) for k in range(12)}
     _refused(tmp_path, capsys, doc, "hosts[0].namespace_schemes", "above the 127", "fix: put fewer schemes")
+
+
+def test_the_report_shows_a_mixed_host_and_its_cross_scheme_rows(tmp_path, capsys):
+    """The shipped mixed-host scenario, shortened: the setup names each group's scheme and
+    the results carry the A>B rows with their policy."""
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "mixed-host.yaml"
+    out = tmp_path / "mx"
+    assert main(["run", str(path), "--out", str(out), "--quiet", "--set", "run.duration_ns=1e6",
+                 "--set", "run.warmup_ns=1e5"]) == 0
+    assert main(["report", str(out)]) == 0, capsys.readouterr().err
+    md = (out / "report.md").read_text()
+    assert "10 `l2-bridged`, 90 `l3-bind`, 5 `l2-routed`" in md
+    rows: dict[str, str] = {}                       # the first table with these rows: the results table
+    for line in md.splitlines():
+        if line.startswith("| l2-bridged>"):
+            rows.setdefault(line.split("|")[1].strip(), line)
+    assert "meets all" in rows["l2-bridged>l2-routed"] and "bypasses" in rows["l2-bridged>l3-bind"]
