@@ -179,8 +179,10 @@ class Costs:
         return self._cache[key]
 
     def assess(self, rule: robustness.CpuRule, trip: str) -> robustness.Robustness | None:
+        if self.profile is None:
+            return robustness.Robustness(robustness.NO_PROFILE, robustness.NO_PROFILE)
         aff = {s: self.affine(s, trip) for s in rule.schemes}
-        if self.profile is None or any(a is None for a in aff.values()):
+        if any(a is None for a in aff.values()):
             return None
         return robustness.assess(rule, {s: a for s, a in aff.items() if a is not None}, self.nominal, self.ranges)
 

@@ -61,6 +61,7 @@ DEPENDS = "depends on"
 DEFINITION = "decided by the scheme's definition, not measured"
 NEEDS_RERUNS = "robustness not evaluated (needs re-runs over the profile ranges: not done)"
 NO_RANGE = "no range in the profile: robustness not evaluated"
+NO_PROFILE = "robustness not evaluated (the cost profile of these runs cannot be read, or differs between them)"
 TERMS = ("base_ns", "per_byte_ns", "per_entry_ns")
 UNITS = {"base_ns": "ns", "per_byte_ns": "ns/B", "per_entry_ns": "ns/entry"}
 CONSTANT_RTOL = 1e-9
@@ -79,12 +80,17 @@ def fmt_term_value(t: Term, v: float) -> str:
 # -- the profile and the plans of a result ------------------------------------------------
 
 def result_profile(res):
-    """The `sim.core.costs.CostProfile` the (first) run of `res` used: its ``cost_profile``
-    with the scenario's ``cost_overrides`` and declared ``stages``; None if it cannot be read."""
+    """The `sim.core.costs.CostProfile` the runs of `res` used: the ``cost_profile`` with the
+    scenario's ``cost_overrides`` and declared ``stages``; None if it cannot be read or the runs
+    (or a factor) use different ones."""
     from analysis.profile import _find
     from sim.core.costs import CostProfile, load_profile
 
     resolved = res.runs[0].resolved or {}
+    keys = ("cost_profile", "cost_overrides", "stages")
+    if any(any(k in f for k in keys) for f in res.factors) or \
+            any([(r.resolved or {}).get(k) for k in keys] != [resolved.get(k) for k in keys] for r in res.runs):
+        return None                              # the runs were priced with different profiles
     name = str(resolved.get("cost_profile") or "default")
     path = _find(name, res)
     try:
@@ -295,7 +301,7 @@ class Bar:
 
 @dataclass
 class Robustness:
-    label: str                # HOLDS, DEPENDS, DEFINITION, NEEDS_RERUNS or NO_RANGE
+    label: str                # HOLDS, DEPENDS, DEFINITION, NEEDS_RERUNS, NO_RANGE or NO_PROFILE
     text: str                 # the label in full, with the flip point
     quantity: str = ""        # what `nominal` etc. measure, with the threshold's meaning
     unit: str = "fraction"
