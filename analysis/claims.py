@@ -173,7 +173,7 @@ class Costs:
                 d = select(self.packets, self.ref)
                 d = d[(d["scheme"] == scheme) & (d["trip"] == trip) & (d["status"].astype(str) == "delivered")]
                 if len(d):
-                    a = robustness.decompose(d, self.profile, robustness.plan_counts(self.res, scheme, trip),
+                    a = robustness.decompose(d, self.profile, robustness.plan_counts(self.res, scheme, trip, self.ref),
                                              self.ranges, self.plain_nf)
             self._cache[key] = a
         return self._cache[key]

@@ -147,11 +147,12 @@ def plain_netfilter(res) -> bool:
     return not any(k in f for f in res.factors for k in ("nf_", "conntrack"))
 
 
-def plan_counts(res, scheme: str, trip: str) -> Optional[dict[str, int]]:
-    """Stage name -> how many times the scheme's plan for `trip` names it, on the (first) host
-    as the run built it (br_netfilter's hooks added when the host has them); ``"bridge+br_nf"``
-    counts the bridges that run br_netfilter.  None for a multicast trip, an unknown scheme or
-    trip, or a plan that differs between the runs' hosts."""
+def plan_counts(res, scheme: str, trip: str, fixed: Optional[dict] = None) -> Optional[dict[str, int]]:
+    """Stage name -> how many times the scheme's plan for `trip` names it, on the hosts as the
+    run built them (br_netfilter's hooks added when the hosts have them: a factor's level in
+    `fixed`, the condition, or else the resolved hosts); ``"bridge+br_nf"`` counts the bridges
+    that run br_netfilter.  None for a multicast trip, an unknown scheme or trip, or hosts that
+    differ in br_netfilter."""
     from sim.core.netfilter import BR_NF as KIND_BR_NF
     from sim.core.netfilter import br_netfilter_trips, bridges
     from sim.core.schemes import builtin_registry, registry_with
@@ -161,7 +162,12 @@ def plan_counts(res, scheme: str, trip: str) -> Optional[dict[str, int]]:
     for r in res.runs:
         extra.update(r.resolved.get("schemes") or {})
         br_flags |= {bool(h.get("br_netfilter", True)) for h in (r.resolved.get("hosts") or [])}
-    if len(br_flags) > 1 or any("br_netfilter" in f for f in res.factors):
+    factor = [f for f in res.factors if "br_netfilter" in f]
+    if factor:
+        if len(factor) > 1 or factor[0] not in (fixed or {}):
+            return None
+        br_flags = {bool((fixed or {})[factor[0]])}
+    if len(br_flags) > 1:
         return None
     try:
         reg = registry_with(extra) if extra else builtin_registry()
@@ -261,8 +267,8 @@ def decompose(d: pd.DataFrame, profile, plan: Optional[dict[str, int]], ranges=N
                     continue
             hold(stage, total, "not a whole number of traversals: randomised costs or an unknown extra")
             continue
-        if total == 0.0 and not ranged:
-            continue                             # costs 0 and may not cost anything else: moot
+        if total == 0.0 and (not ranged or c.base_ns > 0 or c.per_entry_ns > 0):
+            continue                             # not traversed (a traversal costs > 0), or moot
         if plan is None:
             hold(stage, total, "traversals not given by the plan of this trip")
             continue
@@ -382,11 +388,14 @@ def assess(rule: CpuRule, affines: Mapping[str, Affine], nominal: dict[Term, flo
     base = Robustness("", "", rule.what, rule.unit, rule.threshold, q0, qw, bars, held=held)
     scale = max(1.0, *(abs(x) for x in corners if x == x))
     margins = [m(nominal)] + [m({**nominal, b.term: e}) for b in bars for e in (b.low, b.high)] + [m(worst)]
-    if all(abs(x - q0) <= CONSTANT_RTOL * scale for x in corners) and \
+    held_any = any(affines[s].held_ns != 0.0 for s in rule.schemes)
+    note = ("; not varied (held at the run's value): " + "; ".join(held)) if held else ""
+    if not held_any and all(abs(x - q0) <= CONSTANT_RTOL * scale for x in corners) and \
             all(abs(x - margins[0]) <= CONSTANT_RTOL * max(1.0, abs(margins[0])) for x in margins):
         base.label, base.text = DEFINITION, (
             f"{DEFINITION}: {rule.what} is {_fmt(q0, rule.unit)} at every plausible cost (the compared paths "
             "differ only in stages the profile fixes)")
+        base.text += note
         return base
     flipping = [b for b in bars if b.flips]
     if not flipping:
@@ -398,6 +407,7 @@ def assess(rule: CpuRule, affines: Mapping[str, Affine], nominal: dict[Term, flo
             base.label, base.text = DEPENDS, (f"{DEPENDS} several costs together: no cost alone flips the verdict "
                                               f"but all at their worst ends do ({rule.what} "
                                               f"{_fmt(qw, rule.unit)})")
+        base.text += note
         return base
     b = flipping[0]
     end = b.low if verdict({**nominal, b.term: b.low}) != v0 else b.high
@@ -412,6 +422,7 @@ def assess(rule: CpuRule, affines: Mapping[str, Affine], nominal: dict[Term, flo
                  f"range {fmt_term_value(b.term, b.low)}–{fmt_term_value(b.term, b.high)})")
     if base.others:
         base.text += "; also flipped alone by " + ", ".join(term_name(t) for t in base.others)
+    base.text += note
     return base
 
 

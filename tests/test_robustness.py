@@ -202,3 +202,16 @@ def test_report_shows_the_robustness_column_and_the_tornado(run, tmp_path):
     assert (out.parent / "r_figures" / "claims_tornado.png").is_file()
     assert (out.parent / "r_figures" / "claims_tornado.svg").is_file()
     assert md.count("claims_tornado.png") == 1
+
+
+def test_a_held_stage_is_named_and_never_makes_a_claim_by_definition():
+    """A difference that sits in a stage the model could not decompose (held at the run's value)
+    is not "decided by definition": the label says what was not varied."""
+    t = ("ip_rcv", "base_ns")
+    aff = {"host": robustness.Affine({t: 1.0}, 0.0),
+           "x": robustness.Affine({t: 1.0}, 40.0, ["nf_forward (a registered netfilter hook with rules)"])}
+    rule = robustness.CpuRule(("host", "x"), quantity=lambda c: c["x"] - c["host"],
+                              margin=lambda c: 100.0 - (c["x"] - c["host"]), threshold=100.0, what="diff",
+                              unit="ns")
+    r = robustness.assess(rule, aff, {t: 45.0}, {t: (20.0, 100.0)})
+    assert r.label == robustness.HOLDS and "nf_forward" in r.text and "not varied" in r.text
