@@ -49,6 +49,9 @@ LIMITS = [
     "Stage costs are priors from public figures and kernel sources (see the cost profile below), not "
     "measurements of this machine; compare schemes relative to each other, not absolute microseconds. "
     "`netns-sim calibrate` fits them to a real kernel.",
+    "The claims' robustness re-evaluates CPU per packet over the profile's stage-cost ranges (an affine model, "
+    "no re-runs); latency, drop and multicast verdicts are not re-evaluated (that needs re-runs over the ranges), "
+    "memory sizes have no ranges, and host values (wake-ups, TX completion) are not varied.",
     "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, GRO/TSO batching and lock "
     "contention are not modelled. A pass runs to completion on one core.",
     "Cores run softirq work (NIC RX queues, per-CPU backlogs) in NAPI rounds (napi_weight, netdev_budget, "

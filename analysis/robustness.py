@@ -404,9 +404,10 @@ def assess(rule: CpuRule, affines: Mapping[str, Affine], nominal: dict[Term, flo
                                             f"{_fmt(max(corners), rule.unit)} over the corners (worst corner "
                                             f"{_fmt(qw, rule.unit)}; threshold {_fmt(rule.threshold, rule.unit)})")
         else:
+            top = ", ".join(f"{term_name(b.term)} at {fmt_term_value(b.term, worst[b.term])}" for b in bars[:4])
             base.label, base.text = DEPENDS, (f"{DEPENDS} several costs together: no cost alone flips the verdict "
                                               f"but all at their worst ends do ({rule.what} "
-                                              f"{_fmt(qw, rule.unit)})")
+                                              f"{_fmt(qw, rule.unit)}; the most influential there: {top})")
         base.text += note
         return base
     b = flipping[0]
