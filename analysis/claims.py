@@ -17,6 +17,10 @@ Claims default to the reference condition (lowest load, `analysis.conditions`) a
 ``wire_to_ns`` trip (the first trip present otherwise).  Verdict values: ``supported``,
 ``contradicted``, ``not measured in these results`` (a scheme, trip or load level the rule
 needs is missing).  Thresholds are in `RULES` and printed with each claim.
+
+Each verdict also says how robust it is to the cost profile's ranges (`Claim.robustness`,
+`analysis.robustness`): the CPU rules are re-evaluated over the ranges with the affine model
+(`Costs`), the others say what is not evaluated.
 """
 
 from __future__ import annotations
