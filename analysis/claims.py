@@ -203,6 +203,8 @@ def _within(costs: Costs, scheme: str, lim: float, p50_ok: bool, trip: str) -> r
         what=f"the size of {scheme}'s extra CPU per packet vs host (supported at or below the threshold)"), trip)
     if r is not None and r.label != robustness.DEFINITION:
         r.text += "; the p50 part is held at its measured value (its robustness needs re-runs: not evaluated)"
+    if r is not None and not p50_ok:
+        r.text += "; the p50 part alone makes it contradicted, whatever the CPU costs"
     return r
 
 

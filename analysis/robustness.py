@@ -13,7 +13,8 @@ entries for ``per_entry_ns``), so the mean CPU per packet under any other profil
 ``Affine.at(costs)`` without a re-run:
 
 * a stage without a per-entry term: ``n = column / (base_ns + per_byte_ns * size_bytes)`` per
-  packet (exact; it also sees the passes a short-cut skips and per-pass cost scaling);
+  packet, when that is a whole number (so it also sees a short-cut's switch that is skipped
+  because the packet is already in that namespace);
 * a stage with entries (FIB, socket chain, classifier): ``n`` is the number of times the
   scheme's trip plan (`sim.core.schemes`) names the stage, and ``E`` the rest of the column
   divided by ``per_entry_ns``;
@@ -25,8 +26,8 @@ entries for ``per_entry_ns``), so the mean CPU per packet under any other profil
   decompose: a hook with rules, conntrack or the legacy backend (their terms are in its
   price), a stage whose traversals the plan cannot give (multicast fan-out), a column that
   is not a whole number of traversals (``cost_distribution: exponential``).  A stage with a
-  zero column and no range is moot; a zero-cost stage with a range takes its traversals from
-  the plan.
+  zero column that costs more than 0 per traversal was not traversed; one that costs 0 and
+  has no range is moot; one that costs 0 but has a range takes its traversals from the plan.
 
 The corners.  Each term with a range ``[low, high]`` in the profile is moved alone to its low
 and its high end (the tornado), then every term at once to the end that hurts the nominal
@@ -35,8 +36,8 @@ and absolute values this worst corner is a bound only approximately).  `assess` 
 of the labels:
 
 * `DEFINITION` — "decided by the scheme's definition, not measured": the claim's quantity
-  is the same (within 1e-9 relative) at every corner: the compared paths run the same
-  stages, or differ only in stages whose cost is fixed (e.g. 0 with no range);
+  is the same (within 1e-9 relative) at every corner and no stage is held: the compared paths
+  run the same stages, or differ only in stages whose cost is fixed (e.g. 0 with no range);
 * `HOLDS` — "holds for every plausible cost": the verdict is the same at every corner;
 * `DEPENDS` — "depends on X (flips when X crosses v)": X is the most influential term whose
   range flips the verdict on its own, v the value where it flips (bisection on the affine
@@ -44,7 +45,7 @@ of the labels:
   corner does, "depends on several costs together".
 
 What is not evaluated here: latency percentiles (queueing), drops and memory — see
-`NEEDS_RERUNS` and `NO_RANGE`.
+`NEEDS_RERUNS`, `NO_RANGE` and `NO_PROFILE` (runs priced with different profiles).
 """
 
 from __future__ import annotations
