@@ -17,6 +17,10 @@ Claims default to the reference condition (lowest load, `analysis.conditions`) a
 ``wire_to_ns`` trip (the first trip present otherwise).  Verdict values: ``supported``,
 ``contradicted``, ``not measured in these results`` (a scheme, trip or load level the rule
 needs is missing).  Thresholds are in `RULES` and printed with each claim.
+
+Each verdict also says how robust it is to the cost profile's ranges (`Claim.robustness`,
+`analysis.robustness`): the CPU rules are re-evaluated over the ranges with the affine model
+(`Costs`), the others say what is not evaluated.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis import capabilities, metrics
+from analysis import capabilities, metrics, robustness
 from analysis.conditions import Roles, select
 from analysis.tables import fmt_bytes
 
 SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not measured in these results"
 RULES = {"second_pass_cpu": 0.20, "shortcut_cpu": 0.10, "l3_bind": 0.05, "compiled": 0.02, "vnic": 0.05,
          "shared_memory": 10.0}
+SHORTCUTS = ("shortcut-routing", "shortcut-postrouting", "shortcut-socket")
 STAGE_EXCLUDE = {"t_sent_ns", "t_done_ns", "latency_ns", "queue_ns", "wire_ns", "link_queue_ns"}
 
 
@@ -73,6 +78,14 @@ class Claim:
     figure: str
     rule: str
     verdict: str
+    robustness: robustness.Robustness | None = None
+
+    @property
+    def robustness_text(self) -> str:
+        """How robust the verdict is to the cost profile's ranges (`analysis.robustness`)."""
+        if self.verdict == NOT_MEASURED:
+            return "—"
+        return self.robustness.text if self.robustness else robustness.NEEDS_RERUNS
 
 
 class Book:
@@ -144,8 +157,73 @@ def _pct(e: Evidence) -> str:
     return f"{e.text()} ({e.id})"
 
 
+class Costs:
+    """The claims' CPU per packet as affine functions of the cost terms (`analysis.robustness`),
+    per (scheme, trip) at the reference condition, and a claim's `Robustness` from them."""
+
+    def __init__(self, res, ref: dict, packets: pd.DataFrame | None):
+        self.res, self.ref, self.packets = res, ref, packets
+        self.profile = robustness.result_profile(res) if packets is not None else None
+        if self.profile is not None:
+            self.nominal, self.ranges = robustness.nominal_and_ranges(self.profile)
+            self.plain_nf = robustness.plain_netfilter(res)
+        self._cache: dict[tuple[str, str], robustness.Affine | None] = {}
+
+    def affine(self, scheme: str, trip: str) -> robustness.Affine | None:
+        key = (scheme, trip)
+        if key not in self._cache:
+            a = None
+            if self.profile is not None and self.packets is not None:
+                d = select(self.packets, self.ref)
+                d = d[(d["scheme"] == scheme) & (d["trip"] == trip) & (d["status"].astype(str) == "delivered")]
+                if len(d):
+                    a = robustness.decompose(d, self.profile, robustness.plan_counts(self.res, scheme, trip, self.ref),
+                                             self.ranges, self.plain_nf)
+            self._cache[key] = a
+        return self._cache[key]
+
+    def assess(self, rule: robustness.CpuRule, trip: str) -> robustness.Robustness | None:
+        if self.profile is None:
+            return robustness.Robustness(robustness.NO_PROFILE, robustness.NO_PROFILE)
+        aff = {s: self.affine(s, trip) for s in rule.schemes}
+        if any(a is None for a in aff.values()):
+            return None
+        return robustness.assess(rule, {s: a for s, a in aff.items() if a is not None}, self.nominal, self.ranges)
+
+
+def _extra(cpu: dict[str, float], s: str, base: str = "host") -> float:
+    return cpu[s] / cpu[base] - 1 if cpu[base] else math.nan
+
+
+def _within(costs: Costs, scheme: str, lim: float, p50_ok: bool, trip: str) -> robustness.Robustness | None:
+    """Robustness of "CPU per packet of `scheme` within ±lim of host" (and a p50 part held)."""
+    r = costs.assess(robustness.CpuRule(
+        ("host", scheme), quantity=lambda c: abs(_extra(c, scheme)), margin=lambda c: lim - abs(_extra(c, scheme)),
+        threshold=lim, also_ok=p50_ok,
+        what=f"the size of {scheme}'s extra CPU per packet vs host (supported at or below the threshold)"), trip)
+    if r is not None and r.label != robustness.DEFINITION:
+        r.text += "; the p50 part is held at its measured value (its robustness needs re-runs: not evaluated)"
+    if r is not None and not p50_ok:
+        r.text += "; the p50 part alone makes it contradicted, whatever the CPU costs"
+    return r
+
+
+def _latency_only(costs: Costs, scheme: str, trip: str) -> robustness.Robustness:
+    """A p50 claim of `scheme` vs host: decided by definition when their CPU per packet is the same
+    at every plausible cost; otherwise not evaluated (needs re-runs)."""
+    r = costs.assess(robustness.CpuRule(
+        ("host", scheme), quantity=lambda c: _extra(c, scheme), margin=lambda c: 0.0, threshold=0.0,
+        what=f"{scheme}'s extra CPU per packet vs host"), trip)
+    if r is not None and r.label == robustness.DEFINITION:
+        r.text += ("; the p50 difference left is queueing alone (the robustness of that needs re-runs: "
+                   "not evaluated)")
+        return r
+    return robustness.Robustness(robustness.NEEDS_RERUNS, robustness.NEEDS_RERUNS)
+
+
 def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[list[Claim], list[Evidence]]:
     book = Book(res, roles, ref, packets)
+    costs = Costs(res, ref, packets)
     trips = [t for t in ("wire_to_ns", "ns_to_ns") if t in set(res.summary["trip"].dropna())] or \
         sorted(set(res.summary["trip"].dropna()) - {""})
     trip = trips[0] if trips else "wire_to_ns"
@@ -180,13 +258,20 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         "namespace routes (or bridges) to it.", "Savochkin", "; ".join(parts) + f" ({trip}, {roles.describe(ref)}).",
         f"supported if both l2-* schemes spend ≥ {RULES['second_pass_cpu']:.0%} more CPU per packet than host "
         f"on {trip} at the reference condition; contradicted otherwise.",
-        (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED))
+        (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED,
+        costs.assess(robustness.CpuRule(
+            ("host", "l2-routed", "l2-bridged"),
+            quantity=lambda c: min(_extra(c, "l2-routed"), _extra(c, "l2-bridged")),
+            margin=lambda c: min(_extra(c, "l2-routed"), _extra(c, "l2-bridged")) - RULES["second_pass_cpu"],
+            threshold=RULES["second_pass_cpu"],
+            what="the smaller extra CPU per packet of l2-routed and l2-bridged vs host (supported at or above "
+                 "the threshold)"), trip) if have else None))
 
     # 2. short-cuts avoid the second input path
     l2_cpu = [cpu(s) for s in ("l2-routed", "l2-bridged")]
     parts, ok, have = [], [], _have(host_cpu, *l2_cpu)
     caps = {r["scheme"]: r for r in capabilities.matrix(res)}
-    for s in ("shortcut-routing", "shortcut-postrouting", "shortcut-socket"):
+    for s in SHORTCUTS:
         c = cpu(s)
         d = book.ratio(c, host_cpu, f"extra CPU per packet, {s} vs host")
         have = have and _have(c)
@@ -199,7 +284,15 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         "the second input path.", "Savochkin", "; ".join(parts) + ".",
         f"supported if every short-cut's CPU per packet is within {RULES['shortcut_cpu']:.0%} of host and below "
         f"both l2-* schemes ({trip}, reference condition).",
-        (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED))
+        (SUPPORTED if all(ok) else CONTRADICTED) if have else NOT_MEASURED,
+        costs.assess(robustness.CpuRule(
+            ("host", "l2-routed", "l2-bridged") + SHORTCUTS,
+            quantity=lambda c: max(_extra(c, s) for s in SHORTCUTS),
+            margin=lambda c: min(RULES["shortcut_cpu"] - max(_extra(c, s) for s in SHORTCUTS),
+                                 min((min(c["l2-routed"], c["l2-bridged"]) - c[s]) / c["host"] for s in SHORTCUTS)),
+            threshold=RULES["shortcut_cpu"],
+            what="the largest extra CPU per packet of the short-cuts vs host (supported at or below the threshold, "
+                 "each short-cut also below both l2-* schemes)"), trip) if have else None))
 
     # 3. layer-3 bind filtering: little to no packet overhead
     c, lat = cpu("l3-bind"), p50("l3-bind")
@@ -211,7 +304,8 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         f"l3-bind vs host: CPU/packet {_pct(dc)}, p50 {_pct(dl)} ({trip}, {roles.describe(ref)}).",
         f"supported if both differences are within ±{lim:.0%}.",
         (SUPPORTED if abs(dc.value) <= lim and abs(dl.value) <= lim else CONTRADICTED)
-        if _have(c, lat, host_cpu, host_p50) else NOT_MEASURED))
+        if _have(c, lat, host_cpu, host_p50) else NOT_MEASURED,
+        _within(costs, "l3-bind", lim, abs(dl.value) <= lim, trip) if _have(c, lat, host_cpu, host_p50) else None))
 
     # 4. no measurable penalty for the current cases
     c, lat = cpu("host-ns-compiled"), p50("host-ns-compiled")
@@ -224,7 +318,9 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         f"host-ns-compiled vs host: CPU/packet {_pct(dc)}, p50 {_pct(dl)} ({trip}, {roles.describe(ref)}).",
         f"supported if both differences are within ±{lim:.0%} (below what the p50 of these runs resolves).",
         (SUPPORTED if abs(dc.value) <= lim and abs(dl.value) <= lim else CONTRADICTED)
-        if _have(c, lat, host_cpu, host_p50) else NOT_MEASURED))
+        if _have(c, lat, host_cpu, host_p50) else NOT_MEASURED,
+        _within(costs, "host-ns-compiled", lim, abs(dl.value) <= lim, trip)
+        if _have(c, lat, host_cpu, host_p50) else None))
 
     # 5. shared socket hashes with a permutation vs per-namespace tables
     counts = sorted(res.memory["namespaces"].unique()) if len(res.memory) else []
@@ -254,7 +350,9 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
             "memory with \"hundreds\" of namespaces.", "Savochkin", fig + ".",
             f"supported if per-namespace socket tables take ≥ {RULES['shared_memory']:g}x the shared tables' "
             f"memory at the largest namespace count computed ({top:,}); the lookup growth is reported, not judged.",
-            (SUPPORTED if enough else CONTRADICTED) if have else NOT_MEASURED))
+            (SUPPORTED if enough else CONTRADICTED) if have else NOT_MEASURED,
+            robustness.Robustness(robustness.NO_RANGE, robustness.NO_RANGE + " (memory_bytes sizes are single "
+                                  "values)")))
     else:
         claims.append(Claim("Shared socket hash tables vs per-namespace tables.", "Savochkin",
                             "needs a shared-table and a per-namespace scheme in memory.csv", "—", NOT_MEASURED))
@@ -276,7 +374,8 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         "networking stack\" (needing promiscuous mode on many NICs: Hemminger, not modelled as a cost).",
         "Biederman", "; ".join(parts) + f" ({roles.describe(ref)}).",
         f"supported if vnic's p50 on wire_to_ns (packets from the NIC) is within ±{lim:.0%} of host; "
-        f"contradicted otherwise.", verdict))
+        f"contradicted otherwise.", verdict,
+        _latency_only(costs, "vnic", "wire_to_ns") if verdict != NOT_MEASURED else None))
 
     # 7. application containers: multicast, 2 IPs and 2 devices per container at layer 2
     l2 = caps.get("l2-routed")

@@ -41,7 +41,8 @@ NEEDS_PACKETS = {"latency_cdf", "stages"}
 
 def packet_columns(res: Results) -> list[str]:
     """The packet columns the figures and the claims read (stage groups and every stage)."""
-    return sorted(set(stages.columns_needed()) | set(claims_mod.stage_columns(res.packet_columns())))
+    return sorted(set(stages.columns_needed()) | set(claims_mod.stage_columns(res.packet_columns()))
+                  | ({"size_bytes"} & set(res.packet_columns())))     # the claims' robustness (per-byte terms)
 
 
 def figures(res: Results, names: Optional[list[str]] = None,

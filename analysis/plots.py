@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentF
 
 from analysis import metrics, stages, style
 from analysis.conditions import Roles, label, select, short
+from analysis.robustness import Robustness, term_name
 from sim.results.reader import Results
 
 TRIP_TITLES = {"wire_to_ns": "wire → namespace", "ns_to_ns": "namespace → namespace (same host)",
@@ -386,4 +387,50 @@ def fig_cpu(res: Results, roles: Roles, ref: dict):
                          + ("; hatched = odd cores" if len(cores) > 1 else ""))
         rest = {k: v for k, v in ref.items() if k != roles.load}
         fig.suptitle("CPU utilisation per core per scheme" + (f" — {roles.describe(rest)}" if rest else ""))
+    return fig
+
+
+# -- claims: sensitivity of each verdict to the cost profile's ranges ---------------------
+
+TORNADO_TERMS = 8
+
+
+def fig_tornado(panels: list[tuple[str, Robustness]]):
+    """One tornado panel per claim (`panels`: (title, `analysis.robustness.Robustness`) with
+    bars): the claim's quantity with each of its `TORNADO_TERMS` most influential cost terms
+    alone at the low and at the high end of its range, from the value at the run's profile (grey
+    line); the rule's threshold is the red dashed line.  None if no claim has bars."""
+    panels = [(t, r) for t, r in panels if r.bars]
+    if not panels:
+        return None
+    n = len(panels)
+    ncols = 2 if n > 1 else 1
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = _figure(nrows, ncols, w=6.4 * ncols + 0.6, h=3.2 * nrows + 1.0)
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.set_visible(False)
+            continue
+        title, r = panels[k]
+        bars = r.bars[:TORNADO_TERMS][::-1]          # the most influential on top
+        y = np.arange(len(bars))
+        pct = r.unit == "fraction"
+        s = 100.0 if pct else 1.0
+        q0 = r.nominal * s
+        lo = [b.q_low * s - q0 for b in bars]
+        hi = [b.q_high * s - q0 for b in bars]
+        ax.barh(y, lo, left=q0, height=0.38, align="edge", color="#1f77b4", label="term at its range's low end")
+        ax.barh(y - 0.38, hi, left=q0, height=0.38, align="edge", color="#ff7f0e",
+                label="term at its range's high end")
+        ax.set_yticks(y, [term_name(b.term) + (" ⚑" if b.flips else "") for b in bars], fontsize=7)
+        ax.axvline(q0, color="#4c4c4c", lw=1)
+        if r.threshold == r.threshold:
+            ax.axvline(r.threshold * s, color="#b71c1c", ls="--", lw=1.2, label="the rule's threshold")
+        if pct:
+            ax.xaxis.set_major_formatter(PercentFormatter(decimals=None))
+        ax.set_xlabel(r.quantity.split(" (")[0] + (" (%)" if pct else ""), fontsize=8)
+        ax.set_title(title, fontsize=9)
+    _legend(fig, axes[0, :1], ncol=3)
+    fig.suptitle("Sensitivity of each CPU claim to the cost profile's ranges (one term at a time; ⚑: flips the "
+                 "verdict alone)", fontsize=10)
     return fig

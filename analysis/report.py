@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from analysis import claims as claims_mod
-from analysis import plots, sockettables, style, tables
+from analysis import plots, robustness, sockettables, style, tables
 from analysis.conditions import roles as find_roles
 from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
@@ -49,6 +49,9 @@ LIMITS = [
     "Stage costs are priors from public figures and kernel sources (see the cost profile below), not "
     "measurements of this machine; compare schemes relative to each other, not absolute microseconds. "
     "`netns-sim calibrate` fits them to a real kernel.",
+    "The claims' robustness re-evaluates CPU per packet over the profile's stage-cost ranges (an affine model, "
+    "no re-runs); latency, drop and multicast verdicts are not re-evaluated (that needs re-runs over the ranges), "
+    "memory sizes have no ranges, and host values (wake-ups, TX completion) are not varied.",
     "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, GRO/TSO batching and lock "
     "contention are not modelled. A pass runs to completion on one core.",
     "Cores run softirq work (NIC RX queues, per-CPU backlogs) in NAPI rounds (napi_weight, netdev_budget, "
@@ -152,12 +155,20 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
+def _flip_sentence(c) -> str:
+    r = c.robustness
+    if r is None or r.flip_term is None:
+        return ""
+    return (f" Flip point: the verdict turns when {robustness.term_name(r.flip_term)} goes {r.flip_direction} "
+            f"{robustness.fmt_term_value(r.flip_term, r.flip_value)}.")
+
+
 def _verdict_class(v: str) -> str:
     return "verdict-" + v.split()[0]
 
 
 FIGURE_STEMS = ("latency_cdf", "latency_vs_load", "throughput_drops", "latency_vs_namespaces", "stages", "memory",
-                "cpu")
+                "cpu", "claims_tornado")
 
 
 def _adopt_old_figures(figdir: Path) -> None:
@@ -306,10 +317,25 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
     doc.para("Each claim with the measured figure that supports or contradicts it and the rule that decides the "
              "verdict. The figures cite evidence items E1, E2, …, listed below with the exact rows they come "
              "from.")
-    rows = [[str(i), c.claim, c.who, c.figure, c.rule, c.verdict] for i, c in enumerate(cl, 1)]
+    doc.para("The verdict is decided at the run's cost profile; the robustness column says whether it survives the "
+             "profile's plausible ranges (every `range:` of a stage cost, `analysis.robustness`): "
+             f"\"{robustness.HOLDS}\", \"{robustness.DEPENDS} X (flips when X crosses v)\" or "
+             f"\"{robustness.DEFINITION}\" (the quantity is the same at every plausible cost). CPU per packet is "
+             "re-evaluated without re-running (it is affine in the cost terms); latency percentiles, drops and "
+             "memory are not.")
+    rows = [[str(i), c.claim, c.who, c.figure + _flip_sentence(c), c.rule, c.verdict, c.robustness_text]
+            for i, c in enumerate(cl, 1)]
     doc.raw_table("claims", "Claims of the 2006 thread (design.md) against these results.",
-                  ["#", "claim", "who", "measured", "rule", "verdict"], rows,
+                  ["#", "claim", "who", "measured", "rule", "verdict", "robustness"], rows,
                   {(i, 5): _verdict_class(c.verdict) for i, c in enumerate(cl)})
+    tornado = plots.fig_tornado([(f"claim {i}", c.robustness) for i, c in enumerate(cl, 1)
+                                 if c.robustness is not None and c.robustness.label != robustness.DEFINITION])
+    if tornado is not None:
+        png = plots.save(tornado, staging, "claims_tornado")["png"]
+        doc.figure(png, f"{figdir.name}/{png.name}",
+                   "Sensitivity of each CPU claim's quantity to the cost terms it depends on most: each term alone "
+                   "at the low (blue) and high (orange) end of its range, from the value at the run's profile (grey "
+                   "line); red dashed: the rule's threshold. Claims decided by a scheme's definition have no bars.")
     doc.raw_table("evidence", "Evidence: every number the claims use, and where it comes from.",
                   ["id", "quantity", "value", "source"], [[e.id, e.what, e.text(), f"`{e.source}`"] for e in ev])
 

@@ -1,0 +1,438 @@
+"""How robust a claim's verdict is to what we do not know: the cost profile's plausible ranges.
+
+One concept: a claim's CPU quantity as an *affine function of the stage cost terms*, evaluated
+at the corners of the profile's ranges.
+
+The model.  A stage traversal costs ``base_ns + per_byte_ns * bytes + per_entry_ns * entries``
+(`sim.core.costs`), so a delivered packet's ``<stage>_ns`` column is
+``n * base_ns + (n * bytes) * per_byte_ns + E * per_entry_ns`` with ``n`` its traversals of
+the stage and ``E`` the entries summed over them.  `decompose` recovers, for the delivered
+packets of one (scheme, trip, condition), the mean *counts* of each term (`Affine.counts`,
+keyed ``(stage, term)``: traversals for ``base_ns``, bytes x traversals for ``per_byte_ns``,
+entries for ``per_entry_ns``), so the mean CPU per packet under any other profile is
+``Affine.at(costs)`` without a re-run:
+
+* a stage without a per-entry term: ``n = column / (base_ns + per_byte_ns * size_bytes)`` per
+  packet, when that is a whole number (so it also sees a short-cut's switch that is skipped
+  because the packet is already in that namespace);
+* a stage with entries (FIB, socket chain, classifier): ``n`` is the number of times the
+  scheme's trip plan (`sim.core.schemes`) names the stage, and ``E`` the rest of the column
+  divided by ``per_entry_ns``;
+* a netfilter hook that ran, when no host has rules, conntrack or the legacy backend
+  (`plain_netfilter`): ``column / base_ns`` hooks; a bridge that runs br_netfilter's hooks
+  (the plan says which, `plan_counts`) adds the ``netfilter.br_netfilter.base_ns`` term
+  (`BR_NF`);
+* held at the run's value (`Affine.held_ns`, listed in `Affine.held`) when that does not
+  decompose: a hook with rules, conntrack or the legacy backend (their terms are in its
+  price), a stage whose traversals the plan cannot give (multicast fan-out), a column that
+  is not a whole number of traversals (``cost_distribution: exponential``).  A stage with a
+  zero column that costs more than 0 per traversal was not traversed; one that costs 0 and
+  has no range is moot; one that costs 0 but has a range takes its traversals from the plan.
+
+The corners.  Each term with a range ``[low, high]`` in the profile is moved alone to its low
+and its high end (the tornado), then every term at once to the end that hurts the nominal
+verdict most (the sign of its own one-at-a-time effect; for a rule built of ratios, minima
+and absolute values this worst corner is a bound only approximately).  `assess` returns one
+of the labels:
+
+* `DEFINITION` — "decided by the scheme's definition, not measured": the claim's quantity
+  is the same (within 1e-9 relative) at every corner and no stage is held: the compared paths
+  run the same stages, or differ only in stages whose cost is fixed (e.g. 0 with no range);
+* `HOLDS` — "holds for every plausible cost": the verdict is the same at every corner;
+* `DEPENDS` — "depends on X (flips when X crosses v)": X is the most influential term whose
+  range flips the verdict on its own, v the value where it flips (bisection on the affine
+  model), other terms that flip it alone are listed; if no term flips it alone but the worst
+  corner does, "depends on several costs together".
+
+What is not evaluated here: latency percentiles (queueing), drops and memory — see
+`NEEDS_RERUNS`, `NO_RANGE` and `NO_PROFILE` (runs priced with different profiles).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+import pandas as pd
+
+HOLDS = "holds for every plausible cost"
+DEPENDS = "depends on"
+DEFINITION = "decided by the scheme's definition, not measured"
+NEEDS_RERUNS = "robustness not evaluated (needs re-runs over the profile ranges: not done)"
+NO_RANGE = "no range in the profile: robustness not evaluated"
+NO_PROFILE = "robustness not evaluated (the cost profile of these runs cannot be read, or differs between them)"
+TERMS = ("base_ns", "per_byte_ns", "per_entry_ns")
+UNITS = {"base_ns": "ns", "per_byte_ns": "ns/B", "per_entry_ns": "ns/entry"}
+CONSTANT_RTOL = 1e-9
+Term = tuple[str, str]        # (stage, cost term)
+Costs = Mapping[Term, float]
+
+
+def term_name(t: Term) -> str:
+    return f"{t[0]}.{t[1]}"
+
+
+def fmt_term_value(t: Term, v: float) -> str:
+    return f"{v:,.4g} {UNITS[t[1]]}"
+
+
+# -- the profile and the plans of a result ------------------------------------------------
+
+def result_profile(res):
+    """The `sim.core.costs.CostProfile` the runs of `res` used: the ``cost_profile`` with the
+    scenario's ``cost_overrides`` and declared ``stages``; None if it cannot be read or the runs
+    (or a factor) use different ones."""
+    from analysis.profile import _find
+    from sim.core.costs import CostProfile, load_profile
+
+    resolved = res.runs[0].resolved or {}
+    keys = ("cost_profile", "cost_overrides", "stages")
+    if any(any(k in f for k in keys) for f in res.factors) or \
+            any([(r.resolved or {}).get(k) for k in keys] != [resolved.get(k) for k in keys] for r in res.runs):
+        return None                              # the runs were priced with different profiles
+    name = str(resolved.get("cost_profile") or "default")
+    path = _find(name, res)
+    try:
+        prof: CostProfile = load_profile(str(path) if path else name)
+        ov = resolved.get("cost_overrides") or {}
+        prof = prof.with_overrides(ov.get("stages"), ov.get("host"), ov.get("memory_bytes"), ov.get("netfilter"))
+        declared = resolved.get("stages") or {}
+        if declared:
+            from sim.frontdoor.scenario import DeclaredStage
+            prof = prof.with_stages({k: DeclaredStage.model_validate(v) for k, v in declared.items()})
+    except (OSError, ValueError, ImportError):
+        return None
+    return prof
+
+
+BR_NF = ("netfilter.br_netfilter", "base_ns")     # a bridge that runs br_netfilter's hooks adds it
+
+
+def nominal_and_ranges(profile) -> tuple[dict[Term, float], dict[Term, tuple[float, float]]]:
+    """Every stage term's value (and `BR_NF`'s), and the ``[low, high]`` of those with a range
+    (low < high)."""
+    nominal: dict[Term, float] = {}
+    ranges: dict[Term, tuple[float, float]] = {}
+    items = [(stage, c) for stage, c in profile.stages.items()] + [(BR_NF[0], profile.netfilter.br_netfilter)]
+    for stage, c in items:
+        for term in TERMS:
+            if stage == BR_NF[0] and term != "base_ns":
+                continue                        # the simulator uses br_netfilter's base_ns only
+            nominal[(stage, term)] = float(getattr(c, term))
+            if term in c.range:
+                lo, hi = (float(x) for x in c.range[term])
+                if lo < hi:
+                    ranges[(stage, term)] = (lo, hi)
+    return nominal, ranges
+
+
+def override_for(term: Term, value: float) -> dict:
+    """A scenario ``cost_overrides`` block that sets `term` to `value`."""
+    if term == BR_NF:
+        return {"netfilter": {"br_netfilter": {"base_ns": value}}}
+    return {"stages": {term[0]: {term[1]: value}}}
+
+
+def plain_netfilter(res) -> bool:
+    """No rules, no conntrack and the nftables backend on every host of every run (then a
+    registered hook costs its stage's ``base_ns`` alone), and no factor that changes that."""
+    for r in res.runs:
+        for h in (r.resolved or {}).get("hosts") or []:
+            rules = h.get("nf_rules") or {}
+            ct = h.get("conntrack") or {}
+            if any(rules.get(g) for g in ("root", "child")) or any(ct.get(g) for g in ("root", "child")) \
+                    or h.get("nf_backend", "nftables") != "nftables":
+                return False
+    return not any(k in f for f in res.factors for k in ("nf_", "conntrack"))
+
+
+def plan_counts(res, scheme: str, trip: str, fixed: Optional[dict] = None) -> Optional[dict[str, int]]:
+    """Stage name -> how many times the scheme's plan for `trip` names it, on the hosts as the
+    run built them (br_netfilter's hooks added when the hosts have them: a factor's level in
+    `fixed`, the condition, or else the resolved hosts); ``"bridge+br_nf"`` counts the bridges
+    that run br_netfilter.  None for a multicast trip, an unknown scheme or trip, or hosts that
+    differ in br_netfilter."""
+    from sim.core.netfilter import BR_NF as KIND_BR_NF
+    from sim.core.netfilter import br_netfilter_trips, bridges
+    from sim.core.schemes import builtin_registry, registry_with
+
+    extra: dict = {}
+    br_flags = set()
+    for r in res.runs:
+        extra.update(r.resolved.get("schemes") or {})
+        br_flags |= {bool(h.get("br_netfilter", True)) for h in (r.resolved.get("hosts") or [])}
+    factor = [f for f in res.factors if "br_netfilter" in f]
+    if factor:
+        if len(factor) > 1 or factor[0] not in (fixed or {}):
+            return None
+        br_flags = {bool((fixed or {})[factor[0]])}
+    if len(br_flags) > 1:
+        return None
+    try:
+        reg = registry_with(extra) if extra else builtin_registry()
+        sch = reg.get(scheme)
+    except (KeyError, ValueError):
+        return None
+    plans = (br_netfilter_trips(sch) if (br_flags or {True}) == {True} and bridges(sch) else None) or sch.trips
+    passes = plans.get(trip)
+    if not passes or any(p.fanout or p.wire_stages or p.root_stages or p.loop_stages for p in passes):
+        return None
+    names = reg.stages.names
+    out: dict[str, int] = {}
+    for p in passes:
+        for st in p.stages:
+            out[names[st.index]] = out.get(names[st.index], 0) + 1
+            if st.entry_kind == KIND_BR_NF:
+                out["bridge+br_nf"] = out.get("bridge+br_nf", 0) + 1
+    return out
+
+
+# -- the affine model ---------------------------------------------------------------------
+
+@dataclass
+class Affine:
+    """Mean CPU per delivered packet (ns) = ``held_ns + sum(counts[t] * cost[t])``."""
+
+    counts: dict[Term, float]
+    held_ns: float = 0.0
+    held: list[str] = field(default_factory=list)       # "stage (why)" held at the run's value
+    packets: int = 0
+
+    def at(self, costs: Costs) -> float:
+        return self.held_ns + sum(n * costs[t] for t, n in self.counts.items())
+
+
+def _whole(n: np.ndarray) -> bool:
+    return bool(np.all(np.abs(n - np.round(n)) <= 1e-6))
+
+
+def decompose(d: pd.DataFrame, profile, plan: Optional[dict[str, int]], ranges=None,
+              plain_nf: bool = True) -> Affine:
+    """`Affine` of the delivered packets `d` (one scheme, trip and condition; needs the
+    ``<stage>_ns`` columns and ``size_bytes``) under `profile`, the one they were priced with;
+    `plan` is `plan_counts` of their scheme and trip and `plain_nf` `plain_netfilter` of the
+    result (see the module docstring)."""
+    from sim.core.stages import STAGE_INFO
+
+    if ranges is None:
+        ranges = nominal_and_ranges(profile)[1]
+    if "size_bytes" not in d.columns:
+        total = sum(float(d[c].fillna(0.0).mean()) for c in (f"{s}_ns" for s in profile.stages) if c in d.columns)
+        return Affine({}, total, ["every stage (no size_bytes column)"], len(d))
+    size = d["size_bytes"].to_numpy(dtype=float)
+    br_nf = profile.netfilter.br_netfilter.base_ns
+    counts: dict[Term, float] = {}
+    held_ns, held = 0.0, []
+
+    def hold(stage: str, total: float, why: str) -> None:
+        nonlocal held_ns
+        held_ns += total
+        held.append(f"{stage} ({why})")
+
+    def put(stage: str, n, entries: float = 0.0) -> None:
+        counts[(stage, "base_ns")] = float(np.mean(n))
+        counts[(stage, "per_byte_ns")] = float(np.mean(n * size))
+        counts[(stage, "per_entry_ns")] = entries
+
+    for stage, c in profile.stages.items():
+        col = f"{stage}_ns"
+        if col not in d.columns:
+            continue
+        v = d[col].fillna(0.0).to_numpy(dtype=float)
+        total = float(v.mean()) if len(v) else 0.0
+        kind = STAGE_INFO[stage].entry_kind if stage in STAGE_INFO else (c.entries or "none")
+        ranged = any((stage, t) in ranges for t in TERMS)
+        per = c.base_ns + c.per_byte_ns * size
+        if kind.startswith("nf:"):
+            if total == 0.0:
+                continue                         # no hook registered: nf_hook() returns at once
+            n = np.divide(v, per, out=np.full_like(v, 0.5), where=per > 0)
+            if plain_nf and _whole(n):
+                put(stage, n)                    # registered, empty chains: base_ns per hook
+            else:
+                hold(stage, total, "a registered netfilter hook with rules, conntrack or another backend")
+            continue
+        if kind == "none" and bool(np.all(per > 0)):
+            n = v / per
+            if _whole(n):
+                put(stage, n)
+                continue
+            k = (plan or {}).get("bridge+br_nf", 0)
+            if stage == "bridge" and k and plan is not None:
+                n_bridge = plan.get("bridge", 0)
+                if np.allclose(v, n_bridge * per + k * br_nf, rtol=1e-9, atol=1e-6):
+                    put(stage, np.full_like(v, n_bridge))
+                    counts[BR_NF] = float(k)
+                    continue
+            hold(stage, total, "not a whole number of traversals: randomised costs or an unknown extra")
+            continue
+        if total == 0.0 and (not ranged or c.base_ns > 0 or c.per_entry_ns > 0):
+            continue                             # not traversed (a traversal costs > 0), or moot
+        if plan is None:
+            hold(stage, total, "traversals not given by the plan of this trip")
+            continue
+        n_plan = float(plan.get(stage, 0))
+        if n_plan == 0.0:
+            if total != 0.0:
+                hold(stage, total, "charged but not in the plan")
+            continue
+        rest = v - n_plan * per
+        if c.per_entry_ns > 0 and kind != "none":
+            e = rest / c.per_entry_ns
+            if np.any(e < -1e-6):
+                hold(stage, total, "below the plan's traversals x base: skipped traversals or scaled costs")
+                continue
+            put(stage, np.full_like(v, n_plan), float(e.mean()))
+        elif np.allclose(rest, 0.0, atol=1e-6):
+            put(stage, np.full_like(v, n_plan))
+            if (stage, "per_entry_ns") in ranges and kind != "none":
+                held.append(f"{stage} (per_entry_ns is 0 in the run: its entries are unknown, counted as 0)")
+        else:
+            hold(stage, total, "not the plan's traversals x cost")
+    return Affine(counts, held_ns, held, len(d))
+
+
+# -- a claim's verdict over the corners ---------------------------------------------------
+
+@dataclass
+class Bar:
+    term: Term
+    low: float                # the range's ends
+    high: float
+    q_low: float              # the claim's quantity with this term alone at its low / high end
+    q_high: float
+    flips: bool               # the verdict flips at either end
+
+
+@dataclass
+class Robustness:
+    label: str                # HOLDS, DEPENDS, DEFINITION, NEEDS_RERUNS, NO_RANGE or NO_PROFILE
+    text: str                 # the label in full, with the flip point
+    quantity: str = ""        # what `nominal` etc. measure, with the threshold's meaning
+    unit: str = "fraction"
+    threshold: float = math.nan
+    nominal: float = math.nan
+    worst: float = math.nan   # the quantity at the worst corner
+    bars: list[Bar] = field(default_factory=list)     # by influence, largest first
+    flip_term: Optional[Term] = None
+    flip_value: float = math.nan
+    flip_direction: str = ""  # "above" or "below": the side of flip_value where the verdict differs
+    others: list[Term] = field(default_factory=list)  # other terms that flip it alone
+    held: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CpuRule:
+    """A claim's CPU rule over the mean CPU per packet of some schemes (`cpu`: scheme -> ns).
+
+    ``margin(cpu) >= 0`` means the rule is met (the CPU part of "supported");
+    ``quantity(cpu)`` is what the report plots against ``threshold``."""
+
+    schemes: tuple[str, ...]
+    quantity: Callable[[dict[str, float]], float]
+    margin: Callable[[dict[str, float]], float]
+    threshold: float
+    what: str
+    unit: str = "fraction"
+    also_ok: bool = True      # the rest of the rule (held at its measured value) is met
+
+
+def _solve(f: Callable[[float], float], a: float, b: float) -> float:
+    """A point where ``f >= 0`` changes, between `a` (the nominal side) and `b`."""
+    fa = f(a) >= 0
+    for _ in range(200):
+        m = (a + b) / 2
+        if (f(m) >= 0) == fa:
+            a = m
+        else:
+            b = m
+        if abs(b - a) <= 1e-12 * max(1.0, abs(a)):
+            break
+    return b
+
+
+def assess(rule: CpuRule, affines: Mapping[str, Affine], nominal: dict[Term, float],
+           ranges: Mapping[Term, tuple[float, float]]) -> Robustness:
+    """The robustness of `rule` (see the module docstring) with each scheme's `Affine`."""
+    def cpu(costs: Costs) -> dict[str, float]:
+        return {s: affines[s].at(costs) for s in rule.schemes}
+
+    def q(costs: Costs) -> float:
+        return rule.quantity(cpu(costs))
+
+    def m(costs: Costs) -> float:
+        return rule.margin(cpu(costs))
+
+    def verdict(costs: Costs) -> bool:
+        return m(costs) >= 0 and rule.also_ok
+
+    held = sorted({h for s in rule.schemes for h in affines[s].held})
+    used = [t for t in ranges if any(affines[s].counts.get(t, 0.0) != 0.0 for s in rule.schemes)]
+    v0, q0 = verdict(nominal), q(nominal)
+    bars, corners = [], [q0]
+    for t in used:
+        lo, hi = ranges[t]
+        c_lo, c_hi = {**nominal, t: lo}, {**nominal, t: hi}
+        bars.append(Bar(t, lo, hi, q(c_lo), q(c_hi), verdict(c_lo) != v0 or verdict(c_hi) != v0))
+        corners += [bars[-1].q_low, bars[-1].q_high]
+    # the worst corner: every term at the end that moves the margin against the nominal verdict
+    worst = dict(nominal)
+    for t in used:
+        lo, hi = ranges[t]
+        m_lo, m_hi = m({**nominal, t: lo}), m({**nominal, t: hi})
+        worst[t] = (lo if m_lo <= m_hi else hi) if v0 else (lo if m_lo >= m_hi else hi)
+    qw = q(worst)
+    corners.append(qw)
+    bars.sort(key=lambda b: -abs(b.q_high - b.q_low))
+    base = Robustness("", "", rule.what, rule.unit, rule.threshold, q0, qw, bars, held=held)
+    scale = max(1.0, *(abs(x) for x in corners if x == x))
+    margins = [m(nominal)] + [m({**nominal, b.term: e}) for b in bars for e in (b.low, b.high)] + [m(worst)]
+    held_any = any(affines[s].held_ns != 0.0 for s in rule.schemes)
+    note = ("; not varied (held at the run's value): " + "; ".join(held)) if held else ""
+    if not held_any and all(abs(x - q0) <= CONSTANT_RTOL * scale for x in corners) and \
+            all(abs(x - margins[0]) <= CONSTANT_RTOL * max(1.0, abs(margins[0])) for x in margins):
+        base.label, base.text = DEFINITION, (
+            f"{DEFINITION}: {rule.what} is {_fmt(q0, rule.unit)} at every plausible cost (the compared paths "
+            "differ only in stages the profile fixes)")
+        base.text += note
+        return base
+    flipping = [b for b in bars if b.flips]
+    if not flipping:
+        if verdict(worst) == v0:
+            base.label, base.text = HOLDS, (f"{HOLDS}: {rule.what} from {_fmt(min(corners), rule.unit)} to "
+                                            f"{_fmt(max(corners), rule.unit)} over the corners (worst corner "
+                                            f"{_fmt(qw, rule.unit)}; threshold {_fmt(rule.threshold, rule.unit)})")
+        else:
+            top = ", ".join(f"{term_name(b.term)} at {fmt_term_value(b.term, worst[b.term])}" for b in bars[:4])
+            base.label, base.text = DEPENDS, (f"{DEPENDS} several costs together: no cost alone flips the verdict "
+                                              f"but all at their worst ends do ({rule.what} "
+                                              f"{_fmt(qw, rule.unit)}; the most influential there: {top})")
+        base.text += note
+        return base
+    b = flipping[0]
+    end = b.low if verdict({**nominal, b.term: b.low}) != v0 else b.high
+    x0 = nominal[b.term]
+    v = _solve(lambda x: m({**nominal, b.term: x}), x0, end)
+    base.flip_term, base.flip_value = b.term, v
+    base.flip_direction = "above" if end > x0 else "below"
+    base.others = [o.term for o in flipping[1:]]
+    base.label = DEPENDS
+    base.text = (f"{DEPENDS} {term_name(b.term)} (flips when {term_name(b.term)} crosses "
+                 f"{fmt_term_value(b.term, v)}; the run used {fmt_term_value(b.term, x0)}, "
+                 f"range {fmt_term_value(b.term, b.low)}–{fmt_term_value(b.term, b.high)})")
+    if base.others:
+        base.text += "; also flipped alone by " + ", ".join(term_name(t) for t in base.others)
+    base.text += note
+    return base
+
+
+def _fmt(v: float, unit: str) -> str:
+    if v != v:
+        return "n/a"
+    if unit == "fraction":
+        return f"{v * 100:+.1f}%"
+    if unit == "ns":
+        return f"{v:,.1f} ns"
+    return f"{v:g}"
