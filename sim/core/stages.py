@@ -135,7 +135,7 @@ def declared_problem(name: str, group: str, kind: str = "none") -> str:
         return (f"stage {name!r} is built in; a declared stage needs a new name (to change a built-in "
                 f"stage's cost use cost_overrides.stages.{name})")
     if not name.isidentifier():
-        return f"stage name {name!r}: use letters, digits and underscores (e.g. tc_bpf)"
+        return f"stage name {name!r}: use letters, digits and underscores (e.g. tc_policy)"
     if group not in GROUPS:
         return f"stage {name!r}: unknown group {group!r}; known groups: {', '.join(GROUPS)}"
     if kind not in DECLARED_ENTRY_KINDS:
