@@ -2,9 +2,11 @@
 
 Order (`order(names)`): the built-in schemes in the order of ``sim/data/schemes.yaml``
 (``host``, the baseline, first; then the compiled-in, layer-2, short-cut, layer-2.5,
-layer-3 and VNIC schemes), then any scheme defined in a scenario, sorted by name.
-Colours: the ten built-ins take the ten Tableau colours in that order (so ``l2-routed`` is the
-same red in every report); other schemes take the remaining tab20 shades by sorted name.
+layer-3 and VNIC schemes; then issue 15's modern ones: veth with tc BPF, netkit, ipvlan, macvlan,
+SR-IOV), then any scheme defined in a scenario, sorted by name.
+Colours: the first ten built-ins take the ten Tableau colours in that order (so ``l2-routed`` is
+the same red in every report); the modern built-ins and other schemes take the remaining tab20
+shades (built-ins by their place in the order, others by name).
 Markers and dash patterns also differ per scheme, so figures stay readable in grey print.
 """
 
@@ -17,7 +19,9 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 BUILTIN_ORDER = ("host", "host-ns-compiled", "l2-routed", "l2-bridged", "shortcut-routing",
-                 "shortcut-postrouting", "shortcut-socket", "l25-hybrid", "l3-bind", "vnic")
+                 "shortcut-postrouting", "shortcut-socket", "l25-hybrid", "l3-bind", "vnic",
+                 "veth-bpf-peer", "netkit", "ipvlan-l2", "ipvlan-l3", "ipvlan-l3s", "macvlan-bridge",
+                 "macvlan-vepa", "sriov-vf")
 _TAB10 = ("#4c4c4c", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#17becf", "#9467bd",
           "#8c564b", "#bcbd22", "#e377c2")
 _EXTRA = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",

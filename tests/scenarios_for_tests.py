@@ -4,6 +4,14 @@ from sim.core.simulate import simulate
 from sim.core.schemes import builtin_registry
 
 SCHEMES = builtin_registry().names()
+# Issue 15's schemes (sim/data/schemes.yaml, docs/modern-schemes.md): each container has its own devices and lo.
+MODERN = ("veth-bpf-peer", "netkit", "ipvlan-l2", "ipvlan-l3", "ipvlan-l3s", "macvlan-bridge", "macvlan-vepa",
+          "sriov-vf")
+
+
+def schemes_with(trip: str) -> list[str]:
+    """The built-in schemes that define `trip` (ipvlan-l3/l3s have no local multicast: the kernel drops it)."""
+    return [s for s in SCHEMES if trip in builtin_registry().get(s).trips]
 # Every stage cost zero except a 1000 ns NIC RX stage: a one-pass host with a known service time.
 UNIT_STAGE_COSTS = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0}
                     for name in builtin_registry().get("host").spec.trips["wire_to_ns"][0].stages}

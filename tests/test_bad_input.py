@@ -325,20 +325,20 @@ TABLE = [
     # declared stages (docs/stages.md): the place and the fix
     ("stage-declared-builtin-name", "doc", {"stages": {"nic_rx": {"base_ns": 1, "group": "nic"}}},
      "stages.nic_rx", "cost_overrides.stages.nic_rx"),
-    ("stage-declared-negative-cost", "doc", {"stages": {"tc_bpf": {"base_ns": -40, "group": "bpf"}}},
-     "stages.tc_bpf.base_ns", "greater than or equal to 0"),
-    ("stage-declared-unknown-group", "doc", {"stages": {"tc_bpf": {"base_ns": 40, "group": "ebpf"}}},
-     "stages.tc_bpf.group", "'bpf'"),
-    ("stage-declared-no-group", "doc", {"stages": {"tc_bpf": {"base_ns": 40}}}, "stages.tc_bpf.group",
+    ("stage-declared-negative-cost", "doc", {"stages": {"tc_policy": {"base_ns": -40, "group": "bpf"}}},
+     "stages.tc_policy.base_ns", "greater than or equal to 0"),
+    ("stage-declared-unknown-group", "doc", {"stages": {"tc_policy": {"base_ns": 40, "group": "ebpf"}}},
+     "stages.tc_policy.group", "'bpf'"),
+    ("stage-declared-no-group", "doc", {"stages": {"tc_policy": {"base_ns": 40}}}, "stages.tc_policy.group",
      "Field required"),
-    ("stage-declared-bad-entries", "doc", {"stages": {"tc_bpf": {"group": "bpf", "entries": "nf:input"}}},
-     "stages.tc_bpf.entries", "'sock_chain'"),
+    ("stage-declared-bad-entries", "doc", {"stages": {"tc_policy": {"group": "bpf", "entries": "nf:input"}}},
+     "stages.tc_policy.entries", "'sock_chain'"),
     ("stage-declared-bad-name", "doc", {"stages": {"tc-bpf": {"group": "bpf"}}}, "stages", "underscores"),
-    ("stage-declared-set-negative", "set", ["stages.tc_bpf={base_ns: 1, group: bpf, per_byte_ns: -1}"],
-     "stages.tc_bpf.per_byte_ns", "greater than or equal to 0"),
+    ("stage-declared-set-negative", "set", ["stages.tc_policy={base_ns: 1, group: bpf, per_byte_ns: -1}"],
+     "stages.tc_policy.per_byte_ns", "greater than or equal to 0"),
     ("scheme-undeclared-stage", "doc", {"schemes": {"x": {**SCHEME, "trips": {**SCHEME["trips"], "wire_to_ns": [
-        {"ns": "root", "queue": "nic_rx", "stages": ["nic_rx", "tc_bpf"]}]}}}, "hosts.0.scheme": "x"},
-     "schemes.x.trips.wire_to_ns[0]", "stages: {tc_bpf: {base_ns: 40, group: bpf}}"),
+        {"ns": "root", "queue": "nic_rx", "stages": ["nic_rx", "tc_policy"]}]}}}, "hosts.0.scheme": "x"},
+     "schemes.x.trips.wire_to_ns[0]", "stages: {tc_policy: {base_ns: 40, group: bpf}}"),
 ]
 TABLE += GENERATED
 

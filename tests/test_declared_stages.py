@@ -32,19 +32,19 @@ def _run(tmp_path: Path, name: str, *extra: str) -> Path:
 def test_declared_stage_column_is_its_cost_per_traversal_and_in_the_report(tmp_path, capsys):
     out = _run(tmp_path, "base")
     p = _packets(out)
-    assert "tc_bpf_ns" in p.columns
+    assert "tc_policy_ns" in p.columns
     d = p[p.status.astype(str) == "delivered"]
     tc, plain = d[d.scheme.astype(str) == "l3-bind-tc"], d[d.scheme.astype(str) == "l3-bind"]
     assert len(tc) > 10 and len(plain) > 10
-    assert (tc.tc_bpf_ns == 40.0).all()                    # one traversal per wire_to_ns packet
-    assert (plain.tc_bpf_ns == 0.0).all()
+    assert (tc.tc_policy_ns == 40.0).all()                    # one traversal per wire_to_ns packet
+    assert (plain.tc_policy_ns == 0.0).all()
     # the stage is part of the latency: the stage columns still add up
-    stage_cols = [f"{s}_ns" for s in STAGE_NAMES] + ["tc_bpf_ns"]
+    stage_cols = [f"{s}_ns" for s in STAGE_NAMES] + ["tc_policy_ns"]
     parts = d[stage_cols].sum(axis=1) + d.wire_ns + d.link_queue_ns + d.queue_ns
     assert (abs(parts - d.latency_ns) < 1e-6 * d.latency_ns.abs().max()).all()
     # the report's breakdown has it in its group, BPF programs
     res = load_results(out)
-    assert astages.declared_groups(res) == {"tc_bpf": "bpf"}
+    assert astages.declared_groups(res) == {"tc_policy": "bpf"}
     b = astages.breakdown(res.packets(), ["scheme"], astages.declared_groups(res)).set_index("scheme")
     assert b.loc["l3-bind-tc", "BPF programs"] == pytest.approx(40.0)
     assert b.loc["l3-bind", "BPF programs"] == 0.0
@@ -60,19 +60,19 @@ def test_declared_stage_column_is_its_cost_per_traversal_and_in_the_report(tmp_p
 
 
 def test_declared_per_byte_term_and_override(tmp_path, capsys):
-    out = _run(tmp_path, "per-byte", "--set", "stages.tc_bpf.per_byte_ns=0.5",
-               "--set", "cost_overrides.stages.tc_bpf.base_ns=10")
+    out = _run(tmp_path, "per-byte", "--set", "stages.tc_policy.per_byte_ns=0.5",
+               "--set", "cost_overrides.stages.tc_policy.base_ns=10")
     d = _packets(out)
     tc = d[(d.scheme.astype(str) == "l3-bind-tc") & (d.status.astype(str) == "delivered")]
-    assert len(tc) and (tc.tc_bpf_ns == 10.0 + 0.5 * tc.size_bytes).all()
+    assert len(tc) and (tc.tc_policy_ns == 10.0 + 0.5 * tc.size_bytes).all()
 
 
 def test_a_profile_declares_a_stage_too(tmp_path, capsys):
     prof = yaml.safe_load((PROFILE_DIR / "default.yaml").read_text())
     prof["name"] = "with-tc"
-    prof["stages"]["tc_bpf"] = {"base_ns": 25.0, "group": "bpf"}
+    prof["stages"]["tc_policy"] = {"base_ns": 25.0, "group": "bpf"}
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(prof))
-    assert load_profile(str(tmp_path / "p.yaml")).stage_set.declared == {"tc_bpf": "bpf"}
+    assert load_profile(str(tmp_path / "p.yaml")).stage_set.declared == {"tc_policy": "bpf"}
     doc = yaml.safe_load(SCENARIO.read_text())
     del doc["stages"]
     doc["cost_profile"] = str(tmp_path / "p.yaml")
@@ -81,21 +81,21 @@ def test_a_profile_declares_a_stage_too(tmp_path, capsys):
     assert main(["run", str(tmp_path / "s.yaml"), "--out", str(out), "--quiet"]) == 0
     d = _packets(out)
     tc = d[(d.scheme.astype(str) == "l3-bind-tc") & (d.status.astype(str) == "delivered")]
-    assert len(tc) and (tc.tc_bpf_ns == 25.0).all()
-    assert astages.declared_groups(load_results(out)) == {"tc_bpf": "bpf"}
+    assert len(tc) and (tc.tc_policy_ns == 25.0).all()
+    assert astages.declared_groups(load_results(out)) == {"tc_policy": "bpf"}
     # the scenario may not declare it again: the profile already has it
-    doc["stages"] = {"tc_bpf": {"base_ns": 1, "group": "bpf"}}
+    doc["stages"] = {"tc_policy": {"base_ns": 1, "group": "bpf"}}
     (tmp_path / "s2.yaml").write_text(yaml.safe_dump(doc))
     assert main(["validate", str(tmp_path / "s2.yaml")]) == 2
-    assert "cost_overrides.stages.tc_bpf" in capsys.readouterr().err
+    assert "cost_overrides.stages.tc_policy" in capsys.readouterr().err
 
 
 def test_a_profile_stage_without_a_group_is_refused():
     data = load_profile("default").model_dump()
-    data["stages"]["tc_bpf"] = {"base_ns": 1.0}
+    data["stages"]["tc_policy"] = {"base_ns": 1.0}
     with pytest.raises(ValueError, match="give it a group"):
         CostProfile.model_validate(data)
-    data["stages"]["tc_bpf"] = {"base_ns": 1.0, "group": "nope"}
+    data["stages"]["tc_policy"] = {"base_ns": 1.0, "group": "nope"}
     with pytest.raises(ValueError, match="unknown group 'nope'"):
         CostProfile.model_validate(data)
 
@@ -111,5 +111,5 @@ def test_every_stage_of_a_run_is_in_exactly_one_report_group():
     groups = astages.stage_groups(cols, profile.stage_set.declared)
     placed = [c for g in groups.values() for c in g]
     assert sorted(placed) == sorted([*profile.stage_set.columns, "mystery_ns"])
-    assert "tc_bpf_ns" in groups["BPF programs"] and "mystery_ns" in groups["other stages"]
+    assert "tc_policy_ns" in groups["BPF programs"] and "mystery_ns" in groups["other stages"]
     assert set(groups) == set(astages.CPU_GROUPS)

@@ -10,6 +10,7 @@ import pytest
 from sim.cli import main
 from sim.frontdoor.loader import load, read_document
 from sim.sweep.spec import expand_document
+from tests.scenarios_for_tests import MODERN
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 SHORT = ["--set", "run.duration_ns=1e6", "--set", "run.warmup_ns=1e5"]
@@ -64,8 +65,17 @@ def test_rfc2006_covers_every_builtin_scheme_both_trips_and_namespace_counts():
     from sim.core.schemes import builtin_registry
     loaded = load(SCENARIOS[0].parent / "rfc2006-schemes.yaml")
     compare = {f.name: set(f.values) for f in loaded.factors}
-    assert compare["hosts.*.scheme"] == set(builtin_registry().names())
+    # the 2006 thread's schemes; issue 15's modern ones are scenarios/modern.yaml's
+    assert compare["hosts.*.scheme"] == set(builtin_registry().names()) - set(MODERN)
     assert compare["hosts.*.namespaces"] == {1, 10, 100, 1000}
     assert len(compare["flows.*.rate_pps"]) == 2
     trips = {(f.src.endswith(":wire"), f.dst.endswith(":wire")) for f in loaded.variants[0].scenario.flows}
     assert trips == {(True, False), (False, False)}
+
+
+def test_modern_covers_every_modern_scheme_and_its_references_on_three_trips():
+    loaded = load(SCENARIOS[0].parent / "modern.yaml")
+    compare = {f.name: set(f.values) for f in loaded.factors}
+    assert compare["hosts.*.scheme"] == set(MODERN) | {"host", "l2-bridged"}
+    trips = {(f.src.endswith(":wire"), f.dst.endswith(":wire")) for f in loaded.variants[0].scenario.flows}
+    assert trips == {(True, False), (False, False), (False, True)}

@@ -92,7 +92,7 @@ class PassSpec(BaseModel):
                 hint = difflib.get_close_matches(name, known, n=1)
                 raise ValueError(f"unknown stage {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
                                  + f" Known stages: {', '.join(known)}. A new stage is declared in the "
-                                 "scenario's stages: block, e.g. stages: {tc_bpf: {base_ns: 40, group: bpf}}")
+                                 "scenario's stages: block, e.g. stages: {tc_policy: {base_ns: 40, group: bpf}}")
             if ":" in token and token.split(":", 1)[1].rstrip("*") not in ("root", "src", "dst"):
                 raise ValueError(f"stage {token!r}: a namespace switch names root, src or dst, e.g. 'ns_switch:dst'")
         return self

@@ -70,6 +70,13 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo("ns_match", "namespace", "sock_chain", "namespace compare on each chain entry", "namespace"),
     StageInfo("socket_enqueue", "l4", "none", "sock_queue_rcv_skb and wake-up", "socket"),
     StageInfo("nic_tx", "nic", "none", "driver transmit, DMA map, doorbell", "nic"),
+    # Issue 15's modern container paths (appended, so the columns of the older stages keep their places)
+    StageInfo("tc_bpf", "bpf", "none", "a tc/tcx BPF program run (sch_handle_ingress/egress, netkit_run) and its "
+              "redirect helper (skb_do_redirect)", "bpf"),
+    StageInfo("netkit_xmit", "netkit", "none", "netkit_xmit: peer checks, skb scrub, __netif_rx into the peer's "
+              "backlog (NETKIT_PASS)", "output"),
+    StageInfo("ipvlan_demux", "l2", "none", "ipvlan_addr_lookup: the port's hash of slave addresses", "l2"),
+    StageInfo("macvlan_demux", "l2", "none", "macvlan_hash_lookup: the port's hash of macvlan MACs", "l2"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
@@ -128,7 +135,7 @@ def declared_problem(name: str, group: str, kind: str = "none") -> str:
         return (f"stage {name!r} is built in; a declared stage needs a new name (to change a built-in "
                 f"stage's cost use cost_overrides.stages.{name})")
     if not name.isidentifier():
-        return f"stage name {name!r}: use letters, digits and underscores (e.g. tc_bpf)"
+        return f"stage name {name!r}: use letters, digits and underscores (e.g. tc_policy)"
     if group not in GROUPS:
         return f"stage {name!r}: unknown group {group!r}; known groups: {', '.join(GROUPS)}"
     if kind not in DECLARED_ENTRY_KINDS:
