@@ -216,9 +216,11 @@ def cmd_schemes(args) -> int:
     from rich.table import Table
 
     from sim.core.trips import ENDPOINT_TRIPS, REQUIRED_TRIPS
-    t = Table(title="isolation schemes (passes per trip through one host; endpoint trips: `netns-sim describe`)")
+    shown = REQUIRED_TRIPS + ("multicast",)
+    t = Table(title="isolation schemes (passes per trip through one host, '-': the scheme has no such trip; "
+                    "endpoint trips: `netns-sim describe`)")
     t.add_column("scheme")
-    for trip in REQUIRED_TRIPS:
+    for trip in shown:
         t.add_column(trip, justify="right")
     t.add_column("endpoint trips")
     t.add_column("socket tables")
@@ -226,7 +228,7 @@ def cmd_schemes(args) -> int:
     t.add_column("capabilities")
     for i in infos:
         lacks = [trip for trip in ENDPOINT_TRIPS if trip not in i["passes"]]
-        t.add_row(i["name"], *[str(i["passes"][trip]) for trip in REQUIRED_TRIPS],
+        t.add_row(i["name"], *[str(i["passes"].get(trip, "-")) for trip in shown],
                   "all" if not lacks else "lacks " + ", ".join(lacks),
                   i["socket_tables"] + (f" ({i['socket_era']})" if i["socket_era"] else ""),
                   f"{i['addresses_per_container']}/{i['devices_per_container']}",

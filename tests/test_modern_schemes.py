@@ -11,7 +11,7 @@ from sim.core.costs import load_profile
 from sim.core.schemes import builtin_registry
 from sim.core.simulate import simulate
 from sim.core.stages import STAGE_NAMES
-from sim.core.trips import ENDPOINT_TRIPS, REQUIRED_TRIPS
+from sim.core.trips import OPTIONAL_TRIPS, REQUIRED_TRIPS
 from tests.scenarios_for_tests import MODERN, delivered, one_host
 
 REG = builtin_registry()
@@ -78,11 +78,26 @@ def test_each_runs_on_every_trip_it_defines_and_delivers_every_packet(scheme):
             assert (rows.n_passes == len(trips[trip])).all(), (scheme, trip)
 
 
-def test_only_the_kernel_dropped_local_multicast_trips_are_missing():
+def test_only_the_kernel_dropped_multicast_trips_are_missing():
     for name in MODERN:
-        missing = set(ENDPOINT_TRIPS) - set(REG.get(name).trips)
-        want = {"multicast_local", "root_multicast_local"} if name in ("ipvlan-l3", "ipvlan-l3s") else set()
+        missing = set(OPTIONAL_TRIPS) - set(REG.get(name).trips)
+        l3 = name in ("ipvlan-l3", "ipvlan-l3s")
+        want = {"multicast", "multicast_local", "root_multicast_local"} if l3 else set()
         assert missing == want, name
+
+
+@pytest.mark.parametrize("scheme", ["ipvlan-l3", "ipvlan-l3s"])
+def test_multicast_to_l3_mode_ipvlan_containers_is_refused_with_the_fix(scheme, tmp_path, capsys):
+    """The kernel does not deliver multicast to L3-mode slaves: no trip, so the flow is refused."""
+    (tmp_path / "mc.yaml").write_text(f"""name: mc
+hosts: [{{name: h, scheme: {scheme}, namespaces: 3}}]
+groups: [{{name: g, members: ["h:ns0", "h:ns1"]}}]
+flows: [{{kind: constant, src: "h:wire", dst: "group:g", rate_pps: 10}}]
+run: {{duration_ns: 1.0e6}}
+""")
+    assert main(["validate", str(tmp_path / "mc.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "does not define trip 'multicast'" in err and "netns-sim schemes" in err
 
 
 # -- pass structure against the kernel path ----------------------------------------------------

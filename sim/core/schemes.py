@@ -6,9 +6,10 @@ the isolation gives a container (capabilities), and which kernel structures each
 costs (see `sim.core.memory`).  Built-in schemes are in `sim/data/schemes.yaml`; a scenario can add
 more in exactly the same format (``schemes:`` block), without Python.
 
-Trips are named in `sim.core.trips`: every scheme defines the four `REQUIRED_TRIPS`; the
-`ENDPOINT_TRIPS` (root namespace, a namespace to itself, multicast to members on the
-sender's host) are optional, and a flow needing one a scheme lacks is refused.
+Trips are named in `sim.core.trips`: every scheme defines the three `REQUIRED_TRIPS`; the
+`OPTIONAL_TRIPS` (``multicast`` and the endpoint trips: root namespace, a namespace to
+itself, multicast to members on the sender's host) may be left out, and a flow needing one a
+scheme lacks is refused.
 
 Contract of a compiled pass (`CompiledPass`): `stages` is a tuple of `CompiledStage`, each
 naming the stage index in `sim.core.stages.STAGES`, the namespace role it runs in (``root``,

@@ -3,10 +3,11 @@
 Two names are involved:
 
 - a *host trip* is what one host runs: a key of a scheme's ``trips`` (`HOST_TRIPS`), a list
-  of passes.  `REQUIRED_TRIPS` are the ones every scheme defines; `ENDPOINT_TRIPS` (the root
-  namespace as an endpoint, a namespace to itself, multicast to members on the sender's own
-  host) are optional for a scheme defined in a scenario, and a flow that needs one its host's
-  scheme lacks is refused at validation (`missing_trips`).
+  of passes.  `REQUIRED_TRIPS` are the ones every scheme defines; `OPTIONAL_TRIPS` are
+  ``multicast`` (a scheme whose containers the kernel cannot reach by multicast has none) and
+  the `ENDPOINT_TRIPS` (the root namespace as an endpoint, a namespace to itself, multicast to
+  members on the sender's own host); a flow that needs a trip its host's scheme lacks is
+  refused at validation (`missing_trip`).
 - a *journey label* (`sim.core.records.TRIP_LABELS`) names a packet's whole way, one or two
   hosts, and is the ``trip`` column of the records.
 
@@ -38,10 +39,13 @@ from typing import Optional
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.records import TRIP_LABELS
 
-REQUIRED_TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "multicast")
+REQUIRED_TRIPS: tuple[str, ...] = ("wire_to_ns", "ns_to_wire", "ns_to_ns")
 ENDPOINT_TRIPS: tuple[str, ...] = ("wire_to_root", "root_to_wire", "root_to_ns", "ns_to_root", "ns_to_self",
                                    "multicast_local", "root_multicast_local")
-HOST_TRIPS: tuple[str, ...] = REQUIRED_TRIPS + ENDPOINT_TRIPS
+# A scheme whose containers the kernel cannot reach by multicast (ipvlan in L3/L3S mode) has no
+# ``multicast`` trip; a flow to a group with members there is refused (`missing_trip`).
+OPTIONAL_TRIPS: tuple[str, ...] = ("multicast",) + ENDPOINT_TRIPS
+HOST_TRIPS: tuple[str, ...] = REQUIRED_TRIPS + OPTIONAL_TRIPS
 LEAVING_TRIPS: frozenset[str] = frozenset({"ns_to_wire", "root_to_wire"})   # the packet leaves the host after
 SENDER_TRIPS: frozenset[str] = frozenset(t for t in HOST_TRIPS if not t.startswith("wire_to") and t != "multicast")
 LOCAL_MULTICAST_TRIPS: frozenset[str] = frozenset({"multicast_local", "root_multicast_local"})   # sender's host
@@ -119,6 +123,7 @@ def missing_trip(pairs: list[tuple[str, str]], schemes: Mapping) -> Optional[tup
         for scheme in (schemes[host] if isinstance(schemes[host], list) else [schemes[host]]):
             if trip not in scheme.trips:
                 return (f"host {host!r} uses scheme {scheme.name!r}, which does not define trip {trip!r} that "
-                        f"this flow needs", f"add trips.{trip} to scheme {scheme.name!r} (format: "
-                        "sim/data/schemes.yaml) or give the host a built-in scheme")
+                        f"this flow needs", f"use a scheme that has it (`netns-sim schemes` lists each scheme's "
+                        f"trips; a built-in scheme lacks one where the kernel has no such path) or, in a scheme "
+                        f"of your own, add trips.{trip} (format: sim/data/schemes.yaml)")
     return None
