@@ -16,7 +16,10 @@ test recomputes each one from the files):
 Claims default to the reference condition (lowest load, `analysis.conditions`) and the
 ``wire_to_ns`` trip (the first trip present otherwise).  Verdict values: ``supported``,
 ``contradicted``, ``not measured in these results`` (a scheme, trip or load level the rule
-needs is missing).  Thresholds are in `RULES` and printed with each claim.
+needs is missing), or ``outside the model: <why>`` (a claim the simulator cannot measure, said
+so rather than faked).  Thresholds are in `RULES` and printed with each claim.  The claims of
+issue 13 (switch point, socket-lookup switching, layer 2.5, scaling, loopback, migration, the
+asynchronous switch) are small functions of a `Ctx` after `build`'s first seven.
 
 Each verdict also says how robust it is to the cost profile's ranges (`Claim.robustness`,
 `analysis.robustness`): the CPU rules are re-evaluated over the ranges with the affine model
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -35,8 +39,10 @@ from analysis.conditions import Roles, select
 from analysis.tables import fmt_bytes
 
 SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not measured in these results"
+OUTSIDE = "outside the model"      # a verdict that starts so says why after a colon
 RULES = {"second_pass_cpu": 0.20, "shortcut_cpu": 0.10, "l3_bind": 0.05, "compiled": 0.02, "vnic": 0.05,
-         "shared_memory": 10.0}
+         "shared_memory": 10.0, "switch_point_cpu": 0.05, "shared_lookup": 0.25, "l25_cpu": 0.10,
+         "scaling_cpu": 0.10, "loopback_cpu": 0.10}
 SHORTCUTS = ("shortcut-routing", "shortcut-postrouting", "shortcut-socket")
 STAGE_EXCLUDE = {"t_sent_ns", "t_done_ns", "latency_ns", "queue_ns", "wire_ns", "link_queue_ns"}
 
@@ -68,6 +74,8 @@ def format_value(v: float, unit: str) -> str:
         return f"{v * 100:+.1f}%"
     if unit == "ratio":
         return f"{v:,.2f}x"
+    if unit == "pps":
+        return f"{v:,.0f} pps"
     return f"{v:g}"
 
 
@@ -83,7 +91,7 @@ class Claim:
     @property
     def robustness_text(self) -> str:
         """How robust the verdict is to the cost profile's ranges (`analysis.robustness`)."""
-        if self.verdict == NOT_MEASURED:
+        if self.verdict == NOT_MEASURED or self.verdict.startswith(OUTSIDE):
             return "—"
         return self.robustness.text if self.robustness else robustness.NEEDS_RERUNS
 
@@ -118,7 +126,7 @@ class Book:
         d = select(self._metric_cache[metric], fixed)
         d = d[(d["scheme"] == scheme) & (d["trip"] == trip)]
         v = float(d["mean"].iloc[0]) if len(d) else math.nan
-        return self._add(what, v, "ns" if metric.endswith("_ns") else metric,
+        return self._add(what, v, "ns" if metric.endswith("_ns") else "pps" if metric.endswith("_pps") else metric,
                          f"points.csv[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] {metric}")
 
     def memory(self, scheme, namespaces, what, structure=None) -> Evidence:
@@ -253,6 +261,15 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
             have = have and _have(h9, s9)
             text += f"; at the highest load p99 {_pct(d9)} (queueing of the extra pass)"
         parts.append(text)
+    rr = len(res.flows) and "kind" in res.flows.columns and (res.flows["kind"] == "rr").any()
+    if rr and "ns_to_ns" in trips:
+        tps = {s: book.summary(s, "ns_to_ns", "throughput_pps", f"delivered packets per second, {s}, ns_to_ns")
+               for s in ("host", "l2-routed", "l2-bridged")}
+        parts.append("request/response container to container (ns_to_ns; 2 packets per transaction, reported, not "
+                     "judged): transactions per second " + ", ".join(
+                         f"{s} {tps[s].value / 2:,.0f} ({tps[s].id} / 2)" for s in tps) + ", l2-* vs host "
+                     + ", ".join(_pct(book.ratio(tps[s], tps["host"], f"transactions per second, {s} vs host"))
+                                 for s in ("l2-routed", "l2-bridged")))
     claims.append(Claim(
         "Full separation makes a packet for a child traverse input, output, then input again when the root "
         "namespace routes (or bridges) to it.", "Savochkin", "; ".join(parts) + f" ({trip}, {roles.describe(ref)}).",
@@ -389,7 +406,11 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
     if "multicast" in set(res.summary["trip"].dropna()) and l2:
         h, v = p50("host", "multicast"), p50("l2-routed", "multicast")
         d = book.ratio(v, h, "extra p50 latency, l2-routed vs host, multicast")
-        fig += f"; multicast fan-out: l2-routed p50 {_pct(d)} vs host"
+        ch, cl2 = (book.packet_mean(x, "multicast", "cpu_ns", f"CPU per delivered copy, {x}, multicast")
+                   for x in ("host", "l2-routed"))
+        dc = book.ratio(cl2, ch, "extra CPU per delivered copy, l2-routed vs host, multicast")
+        fig += (f"; multicast fan-out to the group's members: l2-routed p50 {_pct(d)}, CPU per delivered copy "
+                f"{_pct(dc)} vs host")
         verdict = (SUPPORTED if d.value > 0 and l2["addresses_per_container"] >= 2 else CONTRADICTED) \
             if _have(h, v) else NOT_MEASURED
     else:
@@ -399,5 +420,238 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         "layer 2.", "Lezcano", fig + ".",
         "supported if the results have a multicast trip on which l2-routed is slower than host and l2-routed "
         "needs ≥ 2 addresses per container; the address/device counts alone are model inputs, not measurements.",
-        verdict))
+        verdict, robustness.Robustness(robustness.NEEDS_RERUNS, robustness.NEEDS_RERUNS)
+        if verdict != NOT_MEASURED else None))
+
+    ctx = Ctx(book, costs, res, roles, ref, trip, caps, capabilities.specs(res), cpu)
+    claims += [_switch_point(ctx), _socket_switch(ctx), _l25(ctx), _scaling(ctx), _loopback(ctx),
+               _migration(ctx), _async_switch()]
     return claims, book.items
+
+
+# -- the claims added for issue 13 (each: evidence, rule, verdict, robustness) ---------------
+
+OTHER_CONDITIONS = ("robustness not evaluated (the rule compares namespace counts; the affine model is built at "
+                    "the reference condition only)")
+
+
+@dataclass
+class Ctx:
+    book: Book
+    costs: Costs
+    res: Any
+    roles: Roles
+    ref: dict
+    trip: str
+    caps: dict
+    specs: dict
+    cpu: Callable[[str], Evidence]
+
+
+def _verdict(ok: bool, *evs: Evidence) -> str:
+    return (SUPPORTED if ok else CONTRADICTED) if _have(*evs) else NOT_MEASURED
+
+
+def _ns_levels(ctx: Ctx) -> tuple[Any, Any]:
+    r = ctx.roles
+    if r.namespaces and len(r.levels[r.namespaces]) > 1:
+        return r.levels[r.namespaces][0], r.levels[r.namespaces][-1]
+    return None, None
+
+
+def child_chains(spec: dict | None, trip: str) -> list[str]:
+    """The netfilter stages a scheme's `trip` plan runs in the destination container's namespace
+    (after its switch to the container, or in a pass that starts there): the container's own
+    rules that still apply."""
+    out: list[str] = []
+    for p in ((spec or {}).get("trips") or {}).get(trip) or []:
+        in_dst = p.get("ns") == "dst"
+        for st in p.get("stages") or []:
+            name = str(st).rstrip("*")
+            if name.startswith("ns_switch"):
+                in_dst = name in ("ns_switch:dst", "ns_switch") or str(st).endswith("*")
+            elif name.startswith("nf_") and in_dst:
+                out.append(name)
+    return out
+
+
+def _switch_point(ctx: Ctx) -> Claim:
+    """Short-cut at routing vs at post-routing: cost, and which of the container's rules still apply."""
+    b, t = ctx.book, ctx.trip
+    r, p = ctx.cpu("shortcut-routing"), ctx.cpu("shortcut-postrouting")
+    d = b.ratio(p, r, "CPU per packet, shortcut-postrouting vs shortcut-routing")
+    met = {s: child_chains(ctx.specs.get(s), t) for s in ("shortcut-routing", "shortcut-postrouting")}
+    fig = (f"CPU/packet shortcut-postrouting {p.text()} vs shortcut-routing {r.text()} ({p.id}, {r.id}), "
+           f"{_pct(d)}; the container's own chains on {t}, from the schemes' plans: shortcut-routing "
+           f"{', '.join(met['shortcut-routing']) or 'none'}, shortcut-postrouting "
+           f"{', '.join(met['shortcut-postrouting']) or 'none'}")
+    declared = select(metrics.metric(ctx.res, "policy_declared"), ctx.ref) \
+        if "policy_declared" in set(ctx.res.summary["metric"]) else pd.DataFrame()
+    pol = [b.summary(s, t, "policy_bypassed", f"declared rules bypassed per packet, {s}, {t}")
+           for s in ("shortcut-routing", "shortcut-postrouting")
+           if len(declared) and float(declared[(declared["scheme"] == s) & (declared["trip"] == t)]["mean"].max()) > 0]
+    fig += ("; declared rules bypassed per packet: " + ", ".join(f"{e.text()} ({e.id})" for e in pol)) if pol else \
+        "; no netfilter rules declared in these results (the policy rows measure it: scenarios/policy-bypass.yaml)"
+    lim = RULES["switch_point_cpu"]
+    ok = abs(d.value) <= lim and bool(met["shortcut-routing"]) and not met["shortcut-postrouting"]
+    return Claim(
+        "Switching namespace at the routing decision costs about what switching at the post-routing hook costs, "
+        "and keeps the container's own LOCAL_IN rules, which the post-routing switch bypasses.", "Savochkin",
+        fig + f" ({t}, {ctx.roles.describe(ctx.ref)}).",
+        f"supported if the two short-cuts' CPU per packet are within ±{lim:.0%} of each other and only "
+        f"shortcut-routing runs a netfilter hook in the container's namespace on {t}.",
+        _verdict(ok, r, p),
+        ctx.costs.assess(robustness.CpuRule(
+            ("shortcut-routing", "shortcut-postrouting"),
+            quantity=lambda c: abs(c["shortcut-postrouting"] / c["shortcut-routing"] - 1),
+            margin=lambda c: lim - abs(c["shortcut-postrouting"] / c["shortcut-routing"] - 1), threshold=lim,
+            also_ok=bool(met["shortcut-routing"]) and not met["shortcut-postrouting"],
+            what="the size of the CPU per packet difference between the two switch points"), t)
+        if _have(r, p) else None)
+
+
+def _socket_switch(ctx: Ctx) -> Claim:
+    """Switching at socket lookup: shared hashes with a per-namespace permutation keep chains short."""
+    b, t = ctx.book, ctx.trip
+    shared = next((s for s, r in ctx.caps.items() if r["socket_tables"] == "shared_permuted"), None)
+    perns = next((s for s in ("shortcut-routing", "shortcut-postrouting", "l2-routed") if s in ctx.caps
+                  and ctx.caps[s]["socket_tables"] == "per_namespace"), None)
+    lo, hi = _ns_levels(ctx)
+    claim = ("Switching namespace at socket lookup, with shared socket hashes and a per-namespace permutation, "
+             "keeps lookups as cheap as per-namespace tables as containers multiply.")
+    if not (shared and perns and hi):
+        return Claim(claim, "Savochkin", "needs a shared-table scheme, a per-namespace one and two namespace counts",
+                     "—", NOT_MEASURED)
+    ns = str(ctx.roles.namespaces)
+    a = b.packet_mean(shared, t, "socket_lookup_ns", f"socket lookup, {shared}, {lo} namespaces", **{ns: lo})
+    s_hi = b.packet_mean(shared, t, "socket_lookup_ns", f"socket lookup, {shared}, {hi} namespaces", **{ns: hi})
+    p_hi = b.packet_mean(perns, t, "socket_lookup_ns", f"socket lookup, {perns}, {hi} namespaces", **{ns: hi})
+    g = b.ratio(s_hi, a, f"socket lookup growth, {shared}, {lo} -> {hi} namespaces")
+    d = b.ratio(s_hi, p_hi, f"socket lookup, {shared} vs {perns}, {hi} namespaces")
+    lim = RULES["shared_lookup"]
+    return Claim(
+        claim, "Savochkin",
+        f"{shared} (shared, permuted) socket lookup {a.text()} at {lo:,} → {s_hi.text()} at {hi:,} namespaces "
+        f"({_pct(g)}); {perns} (per-namespace tables) {p_hi.text()} at {hi:,} ({p_hi.id}): shared vs per-namespace "
+        f"{_pct(d)} ({t}, the hosts' default table size, the same for both; per-namespace vs shared at equal table "
+        f"size and at equal lookup cost: the socket-table section of scenarios/socket-tables.yaml's report).",
+        f"supported if {shared}'s socket lookup at {hi:,} namespaces is at most {lim:.0%} above {perns}'s.",
+        _verdict(d.value <= lim, a, s_hi, p_hi),
+        robustness.Robustness(robustness.NEEDS_RERUNS, OTHER_CONDITIONS))
+
+
+def _l25(ctx: Ctx) -> Claim:
+    """Layer 2.5 for application containers: one pass, a classifier rule per container, multicast."""
+    b, t = ctx.book, ctx.trip
+    h, c = ctx.cpu("host"), ctx.cpu("l25-hybrid")
+    d = b.ratio(c, h, "extra CPU per packet, l25-hybrid vs host")
+    lim = RULES["l25_cpu"]
+    fig = f"l25-hybrid vs host: CPU/packet {_pct(d)} ({t}, {ctx.roles.describe(ctx.ref)})"
+    lo, hi = _ns_levels(ctx)
+    if hi:
+        ns = str(ctx.roles.namespaces)
+        k_lo = b.packet_mean("l25-hybrid", t, "l25_classify_ns", f"classifier, l25-hybrid, {lo} namespaces", **{ns: lo})
+        k_hi = b.packet_mean("l25-hybrid", t, "l25_classify_ns", f"classifier, l25-hybrid, {hi} namespaces", **{ns: hi})
+        fig += (f"; its classifier {k_lo.text()} per packet at {lo:,} namespaces ({k_lo.id}), {k_hi.text()} at "
+                f"{hi:,} ({k_hi.id}): one rule per container")
+    mc = "multicast" in set(ctx.res.summary["trip"].dropna())
+    ok_mc = False
+    if mc:
+        mh, ml = (b.summary(s, "multicast", "latency_p50_ns", f"p50 latency, {s}, multicast")
+                  for s in ("host", "l25-hybrid"))
+        dm = b.ratio(ml, mh, "extra p50 latency, l25-hybrid vs host, multicast")
+        th = b.summary("l25-hybrid", "multicast", "throughput_pps",
+                       "delivered copies per second, l25-hybrid, multicast")
+        ok_mc = th.value > 0
+        fig += f"; multicast to the group: p50 {_pct(dm)} vs host, {th.text()} of copies delivered ({th.id})"
+    else:
+        fig += "; no multicast trip in these results"
+    return Claim(
+        "Layer 2.5 (a classifier picks each packet's container) gives application containers isolation in one "
+        "pass, multicast included.", "Lezcano", fig + ".",
+        f"supported if l25-hybrid's CPU per packet on {t} is within {lim:.0%} of host at the reference condition "
+        "and its multicast trip delivers copies to the group's members; the classifier's growth is reported.",
+        _verdict(abs(d.value) <= lim and ok_mc, h, c) if mc else NOT_MEASURED,
+        _within(ctx.costs, "l25-hybrid", lim, ok_mc, t) if mc and _have(h, c) else None)
+
+
+def _scaling(ctx: Ctx) -> Claim:
+    """Hundreds and thousands of containers: CPU per packet at the smallest vs largest count."""
+    b, t = ctx.book, ctx.trip
+    lo, hi = _ns_levels(ctx)
+    claim = ("The design must scale to hundreds and thousands of containers on one host: the per-packet cost "
+             "must not grow with their number.")
+    if not hi:
+        return Claim(claim, "Savochkin, Korotaev", "needs two namespace counts", "—", NOT_MEASURED)
+    ns, lim = str(ctx.roles.namespaces), RULES["scaling_cpu"]
+    parts, grew, evs = [], [], []
+    for s in ctx.caps:
+        a = b.packet_mean(s, t, "cpu_ns", f"CPU per packet, {s}, {t}, {lo} namespaces", **{ns: lo})
+        z = b.packet_mean(s, t, "cpu_ns", f"CPU per packet, {s}, {t}, {hi} namespaces", **{ns: hi})
+        g = b.ratio(z, a, f"CPU per packet growth, {s}, {lo} -> {hi} namespaces")
+        evs += [a, z]
+        parts.append(f"{s} {_pct(g)}")
+        if g.value > lim:
+            grew.append(s)
+    return Claim(
+        claim, "Savochkin, Korotaev",
+        f"CPU per packet on {t} from {lo:,} to {hi:,} namespaces: " + ", ".join(parts)
+        + (f"; growing more than {lim:.0%}: {', '.join(grew)}" if grew else "") + ".",
+        f"supported if no scheme's CPU per packet on {t} grows more than {lim:.0%} from {lo:,} to {hi:,} "
+        "namespaces (lowest load); the schemes that do are named.",
+        _verdict(not grew, *evs), robustness.Robustness(robustness.NEEDS_RERUNS, OTHER_CONDITIONS))
+
+
+def _loopback(ctx: Ctx) -> Claim:
+    """Per-namespace loopback: a container talking to itself takes one pass, no veth."""
+    b, t = ctx.book, "ns_to_self"
+    claim = ("Each namespace has its own loopback: a container talking to itself does not pay full "
+             "separation's pass-through device.")
+    if t not in set(ctx.res.summary["trip"].dropna()):
+        return Claim(claim, "Savochkin, Biederman", "no ns_to_self trip in these results", "—", NOT_MEASURED)
+    h = b.packet_mean("host", t, "cpu_ns", f"CPU per packet, host, {t}")
+    lim, parts, ok, evs = RULES["loopback_cpu"], [], True, [h]
+    for s in ("l2-routed", "l2-bridged"):
+        c = b.packet_mean(s, t, "cpu_ns", f"CPU per packet, {s}, {t}")
+        d = b.ratio(c, h, f"extra CPU per packet, {s} vs host, {t}")
+        veth = any("veth" in str(st) for p in (ctx.specs.get(s, {}).get("trips") or {}).get(t, [])
+                   for st in p.get("stages") or [])
+        parts.append(f"{s} {_pct(d)} vs host, {'a veth stage' if veth else 'no veth stage'} in its plan")
+        ok = ok and abs(d.value) <= lim and not veth
+        evs.append(c)
+    return Claim(
+        claim, "Savochkin, Biederman", "; ".join(parts) + f" ({t}, {ctx.roles.describe(ctx.ref)}).",
+        f"supported if both l2-* schemes' CPU per packet on {t} is within ±{lim:.0%} of host's and neither "
+        "plan crosses a veth.",
+        _verdict(ok, *evs),
+        ctx.costs.assess(robustness.CpuRule(
+            ("host", "l2-routed", "l2-bridged"),
+            quantity=lambda c: max(abs(_extra(c, "l2-routed")), abs(_extra(c, "l2-bridged"))),
+            margin=lambda c: lim - max(abs(_extra(c, "l2-routed")), abs(_extra(c, "l2-bridged"))), threshold=lim,
+            what=f"the larger size of the l2-* schemes' extra CPU per packet vs host on {t}"), t)
+        if _have(*evs) else None)
+
+
+def _migration(ctx: Ctx) -> Claim:
+    """Migration with the container's IP: a capability of the scheme's definition."""
+    own = {s: r for s, r in ctx.caps.items() if (r["addresses_per_container"] or 0) >= 1}
+    no = [s for s, r in own.items() if not r["migration_with_ip"]]
+    fig = ("migration with its IP, from the scheme data: "
+           + ", ".join(f"{s} {'yes' if r['migration_with_ip'] else 'no'}" for s, r in ctx.caps.items()))
+    return Claim(
+        "A container can migrate to another host keeping its IP address, under every scheme that gives it an "
+        "address of its own.", "Biederman, Lezcano", fig + ".",
+        "supported if every scheme with at least one address per container allows migration with its IP "
+        "(capability matrix); a definition, not a measurement.",
+        (SUPPORTED if not no else CONTRADICTED) if own else NOT_MEASURED,
+        robustness.Robustness(robustness.DEFINITION, robustness.DEFINITION + " (the schemes' capability data)"))
+
+
+def _async_switch() -> Claim:
+    return Claim(
+        "The namespace switch can be made asynchronous (the packet queued and handed to the target namespace "
+        "later) to keep the switching cost off the receive path.", "Savochkin, Biederman",
+        "not measured: no built-in scheme defines a deferred switch.", "—",
+        f"{OUTSIDE}: every ns_switch runs synchronously inside its pass; a deferred switch would be a new scheme "
+        "(a pass that ends at the switch and resumes on a backlog queue), which is not defined or validated here, "
+        "so no number is given.")

@@ -353,7 +353,9 @@ def fig_cpu(res: Results, roles: Roles, ref: dict):
     u = metrics.utilisation(res)
     if u.empty:
         return None
-    loads = [None] if roles.load is None else roles.levels[roles.load]
+    lv = roles.levels[roles.load] if roles.load else []
+    # the lowest, a middle and the highest load: a panel per level of a long load curve is unreadable
+    loads = [None] if roles.load is None else sorted({lv[0], lv[len(lv) // 2], lv[-1]})
     with plt.rc_context(style.RC):
         fig, axes = _figure(1, len(loads), h=4.4)
         for i, ld in enumerate(loads):

@@ -91,7 +91,7 @@ background:#e8f5e9}
 figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#444}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}code{font-size:.92em}
 .verdict-supported{color:#1b5e20;font-weight:bold}.verdict-contradicted{color:#b71c1c;font-weight:bold}
-.verdict-not{color:#666;font-style:italic}details{margin:.5em 0}
+.verdict-not,.verdict-outside{color:#666;font-style:italic}details{margin:.5em 0}
 @media print{figure,table{page-break-inside:avoid}}
 """
 

@@ -45,7 +45,8 @@ def _run(*args):
 def _scenario(path: Path, profile: Path | None = None) -> Path:
     doc = {"extends": str(ROOT / "scenarios" / "rfc2006-schemes.yaml"), "name": "robustness",
            "run": {"duration_ns": 5.0e6, "warmup_ns": 1.0e6}, "memory_namespace_counts": [1, NS],
-           "compare": {"hosts.*.scheme": SCHEMES, "hosts.*.namespaces": [NS]}}
+           "compare": {"hosts.*.scheme": SCHEMES, "hosts.*.namespaces": [NS],
+                       "flows.0.rate_pps": [50000, 400000]}}
     if profile is not None:
         doc["cost_profile"] = str(profile)
     path.write_text(yaml.safe_dump(doc))
