@@ -11,12 +11,14 @@ each figure is printed, because the machine is shared and noisy; the load averag
 
 Run: ``.venv/bin/python bench/report.py`` (``--duration-ns`` sets the 1x duration, default 2e7 ns,
 the scenario's own; ``--rounds`` the report rounds, default 3; ``--svg`` passes ``--svg`` to the
-report).  The results are written once per size under a temporary directory.
+report; ``--keep DIR`` keeps the results and reuses them next time).  The results are written once per
+size under a temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -53,17 +55,22 @@ def main(argv=None) -> int:
     ap.add_argument("--duration-ns", type=float, default=2e7)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--svg", action="store_true")
-    ap.add_argument("--keep", metavar="DIR", help="write the results here (kept) instead of a temporary directory")
+    ap.add_argument("--keep", metavar="DIR", help="write the results here (kept) instead of a temporary directory; "
+                    "results already there (with their run's figures in <size>.run.json) are reused")
     a = ap.parse_args(argv)
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench-report-"))
     base.mkdir(parents=True, exist_ok=True)
     sizes = {"1x": a.duration_ns, "10x": a.duration_ns * 10}
     runs, reports = {}, {k: [] for k in sizes}
     for k, dur in sizes.items():
-        out = base / k
-        runs[k] = measure(CLI + ["run", str(SCENARIO), "--out", str(out), "--force",
-                                 "--set", f"run.duration_ns={dur:g}"])
-        runs[k]["packets"] = packets(out)
+        out, saved = base / k, base / f"{k}.run.json"
+        if a.keep and saved.is_file() and (out / "points.csv").is_file():
+            runs[k] = json.loads(saved.read_text())        # --keep: the run made earlier, as measured then
+        else:
+            runs[k] = measure(CLI + ["run", str(SCENARIO), "--out", str(out), "--force",
+                                     "--set", f"run.duration_ns={dur:g}"])
+            runs[k]["packets"] = packets(out)
+            saved.write_text(json.dumps(runs[k]))
         print(f"run {k}: {runs[k]['packets']:,} packet rows, {runs[k]['wall_s']:.1f} s wall, "
               f"{runs[k]['cpu_s']:.1f} s CPU, peak RSS {runs[k]['rss_mib']:.0f} MiB", flush=True)
     for i in range(a.rounds):
