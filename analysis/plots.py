@@ -8,6 +8,10 @@ for a figure against load).  `save(fig, outdir, stem, formats)` writes ``stem.pn
 Conventions: one colour/marker/dash per scheme (`analysis.style`) in every figure; axes say
 their unit; the legend sits outside the axes (below them) so it never hides data; each
 figure's title states the condition held fixed.  Times are plotted in microseconds.
+Readability: schemes whose curves coincide (`coinciding`: within `COINCIDE_REL`) are drawn with
+hollow markers on all but the first, and `note(fig)` names them for the caption; a stage bar
+over `OUTLIER_RATIO` x the median is cut at the axis with its value printed (and noted); memory
+is absolute bytes on log axes.
 """
 
 from __future__ import annotations

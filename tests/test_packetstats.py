@@ -1,6 +1,6 @@
 """The report's streamed packet aggregates equal the in-memory computation (issue 13, "report streams").
 
-One short run of a cut-down default scenario (3 schemes, 2 loads, 1 and 10 namespaces) is read
+One short run of a cut-down default scenario (3 schemes, two of them with the same costs, 2 loads, 1 and 10 namespaces) is read
 twice: with `analysis.packetstats.aggregate` (one streaming scan, per-group sums) and with
 `Results.packets` (every record in one frame, pandas means), and everything the report derives
 from packets must agree to 1e-9: per-group means and counts, the stage breakdown, the claims'
@@ -32,7 +32,7 @@ def res(tmp_path_factory):
         "extends": str(ROOT / "scenarios" / "rfc2006-schemes.yaml"), "name": "pstats",
         "run": {"duration_ns": 3.0e6, "warmup_ns": 1.0e6},
         "memory_namespace_counts": [1, 10],
-        "compare": {"hosts.*.scheme": ["host", "l2-routed", "shortcut-socket"], "hosts.*.namespaces": [1, 10]}}))
+        "compare": {"hosts.*.scheme": ["host", "host-ns-compiled", "l2-routed"], "hosts.*.namespaces": [1, 10]}}))
     out = tmp / "res"
     p = subprocess.run([sys.executable, "-m", "sim", "run", str(scen), "--out", str(out), "--quiet"], cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
@@ -116,3 +116,31 @@ def test_iter_packets_filters_in_the_scan(res):
     m &= (whole["status"] == "delivered").to_numpy()
     assert len(part) == int(m.sum()) > 0
     assert sorted(part["latency_ns"]) == sorted(whole.loc[m, "latency_ns"])
+
+
+def test_coinciding_schemes_are_marked_and_named_in_the_caption(res):
+    """host and host-ns-compiled have the same latency here: their CDFs coincide; the caption names
+    them and the later one is drawn with a marker; l2-routed (a second pass) is not named."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from analysis import packetstats, plots
+    from analysis.figures import figures, packet_columns
+
+    made = figures(res, ["latency_cdf"], packets=packetstats.aggregate(res, packet_columns(res)))
+    caption, fig = made["latency_cdf"]
+    assert "Curves that coincide" in caption and "host and host-ns-compiled" in caption
+    assert "l2-routed" not in caption
+    markers = {ln.get_marker() for ax in fig.axes for ln in ax.get_lines() if ln.get_label() == "host-ns-compiled"}
+    assert markers - {None, "None", ""}          # drawn with a marker where it coincides with host
+    plots.plt.close(fig)
+
+
+def test_readability_helpers():
+    from analysis import plots
+
+    assert plots.coinciding({"a": np.array([1.0, 2.0]), "b": np.array([1.005, 2.01]), "c": np.array([1.0, 3.0])}) \
+        == [["a", "b"]]
+    assert plots.coinciding({"a": np.array([1.0, 2.0]), "c": np.array([1.0, 3.0])}) == []
+    cut = plots._cut_at(np.array([1.0, 1.2, 1.1, 50.0]))
+    assert cut is not None and 1.2 < cut < 50.0
+    assert plots._cut_at(np.array([1.0, 1.2, 5.0])) is None
