@@ -182,8 +182,8 @@ class Costs:
         if key not in self._cache:
             a = None
             if self.profile is not None and self.packets is not None:
-                d = select(self.packets, self.ref)
-                d = d[(d["scheme"] == scheme) & (d["trip"] == trip) & (d["status"].astype(str) == "delivered")]
+                d = self.res.packets(columns=[*stage_columns(self.res.packet_columns()), "size_bytes"],
+                                     fixed={**self.ref, "scheme": scheme, "trip": trip}, delivered=True)
                 if len(d):
                     a = robustness.decompose(d, self.profile, robustness.plan_counts(self.res, scheme, trip, self.ref),
                                              self.ranges, self.plain_nf)

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-import pandas as pd
-
 from analysis import claims as claims_mod
-from analysis import plots, stages
+from analysis import packetstats, plots, stages
 from analysis.conditions import Roles, short
 from analysis.conditions import roles as find_roles
+from analysis.packetstats import PacketStats
 from sim.results.reader import Results
 
-Draw = Callable[[Results, Roles, dict, Optional[pd.DataFrame]], object]
+Draw = Callable[[Results, Roles, dict, Optional[PacketStats]], object]
 
 FIGURES: list[tuple[str, str, Draw]] = [
     ("latency_cdf", "Latency CDF per scheme, one panel per trip (log x).",
-     lambda res, roles, ref, pk: plots.fig_latency_cdf(res, roles, ref, pk)),
+     lambda res, roles, ref, pk: pk and plots.fig_latency_cdf(res, roles, ref, pk)),
     ("latency_vs_load", "p50 and p99 latency vs offered load.",
      lambda res, roles, ref, pk: plots.fig_latency_vs(res, roles, ref, roles.load)),
     ("throughput_drops", "Delivered throughput, drops and backlog vs offered load: where each scheme saturates.",
@@ -31,7 +30,7 @@ FIGURES: list[tuple[str, str, Draw]] = [
     ("latency_vs_namespaces", "p50 and p99 latency vs number of namespaces.",
      lambda res, roles, ref, pk: plots.fig_latency_vs(res, roles, ref, roles.namespaces)),
     ("stages", "Where the time goes: CPU per stage group, then queueing, per scheme.",
-     lambda res, roles, ref, pk: plots.fig_stages(res, roles, ref, pk)),
+     lambda res, roles, ref, pk: pk and plots.fig_stages(res, roles, ref, pk)),
     ("memory", "Memory vs number of namespaces (log axes), and its split by kernel structure.",
      lambda res, roles, ref, pk: plots.fig_memory(res, roles, ref)),
     ("cpu", "CPU utilisation per core per scheme.", lambda res, roles, ref, pk: plots.fig_cpu(res, roles, ref)),
@@ -46,8 +45,10 @@ def packet_columns(res: Results) -> list[str]:
 
 
 def figures(res: Results, names: Optional[list[str]] = None,
-            packets: Optional[pd.DataFrame] = None) -> dict[str, tuple[str, object]]:
-    """``{name: (caption, Figure)}`` for `names` (default: all that apply), in report order."""
+            packets: Optional[PacketStats] = None) -> dict[str, tuple[str, object]]:
+    """``{name: (caption, Figure)}`` for `names` (default: all that apply), in report order.
+    ``packets``: the packets' aggregates (`analysis.packetstats.aggregate` of `packet_columns`),
+    computed here when a figure needs them and none is given."""
     roles = find_roles(res.summary, res.factors)
     ref = roles.reference()
     numeric = [f for f in roles.other                 # a line over a text factor (e.g. an organisation) has no x
@@ -61,12 +62,13 @@ def figures(res: Results, names: Optional[list[str]] = None,
             raise KeyError(f"unknown figure(s) {sorted(unknown)}; known: {[n for n, _, _ in todo]}")
         todo = [t for t in todo if t[0] in names]
     if packets is None and any(n in NEEDS_PACKETS for n, _, _ in todo):
-        packets = res.packets(columns=packet_columns(res))
+        packets = packetstats.aggregate(res, packet_columns(res))
     out = {}
     for name, caption, draw in todo:
         fig = draw(res, roles, ref, packets)
         if fig is not None:
-            out[name] = (caption, fig)
+            extra = plots.note(fig)                  # curves that coincide, a cut axis
+            out[name] = (f"{caption} {extra}" if extra else caption, fig)
     return out
 
 

@@ -1,25 +1,31 @@
 """The report's figures, from result tables only (matplotlib: the active backend, so figures show
-inline in a notebook; `netns-sim report` selects Agg).  PNG and SVG.
+inline in a notebook; `netns-sim report` selects Agg).  PNG, and SVG when asked.
 
 Every ``fig_*`` function takes a loaded `Results`, its `Roles` and the reference condition
 and returns a `Figure` (or None when the results hold nothing to draw: e.g. no load factor
-for a figure against load).  `save(fig, outdir, stem)` writes ``stem.png`` and ``stem.svg``.
+for a figure against load).  `save(fig, outdir, stem, formats)` writes ``stem.png`` (and
+``stem.svg`` with ``"svg"`` in `formats`).
 Conventions: one colour/marker/dash per scheme (`analysis.style`) in every figure; axes say
 their unit; the legend sits outside the axes (below them) so it never hides data; each
 figure's title states the condition held fixed.  Times are plotted in microseconds.
+Readability: schemes whose curves coincide (`coinciding`: within `COINCIDE_REL`) are drawn with
+hollow markers on all but the first, and `note(fig)` names them for the caption; a stage bar
+over `OUTLIER_RATIO` x the median is cut at the axis with its value printed (and noted); memory
+is absolute bytes on log axes.
 """
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
 from analysis import metrics, stages, style
 from analysis.conditions import Roles, label, select, short
+from analysis.packetstats import EDGES, PacketStats
 from analysis.robustness import Robustness, term_name
 from sim.results.reader import Results
 
@@ -91,15 +97,69 @@ def _level_ticks(ax, levels):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def save(fig, outdir: Path, stem: str) -> dict[str, Path]:
+def save(fig, outdir: Path, stem: str, formats: tuple[str, ...] = ("png",)) -> dict[str, Path]:
+    """Write `fig` once per format in `formats` (``stem.png``, ``stem.svg``) and close it."""
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for ext in ("png", "svg"):
+    for ext in formats:
         p = outdir / f"{stem}.{ext}"
         fig.savefig(p, format=ext)
         paths[ext] = p
     plt.close(fig)
     return paths
+
+
+# -- readability: curves that coincide, outliers ----------------------------------------------
+
+COINCIDE_REL = 0.01        # curves within 1% of each other everywhere (CDFs: 0.01 in fraction) coincide
+OUTLIER_RATIO = 20.0       # a bar over 20x the median bar is cut (its value printed) so the rest stay readable
+_NOTES: "weakref.WeakKeyDictionary[object, list[str]]" = weakref.WeakKeyDictionary()
+_COINCIDE: "weakref.WeakKeyDictionary[object, dict[tuple[str, ...], list[str]]]" = weakref.WeakKeyDictionary()
+
+
+def note(fig) -> str:
+    """What the figure's caption must add (curves that coincide, a cut axis); "" if nothing."""
+    parts = []
+    groups = _COINCIDE.get(fig, {})
+    if groups:
+        parts.append(f"Curves that coincide (within {COINCIDE_REL:.0%}; the later ones drawn with hollow markers): "
+                     + "; ".join(f"{', '.join(g[:-1])} and {g[-1]} ({', '.join(w)})" for g, w in groups.items())
+                     + ".")
+    return " ".join([*parts, *dict.fromkeys(_NOTES.get(fig, []))])
+
+
+def _add_note(fig, text: str) -> None:
+    _NOTES.setdefault(fig, []).append(text)
+
+
+def coinciding(curves: dict[str, np.ndarray], absolute: float | None = None) -> list[list[str]]:
+    """Groups (of 2 or more) of schemes whose curves coincide: same length and every point within
+    `COINCIDE_REL` relative (or `absolute`, e.g. for CDF fractions) of the group's first curve."""
+    groups: list[list[str]] = []
+    for name, y in curves.items():
+        for g in groups:
+            z = curves[g[0]]
+            if len(z) == len(y) and len(y) and np.all(
+                    np.abs(y - z) <= (absolute if absolute is not None
+                                      else COINCIDE_REL * np.maximum(np.abs(y), np.abs(z)))):
+                g.append(name)
+                break
+        else:
+            groups.append([name])
+    return [g for g in groups if len(g) > 1]
+
+
+def _mark_coinciding(fig, ax, groups: list[list[str]], where: str) -> None:
+    """Give every curve of a coinciding group but the first its scheme's marker (hollow, spread out)
+    so both show, and note the group in the caption."""
+    for g in groups:
+        for line in ax.get_lines():
+            if line.get_label() in g[1:]:
+                line.set_marker(style.marker(str(line.get_label())))
+                line.set_markerfacecolor("none")
+                line.set_markevery(max(1, len(line.get_xdata()) // 8) if len(line.get_xdata()) > 12 else 1)
+                line.set_markersize(6)
+        _COINCIDE.setdefault(fig, {}).setdefault(tuple(g), []).append(where)
 
 
 def _figure(nrows, ncols, w=None, h=None, **kw):
@@ -111,7 +171,9 @@ def _figure(nrows, ncols, w=None, h=None, **kw):
 
 # -- latency CDF --------------------------------------------------------------------------
 
-def fig_latency_cdf(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
+def fig_latency_cdf(res: Results, roles: Roles, ref: dict, stats: PacketStats):
+    """CDF of the delivered packets' latency per scheme, from `stats`' histograms (`analysis.packetstats`:
+    exact at the bin edges, 1.2% apart in latency)."""
     loads = [None] if roles.load is None else sorted({roles.levels[roles.load][0],
                                                       roles.levels[roles.load][-1]})
     tr = trips(res)
@@ -121,18 +183,23 @@ def fig_latency_cdf(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame
             fixed = dict(ref)
             if roles.load:
                 fixed[roles.load] = ld
-            sub = select(packets, fixed)
-            sub = sub[sub["status"].astype(str) == "delivered"]
+            sub = select(stats.means, fixed)
             for j, trip in enumerate(tr):
                 ax = axes[i][j]
                 st = sub[sub["trip"] == trip]
+                cdfs = {}
                 for scheme in style.order(st["scheme"].unique()):
-                    x = np.sort(st.loc[st["scheme"] == scheme, "latency_ns"].to_numpy()) * _US
-                    if len(x):
-                        y = np.arange(1, len(x) + 1) / len(x)
+                    h = stats.histogram(st[st["scheme"] == scheme])
+                    if h.sum():
+                        cdfs[scheme] = np.cumsum(h) / h.sum()
+                        nz = h > 0
+                        x = EDGES[1:][nz] * _US
+                        y = np.cumsum(h)[nz] / h.sum()
                         kw = style.line_kw(scheme)
                         ax.step(x, y, where="post", color=kw["color"], linestyle=kw["linestyle"],
                                 linewidth=1.4, label=scheme)
+                _mark_coinciding(fig, ax, coinciding(cdfs, absolute=COINCIDE_REL),
+                                 trip + (f" at {ld:,.0f} pps" if roles.load else ""))
                 ax.set_xscale("log")
                 _log_axis(ax.xaxis)
                 ax.set_xlabel("latency (µs, log scale)")
@@ -185,7 +252,9 @@ def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
             for j, trip in enumerate(tr):
                 ax = axes[i][j]
                 dt = d[d["trip"] == trip]
-                ys = [_vs(ax, dt, factor, scheme, _US) for scheme in style.order(dt["scheme"].unique())]
+                names = style.order(dt["scheme"].unique())
+                ys = [_vs(ax, dt, factor, scheme, _US) for scheme in names]
+                _mark_coinciding(fig, ax, coinciding(dict(zip(names, ys))), f"{mlabel} {trip}")
                 ax.set_yscale("log")
                 _limits_from_means(ax, ys)
                 _log_axis(ax.yaxis)
@@ -246,8 +315,21 @@ def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
 
 # -- where the time goes ----------------------------------------------------------------------
 
-def fig_stages(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
-    sub = select(packets, ref)
+def _cut_at(totals: np.ndarray) -> float | None:
+    """Where to cut a bar axis so bars over `OUTLIER_RATIO` x the median do not squash the rest
+    (None: no outlier)."""
+    pos = totals[totals > 0]
+    if len(pos) < 3:
+        return None
+    med = float(np.median(pos))
+    rest = pos[pos <= OUTLIER_RATIO * med]
+    if len(rest) == len(pos) or not len(rest):
+        return None
+    return float(rest.max()) * 1.6
+
+
+def fig_stages(res: Results, roles: Roles, ref: dict, stats: PacketStats):
+    sub = select(stats.means, ref)
     b = stages.breakdown(sub, ["trip", "scheme"], stages.declared_groups(res))
     tr = [t for t in trips(res) if t in set(b["trip"])]
     if not tr:
@@ -266,10 +348,19 @@ def fig_stages(res: Results, roles: Roles, ref: dict, packets: pd.DataFrame):
                     continue
                 ax.barh(names, vals, left=left, color=stages.COLORS[g], label=g, edgecolor="white", linewidth=0.4)
                 left += vals
+            cut = _cut_at(left)
             for k, s in enumerate(names):
-                ax.text(left[k], k, f" {left[k]:.2f} µs, {bt.loc[s, 'n_passes']:.0f} pass"
-                        f"{'es' if bt.loc[s, 'n_passes'] >= 1.5 else ''}", va="center", fontsize=7)
-            ax.set_xlim(0, left.max() * 1.35)
+                passes = f"{bt.loc[s, 'n_passes']:.0f} pass{'es' if bt.loc[s, 'n_passes'] >= 1.5 else ''}"
+                if cut is not None and left[k] > cut:      # the bar runs off the cut axis: value inside it
+                    ax.text(cut * 0.98, k, f"{left[k]:.2f} µs, {passes} ▶", va="center", ha="right", fontsize=7,
+                            color="white", fontweight="bold")
+                else:
+                    ax.text(left[k], k, f" {left[k]:.2f} µs, {passes}", va="center", fontsize=7)
+            if cut is not None:
+                over = [(s, left[k]) for k, s in enumerate(names) if left[k] > cut]
+                _add_note(fig, f"The {trip} axis is cut at {cut:.2f} µs so the other bars stay readable: "
+                               + ", ".join(f"{s} ({v:.2f} µs)" for s, v in over) + " runs off it.")
+            ax.set_xlim(0, cut if cut is not None else left.max() * 1.35)
             ax.set_xlabel("mean latency per delivered packet (µs)")
             ax.set_title(trip_title(trip))
             for tick in ax.get_yticklabels():

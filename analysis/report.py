@@ -2,8 +2,11 @@
 
 `write(results_dir, out=None) -> (html_path, md_path)`.  ``out`` defaults to
 ``RESULTS_DIR/report.html``; the Markdown goes beside it (``report.md``) and the figures to
-``<stem>_figures/`` (PNG and SVG; the Markdown links the PNGs, the HTML embeds them as
-base64 data URIs, so it needs no network and no other file to be viewed).
+``<stem>_figures/`` (PNG, plus SVG with ``svg=True`` / ``--svg``; each figure is drawn once and saved
+once per format; the Markdown links the PNGs, the HTML embeds them as base64 data URIs, so it
+needs no network and no other file to be viewed).  Packets are read in one streaming scan
+(`analysis.packetstats`): memory does not grow with the packet count, except that the claims'
+robustness reads the reference condition's packets of one scheme and trip at a time.
 
 The report is replaced as a whole: everything is written into a marked staging directory
 beside the target (``.tmp-<stem>_figures-PID-RAND``, `sim.results.atomic`) and published by renames
@@ -32,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from analysis import claims as claims_mod
-from analysis import plots, robustness, sockettables, style, tables
+from analysis import packetstats, plots, robustness, sockettables, style, tables
 from analysis.conditions import roles as find_roles
 from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
@@ -130,11 +133,13 @@ class Doc:
         md += [f"| {' | '.join(c.replace('|', chr(92) + '|').replace(chr(10), ' ') for c in r)} |" for r in rows]
         self.m.append(f"*{caption}*\n\n" + "\n".join(md) + "\n")
 
-    def figure(self, png: Path, md_rel: str, caption: str):
+    def figure(self, png: Path, md_rel: str, caption: str, svg_rel: str | None = None):
+        """`png` embedded (HTML) or linked as `md_rel` (Markdown); `svg_rel`: a link to its SVG, when saved."""
         data = base64.b64encode(png.read_bytes()).decode()
+        link = f' (<a href="{html.escape(svg_rel)}">SVG</a>)' if svg_rel else ""
         self.h.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        self.m.append(f"![{caption}]({md_rel})\n\n*{caption}*\n")
+                      f"<figcaption>{html.escape(caption)}{link}</figcaption></figure>")
+        self.m.append(f"![{caption}]({md_rel})\n\n*{caption}*" + (f" ([SVG]({svg_rel}))" if svg_rel else "") + "\n")
 
     def details(self, summary: str, pre: str):
         self.h.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(pre)}</pre></details>")
@@ -182,8 +187,9 @@ def _adopt_old_figures(figdir: Path) -> None:
         write_marker(figdir, "report")
 
 
-def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
-    """Write the report of `results_dir` to `out` (see the module docstring); all or nothing."""
+def write(results_dir: str | Path, out: str | Path | None = None, svg: bool = False) -> tuple[Path, Path]:
+    """Write the report of `results_dir` to `out` (see the module docstring); all or nothing.
+    Each figure is drawn once and saved as PNG, and also as SVG with `svg`."""
     out = Path(out) if out else Path(results_dir) / "report.html"
     out = out if out.suffix == ".html" else out.with_suffix(".html")
     md_path = out.with_suffix(".md")
@@ -197,7 +203,7 @@ def write(results_dir: str | Path, out: str | Path | None = None) -> tuple[Path,
     signals.set_outcome(lambda: f"report complete at {out}" if state["published"] else
                         f"nothing written; the earlier report at {out} and its figures are unchanged")
     try:
-        html_text, md_text = _compose(res, results_dir, figdir, staging)
+        html_text, md_text = _compose(res, results_dir, figdir, staging, ("png", "svg") if svg else ("png",))
         (staging / f".{out.name}").write_text(html_text)
         (staging / f".{md_path.name}").write_text(md_text)
         with signals.critical("publish report"):
@@ -221,12 +227,13 @@ def _host_line(h: dict) -> str:
             else f"`{h.get('name')}` {h.get('cores')} core(s), ") + f"{h.get('namespaces')} namespace(s){mix}"
 
 
-def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
+def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, ...] = ("png",)) -> tuple[str, str]:
     """The HTML and Markdown texts; figures are saved to `staging` (linked as `figdir`)."""
     roles = find_roles(res.summary, res.factors)
     ref = roles.reference()
-    # the stage groups plus every stage column (CPU per packet in the claims)
-    packets = res.packets(columns=packet_columns(res))
+    # the stage groups plus every stage column (CPU per packet in the claims), aggregated in one scan
+    stats = packetstats.aggregate(res, packet_columns(res))
+    packets = stats.means
     meta = res.runs[0].metadata
     scen = res.runs[0].resolved
     name = meta.get("scenario") or scen.get("name", "scenario")
@@ -234,13 +241,14 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
 
     # -- figures ------------------------------------------------------------------------
     made: dict[str, tuple[Path, str]] = {}
-    for stem, (cap, fig) in figures(res, packets=packets).items():
-        made[stem] = (plots.save(fig, staging, stem)["png"], cap)
+    for stem, (cap, fig) in figures(res, packets=stats).items():
+        made[stem] = (plots.save(fig, staging, stem, formats)["png"], cap)
+    svg = (lambda stem: f"{figdir.name}/{stem}.svg") if "svg" in formats else (lambda stem: None)
 
     def put_fig(doc, stem):
         if stem in made:
             png, cap = made[stem]
-            doc.figure(png, f"{figdir.name}/{png.name}", cap)
+            doc.figure(png, f"{figdir.name}/{png.name}", cap, svg(stem))
 
     doc = Doc()
     doc.heading(1, title)
@@ -331,11 +339,12 @@ def _compose(res, results_dir, figdir: Path, staging: Path) -> tuple[str, str]:
     tornado = plots.fig_tornado([(f"claim {i}", c.robustness) for i, c in enumerate(cl, 1)
                                  if c.robustness is not None and c.robustness.label != robustness.DEFINITION])
     if tornado is not None:
-        png = plots.save(tornado, staging, "claims_tornado")["png"]
+        png = plots.save(tornado, staging, "claims_tornado", formats)["png"]
         doc.figure(png, f"{figdir.name}/{png.name}",
                    "Sensitivity of each CPU claim's quantity to the cost terms it depends on most: each term alone "
                    "at the low (blue) and high (orange) end of its range, from the value at the run's profile (grey "
-                   "line); red dashed: the rule's threshold. Claims decided by a scheme's definition have no bars.")
+                   "line); red dashed: the rule's threshold. Claims decided by a scheme's definition have no bars.",
+                   svg("claims_tornado"))
     doc.raw_table("evidence", "Evidence: every number the claims use, and where it comes from.",
                   ["id", "quantity", "value", "source"], [[e.id, e.what, e.text(), f"`{e.source}`"] for e in ev])
 
@@ -414,8 +423,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="netns-sim report")
     p.add_argument("results")
     p.add_argument("--out")
+    p.add_argument("--svg", action="store_true")
     a = p.parse_args(argv)
-    h, m = write(a.results, a.out)
+    h, m = write(a.results, a.out, svg=a.svg)
     print(f"report: {h}\nmarkdown: {m}")
     return 0
 

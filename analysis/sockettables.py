@@ -9,7 +9,8 @@ Applies to results that vary ``hosts.*.socket_tables`` over ``per_namespace`` an
 * memory: the ``socket_hash_tables`` bytes of memory.csv at the largest namespace count it
   has (the scenario's own count: `NAMESPACES` in the row), per (organisation, table size).
 
-`compare(res, packets)` -> `Comparison` or None (nothing to compare):
+`compare(res, packets)` -> `Comparison` or None (nothing to compare); ``packets`` is packet
+records or per-group means with a ``packets`` count (`analysis.packetstats`):
 
 * ``rows``: every (table size, organisation) measured;
 * ``equal_size``: for every size both organisations ran, per-namespace vs shared memory and
@@ -68,7 +69,9 @@ def compare(res, packets: pd.DataFrame) -> Optional[Comparison]:
     top = int(mem["namespaces"].max())
     mem = mem[mem["namespaces"] == top].groupby([TABLES, BUCKETS])["bytes"].mean()
     ok = packets[packets["status"] == "delivered"]
-    look = ok.groupby([TABLES, BUCKETS])["socket_lookup_ns"].agg(["mean", "size"])
+    w = ok["packets"].astype(float) if "packets" in ok.columns else pd.Series(1.0, index=ok.index)
+    look = ok.assign(_s=ok["socket_lookup_ns"] * w, _w=w).groupby([TABLES, BUCKETS])[["_s", "_w"]].sum()
+    look = pd.DataFrame({"mean": look["_s"] / look["_w"], "size": look["_w"].astype(int)})
     rows = [Row(int(b), str(t), float(look.loc[(t, b), "mean"]), float(mem.loc[(t, b)]), int(look.loc[(t, b), "size"]))
             for (t, b) in mem.index if (t, b) in look.index]
     rows.sort(key=lambda r: (r.buckets, r.tables != PER_NS))

@@ -98,12 +98,21 @@ def per_packet(packets: pd.DataFrame, declared: Optional[dict[str, str]] = None)
 
 
 def breakdown(packets: pd.DataFrame, keys: list[str], declared: Optional[dict[str, str]] = None) -> pd.DataFrame:
+    """See the module docstring.  `packets` is packet records, or rows of per-group means with a
+    ``packets`` count column (`analysis.packetstats.PacketStats.means`): then each row counts as
+    that many packets, so the means are those of the packets either way."""
     pp = per_packet(packets, declared)
     for k in keys:
         pp[k] = packets.loc[pp.index, k]
+    w = packets.loc[pp.index, "packets"].astype(float) if "packets" in packets.columns else \
+        pd.Series(1.0, index=pp.index)
+    cols = [*ALL_GROUPS, "n_passes"]
+    pp["_w"] = w
+    for c in cols:
+        pp[c] = pp[c].astype(float) * w
     g = pp.groupby(keys, sort=False, dropna=False)
-    out = g[[*ALL_GROUPS, "n_passes"]].mean()
-    out["packets"] = g.size()
+    out = g[cols].sum(min_count=1).div(g["_w"].sum(), axis=0)
+    out["packets"] = g["_w"].sum().astype(int)
     out["cpu_ns"] = out[list(CPU_GROUPS)].sum(axis=1)
     out["latency_ns"] = out[list(ALL_GROUPS)].sum(axis=1)
     return out.reset_index()

@@ -321,7 +321,7 @@ def cmd_report(args) -> int:
         _err(f"error: {args.results}: no such result directory")
         return EXIT_BAD_INPUT
     try:
-        html_path, md_path = write(args.results, args.out)
+        html_path, md_path = write(args.results, args.out, svg=args.svg)
     except (FileNotFoundError, FileExistsError) as e:
         _err(f"error: {e}")
         return EXIT_BAD_INPUT
@@ -392,10 +392,11 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write the design-review report (HTML + Markdown) of a result directory",
                         description="Write one self-contained HTML file (figures embedded) and its Markdown twin "
                                     "from RESULTS_DIR (a result directory, or a directory of several), with the "
-                                    "figures as PNG and SVG beside them.")
+                                    "figures as PNG beside them (and SVG with --svg).")
     rp.add_argument("results", metavar="RESULTS_DIR")
     rp.add_argument("--out", metavar="FILE", help="HTML file to write (default: RESULTS_DIR/report.html); the "
                                                    "Markdown goes beside it as .md")
+    rp.add_argument("--svg", action="store_true", help="also save every figure as SVG (vector) beside its PNG")
     rp.set_defaults(func=cmd_report)
 
     # Kernel calibration lives in sim.calibrate, which parses its own options (see `--help`).

@@ -100,7 +100,13 @@ def message() -> str:
 
 
 def entry() -> int:
-    """The ``netns-sim`` command: handlers first, then import and run `sim.cli.main`."""
+    """The ``netns-sim`` command: handlers first, then import and run `sim.cli.main`.
+
+    pyarrow's allocator is jemalloc unless the environment names one (``ARROW_DEFAULT_MEMORY_POOL``,
+    read when pyarrow is first imported, so set before `sim.cli` imports it): its usual default,
+    mimalloc, keeps the pages of freed record batches, so a streaming scan of packets/ (``report``)
+    grew with the packets read (bench/report.py)."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     with handled():
         try:
             from sim.cli import main

@@ -323,11 +323,32 @@ def test_markdown_twin_has_the_same_tables(report):
     assert "## The thread's claims, measured" in md and "## Assumptions and limits of the model" in md
 
 
-def test_figures_written_png_and_svg(report):
-    for stem in ("latency_cdf", "latency_vs_load", "throughput_drops", "latency_vs_namespaces", "stages", "memory",
-                 "cpu"):
+STEMS = ("latency_cdf", "latency_vs_load", "throughput_drops", "latency_vs_namespaces", "stages", "memory", "cpu")
+
+
+def _figure_refs(text: str) -> set[str]:
+    """Every ``*_figures/<file>`` a report text refers to (links, image sources)."""
+    return set(re.findall(r"[\w.-]+_figures/[\w.-]+\.(?:png|svg)", text))
+
+
+def test_figures_png_by_default_svg_when_asked(report, tmp_path):
+    """Each figure is saved once per format asked: PNG by default, PNG and SVG with --svg; the
+    report refers only to figure files that exist."""
+    for stem in STEMS:
         assert (report["figs"] / f"{stem}.png").stat().st_size > 10_000
-        assert (report["figs"] / f"{stem}.svg").stat().st_size > 10_000
+    assert not list(report["figs"].glob("*.svg"))
+    out = tmp_path / "svg" / "r.html"
+    _run("report", str(report["res"]), "--out", str(out), "--svg")
+    figs = out.parent / "r_figures"
+    for stem in STEMS:
+        assert (figs / f"{stem}.png").stat().st_size > 10_000
+        assert (figs / f"{stem}.svg").stat().st_size > 10_000
+    assert {p.suffix for p in figs.iterdir() if not p.name.startswith(".")} == {".png", ".svg"}
+    for html_path, md_path in ((report["html"], report["md"]), (out, out.with_suffix(".md"))):
+        refs = _figure_refs(html_path.read_text()) | _figure_refs(md_path.read_text())
+        assert refs, "the report refers to no figure file"
+        for ref in refs:
+            assert (html_path.parent / ref).is_file(), ref
 
 
 def test_directory_of_runs_compares_the_varied_parameter(report, tmp_path):
