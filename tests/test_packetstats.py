@@ -1,7 +1,7 @@
 """The report's streamed packet aggregates equal the in-memory computation (issue 13, "report streams").
 
-One short run of a cut-down default scenario (3 schemes, two of them with the same costs, 2 loads, 1 and 10 namespaces) is read
-twice: with `analysis.packetstats.aggregate` (one streaming scan, per-group sums) and with
+One short run of a cut-down default scenario (3 schemes, two of them with the same costs, the
+default scenario's loads, 10 and 100 namespaces) is read twice: with `analysis.packetstats.aggregate` (one streaming scan, per-group sums) and with
 `Results.packets` (every record in one frame, pandas means), and everything the report derives
 from packets must agree to 1e-9: per-group means and counts, the stage breakdown, the claims'
 ``packets/[...] mean(col)`` evidence, and the latency histogram's total.
@@ -31,8 +31,8 @@ def res(tmp_path_factory):
     scen.write_text(yaml.safe_dump({
         "extends": str(ROOT / "scenarios" / "rfc2006-schemes.yaml"), "name": "pstats",
         "run": {"duration_ns": 3.0e6, "warmup_ns": 1.0e6},
-        "memory_namespace_counts": [1, 10],
-        "compare": {"hosts.*.scheme": ["host", "host-ns-compiled", "l2-routed"], "hosts.*.namespaces": [1, 10]}}))
+        "memory_namespace_counts": [10, 100],
+        "compare": {"hosts.*.scheme": ["host", "host-ns-compiled", "l2-routed"], "hosts.*.namespaces": [10, 100]}}))
     out = tmp / "res"
     p = subprocess.run([sys.executable, "-m", "sim", "run", str(scen), "--out", str(out), "--quiet"], cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
