@@ -69,6 +69,22 @@ def test_request_response_is_a_closed_loop():
     assert len(resp) == pytest.approx(2e7 / cycle, rel=0.02)
 
 
+@pytest.mark.parametrize("concurrency, think_ns", [(1, 10_000), (4, 0), (8, 2_000)])
+def test_transactions_per_second_obey_littles_law(concurrency, think_ns):
+    """flows.csv's rate and mean transaction time over the window after warm-up: a closed
+    loop of N transactions with think time Z has X = N / (R + Z) (Little's law on the
+    loop), whatever the scheme and the contention."""
+    sc = one_host("l2-bridged", namespaces=2, cores=2, duration_ns=4e7,
+                  flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1", "server_ns": 3000,
+                          "think_ns": think_ns, "concurrency": concurrency},
+                         {"kind": "poisson", "src": "h1:wire", "dst": "h1:ns1", "rate_pps": 20_000}])
+    sc["run"]["warmup_ns"] = 5e6
+    flows = simulate(sc).flows.set_index("kind")
+    x, r = flows.loc["rr", "transactions_per_s"], flows.loc["rr", "transaction_mean_ns"]
+    assert x * (r + think_ns) / 1e9 == pytest.approx(concurrency, rel=0.02)
+    assert np.isnan(flows.loc["poisson", "transactions_per_s"])
+
+
 def rr_exponential_run(seed, duration_ns=2e8):
     sc = one_host("l2-routed", namespaces=2, seed=seed, duration_ns=duration_ns,
                   flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1", "server_ns": 5000, "think_ns": 10_000,

@@ -27,6 +27,7 @@ Contract:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,7 +47,9 @@ from sim.frontdoor.scenario import Scenario
 PacketSink = Callable[[pd.DataFrame], None]
 Progress = Callable[[float, float, int], None]
 CHUNK_ROWS = 50_000
-FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent"]
+# transactions_per_s, transaction_mean_ns: rr flows only (NaN for the others), over
+# [warmup_ns, duration_ns] (`sim.core.traffic.RequestResponseFlow.transaction_stats`)
+FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent", "transactions_per_s", "transaction_mean_ns"]
 
 
 @dataclass
@@ -156,5 +159,10 @@ def _memory(model: Model) -> pd.DataFrame:
 
 
 def _flows(model: Model) -> pd.DataFrame:
-    return pd.DataFrame([{"flow": f.spec.name or f"flow{f.idx}", "kind": f.spec.kind, "src": f.spec.src,
-                          "dst": f.spec.dst, "sent": f.sent} for f in model.flows], columns=FLOW_COLUMNS)
+    window_ns = min(model.engine._now, model.until_ns) - model.warmup_ns
+    rows = []
+    for f in model.flows:
+        tps, mean_ns = f.transaction_stats(window_ns) if hasattr(f, "transaction_stats") else (math.nan, math.nan)
+        rows.append({"flow": f.spec.name or f"flow{f.idx}", "kind": f.spec.kind, "src": f.spec.src,
+                     "dst": f.spec.dst, "sent": f.sent, "transactions_per_s": tps, "transaction_mean_ns": mean_ns})
+    return pd.DataFrame(rows, columns=FLOW_COLUMNS)
