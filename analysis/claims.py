@@ -34,8 +34,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from analysis import capabilities, metrics, robustness
-from analysis.conditions import Roles, select
+from analysis import capabilities, metrics, reruns, robustness
+from analysis.conditions import Roles, scheme_factor, select
 from analysis.tables import fmt_bytes
 
 SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not measured in these results"
@@ -76,6 +76,8 @@ def format_value(v: float, unit: str) -> str:
         return f"{v:,.2f}x"
     if unit == "pps":
         return f"{v:,.0f} pps"
+    if unit == "tps":
+        return f"{v:,.0f} tps"
     return f"{v:g}"
 
 
@@ -152,6 +154,17 @@ class Book:
         return self._add(what, v, "ns",
                          f"packets/[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] mean({column})")
 
+    def flow(self, scheme, kind, column, what, unit) -> Evidence:
+        """Mean of flows.csv `column` over the `kind` flows of `scheme` at the reference condition."""
+        f = self.res.flows
+        sf = scheme_factor(self.res.factors)
+        spec = {**({sf: scheme} if sf else {}), **{k: v for k, v in self.ref.items() if k in f.columns}, "kind": kind}
+        v = math.nan
+        if len(f) and column in f.columns and all(k in f.columns for k in spec):
+            d = select(f, spec)
+            v = float(d[column].mean()) if len(d) else math.nan
+        return self._add(what, v, unit, f"flows.csv[{self._spec(spec)}] mean({column})")
+
     def ratio(self, a: Evidence, b: Evidence, what) -> Evidence:
         v = a.value / b.value - 1 if b.value and b.value == b.value else math.nan
         return self._add(what, v, "fraction", f"= {a.id} / {b.id} - 1")
@@ -167,36 +180,105 @@ def _pct(e: Evidence) -> str:
 
 class Costs:
     """The claims' CPU per packet as affine functions of the cost terms (`analysis.robustness`),
-    per (scheme, trip) at the reference condition, and a claim's `Robustness` from them."""
+    per (scheme, trip, condition), a claim's `Robustness` from them, and the latency parts that
+    need re-runs (`analysis.reruns`; skipped when `rerun` is False)."""
 
-    def __init__(self, res, ref: dict, packets: pd.DataFrame | None):
+    def __init__(self, res, ref: dict, packets: pd.DataFrame | None, rerun: bool = True):
         self.res, self.ref, self.packets = res, ref, packets
         self.profile = robustness.result_profile(res) if packets is not None else None
         if self.profile is not None:
             self.nominal, self.ranges = robustness.nominal_and_ranges(self.profile)
             self.plain_nf = robustness.plain_netfilter(res)
-        self._cache: dict[tuple[str, str], robustness.Affine | None] = {}
+        self.reruns = reruns.Rerunner(res) if rerun and self.profile is not None else None
+        self._cache: dict[tuple, robustness.Affine | None] = {}
 
-    def affine(self, scheme: str, trip: str) -> robustness.Affine | None:
-        key = (scheme, trip)
+    def affine(self, scheme: str, trip: str, columns: tuple[str, ...] = (), **override) -> robustness.Affine | None:
+        """The `Affine` of `scheme` on `trip` at the reference condition with `override`'s levels;
+        `columns` limits it to those ``<stage>_ns`` columns (one stage's cost), all stages if empty."""
+        key = (scheme, trip, columns, tuple(sorted(override.items())))
         if key not in self._cache:
             a = None
             if self.profile is not None and self.packets is not None:
-                d = self.res.packets(columns=[*stage_columns(self.res.packet_columns()), "size_bytes"],
-                                     fixed={**self.ref, "scheme": scheme, "trip": trip}, delivered=True)
+                fixed = {**self.ref, **override}
+                cols = list(columns) or stage_columns(self.res.packet_columns())
+                d = self.res.packets(columns=[*cols, "size_bytes"], fixed={**fixed, "scheme": scheme, "trip": trip},
+                                     delivered=True)
                 if len(d):
-                    a = robustness.decompose(d, self.profile, robustness.plan_counts(self.res, scheme, trip, self.ref),
+                    a = robustness.decompose(d, self.profile, robustness.plan_counts(self.res, scheme, trip, fixed),
                                              self.ranges, self.plain_nf)
             self._cache[key] = a
         return self._cache[key]
 
-    def assess(self, rule: robustness.CpuRule, trip: str) -> robustness.Robustness | None:
+    def assess(self, rule: robustness.CpuRule, trip: str,
+               at: dict[str, tuple[str, tuple[str, ...], dict]] | None = None) -> robustness.Robustness | None:
+        """`rule`'s robustness; each of its keys is a scheme at the reference condition, or what
+        `at` maps it to: (scheme, columns, levels) for `affine`."""
         if self.profile is None:
             return robustness.Robustness(robustness.NO_PROFILE, robustness.NO_PROFILE)
-        aff = {s: self.affine(s, trip) for s in rule.schemes}
+        where = {k: (at or {}).get(k, (k, (), {})) for k in rule.schemes}
+        aff = {k: self.affine(s, trip, cols, **lv) for k, (s, cols, lv) in where.items()}
         if any(a is None for a in aff.values()):
             return None
-        return robustness.assess(rule, {s: a for s, a in aff.items() if a is not None}, self.nominal, self.ranges)
+        return robustness.assess(rule, {k: a for k, a in aff.items() if a is not None}, self.nominal, self.ranges)
+
+    def latency_part(self, r: robustness.Robustness | None, scheme: str, trip: str, ok: Callable[[float], bool],
+                     whole_ok: bool) -> robustness.Robustness | None:
+        """`r` with the robustness of a p50 part "`ok`(p50 of `scheme` / p50 of host - 1)" added:
+        the reference variant of both re-run at the two corners of the ranges where `scheme`'s
+        extra CPU per packet vs host on `trip` is smallest and largest (`robustness.extreme_corners`).
+        The label becomes DEPENDS when the p50 part changes at a corner and that changes the
+        verdict (`whole_ok`: the rest of the rule is met)."""
+        if self.reruns is None or self.profile is None:
+            why = "re-runs not asked for (--no-reruns)" if self.profile is not None else robustness.NO_PROFILE
+            if r is not None:
+                r.text += f"; the p50 part is held at its measured value ({why})"
+                return r
+            return robustness.Robustness(robustness.NEEDS_RERUNS, f"{robustness.NEEDS_RERUNS}: {why}")
+        aff = {s: self.affine(s, trip) for s in ("host", scheme)}
+        if any(a is None for a in aff.values()):
+            return r
+        terms = [t for t in self.ranges if any(a.counts.get(t, 0.0) for a in aff.values() if a is not None)] \
+            or list(self.ranges)
+        low, high = robustness.extreme_corners(
+            lambda c: _extra({s: a.at(c) for s, a in aff.items() if a is not None}, scheme),
+            terms, self.nominal, self.ranges)
+        q = [_extra({s: a.at(c) for s, a in aff.items() if a is not None}, scheme) for c in (low, high)]
+        moves = abs(q[1] - q[0]) > 1e-9
+        names = ("smallest", "largest") if moves else ("all-low", "all-high")
+        try:
+            d = {}
+            for name, corner in zip(("nominal", *names), (self.nominal, low, high)):
+                moved = {t: v for t, v in corner.items() if v != self.nominal[t]}
+                p_host, p_s = (self.reruns.metric(x, trip, "latency_p50_ns", self.ref, moved) for x in ("host", scheme))
+                d[name] = p_s / p_host - 1 if p_host else math.nan
+        except (reruns.RerunUnavailable, ValueError) as e:
+            text = f"the p50 part is held at its measured value (re-run not possible: {e})"
+            if r is None:
+                return robustness.Robustness(robustness.NEEDS_RERUNS, f"{robustness.NEEDS_RERUNS}; {text}")
+            r.text += "; " + text
+            return r
+        held = [k for k in names if ok(d[k])]
+        where = (f"where {scheme}'s extra CPU per packet vs host is smallest and largest" if moves
+                 else f"all at their low and all at their high ends ({scheme}'s extra CPU per packet vs host is the "
+                      "same at both)")
+        part = (f"the p50 part, re-run at the corners of the {len(terms)} ranged cost terms on these paths {where}: "
+                f"p50 {d[names[0]] * 100:+.1f}% and {d[names[1]] * 100:+.1f}% vs host")
+        flips = whole_ok and any(ok(d[k]) != ok(d["nominal"]) for k in names)
+        part += (", the rule met at both" if len(held) == 2 else
+                 ", the rule met at neither" if not held else
+                 f", the rule met only at the {held[0]} corner")
+        if r is None:
+            label = robustness.DEPENDS if flips else robustness.HOLDS
+            head = (f"{robustness.DEPENDS} the costs together (the p50 part flips the verdict at a corner)" if flips
+                    else f"{robustness.HOLDS} at the corners re-run")
+            return robustness.Robustness(label, f"{head}: {part}")
+        if flips and r.label in (robustness.HOLDS, robustness.DEFINITION):
+            r.label = robustness.DEPENDS
+            r.text = (f"{robustness.DEPENDS} the costs together through the p50 part (the CPU part: "
+                      f"{r.text}); {part}")
+        else:
+            r.text += "; " + part
+        return r
 
 
 def _extra(cpu: dict[str, float], s: str, base: str = "host") -> float:
@@ -204,34 +286,38 @@ def _extra(cpu: dict[str, float], s: str, base: str = "host") -> float:
 
 
 def _within(costs: Costs, scheme: str, lim: float, p50_ok: bool, trip: str) -> robustness.Robustness | None:
-    """Robustness of "CPU per packet of `scheme` within ±lim of host" (and a p50 part held)."""
+    """Robustness of "CPU per packet of `scheme` within ±lim of host" and its p50 part (re-runs)."""
     r = costs.assess(robustness.CpuRule(
         ("host", scheme), quantity=lambda c: abs(_extra(c, scheme)), margin=lambda c: lim - abs(_extra(c, scheme)),
         threshold=lim, also_ok=p50_ok,
         what=f"the size of {scheme}'s extra CPU per packet vs host (supported at or below the threshold)"), trip)
-    if r is not None and r.label != robustness.DEFINITION:
-        r.text += "; the p50 part is held at its measured value (its robustness needs re-runs: not evaluated)"
+    cpu_ok = r is not None and not math.isnan(r.nominal) and r.nominal <= lim
     if r is not None and not p50_ok:
-        r.text += "; the p50 part alone makes it contradicted, whatever the CPU costs"
-    return r
+        r.text += "; the p50 part alone makes it contradicted at the run's costs"
+    return costs.latency_part(r, scheme, trip, lambda d: abs(d) <= lim, cpu_ok)
 
 
-def _latency_only(costs: Costs, scheme: str, trip: str) -> robustness.Robustness:
-    """A p50 claim of `scheme` vs host: decided by definition when their CPU per packet is the same
-    at every plausible cost; otherwise not evaluated (needs re-runs)."""
+def _latency_only(costs: Costs, scheme: str, trip: str, ok: Callable[[float], bool],
+                  whole_ok: bool = True) -> robustness.Robustness | None:
+    """A p50 claim of `scheme` vs host (`ok` of the relative p50 difference): decided by
+    definition for the CPU part when their CPU per packet is the same at every plausible cost;
+    the p50 part from re-runs at the corners."""
     r = costs.assess(robustness.CpuRule(
         ("host", scheme), quantity=lambda c: _extra(c, scheme), margin=lambda c: 0.0, threshold=0.0,
         what=f"{scheme}'s extra CPU per packet vs host"), trip)
     if r is not None and r.label == robustness.DEFINITION:
-        r.text += ("; the p50 difference left is queueing alone (the robustness of that needs re-runs: "
-                   "not evaluated)")
-        return r
-    return robustness.Robustness(robustness.NEEDS_RERUNS, robustness.NEEDS_RERUNS)
+        r.text += "; the p50 difference left is queueing alone"
+    else:
+        r = None
+    return costs.latency_part(r, scheme, trip, ok, whole_ok)
 
 
-def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[list[Claim], list[Evidence]]:
+def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None,
+          rerun: bool = True) -> tuple[list[Claim], list[Evidence]]:
+    """The claims and their evidence; `rerun` False skips the re-runs of the latency parts'
+    robustness (`Costs.latency_part`), which then say so."""
     book = Book(res, roles, ref, packets)
-    costs = Costs(res, ref, packets)
+    costs = Costs(res, ref, packets, rerun)
     trips = [t for t in ("wire_to_ns", "ns_to_ns") if t in set(res.summary["trip"].dropna())] or \
         sorted(set(res.summary["trip"].dropna()) - {""})
     trip = trips[0] if trips else "wire_to_ns"
@@ -263,13 +349,13 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         parts.append(text)
     rr = len(res.flows) and "kind" in res.flows.columns and (res.flows["kind"] == "rr").any()
     if rr and "ns_to_ns" in trips:
-        tps = {s: book.summary(s, "ns_to_ns", "throughput_pps", f"delivered packets per second, {s}, ns_to_ns")
+        tps = {s: book.flow(s, "rr", "transactions_per_s", f"transactions per second, rr flow, {s}", "tps")
                for s in ("host", "l2-routed", "l2-bridged")}
-        parts.append("request/response container to container (ns_to_ns; 2 packets per transaction, reported, not "
-                     "judged): transactions per second " + ", ".join(
-                         f"{s} {tps[s].value / 2:,.0f} ({tps[s].id} / 2)" for s in tps) + ", l2-* vs host "
-                     + ", ".join(_pct(book.ratio(tps[s], tps["host"], f"transactions per second, {s} vs host"))
-                                 for s in ("l2-routed", "l2-bridged")))
+        parts.append("request/response container to container (ns_to_ns, one transaction in flight; reported, not "
+                     "judged): transactions per second " + ", ".join(f"{s} {tps[s].text()} ({tps[s].id})" for s in tps)
+                     + ", l2-* vs host " + ", ".join(
+                         _pct(book.ratio(tps[s], tps["host"], f"transactions per second, {s} vs host"))
+                         for s in ("l2-routed", "l2-bridged")))
     claims.append(Claim(
         "Full separation makes a packet for a child traverse input, output, then input again when the root "
         "namespace routes (or bridges) to it.", "Savochkin", "; ".join(parts) + f" ({trip}, {roles.describe(ref)}).",
@@ -392,7 +478,7 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         "Biederman", "; ".join(parts) + f" ({roles.describe(ref)}).",
         f"supported if vnic's p50 on wire_to_ns (packets from the NIC) is within ±{lim:.0%} of host; "
         f"contradicted otherwise.", verdict,
-        _latency_only(costs, "vnic", "wire_to_ns") if verdict != NOT_MEASURED else None))
+        _latency_only(costs, "vnic", "wire_to_ns", lambda x: abs(x) <= lim) if verdict != NOT_MEASURED else None))
 
     # 7. application containers: multicast, 2 IPs and 2 devices per container at layer 2
     l2 = caps.get("l2-routed")
@@ -420,7 +506,8 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
         "layer 2.", "Lezcano", fig + ".",
         "supported if the results have a multicast trip on which l2-routed is slower than host and l2-routed "
         "needs ≥ 2 addresses per container; the address/device counts alone are model inputs, not measurements.",
-        verdict, robustness.Robustness(robustness.NEEDS_RERUNS, robustness.NEEDS_RERUNS)
+        verdict, _latency_only(costs, "l2-routed", "multicast", lambda x: x > 0,
+                               l2 is not None and l2["addresses_per_container"] >= 2)
         if verdict != NOT_MEASURED else None))
 
     ctx = Ctx(book, costs, res, roles, ref, trip, caps, capabilities.specs(res), cpu)
@@ -431,8 +518,7 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None) -> tuple[l
 
 # -- the claims added for issue 13 (each: evidence, rule, verdict, robustness) ---------------
 
-OTHER_CONDITIONS = ("robustness not evaluated (the rule compares namespace counts; the affine model is built at "
-                    "the reference condition only)")
+LOOKUP = ("socket_lookup_ns",)          # the socket lookup stage alone (`Costs.affine` columns)
 
 
 @dataclass
@@ -537,7 +623,12 @@ def _socket_switch(ctx: Ctx) -> Claim:
         f"size and at equal lookup cost: the socket-table section of scenarios/socket-tables.yaml's report).",
         f"supported if {shared}'s socket lookup at {hi:,} namespaces is at most {lim:.0%} above {perns}'s.",
         _verdict(d.value <= lim, a, s_hi, p_hi),
-        robustness.Robustness(robustness.NEEDS_RERUNS, OTHER_CONDITIONS))
+        ctx.costs.assess(robustness.CpuRule(
+            ("shared", "perns"), quantity=lambda c: c["shared"] / c["perns"] - 1,
+            margin=lambda c: lim - (c["shared"] / c["perns"] - 1), threshold=lim,
+            what=f"{shared}'s socket lookup vs {perns}'s at {hi:,} namespaces (supported at or below the threshold)"),
+            t, at={"shared": (shared, LOOKUP, {ns: hi}), "perns": (perns, LOOKUP, {ns: hi})})
+        if _have(s_hi, p_hi) else None)
 
 
 def _l25(ctx: Ctx) -> Claim:
@@ -599,7 +690,15 @@ def _scaling(ctx: Ctx) -> Claim:
         + (f"; growing more than {lim:.0%}: {', '.join(grew)}" if grew else "") + ".",
         f"supported if no scheme's CPU per packet on {t} grows more than {lim:.0%} from {lo:,} to {hi:,} "
         "namespaces (lowest load); the schemes that do are named.",
-        _verdict(not grew, *evs), robustness.Robustness(robustness.NEEDS_RERUNS, OTHER_CONDITIONS))
+        _verdict(not grew, *evs),
+        ctx.costs.assess(robustness.CpuRule(
+            tuple(f"{s}@{k}" for s in ctx.caps for k in ("lo", "hi")),
+            quantity=lambda c: max(c[f"{s}@hi"] / c[f"{s}@lo"] - 1 for s in ctx.caps),
+            margin=lambda c: lim - max(c[f"{s}@hi"] / c[f"{s}@lo"] - 1 for s in ctx.caps), threshold=lim,
+            what=f"the largest growth of a scheme's CPU per packet from {lo:,} to {hi:,} namespaces (supported at "
+                 "or below the threshold)"),
+            t, at={f"{s}@{k}": (s, (), {ns: n}) for s in ctx.caps for k, n in (("lo", lo), ("hi", hi))})
+        if _have(*evs) else None)
 
 
 def _loopback(ctx: Ctx) -> Claim:

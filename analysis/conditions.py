@@ -78,6 +78,11 @@ def roles(frame: pd.DataFrame, factors: list[str]) -> Roles:
     return Roles(load, ns, other, {f: _levels(frame, f) for f in present if short(f) != "scheme"})
 
 
+def scheme_factor(factors: list[str]) -> str | None:
+    """The factor that sets the hosts' scheme (``hosts.*.scheme``), if one does."""
+    return next((f for f in factors if f.split(".")[0] == "hosts" and short(f) == "scheme"), None)
+
+
 def select(frame: pd.DataFrame, fixed: dict) -> pd.DataFrame:
     """Rows whose factor columns equal ``fixed`` (factors absent from the frame are ignored)."""
     m = pd.Series(True, index=frame.index)

@@ -436,3 +436,24 @@ def _fmt(v: float, unit: str) -> str:
     if unit == "ns":
         return f"{v:,.1f} ns"
     return f"{v:g}"
+
+
+def extreme_corners(quantity: Callable[[Costs], float], terms: list[Term], nominal: dict[Term, float],
+                    ranges: Mapping[Term, tuple[float, float]]) -> tuple[dict[Term, float], dict[Term, float]]:
+    """The corners of `terms`' ranges that make `quantity` (a function of the costs) smallest and
+    largest: each term at the end its own one-at-a-time effect says (exact for an affine
+    quantity).  A term with no effect on `quantity` goes to its low end in the first corner and
+    its high end in the second, so a quantity the ranges cannot move still gets the two corners
+    "every such cost low" and "every such cost high" — what moves the rest of the latency
+    (queueing) when the compared paths differ only in fixed stages."""
+    low, high = dict(nominal), dict(nominal)
+    for t in terms:
+        lo, hi = ranges[t]
+        q_lo, q_hi = quantity({**nominal, t: lo}), quantity({**nominal, t: hi})
+        if q_lo == q_hi or not (q_lo == q_lo and q_hi == q_hi):
+            low[t], high[t] = lo, hi
+        elif q_lo < q_hi:
+            low[t], high[t] = lo, hi
+        else:
+            low[t], high[t] = hi, lo
+    return low, high

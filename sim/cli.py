@@ -321,7 +321,7 @@ def cmd_report(args) -> int:
         _err(f"error: {args.results}: no such result directory")
         return EXIT_BAD_INPUT
     try:
-        html_path, md_path = write(args.results, args.out, svg=args.svg)
+        html_path, md_path = write(args.results, args.out, svg=args.svg, reruns=not args.no_reruns)
     except (FileNotFoundError, FileExistsError) as e:
         _err(f"error: {e}")
         return EXIT_BAD_INPUT
@@ -397,6 +397,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", metavar="FILE", help="HTML file to write (default: RESULTS_DIR/report.html); the "
                                                    "Markdown goes beside it as .md")
     rp.add_argument("--svg", action="store_true", help="also save every figure as SVG (vector) beside its PNG")
+    rp.add_argument("--no-reruns", action="store_true",
+                    help="do not re-run the reference variants at the cost ranges' corners for the claims' latency "
+                         "parts (their robustness then says it was not evaluated)")
     rp.set_defaults(func=cmd_report)
 
     # Kernel calibration lives in sim.calibrate, which parses its own options (see `--help`).

@@ -150,13 +150,14 @@ def data(report):
     res = report["res"]
     s = pd.read_csv(res / "points.csv")
     m = pd.read_csv(res / "memory.csv")
+    fl = pd.read_csv(res / "flows.csv")
     p = ds.dataset(res / "packets", format="parquet", partitioning="hive").to_table().to_pandas()
     warm = yaml.safe_load((res / "scenario.resolved.yaml").read_text())["run"]["warmup_ns"]
     p = p[p["t_sent_ns"] >= warm]
     lo, hi = s[LOAD].min(), s[LOAD].max()
     ns_levels = sorted(s[NS].unique())
     ref_ns = max(x for x in ns_levels if x <= 100)
-    return {"s": s, "m": m, "p": p, "lo": lo, "hi": hi, "ref_ns": ref_ns}
+    return {"s": s, "m": m, "f": fl, "p": p, "lo": lo, "hi": hi, "ref_ns": ref_ns}
 
 
 def sval(s, **eq):
@@ -263,7 +264,7 @@ def _evidence_value(src: str, data, known: dict) -> float:
     for kv in spec.split("; "):
         k, v = kv.split("=", 1)
         eq[k] = v
-    frame = {"points.csv": data["s"], "memory.csv": data["m"], "packets/": data["p"]}[f]
+    frame = {"points.csv": data["s"], "memory.csv": data["m"], "flows.csv": data["f"], "packets/": data["p"]}[f]
     sel = pd.Series(True, index=frame.index)
     for k, v in eq.items():
         col = frame[k]
@@ -274,6 +275,8 @@ def _evidence_value(src: str, data, known: dict) -> float:
         return float(d[d.metric == what]["value"].mean())
     if f == "memory.csv":
         return float(d["bytes"].sum())
+    if f == "flows.csv":
+        return float(d[re.fullmatch(r"mean\((\w+)\)", what).group(1)].mean())
     d = d[d.status == "delivered"]
     col = re.fullmatch(r"mean\((\w+)\)", what).group(1)
     if col == "cpu_ns":
@@ -293,7 +296,7 @@ def test_claims_evidence_equals_sources(report, data):
         printed[eid] = value
         if value.endswith("%"):
             assert close(value, v, 100), (eid, what, value, v)
-        elif value.endswith(" pps"):
+        elif value.endswith(" pps") or value.endswith(" tps"):
             assert close(value, v), (eid, what, value, v)
         elif value.endswith(" ns"):
             assert close(value, v), (eid, what, value, v)

@@ -158,11 +158,14 @@ def test_a_claim_flips_when_a_rerun_moves_its_cost_past_the_printed_flip_point(r
 
 
 def test_identical_paths_are_decided_by_definition_not_holds(run):
-    """vnic takes host's stages on wire_to_ns (its demux costs 0, no range): claim 6 says so; and a
+    """vnic takes host's stages on wire_to_ns (its demux costs 0, no range): claim 6 says its CPU part
+    is decided by definition (its p50 part, queueing alone, is re-run: it may still move); and a
     rule comparing two short-cuts that run the same stages is never "holds for every plausible cost"."""
     vn = run["claims"][5]
     assert vn.verdict in (claims.SUPPORTED, claims.CONTRADICTED)
-    assert vn.robustness.label == robustness.DEFINITION and robustness.HOLDS not in vn.robustness_text
+    assert vn.robustness.label in (robustness.DEFINITION, robustness.DEPENDS)
+    assert f"{robustness.DEFINITION}: vnic's extra CPU per packet vs host is +0.0%" in vn.robustness_text
+    assert robustness.HOLDS not in vn.robustness_text
     costs = claims.Costs(run["res"], run["ref"], run["packets"])
     pair = ("shortcut-routing", "shortcut-postrouting")
     a, b = (costs.affine(s, "wire_to_ns") for s in pair)
