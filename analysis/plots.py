@@ -16,6 +16,8 @@ is absolute bytes on log axes.
 
 from __future__ import annotations
 
+import textwrap
+
 import weakref
 from pathlib import Path
 
@@ -44,6 +46,13 @@ _US = 1e-3
 
 def trip_title(trip: str) -> str:
     return f"{TRIP_TITLES.get(trip, trip)} ({trip})" if trip in TRIP_TITLES else trip
+
+
+TITLE_CHARS = 46          # a panel title wraps at this width, so neighbouring panels' titles never overlap
+
+
+def _panel_title(ax, text: str) -> None:
+    ax.set_title("\n".join(textwrap.fill(line, TITLE_CHARS) for line in text.split("\n")))
 
 
 def trips(res: Results) -> list[str]:
@@ -208,7 +217,7 @@ def fig_latency_cdf(res: Results, roles: Roles, ref: dict, stats: PacketStats):
                 t = trip_title(trip)
                 if roles.load:
                     t += f"\n{ld:,.0f} pps per flow"
-                ax.set_title(t)
+                _panel_title(ax, t)
         rest = {k: v for k, v in ref.items() if k != roles.load}
         fig.suptitle(f"Latency CDF per scheme — {roles.describe(rest)}" if rest else "Latency CDF per scheme")
         _legend(fig, axes)
@@ -263,7 +272,7 @@ def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
                 if short(factor) == "namespaces":
                     ax.set_xscale("log")
                 _level_ticks(ax, roles.levels[factor])
-                ax.set_title(f"{mlabel}: {trip_title(trip)}")
+                _panel_title(ax, f"{mlabel}: {trip_title(trip)}")
         band = "; bands: 95% confidence interval over replications" if reps else " (one replication: no bands)"
         cond = f" — {roles.describe(fixed)}" if fixed else ""
         fig.suptitle(f"p50 and p99 latency vs {label(factor)}{cond}{band}")
@@ -295,7 +304,7 @@ def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
             ax.set_ylabel("delivered throughput (kpps)")
             ax.set_xlabel(label(factor))
             _level_ticks(ax, roles.levels[factor])
-            ax.set_title(f"throughput: {trip_title(trip)}")
+            _panel_title(ax, f"throughput: {trip_title(trip)}")
             for row, (frame, what, ylab) in enumerate(((drops, "drops", "dropped (% of sent)"),
                                                        (inflight, "backlog", "still queued at the end (% of sent)")),
                                                       start=1):
@@ -307,7 +316,7 @@ def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
                 ax2.set_ylabel(ylab)
                 ax2.set_xlabel(label(factor))
                 _level_ticks(ax2, roles.levels[factor])
-                ax2.set_title(f"{what}: {trip_title(trip)}")
+                _panel_title(ax2, f"{what}: {trip_title(trip)}")
         fig.suptitle("Where each scheme saturates" + (f" — {roles.describe(fixed)}" if fixed else ""))
         _legend(fig, axes, ncol=6)
     return fig
@@ -362,7 +371,7 @@ def fig_stages(res: Results, roles: Roles, ref: dict, stats: PacketStats):
                                + ", ".join(f"{s} ({v:.2f} µs)" for s, v in over) + " runs off it.")
             ax.set_xlim(0, cut if cut is not None else left.max() * 1.35)
             ax.set_xlabel("mean latency per delivered packet (µs)")
-            ax.set_title(trip_title(trip))
+            _panel_title(ax, trip_title(trip))
             for tick in ax.get_yticklabels():
                 tick.set_color(style.color(tick.get_text()))
         fig.suptitle(f"Where the time goes (CPU per stage group, then queueing) — {roles.describe(ref)}")
