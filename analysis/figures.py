@@ -25,7 +25,11 @@ FIGURES: list[tuple[str, str, Draw]] = [
      lambda res, roles, ref, pk: pk and plots.fig_latency_cdf(res, roles, ref, pk)),
     ("latency_vs_load", "p50 and p99 latency vs offered load.",
      lambda res, roles, ref, pk: plots.fig_latency_vs(res, roles, ref, roles.load)),
-    ("throughput_drops", "Delivered throughput, drops and backlog vs offered load: where each scheme saturates.",
+    ("throughput_drops", "Delivered throughput, drops and backlog vs offered load: where each scheme saturates. "
+     "Delivered means enqueued on the destination socket: in a short run the receive buffers (rcvbuf) hold packets "
+     "the application has not read yet, so a load just below the softirq capacity can show more than the "
+     "application sustains, and softirq work at that load can starve senders in process context (the loopback "
+     "flow) until ksoftirqd takes over at a higher load.",
      lambda res, roles, ref, pk: plots.fig_throughput_drops(res, roles, ref)),
     ("latency_vs_namespaces", "p50 and p99 latency vs number of namespaces.",
      lambda res, roles, ref, pk: plots.fig_latency_vs(res, roles, ref, roles.namespaces)),

@@ -17,7 +17,6 @@ is absolute bytes on log axes.
 from __future__ import annotations
 
 import textwrap
-
 import weakref
 from pathlib import Path
 
