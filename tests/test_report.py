@@ -16,9 +16,6 @@ memory up to 10,000 namespaces; ~5 s) feeds every test; the report is written on
 
 from __future__ import annotations
 
-import html as htmlmod
-import json
-import math
 import os
 import re
 import shutil
@@ -27,12 +24,11 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
+import browser
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import yaml
-from debpkg import ensure
 
 # Every test here runs the CLI on whole scenarios (the module fixture alone takes ~20 s).
 pytestmark = pytest.mark.slow
@@ -208,7 +204,7 @@ def test_results_tables_equal_summary_and_memory(report, data):
 
 
 def test_stage_tables_equal_packets(report, data):
-    from analysis.stages import ALL_GROUPS, GROUPS, QUEUE_GROUPS   # the group *definitions* only
+    from analysis.stages import ALL_GROUPS, GROUPS, QUEUE_GROUPS  # the group *definitions* only
     p, lo, ref_ns = data["p"], data["lo"], data["ref_ns"]
     tabs = tables_of(report["html"])
     stage_of = {**GROUPS, **QUEUE_GROUPS}
@@ -382,64 +378,8 @@ def test_directory_of_runs_compares_the_varied_parameter(report, tmp_path):
 
 # -- the browser -------------------------------------------------------------------------------
 
-def _chromium() -> str | None:
-    for name in ("chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return ensure("chromium", "chromium")
-
-
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--hide-scrollbars"]
-
-PROBE = """<script>
-window.__errors = [];
-window.addEventListener('error', function (e) { window.__errors.push('error: ' + (e.message || e.type)); }, true);
-(function () { var o = console.error; console.error = function () {
-  window.__errors.push('console.error: ' + Array.prototype.join.call(arguments, ' ')); o.apply(console, arguments); }; })();
-window.addEventListener('load', function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var st = imgs.map(function (i) { return (i.complete && i.naturalWidth > 0) ? 'ok' : 'broken'; });
-  var p = document.createElement('pre'); p.id = '__probe';
-  p.textContent = JSON.stringify({images: st, errors: window.__errors});
-  document.body.appendChild(p);
-});
-</script>"""
-
-
 def test_html_renders_in_headless_chromium(report, tmp_path):
-    chrome = _chromium()
-    if chrome is None:
-        pytest.skip("chromium not installed; install it (apt-get install chromium) or run as root with CI=true "
-                    "or NETNS_SIM_INSTALL=1 to let this test install it")
-    src = report["html"].read_text()
-    assert "http://" not in src.replace("http://www.w3.org", "") and "https://" not in src, \
-        "the report must not need the network"
-    probed = tmp_path / "probed.html"
-    probed.write_text(src.replace("<head>", "<head>" + PROBE, 1))
-    base = CHROME_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]
-    p = subprocess.run([chrome, *base, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-                        "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=60)
-    m = re.search(r'<pre id="__probe">(.*?)</pre>', p.stdout, re.S)
-    assert m, f"probe did not run; chromium stderr: {p.stderr[-2000:]}"
-    probe = json.loads(htmlmod.unescape(m.group(1)))
-    assert probe["images"] and all(s == "ok" for s in probe["images"]), probe["images"]
-    assert probe["errors"] == [], probe["errors"]
-    console = [ln for ln in p.stderr.splitlines() if "CONSOLE" in ln and ("rror" in ln or "Uncaught" in ln)]
-    assert console == [], console
-    n_imgs = len(re.findall(r"<img ", src))
-    assert len(probe["images"]) == n_imgs >= 7
-    shot = tmp_path / "shot.png"
-    subprocess.run([chrome, *base, f"--screenshot={shot}", "--window-size=1280,2000", report["html"].as_uri()],
-                   capture_output=True, text=True, timeout=60)
-    assert shot.is_file(), "no screenshot written"
-    from PIL import Image
-    img = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
-    assert img.shape[0] >= 1000 and img.shape[1] >= 1000
-    assert img.std() > 10, "screenshot is (nearly) one colour"
-    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
-    assert not math.isnan(img.mean())
+    browser.check(report["html"], tmp_path, min_images=7)
 
 
 def test_sweep_directory(tmp_path):

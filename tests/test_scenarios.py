@@ -4,6 +4,7 @@ sweep`` (2 replications instead of the file's); both write one layout that ``rep
 
 from pathlib import Path
 
+import browser
 import pandas as pd
 import pytest
 
@@ -59,6 +60,7 @@ def test_scenario_validates_runs_shortened_and_reports(path, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(out)]) == 0, capsys.readouterr().err
     assert (out / "report.html").stat().st_size > 10_000 and (out / "report.md").is_file()
+    browser.check(out / "report.html", tmp_path)             # renders offline, no errors, no broken image
 
 
 def test_rfc2006_covers_every_builtin_scheme_both_trips_and_namespace_counts():
