@@ -110,3 +110,38 @@ def test_a_record_with_one_estimate_per_unit_gives_no_range_to_the_measured_term
     sizes, _ = mem.derive(rec, load_profile("default").memory_bytes.model_dump())
     assert set(sizes["range"]) == {"bridge_port"}            # the prior's range of a size not measured
     MemorySizes.model_validate(sizes)
+
+
+# -- memory.csv says what its bytes are made of ----------------------------------------------
+
+def test_memory_csv_rows_recompute_from_their_terms_and_move_with_a_size(tmp_path):
+    """Every memory.csv row's bytes follow from its term columns and the profile's sizes (the
+    socket tables' page rounding included), for every scheme; with another size the same terms
+    give what a run with that size writes."""
+    import pandas as pd
+
+    from sim.cli import main
+    from sim.core.memory import SOCKET_TABLES, TERM_COLUMNS, bytes_at, row_bytes
+
+    doc = {"name": "terms", "hosts": [{"name": "h0", "scheme": "l2-bridged", "namespaces": 3, "cores": 3}],
+           "flows": [{"kind": "constant", "src": "h0:wire", "dst": "h0:ns*", "rate_pps": 1e5}],
+           "run": {"duration_ns": 2e5}, "memory_namespace_counts": [1, 7, 300],
+           "compare": {"hosts.*.scheme": ["l2-bridged", "shortcut-socket", "shortcut-routing", "l3-bind"]}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    outs = {}
+    for name, sets in (("a", []), ("b", ["--set", "cost_overrides.memory_bytes.udp_hash_slot=100",
+                                          "--set", "cost_overrides.memory_bytes.bridge_port=3000"])):
+        assert main(["run", str(path), "--out", str(tmp_path / name), "--quiet", *sets]) == 0
+        outs[name] = pd.read_csv(tmp_path / name / "memory.csv")
+    a, b = outs["a"], outs["b"]
+    assert set(TERM_COLUMNS) <= set(a.columns)
+    sizes = load_profile("default").memory_bytes.sizes()
+    assert bytes_at(a, sizes) == pytest.approx(a["bytes"].to_numpy(), rel=1e-12)
+    for _, r in a.iterrows():
+        assert row_bytes(r, sizes) == pytest.approx(r["bytes"], rel=1e-12)
+    per_ns = a[(a.structure == SOCKET_TABLES) & (a.page_bytes > 0)]
+    assert len(per_ns) and (per_ns.size_count == per_ns.namespaces + 1).all()
+    moved = {**sizes, "udp_hash_slot": 100, "bridge_port": 3000}
+    assert bytes_at(a, moved) == pytest.approx(b["bytes"].to_numpy(), rel=1e-12)
+    assert not (bytes_at(a, moved) == a["bytes"].to_numpy()).all()
