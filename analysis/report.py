@@ -53,8 +53,9 @@ LIMITS = [
     "measurements of this machine; compare schemes relative to each other, not absolute microseconds. "
     "`netns-sim calibrate` fits them to a real kernel.",
     "The claims' robustness re-evaluates CPU per packet over the profile's stage-cost ranges (an affine model, "
-    "no re-runs); latency, drop and multicast verdicts are not re-evaluated (that needs re-runs over the ranges), "
-    "memory sizes have no ranges, and host values (wake-ups, TX completion) are not varied.",
+    "no re-runs) and memory over its memory size ranges (memory.csv's size terms: exact at the corners); latency, "
+    "drop and multicast verdicts are not re-evaluated (that needs re-runs over the ranges), and host values "
+    "(wake-ups, TX completion) are not varied.",
     "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, GRO/TSO batching and lock "
     "contention are not modelled. A pass runs to completion on one core.",
     "Cores run softirq work (NIC RX queues, per-CPU backlogs) in NAPI rounds (napi_weight, netdev_budget, "
@@ -77,7 +78,8 @@ LIMITS = [
     "Memory counts the kernel structures a namespace, a device and a veth pair add, as slab objects of one "
     "kernel version (struct sizes from its BTF, remainders measured by `netns-sim calibrate` on one machine); "
     "per-CPU data is scaled by the host's cores, not measured at that count; socket tables are sized by the "
-    "kernel's rules unless a host sets them.",
+    "kernel's rules unless a host sets them. The memory ranges (in brackets, shaded) cover the measured terms' "
+    "spread and a bridge port's uncounted sysfs nodes, not other kernel configurations or CPU counts.",
     "Capabilities and addresses/devices per container are model inputs (scheme data), not measurements.",
     "Hemminger's point that VNIC needs promiscuous mode on many NICs is not a cost in the model.",
 ]
@@ -326,11 +328,12 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
              "verdict. The figures cite evidence items E1, E2, …, listed below with the exact rows they come "
              "from.")
     doc.para("The verdict is decided at the run's cost profile; the robustness column says whether it survives the "
-             "profile's plausible ranges (every `range:` of a stage cost, `analysis.robustness`): "
+             "profile's plausible ranges (every `range:` of a stage cost or of a memory size, "
+             "`analysis.robustness`): "
              f"\"{robustness.HOLDS}\", \"{robustness.DEPENDS} X (flips when X crosses v)\" or "
              f"\"{robustness.DEFINITION}\" (the quantity is the same at every plausible cost). CPU per packet is "
-             "re-evaluated without re-running (it is affine in the cost terms); latency percentiles, drops and "
-             "memory are not.")
+             "re-evaluated without re-running (it is affine in the cost terms), and so is memory (memory.csv says "
+             "what its bytes are made of); latency percentiles and drops are not.")
     rows = [[str(i), c.claim, c.who, c.figure + _flip_sentence(c), c.rule, c.verdict, c.robustness_text]
             for i, c in enumerate(cl, 1)]
     doc.raw_table("claims", "Claims of the 2006 thread (design.md) against these results.",
@@ -341,7 +344,8 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
     if tornado is not None:
         png = plots.save(tornado, staging, "claims_tornado", formats)["png"]
         doc.figure(png, f"{figdir.name}/{png.name}",
-                   "Sensitivity of each CPU claim's quantity to the cost terms it depends on most: each term alone "
+                   "Sensitivity of each claim's quantity to the cost terms (or memory sizes) it depends on most: "
+                   "each alone "
                    "at the low (blue) and high (orange) end of its range, from the value at the run's profile (grey "
                    "line); red dashed: the rule's threshold. Claims decided by a scheme's definition have no bars.",
                    svg("claims_tornado"))
