@@ -322,3 +322,14 @@ def test_the_memory_band_contains_the_nominal_total_and_is_the_all_low_all_high_
     assert wide[("l2-bridged", 10000)] > wide[("l2-bridged", 100)] > 0
     assert wide[("l2-bridged", 100)] > wide[("l2-routed", 100)]          # bridge_port's range
     assert (wide.xs("shortcut-socket") == 0).all()          # ns_tag and shared tables: no size with a range
+
+
+def test_memory_rows_written_before_the_size_terms_are_not_assessed():
+    """Results from before memory.csv recorded its terms: no band and no memory label from them."""
+    import pandas as pd
+
+    from analysis import robustness
+    old = pd.DataFrame({"scheme": ["x"], "namespaces": [1], "structure": ["netns_struct"], "bytes": [1.0]})
+    assert not robustness.has_terms(old)
+    assert not robustness.has_terms(old.assign(size_key=None, size_count=float("nan"), udp_slots=None,
+                                               tcp_buckets=None, fixed_bytes=None, page_bytes=None))
