@@ -312,6 +312,31 @@ def _latency_only(costs: Costs, scheme: str, trip: str, ok: Callable[[float], bo
     return costs.latency_part(r, scheme, trip, ok, whole_ok)
 
 
+def _tables_memory_robustness(res, ref: dict, perns: str, shared: str, top: int,
+                              lim: float) -> robustness.Robustness:
+    """Claim 5's robustness: "per-namespace socket tables take at least `lim` x the shared ones'
+    memory at `top` namespaces" over the profile's memory size ranges (`robustness.assess_memory`;
+    the rows are `Book.memory`'s)."""
+    profile = robustness.result_profile(res)
+    if profile is None:
+        return robustness.Robustness(robustness.NO_PROFILE, robustness.NO_PROFILE)
+    parts = {s: robustness.memory_part(res.memory, ref, s, top, "socket_hash_tables") for s in (perns, shared)}
+    if not all(robustness.has_terms(p.rows) for p in parts.values()):
+        return robustness.Robustness(robustness.NO_RANGE, robustness.NO_RANGE + " (memory.csv has no size terms: "
+                                     "results written before they were recorded; re-run to evaluate it)")
+    nominal, ranges = robustness.memory_nominal_and_ranges(profile)
+
+    def ratio(b: dict[str, float]) -> float:
+        return b[perns] / b[shared] if b[shared] else math.nan
+    r = robustness.assess_memory(robustness.MemoryRule(
+        (perns, shared), quantity=ratio, margin=lambda b: ratio(b) - lim, threshold=lim,
+        what=f"per-namespace over shared socket-table memory at {top:,} namespaces ({perns} / {shared})"),
+        parts, nominal, ranges)
+    if r.label == robustness.DEFINITION:
+        r.text += "; the ratio moves only with the tables' slots and buckets, which the hosts set"
+    return r
+
+
 def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None,
           rerun: bool = True) -> tuple[list[Claim], list[Evidence]]:
     """The claims and their evidence; `rerun` False skips the re-runs of the latency parts'
@@ -454,8 +479,7 @@ def build(res, roles: Roles, ref: dict, packets: pd.DataFrame | None,
             f"supported if per-namespace socket tables take ≥ {RULES['shared_memory']:g}x the shared tables' "
             f"memory at the largest namespace count computed ({top:,}); the lookup growth is reported, not judged.",
             (SUPPORTED if enough else CONTRADICTED) if have else NOT_MEASURED,
-            robustness.Robustness(robustness.NO_RANGE, robustness.NO_RANGE + " (memory_bytes sizes are single "
-                                  "values)")))
+            _tables_memory_robustness(res, ref, perns, shared, top, RULES["shared_memory"]) if have else None))
     else:
         claims.append(Claim("Shared socket hash tables vs per-namespace tables.", "Savochkin",
                             "needs a shared-table and a per-namespace scheme in memory.csv", "—", NOT_MEASURED))

@@ -11,7 +11,8 @@ figure's title states the condition held fixed.  Times are plotted in microsecon
 Readability: schemes whose curves coincide (`coinciding`: within `COINCIDE_REL`) are drawn with
 hollow markers on all but the first, and `note(fig)` names them for the caption; a stage bar
 over `OUTLIER_RATIO` x the median is cut at the axis with its value printed (and noted); memory
-is absolute bytes on log axes.
+is absolute bytes on log axes, each curve shaded over its range across the profile's memory size
+ranges (`analysis.robustness.memory_band`; noted in the caption).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-from analysis import metrics, stages, style
+from analysis import metrics, robustness, stages, style
 from analysis.conditions import Roles, label, select, short
 from analysis.packetstats import EDGES, PacketStats
 from analysis.robustness import Robustness, term_name
@@ -395,6 +396,10 @@ def fig_memory(res: Results, roles: Roles, ref: dict):
     ms = select(metrics.memory_by_structure(res), ref)
     if mt.empty:
         return None
+    band = robustness.memory_band(res)
+    if band is not None:                 # the range over the profile's memory size ranges (low, high)
+        mt = mt.merge(band, on=[c for c in band.columns if c not in ("low", "high")], how="left")
+    banded = []
     top = mt["namespaces"].max()
     with plt.rc_context(style.RC):
         fig, axes = _figure(1, 2, w=12, h=5.2)
@@ -402,6 +407,9 @@ def fig_memory(res: Results, roles: Roles, ref: dict):
         for scheme in style.order(mt["scheme"].unique()):
             d = mt[mt["scheme"] == scheme].sort_values("namespaces")
             ax.plot(d["namespaces"], d["mean"], **style.line_kw(scheme))
+            if band is not None and (d["high"] > d["low"]).any():
+                ax.fill_between(d["namespaces"], d["low"], d["high"], color=style.color(scheme), alpha=0.18, lw=0)
+                banded.append(scheme)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -422,9 +430,17 @@ def fig_memory(res: Results, roles: Roles, ref: dict):
             v = piv[s].to_numpy() / np.where(tot > 0, tot, 1)
             ax2.barh(names, v, left=left, color=cmap(k % 20), label=s, edgecolor="white", linewidth=0.4)
             left += v
+        top_band = mt[mt["namespaces"] == top].set_index("scheme") if band is not None else None
         for k in range(len(names)):
-            ax2.text(1.01, k, _bytes_fmt(tot[k]), va="center", fontsize=7)
-        ax2.set_xlim(0, 1.22)
+            text = _bytes_fmt(tot[k])
+            if top_band is not None and names[k] in top_band.index:
+                lo, hi = (float(top_band.loc[names[k], e]) for e in ("low", "high"))
+                a, b = _bytes_fmt(lo), _bytes_fmt(hi)
+                if a != b:
+                    same = a.split(" ")[-1] == b.split(" ")[-1]
+                    text += f"\n({a.split(' ')[0] if same else a}–{b})"
+            ax2.text(1.01, k, text, va="center", fontsize=7, linespacing=1.0)
+        ax2.set_xlim(0, 1.25)
         ax2.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax2.set_xlabel(f"share of total at {top:,} namespaces (total at right)")
         ax2.set_title(f"stacked by kernel structure, {top:,} namespaces")
@@ -436,6 +452,13 @@ def fig_memory(res: Results, roles: Roles, ref: dict):
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False,
                   fontsize=7)
+    if banded:
+        d = mt[mt["scheme"].isin(banded)]
+        down, up = float((1 - d["low"] / d["mean"]).max()), float((d["high"] / d["mean"] - 1).max())
+        _add_note(fig, "Shaded around a curve, and in brackets under a total: its range over the profile's memory size "
+                       "ranges (every size with a range at its low end, then at its high end; the schemes whose "
+                       f"structures hold one: {', '.join(banded)}); here at most −{down:.1%} / +{up:.1%} of a total"
+                       + (", narrower than the lines on these log axes." if max(down, up) < 0.05 else "."))
     return fig
 
 
@@ -532,6 +555,6 @@ def fig_tornado(panels: list[tuple[str, Robustness]]):
         ax.set_xlabel(r.quantity.split(" (")[0] + (" (%)" if pct else ""), fontsize=8)
         ax.set_title(title, fontsize=9)
     _legend(fig, axes[0, :1], ncol=3)
-    fig.suptitle("Sensitivity of each CPU claim to the cost profile's ranges (one term at a time; ⚑: flips the "
+    fig.suptitle("Sensitivity of each claim to the cost profile's ranges (one term at a time; ⚑: flips the "
                  "verdict alone)", fontsize=10)
     return fig

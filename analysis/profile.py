@@ -4,7 +4,7 @@
 ``scenario.resolved.yaml`` (a name in ``sim/profiles/`` or a YAML path, absolute, relative
 to the working directory or to the scenario file) and returns its values per section
 (``stages``, ``host``, ``netfilter`` — its ``backends`` as ``backends.NAME`` —,
-``memory_bytes``) with the comment block above each key — the
+``memory_bytes``, each size with its ``range`` when it has one) with the comment block above each key — the
 ``source:`` / ``derivation:`` notes every profile value carries — plus the scenario's
 ``cost_overrides``.  The file is read as text/YAML; nothing from the simulator is imported.
 """
@@ -64,18 +64,21 @@ def parse(text: str) -> tuple[str, dict[tuple[str, str], str]]:
     notes: dict[tuple, str] = {}
     section: str | None = None
     block: list[str] = []
+    indent: int | None = None           # of the section's own keys: deeper keys are their values
     for ln in lines:
         top = re.match(r"^([A-Za-z_]\w*):", ln)
         if top:
-            section, block = top.group(1), []
+            section, block, indent = top.group(1), [], None
             continue
         m = re.match(r"^\s+#\s?(.*)$", ln)
         if m:
             block.append(m.group(1).strip())
             continue
-        k = re.match(r"^\s+([A-Za-z_][\w-]*):", ln)
+        k = re.match(r"^(\s+)([A-Za-z_][\w-]*):", ln)
         if k and section:
-            notes[(section, k.group(1))] = " ".join(block)
+            indent = len(k.group(1)) if indent is None else indent
+            if len(k.group(1)) == indent:
+                notes[(section, k.group(2))] = " ".join(block)
             block = []
         elif not ln.strip():
             continue
@@ -94,7 +97,14 @@ def describe(res) -> Profile:
     header, notes = parse(text)
     entries = []
     for sec in SECTIONS:
+        ranges = (data.get(sec) or {}).get("range") if sec == "memory_bytes" else None
         for key, val in (data.get(sec) or {}).items():
+            if ranges is not None:          # a size's range is shown beside its value
+                if key == "range":
+                    continue
+                if isinstance(ranges, dict) and key in ranges:
+                    lo, hi = ranges[key]
+                    val = f"{val} (range {lo}–{hi})"
             if sec == "netfilter" and key == "backends" and isinstance(val, dict):
                 for backend, v in val.items():
                     entries.append(Entry(sec, f"backends.{backend}", v, notes.get((sec, backend), "")))

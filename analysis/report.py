@@ -53,9 +53,10 @@ LIMITS = [
     "measurements of this machine; compare schemes relative to each other, not absolute microseconds. "
     "`netns-sim calibrate` fits them to a real kernel.",
     "The claims' robustness re-evaluates CPU per packet over the profile's stage-cost ranges (an affine model, "
-    "exact for CPU) and re-runs a claim's latency part at two corners of the ranges only (the corners where the "
-    "compared schemes' CPU difference is smallest and largest), so a flip between corners is not excluded; "
-    "drops are not re-evaluated, and host values (wake-ups, TX completion) are not varied.",
+    "exact for CPU), memory over its memory size ranges (memory.csv's size terms: exact at the corners), and "
+    "re-runs a claim's latency part at two corners of the ranges only (the corners where the compared schemes' "
+    "CPU difference is smallest and largest), so a flip between corners is not excluded; drops are not "
+    "re-evaluated, and host values (wake-ups, TX completion) are not varied.",
     "Each stage costs a deterministic (or exponential) CPU time; caches, NUMA, GRO/TSO batching and lock "
     "contention are not modelled. A pass runs to completion on one core.",
     "Cores run softirq work (NIC RX queues, per-CPU backlogs) in NAPI rounds (napi_weight, netdev_budget, "
@@ -78,7 +79,8 @@ LIMITS = [
     "Memory counts the kernel structures a namespace, a device and a veth pair add, as slab objects of one "
     "kernel version (struct sizes from its BTF, remainders measured by `netns-sim calibrate` on one machine); "
     "per-CPU data is scaled by the host's cores, not measured at that count; socket tables are sized by the "
-    "kernel's rules unless a host sets them.",
+    "kernel's rules unless a host sets them. The memory ranges (in brackets, shaded) cover the measured terms' "
+    "spread and a bridge port's uncounted sysfs nodes, not other kernel configurations or CPU counts.",
     "Capabilities and addresses/devices per container are model inputs (scheme data), not measurements.",
     "Hemminger's point that VNIC needs promiscuous mode on many NICs is not a cost in the model.",
 ]
@@ -331,13 +333,15 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
              "verdict. The figures cite evidence items E1, E2, …, listed below with the exact rows they come "
              "from.")
     doc.para("The verdict is decided at the run's cost profile; the robustness column says whether it survives the "
-             "profile's plausible ranges (every `range:` of a stage cost, `analysis.robustness`): "
+             "profile's plausible ranges (every `range:` of a stage cost or of a memory size, "
+             "`analysis.robustness`): "
              f"\"{robustness.HOLDS}\", \"{robustness.DEPENDS} X (flips when X crosses v)\" or "
              f"\"{robustness.DEFINITION}\" (the quantity is the same at every plausible cost). CPU per packet is "
-             "re-evaluated without re-running (it is affine in the cost terms); a latency (p50) part is re-run: the "
-             "reference variant of the compared schemes simulated again at the two corners of the ranges where "
-             "their CPU difference is smallest and largest (`analysis.reruns`; `--no-reruns` skips it). Drops at "
-             "high load are reported, not judged, and not re-evaluated.")
+             "re-evaluated without re-running (it is affine in the cost terms), and so is memory (memory.csv says "
+             "what its bytes are made of); a latency (p50) part is re-run: the reference variant of the compared "
+             "schemes simulated again at the two corners of the ranges where their CPU difference is smallest and "
+             "largest (`analysis.reruns`; `--no-reruns` skips it). Drops at high load are reported, not judged, and "
+             "not re-evaluated.")
     rows = [[str(i), c.claim, c.who, c.figure + _flip_sentence(c), c.rule, c.verdict, c.robustness_text]
             for i, c in enumerate(cl, 1)]
     doc.raw_table("claims", "Claims of the 2006 thread (design.md) against these results.",
@@ -348,7 +352,8 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
     if tornado is not None:
         png = plots.save(tornado, staging, "claims_tornado", formats)["png"]
         doc.figure(png, f"{figdir.name}/{png.name}",
-                   "Sensitivity of each CPU claim's quantity to the cost terms it depends on most: each term alone "
+                   "Sensitivity of each claim's quantity to the cost terms (or memory sizes) it depends on most: "
+                   "each alone "
                    "at the low (blue) and high (orange) end of its range, from the value at the run's profile (grey "
                    "line); red dashed: the rule's threshold. Claims decided by a scheme's definition have no bars.",
                    svg("claims_tornado"))

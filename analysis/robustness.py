@@ -44,12 +44,30 @@ of the labels:
   model), other terms that flip it alone are listed; if no term flips it alone but the worst
   corner does, "depends on several costs together".
 
-What is not evaluated here: latency percentiles (queueing), drops and memory — see
-`NEEDS_RERUNS`, `NO_RANGE` and `NO_PROFILE` (runs priced with different profiles).
+Memory (`assess_memory`).  A memory.csv row's bytes are a function of the profile's
+``memory_bytes`` sizes (its term columns, `sim.core.memory.row_bytes`): linear in each size,
+except that a per-namespace socket table is rounded up to whole pages (monotone, so more bytes
+per slot never cost less).  A memory rule (`MemoryRule`) compares quantities (`MemoryPart`: the
+memory.csv rows of, e.g., one scheme's socket tables at one namespace count) recomputed at each
+size with a ``range`` alone at its low and high end (the tornado bars, terms keyed
+``("memory_bytes", size)``) and at every corner of the ranges that move them (all of them when
+there are at most `MAX_CORNERS_EXACT` such sizes; else the sign of each bar, as for CPU).  With
+linear parts a ratio is linear-fractional in each size, so its extremes over the box are at the
+corners: they are exact, up to the page rounding.  The labels are the CPU rules':
+`DEFINITION` when the quantity is the same at every corner, with why (no size it is made of has
+a range, or the ranged ones cancel: they move the compared sides in proportion, or page
+rounding absorbs them); `HOLDS`; `DEPENDS` with the flip point (bisection).  `memory_band`
+gives the report's bands: every row's bytes with every ranged size at its low end and at its
+high end (the exact minimum and maximum of a sum of rows, which only grow with each size).
+
+What is not evaluated here: latency percentiles (queueing) and drops — see `NEEDS_RERUNS`,
+`NO_RANGE` (a memory rule when memory.csv has no size terms: results written before them) and
+`NO_PROFILE` (runs priced with different profiles).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
@@ -66,7 +84,9 @@ NO_PROFILE = "robustness not evaluated (the cost profile of these runs cannot be
 TERMS = ("base_ns", "per_byte_ns", "per_entry_ns")
 UNITS = {"base_ns": "ns", "per_byte_ns": "ns/B", "per_entry_ns": "ns/entry"}
 CONSTANT_RTOL = 1e-9
-Term = tuple[str, str]        # (stage, cost term)
+MEMORY = "memory_bytes"       # a memory size's Term is (MEMORY, size name)
+MAX_CORNERS_EXACT = 12        # memory: every corner of up to this many moving sizes is evaluated
+Term = tuple[str, str]        # (stage, cost term), or (MEMORY, size)
 Costs = Mapping[Term, float]
 
 
@@ -75,6 +95,8 @@ def term_name(t: Term) -> str:
 
 
 def fmt_term_value(t: Term, v: float) -> str:
+    if t[0] == MEMORY:                  # a size: whole bytes, but a flip point between two of them shows where
+        return f"{v:,.0f} B" if abs(v) >= 1000 or v == int(v) else f"{v:.4g} B"
     return f"{v:,.4g} {UNITS[t[1]]}"
 
 
@@ -435,6 +457,11 @@ def _fmt(v: float, unit: str) -> str:
         return f"{v * 100:+.1f}%"
     if unit == "ns":
         return f"{v:,.1f} ns"
+    if unit == "ratio":
+        return f"{v:,.2f}x"
+    if unit == "bytes":
+        from analysis.tables import fmt_bytes
+        return fmt_bytes(v)
     return f"{v:g}"
 
 
@@ -457,3 +484,201 @@ def extreme_corners(quantity: Callable[[Costs], float], terms: list[Term], nomin
         else:
             low[t], high[t] = hi, lo
     return low, high
+
+
+# -- memory: the claims' memory rules over the profile's size ranges ------------------------
+
+def memory_nominal_and_ranges(profile) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Every ``memory_bytes`` size (and count) by name, and the ``[low, high]`` of those with a
+    range (low < high)."""
+    sizes = {k: float(v) for k, v in profile.memory_bytes.sizes().items()}
+    ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in profile.memory_bytes.range.items() if lo < hi}
+    return sizes, ranges
+
+
+def has_terms(rows: pd.DataFrame) -> bool:
+    """The memory.csv rows say what their bytes are made of (`sim.core.memory.TERM_COLUMNS`; results
+    written before they were recorded do not)."""
+    from sim.core.memory import TERM_COLUMNS
+    return len(rows) > 0 and set(TERM_COLUMNS) <= set(rows.columns) and bool(rows["size_count"].notna().all())
+
+
+@dataclass
+class MemoryPart:
+    """Some memory.csv rows (e.g. one scheme's socket tables at one namespace count) as a function
+    of the sizes: their bytes summed per run, averaged over runs (as `analysis.claims.Book.memory`)."""
+
+    rows: pd.DataFrame
+
+    def at(self, sizes: Mapping[str, float]) -> float:
+        from sim.core.memory import bytes_at
+        b = pd.Series(bytes_at(self.rows, sizes), index=self.rows.index)
+        keys = [c for c in ("run_dir", "run_id") if c in self.rows.columns]
+        return float(b.groupby([self.rows[c] for c in keys]).sum().mean()) if keys else float(b.sum())
+
+    def sizes(self) -> set[str]:
+        """The sizes its bytes are made of."""
+        from sim.core.memory import SOCKET_SIZES
+        keys = self.rows["size_key"].fillna("").astype(str)
+        return set(keys[keys != ""]) | (set(SOCKET_SIZES) if (keys == "").any() else set())
+
+
+def memory_part(memory: pd.DataFrame, fixed: dict, scheme: str, namespaces, structure: str | None = None) -> MemoryPart:
+    """The `MemoryPart` of memory.csv rows at the condition `fixed` (its factors that memory.csv has),
+    of one scheme at one namespace count, optionally one structure."""
+    from analysis.conditions import select
+    m = select(memory, {k: v for k, v in fixed.items() if k in memory.columns})
+    m = m[(m["scheme"] == scheme) & (m["namespaces"] == namespaces)]
+    if structure is not None:
+        m = m[m["structure"] == structure]
+    return MemoryPart(m)
+
+
+@dataclass
+class MemoryRule:
+    """A claim's memory rule over some quantities (`MemoryPart` by name; ``b``: name -> bytes).
+
+    ``margin(b) >= 0`` means the rule is met; ``quantity(b)`` is what is reported against
+    ``threshold``."""
+
+    parts: tuple[str, ...]
+    quantity: Callable[[dict[str, float]], float]
+    margin: Callable[[dict[str, float]], float]
+    threshold: float
+    what: str
+    unit: str = "ratio"
+    also_ok: bool = True
+
+
+def assess_memory(rule: MemoryRule, parts: Mapping[str, MemoryPart], nominal: Mapping[str, float],
+                  ranges: Mapping[str, tuple[float, float]]) -> Robustness:
+    """The robustness of a memory `rule` over the sizes' `ranges` (module docstring, "Memory")."""
+    def b(sizes: Mapping[str, float]) -> dict[str, float]:
+        return {p: parts[p].at(sizes) for p in rule.parts}
+
+    def q(sizes: Mapping[str, float]) -> float:
+        return rule.quantity(b(sizes))
+
+    def m(sizes: Mapping[str, float]) -> float:
+        return rule.margin(b(sizes))
+
+    def verdict(sizes: Mapping[str, float]) -> bool:
+        return m(sizes) >= 0 and rule.also_ok
+
+    def at(**moved: float) -> dict[str, float]:
+        return {**nominal, **moved}
+
+    made_of = set().union(*(parts[p].sizes() for p in rule.parts))
+    moving = [k for k in sorted(ranges) if k in made_of and
+              any(parts[p].at(at(**{k: ranges[k][0]})) != parts[p].at(at(**{k: ranges[k][1]})) for p in rule.parts)]
+    v0, q0 = verdict(nominal), q(nominal)
+    bars = []
+    for k in moving:
+        lo, hi = ranges[k]
+        bars.append(Bar((MEMORY, k), lo, hi, q(at(**{k: lo})), q(at(**{k: hi})),
+                        verdict(at(**{k: lo})) != v0 or verdict(at(**{k: hi})) != v0))
+    # the corners: all of them when few sizes move the parts, else the sign of each one's effect
+    if len(moving) <= MAX_CORNERS_EXACT:
+        corners = [at(**dict(zip(moving, ends))) for ends in itertools.product(*(ranges[k] for k in moving))]
+    else:
+        corners = [at(**{k: (ranges[k][0] if (m(at(**{k: ranges[k][0]})) <= m(at(**{k: ranges[k][1]}))) == v0
+                             else ranges[k][1]) for k in moving})]
+    qs = [q(c) for c in corners]
+    margins = [m(c) for c in corners]
+    w = int(np.argmin(margins) if v0 else np.argmax(margins))
+    worst, qw = corners[w], qs[w]
+    bars.sort(key=lambda x: -abs(x.q_high - x.q_low))
+    base = Robustness("", "", rule.what, rule.unit, rule.threshold, q0, qw, bars)
+    scale = max(1.0, *(abs(x) for x in qs + [q0] if x == x))
+    if all(abs(x - q0) <= CONSTANT_RTOL * scale for x in qs) and \
+            all(abs(x - m(nominal)) <= CONSTANT_RTOL * max(1.0, abs(m(nominal))) for x in margins):
+        base.label, base.text = DEFINITION, (f"{DEFINITION}: {rule.what} is {_fmt(q0, rule.unit)} at every plausible "
+                                             f"size: {_why_constant(parts, rule.parts, made_of, ranges, nominal)}")
+        return base
+    flipping = [x for x in bars if x.flips]
+    if not flipping:
+        if verdict(worst) == v0:
+            base.label, base.text = HOLDS, (f"{HOLDS}: {rule.what} from {_fmt(min(qs + [q0]), rule.unit)} to "
+                                            f"{_fmt(max(qs + [q0]), rule.unit)} over the corners of the memory size "
+                                            f"ranges (worst corner {_fmt(qw, rule.unit)}; threshold "
+                                            f"{_fmt(rule.threshold, rule.unit)}; sizes that move it: "
+                                            f"{', '.join(moving)})")
+        else:
+            top = ", ".join(f"{term_name(x.term)} at {fmt_term_value(x.term, worst[x.term[1]])}" for x in bars[:4])
+            base.label, base.text = DEPENDS, (f"{DEPENDS} several sizes together: no size alone flips the verdict "
+                                              f"but all at their worst ends do ({rule.what} {_fmt(qw, rule.unit)}; "
+                                              f"the most influential there: {top})")
+        return base
+    first = flipping[0]
+    k = first.term[1]
+    end = first.low if verdict(at(**{k: first.low})) != v0 else first.high
+    x0 = nominal[k]
+    v = _solve(lambda x: m(at(**{k: x})), x0, end)
+    base.flip_term, base.flip_value = first.term, v
+    base.flip_direction = "above" if end > x0 else "below"
+    base.others = [o.term for o in flipping[1:]]
+    base.label = DEPENDS
+    base.text = (f"{DEPENDS} {term_name(first.term)} (flips when {term_name(first.term)} crosses "
+                 f"{fmt_term_value(first.term, v)}; the run used {fmt_term_value(first.term, x0)}, range "
+                 f"{fmt_term_value(first.term, first.low)}–{fmt_term_value(first.term, first.high)})")
+    if base.others:
+        base.text += "; also flipped alone by " + ", ".join(term_name(t) for t in base.others)
+    return base
+
+
+def _and(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _why_constant(parts: Mapping[str, MemoryPart], names: tuple[str, ...], made_of: set[str],
+                  ranges: Mapping[str, tuple[float, float]], nominal: Mapping[str, float]) -> str:
+    """Why a memory quantity is the same at every corner: which of the sizes it is made of have a
+    range, and what happens to those that do."""
+    ranged = sorted(k for k in made_of if k in ranges)
+    unranged = sorted(made_of - set(ranged))
+    them = "they are" if len(names) > 1 else "it is"
+    out = []
+    if unranged:
+        out.append(f"{them} made of {_and(unranged)}, which {'have' if len(unranged) > 1 else 'has'} no range in the "
+                   "profile (exact on its kernel, as each size's comment says)")
+    cancel = [k for k in ranged if any(parts[p].at({**nominal, k: ranges[k][0]}) !=
+                                       parts[p].at({**nominal, k: ranges[k][1]}) for p in names)]
+    if cancel:
+        out.append(f"{_and(cancel)} {'move' if len(cancel) > 1 else 'moves'} the compared quantities in proportion: "
+                   "the bytes per unit cancel in the ratio")
+    absorbed = [k for k in ranged if k not in cancel]
+    if absorbed:
+        out.append(f"{_and(absorbed)} {'stay' if len(absorbed) > 1 else 'stays'} within the same whole pages over "
+                   "the range (page rounding absorbs it)")
+    other = sorted(set(ranges) - made_of)
+    if other:
+        out.append(f"the sizes with a range ({_and(other)}) are not in {'them' if len(names) > 1 else 'it'}")
+    return "; ".join(out)
+
+
+def memory_band(res) -> Optional[pd.DataFrame]:
+    """Per (scheme, namespaces, factors): memory.csv's bytes summed over structures, averaged over
+    replications (as `analysis.metrics.memory_total`), with every ranged size at its low end
+    (``low``) and at its high end (``high``): the range of the total over the profile's memory
+    size ranges.  None when the runs' profile cannot be read (or differs between them), it has no
+    memory range, or memory.csv has no size terms."""
+    from sim.core.memory import bytes_at
+    from sim.results.stats import aggregate
+
+    m = res.memory
+    profile = result_profile(res) if len(m) else None
+    if profile is None or not has_terms(m):
+        return None
+    nominal, ranges = memory_nominal_and_ranges(profile)
+    if not ranges:
+        return None
+    fac = [f for f in res.factors if f in m.columns]
+    keys = ["scheme", "namespaces", *fac]
+    out = None
+    for name, end in (("low", 0), ("high", 1)):
+        d = m.assign(bytes=bytes_at(m, {**nominal, **{k: r[end] for k, r in ranges.items()}}))
+        per_run = d.groupby(["run_dir", "run_id", *keys], sort=False, dropna=False)["bytes"].sum().reset_index()
+        a = aggregate(per_run, keys, "bytes")[[*keys, "mean"]].rename(columns={"mean": name})
+        out = a if out is None else out.merge(a, on=keys, how="outer")
+    return out

@@ -13,7 +13,9 @@ Tables:
   saturated: throughput >= 99% of offered), the declared netfilter rules its packets bypassed
   (points.csv ``policy_*`` rows, `policy_text`), the drops at the highest load (% of sent), and
   memory at 1 / 100 / 1,000 / 10,000 namespaces (memory.csv, summed over structures;
-  "n/a" if the run did not compute that count).  All averaged over replications.
+  "n/a" if the run did not compute that count), each with its range over the profile's memory
+  size ranges in brackets (`analysis.robustness.memory_band`: ``36.1 MB (35.5–36.4 MB)``).  All
+  averaged over replications.
 * `stage_table(res, roles, ref, trip, packets)` — mean ns per stage group per delivered
   packet (from packets/, sent after warm-up), plus passes, CPU and latency.
 * `capability_table(res)` — what each scheme gives a container and what it costs.
@@ -28,11 +30,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from analysis import capabilities, metrics, stages, style
+from analysis import capabilities, metrics, robustness, stages, style
 from analysis.conditions import Roles, select, short
 
 MEMORY_COUNTS = (1, 100, 1000, 10000)
 SATURATION = 0.99
+BAND_NOTE = ("; in brackets, its range over the profile's memory size ranges (every size with a range at its low "
+             "end, then at its high end), where the scheme's structures hold such a size")
 
 
 def fmt_num(v: float, decimals: int) -> str:
@@ -52,6 +56,16 @@ def fmt_bytes(v: float) -> str:
     return str(v)
 
 
+def fmt_bytes_range(low: float, high: float) -> str:
+    """``35.5–36.4 MB`` (one unit when both ends have it: ``980 kB–1.02 MB`` otherwise); "" when
+    the ends print the same (a range below the printed precision) or are not numbers."""
+    a, b = fmt_bytes(low), fmt_bytes(high)
+    if a == b or "n/a" in (a, b):
+        return ""
+    (x, ua), ub = a.split(" "), b.split(" ")[1]
+    return f"{x}–{b}" if ua == ub else f"{a}–{b}"
+
+
 @dataclass
 class Column:
     key: str
@@ -68,11 +82,12 @@ class Table:
     columns: list[Column]
     rows: list[dict] = field(default_factory=list)
     prefix: dict = field(default_factory=dict)       # (row index, key) -> text before the number
+    suffix: dict = field(default_factory=dict)       # (row index, key) -> text after it (a memory range)
 
     def text(self, i: int, c: Column) -> str:
         v = self.rows[i].get(c.key)
         s = c.fmt(v) if c.fmt else ("" if v is None else str(v))
-        return self.prefix.get((i, c.key), "") + s
+        return self.prefix.get((i, c.key), "") + s + self.suffix.get((i, c.key), "")
 
     def best(self) -> set[tuple[int, str]]:
         out = set()
@@ -148,6 +163,7 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
                                               "throughput_pps", "offered_pps")}
     drops = metrics.drop_fraction(res)
     mem = metrics.memory_total(res)
+    band = robustness.memory_band(res)
     pol = policy_metrics(res)
     hi = roles.levels[roles.load][-1] if roles.load else None
     cols = [Column("scheme", "scheme")] + [Column(f, short(f)) for f in roles.other] + [
@@ -169,7 +185,7 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
               f"namespaces this trip touches (chains that apply to it or that it crosses) that its "
               f"packets never met, per packet, with the chains (points.csv policy_* rows); drops at the "
               f"highest load; kernel memory at the given namespace counts (n/a: not computed by this "
-              f"run). ★ best per column.", cols)
+              f"run){BAND_NOTE if band is not None else ''}. ★ best per column.", cols)
     for rk in row_keys(res, roles):
         fixed = {**ref, **{k: v for k, v in rk.items() if k != "scheme"}}
         scheme = rk["scheme"]
@@ -195,6 +211,12 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
         mfix = {k: v for k, v in fixed.items() if k in mem.columns}
         for c in counts:
             row[f"mem{c}"] = _value(mem, mfix, scheme=scheme, namespaces=c)
+            if band is not None:
+                b = select(band, mfix)
+                b = b[(b["scheme"] == scheme) & (b["namespaces"] == c)]
+                rng = fmt_bytes_range(float(b["low"].iloc[0]), float(b["high"].iloc[0])) if len(b) else ""
+                if rng:
+                    t.suffix[(len(t.rows), f"mem{c}")] = f" ({rng})"
         t.rows.append(row)
     return t
 

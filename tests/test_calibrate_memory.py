@@ -8,7 +8,7 @@ import pytest
 
 from sim.calibrate import memory as mem
 from sim.calibrate.__main__ import main
-from sim.core.costs import load_profile
+from sim.core.costs import MemorySizes, load_profile
 
 PRIOR = load_profile("default").memory_bytes.model_dump()
 
@@ -51,8 +51,12 @@ def test_the_derived_terms_make_the_model_equal_the_measurement():
     assert sizes["netdev_per_cpu"] == 600 and sizes["netns_per_cpu"] == (12_000 - 600 * 4) / 4
     totals = mem.model_totals(sizes, 4)
     assert totals["namespace"] == pytest.approx(260_000, abs=1) and totals["veth_pair"] == pytest.approx(110_000, abs=1)
-    named = {k: v for k, v in sizes.items() if k not in mem.DEVICE_MEASURED + mem.NAMESPACE_MEASURED}
+    named = {k: v for k, v in sizes.items() if k not in mem.DEVICE_MEASURED + mem.NAMESPACE_MEASURED + ("range",)}
     assert named == {k: v for k, v in PRIOR.items() if k in named}        # the named sizes are the prior's
+    # one estimate per unit in this record: the measured terms have no spread, so no range; the
+    # prior's ranges of sizes not measured here are kept
+    assert sizes["range"] == {k: list(v) for k, v in PRIOR["range"].items()
+                              if k not in mem.DEVICE_MEASURED + mem.NAMESPACE_MEASURED}
 
 
 def test_a_negative_remainder_is_fixed_at_zero_and_said():
@@ -69,7 +73,7 @@ def test_memory_only_writes_a_profile_from_a_recorded_measurement(tmp_path, caps
     assert main(["calibrate", "--memory-only", "--measurements", str(side), "--out", str(out), "--name", "m"]) == 0
     prof = load_profile(str(out))
     want, _ = mem.derive(RECORD, PRIOR)
-    assert prof.memory_bytes.model_dump() == want
+    assert prof.memory_bytes == MemorySizes.model_validate(want)
     assert prof.stages == load_profile("default").stages                 # nothing else moves
     assert prof.calibration["memory"]["derived"]["memory_bytes"] == want
     assert "per veth pair: 107.4 KiB" in out.read_text()                  # said in the header

@@ -23,7 +23,7 @@ from sim.calibrate.__main__ import main
 from sim.calibrate.measure import Config, measure_rounds, measure_rr, summarise
 from sim.calibrate.netns import Lab, list_namespaces, root_links, sh
 from sim.calibrate.setups import SETUPS, availability, by_name
-from sim.core.costs import load_profile
+from sim.core.costs import MemorySizes, load_profile
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("taskset") is None,
@@ -230,7 +230,7 @@ def test_memory_only_measures_namespaces_and_veth_pairs_and_leaves_nothing(tmp_p
         assert r["bytes"] > 0 and r["percpu_bytes"] == r["meminfo"]["Percpu"]
     assert rec["possible_cpus"] >= 1 and rec["host"]["kernel"]
     prof = load_profile(str(out))
-    assert prof.memory_bytes.model_dump() == rec["derived"]["memory_bytes"]
+    assert prof.memory_bytes == MemorySizes.model_validate(rec["derived"]["memory_bytes"])
 
 
 @pytest.mark.parametrize("exc, status", [(RuntimeError("injected failure"), 1), (KeyboardInterrupt(), 130)])

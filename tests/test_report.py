@@ -133,10 +133,49 @@ def close(text: str, expected: float, scale: float = 1.0) -> bool:
     return abs(v - expected * scale) <= 0.5 * 10 ** -d * 1.0001 + 1e-9
 
 
+UNIT_BYTES = {"GB": 1e9, "MB": 1e6, "kB": 1e3, "B": 1.0}
+
+
 def bytes_close(text: str, expected: float) -> bool:
+    """``text`` (``36.1 MB``; a memory cell's bracketed range after it is left out) shows `expected`."""
+    text = text.split(" (")[0]
     v, d = num(text)
-    mult = {"GB": 1e9, "MB": 1e6, "kB": 1e3, "B": 1.0}[text.replace("★", "").split()[-1]]
+    mult = UNIT_BYTES[text.replace("★", "").split()[-1]]
     return abs(v * mult - expected) <= 0.5 * 10 ** -d * mult * 1.0001
+
+
+def band_close(text: str, low: float, high: float) -> bool:
+    """A memory cell's bracketed range (``36.1 MB (35.5–36.4 MB)``, ``980 kB–1.02 MB`` across units)
+    shows [low, high]; a cell without one: the two ends print the same."""
+    m = re.search(r"\(([\d.]+)(?: (\w+))?–([\d.]+) (\w+)\)", text)
+    if not m:
+        return bytes_close(text, low) and bytes_close(text, high) or _same_printed(low, high)
+    a, ua, b, ub = m.groups()
+    return bytes_close(f"{a} {ua or ub}", low) and bytes_close(f"{b} {ub}", high)
+
+
+def _same_printed(low: float, high: float) -> bool:
+    from analysis.tables import fmt_bytes
+    return fmt_bytes(low) == fmt_bytes(high)
+
+
+def memory_ends(m: pd.DataFrame, profile_yaml: Path) -> tuple[pd.Series, pd.Series]:
+    """memory.csv's bytes with every size that has a range at its low end and at its high end,
+    recomputed here from the term columns and the profile file (not through sim or analysis)."""
+    mb = yaml.safe_load(profile_yaml.read_text())["memory_bytes"]
+    key, page = m["size_key"].fillna(""), m["page_bytes"].fillna(0)
+    whole = page.where(page > 0, 1)
+    out = []
+    for end in (0, 1):
+        size = {k: v for k, v in mb.items() if k != "range"}
+        size.update({k: r[end] for k, r in mb["range"].items()})
+        linear = m["size_count"] * np.array([size.get(k, 0.0) if k else 0.0 for k in key])
+        udp, tcp = m["udp_slots"] * size["udp_hash_slot"], m["tcp_buckets"] * size["socket_hash_bucket"]
+        udp = np.where(page > 0, np.ceil(udp / whole) * page, udp)
+        tcp = np.where(page > 0, np.ceil(tcp / whole) * page, tcp)
+        tables = m["size_count"] * (udp + tcp + m["fixed_bytes"])
+        out.append(pd.Series(np.where(key != "", linear, tables), index=m.index))
+    return out[0], out[1]
 
 
 # -- independent recomputation ---------------------------------------------------------------
@@ -153,7 +192,8 @@ def data(report):
     lo, hi = s[LOAD].min(), s[LOAD].max()
     ns_levels = sorted(s[NS].unique())
     ref_ns = max(x for x in ns_levels if x <= 100)
-    return {"s": s, "m": m, "f": fl, "p": p, "lo": lo, "hi": hi, "ref_ns": ref_ns}
+    m_low, m_high = memory_ends(m, ROOT / "sim" / "profiles" / "default.yaml")
+    return {"s": s, "m": m, "f": fl, "p": p, "lo": lo, "hi": hi, "ref_ns": ref_ns, "m_low": m_low, "m_high": m_high}
 
 
 def sval(s, **eq):
@@ -193,7 +233,10 @@ def test_results_tables_equal_summary_and_memory(report, data):
             assert close(cell["drops at highest load (% of sent)"], drops, 100)
             for n in (1, 100, 1000, 10000):
                 mm = m[(m.scheme == scheme) & (m.namespaces == n) & (m[LOAD] == lo) & (m[NS] == ref_ns)]
-                assert bytes_close(cell[f"memory, {n:,} ns"], mm["bytes"].sum()), (scheme, n)
+                text = cell[f"memory, {n:,} ns"]
+                assert bytes_close(text, mm["bytes"].sum()), (scheme, n)
+                low, high = data["m_low"][mm.index].sum(), data["m_high"][mm.index].sum()
+                assert low <= mm["bytes"].sum() <= high and band_close(text, low, high), (scheme, n, text)
             checked += 1
         # the best latency per column is marked, and it is the minimum
         j = h.index("p50 (µs)")

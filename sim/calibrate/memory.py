@@ -30,7 +30,8 @@ Contract:
   fib_info hash) and veth pair at the measured CPU count — equals the measurement; every
   other size stays the prior's (struct sizes from the kernel's BTF and source, see the
   default profile).  A negative remainder (named terms larger than the measurement) is fixed
-  at 0 and said in ``notes``.
+  at 0 and said in ``notes``.  Each measured term's ``range`` is its spread over the record's
+  estimates of the unit's cost at scale (``overall`` and every step but the first).
 """
 
 from __future__ import annotations
@@ -192,10 +193,38 @@ def model_totals(sizes: dict, cpus: int) -> dict[str, float]:
             "veth_pair": _unit_bytes("veth_pair", sizes, cpus)}
 
 
+def _device_terms(sizes: dict, pair: dict, cpus: int, fixed) -> dict[str, int]:
+    """``netdev_per_cpu`` and ``netdev_other`` from one per-pair slope (`pair`: bytes, percpu_bytes)."""
+    per_cpu = fixed("netdev_per_cpu", pair["percpu_bytes"] / 2 / cpus)
+    named = _unit_bytes("veth_pair", {**sizes, "netdev_per_cpu": 0, "netdev_other": 0}, cpus)
+    return {"netdev_per_cpu": per_cpu,
+            "netdev_other": fixed("netdev_other", (pair["bytes"] - pair["percpu_bytes"] - named) / 2)}
+
+
+def _namespace_terms(sizes: dict, ns: dict, cpus: int, fixed) -> dict[str, int]:
+    """``netns_per_cpu`` and ``netns_subsystems`` from one per-namespace slope, the device terms
+    (its loopback) as in `sizes`."""
+    per_cpu = fixed("netns_per_cpu", (ns["percpu_bytes"] - sizes.get("netdev_per_cpu", 0) * cpus) / cpus)
+    named = model_totals({**sizes, "netns_per_cpu": per_cpu, "netns_subsystems": 0}, cpus)["namespace"]
+    return {"netns_per_cpu": per_cpu, "netns_subsystems": fixed("netns_subsystems", ns["bytes"] - named)}
+
+
+def _other_slopes(unit: dict) -> list[dict]:
+    """The record's other estimates of a unit's cost at scale, besides the headline (the last
+    step): ``overall`` (nothing to the largest count) and every step but the first (which starts
+    from nothing and partly fills slab pages already there: not a cost at scale)."""
+    return [s for s in [unit.get("overall"), *(unit.get("steps") or [])[1:]] if s and s.get("units")]
+
+
 def derive(record: dict, prior: dict) -> tuple[dict, dict]:
     """(memory_bytes, notes): `prior`'s sizes with the measured terms set from `record` (see
-    the module docstring)."""
-    sizes = dict(prior)
+    the module docstring).  Each measured term also gets a ``range``: the same derivation over
+    every estimate of its unit's cost at scale the record holds (`_other_slopes`, the headline
+    included), the other terms at their headline values; a term that comes out the same at every
+    estimate has none.  The prior's other ranges (sizes not measured here) are kept."""
+    sizes = {k: v for k, v in prior.items() if k != "range"}
+    ranges = {k: [int(x) for x in v] for k, v in (prior.get("range") or {}).items()
+              if k not in DEVICE_MEASURED + NAMESPACE_MEASURED}
     cpus = int(record["possible_cpus"])
     notes: dict[str, str] = {}
 
@@ -204,19 +233,24 @@ def derive(record: dict, prior: dict) -> tuple[dict, dict]:
             notes[name] = f"remainder {value:.0f} B < 0 (the named terms exceed the measurement): fixed at 0"
             return 0
         return round(value)
+
+    def quiet(name: str, value: float) -> int:
+        return max(round(value), 0)
+
+    def spread(values: dict[str, list[int]]) -> None:
+        for k, v in values.items():
+            if min(v) < max(v):
+                ranges[k] = [min(v), max(v)]
     pair, ns = record.get("veth_pair") or {}, record.get("namespace") or {}
     if pair.get("count"):
-        sizes["netdev_per_cpu"] = fixed("netdev_per_cpu", pair["percpu_bytes"] / 2 / cpus)
-        sizes["netdev_other"] = 0
-        named = _unit_bytes("veth_pair", {**sizes, "netdev_per_cpu": 0}, cpus)
-        sizes["netdev_other"] = fixed("netdev_other", (pair["bytes"] - pair["percpu_bytes"] - named) / 2)
+        sizes.update(_device_terms(sizes, pair, cpus, fixed))
+        alt = [_device_terms(sizes, s, cpus, quiet) for s in _other_slopes(pair)]
+        spread({k: [sizes[k], *(a[k] for a in alt)] for k in DEVICE_MEASURED})
     if ns.get("count"):
-        lo_per_cpu = sizes.get("netdev_per_cpu", 0) * cpus
-        sizes["netns_per_cpu"] = fixed("netns_per_cpu", (ns["percpu_bytes"] - lo_per_cpu) / cpus)
-        sizes["netns_subsystems"] = 0
-        named = model_totals(sizes, cpus)["namespace"]
-        sizes["netns_subsystems"] = fixed("netns_subsystems", ns["bytes"] - named)
-    return sizes, notes
+        sizes.update(_namespace_terms(sizes, ns, cpus, fixed))
+        alt = [_namespace_terms(sizes, s, cpus, quiet) for s in _other_slopes(ns)]
+        spread({k: [sizes[k], *(a[k] for a in alt)] for k in NAMESPACE_MEASURED})
+    return {**sizes, "range": ranges}, notes
 
 
 def summary_lines(record: dict, sizes: dict | None = None) -> list[str]:

@@ -148,6 +148,43 @@ class MemorySizes(BaseModel):
     ns_tag: NonNegativeInt
     conntrack_entry: NonNegativeInt = 384          # one tracked connection (struct nf_conn + extensions)
     conntrack_hash_buckets: PositiveInt = 262144   # nf_conntrack_htable_size of a 64-bit host with > 4 GiB
+    # Optional: a plausible [low, high] of some byte sizes (``range: {netns_subsystems: [157512,
+    # 165290]}``), their basis in the profile's comment above each size; read by the claims'
+    # memory robustness and the report's memory bands (`analysis.robustness`), never by a run.
+    range: dict[str, tuple[NonNegativeInt, NonNegativeInt]] = {}
+
+    def model_post_init(self, _ctx) -> None:
+        for key, (low, high) in self.range.items():
+            problem = range_problem(key, low, high, getattr(self, key) if key in type(self).model_fields else None)
+            if problem:
+                raise ValueError(problem)
+
+    def sizes(self) -> dict[str, int]:
+        """Every size and count by name (the ``range`` block left out)."""
+        return {k: v for k, v in self.model_dump().items() if k != "range"}
+
+
+# memory_bytes fields that count slots or buckets (table sizes: a host chooses them with
+# hosts[].socket_hash_buckets / tcp_ehash_buckets), not bytes: no range
+MEMORY_COUNTS = ("udp_hash_buckets", "tcp_ehash_buckets", "conntrack_hash_buckets")
+
+
+def range_problem(key: str, low: float, high: float, value) -> str:
+    """What is wrong with ``memory_bytes.range.KEY: [low, high]`` for the size `value`, with the
+    fix; "" if nothing."""
+    where = f"memory_bytes.range.{key}"
+    sizes = [k for k in MemorySizes.model_fields if k != "range" and k not in MEMORY_COUNTS]
+    if key in MEMORY_COUNTS:
+        return (f"{where}: {key} is a table size (a count, not bytes): it takes no range; a host sets it "
+                f"(hosts[].socket_hash_buckets, hosts[].tcp_ehash_buckets) — remove {key} from range")
+    if value is None or key == "range":
+        return f"{where}: unknown size {key!r}; a range is for one of the byte sizes: {sizes}"
+    if low > high:
+        return f"{where}: low {low:g} > high {high:g}; write it as [low, high], e.g. [{high:g}, {low:g}]"
+    if not low <= value <= high:
+        return (f"{where}: [{low:g}, {high:g}] does not contain the size itself ({key}: {value:g}); give "
+                f"[low, high] with low <= {value:g} <= high, or change the size")
+    return ""
 
 
 class CostProfile(BaseModel):
@@ -210,7 +247,12 @@ class CostProfile(BaseModel):
                 raise ValueError(f"cost override: unknown stage {name!r}; known: {list(data['stages'])}")
             data["stages"][name].update(fields)
         data["host"].update(host or {})
-        data["memory_bytes"].update(memory_bytes or {})
+        for key, value in (memory_bytes or {}).items():
+            if key == "range":
+                raise ValueError("cost override: memory_bytes.range cannot be overridden (ranges come with a "
+                                 "profile, each with its basis); override a size's value, or give a profile file")
+            data["memory_bytes"][key] = value
+            data["memory_bytes"]["range"].pop(key, None)   # an overridden size is the scenario's: no range
         for name, fields in (netfilter or {}).items():
             if not isinstance(fields, dict):
                 raise ValueError(f"cost override: netfilter.{name} must be a mapping, e.g. {{base_ns: 100}}")

@@ -56,7 +56,7 @@ NOTES = {
     "topology.uplink": "leaf-spine links (default: `link`)",
     "cost_overrides.stages": "`{stage: {base_ns, per_byte_ns, per_entry_ns}}` over the cost profile",
     "cost_overrides.host": "host defaults of the profile (netdev_max_backlog, ...)",
-    "cost_overrides.memory_bytes": "structure sizes of the profile, bytes",
+    "cost_overrides.memory_bytes": "structure sizes of the profile, bytes (an overridden size loses its range)",
     "flows[].size.bytes": "const size, bytes (default 64)",
     "server_dist": "rr: `exponential` draws each request's server work with mean `server_ns`",
     "think_dist": "rr: `exponential` draws each think time with mean `think_ns`",

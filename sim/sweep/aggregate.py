@@ -6,9 +6,10 @@ each, named by key path), ``run_id`` (the point's content key, `sim.sweep.keys`)
 
 `run_tables` — ``points.csv`` (every run's tidy summary rows: ``scheme, trip, host, core,
 metric, value, unit``, see `sim.core.summary`, plus ``memory_bytes`` per host), ``memory.csv``
-(``scheme, namespaces, structure, bytes``), ``cores.csv`` (``host, scheme, core, busy_ns,
-utilisation``) and ``flows.csv`` (``flow, kind, src, dst, sent, transactions_per_s,
-transaction_mean_ns``: `sim.core.simulate.FLOW_COLUMNS`).
+(``scheme, namespaces, structure, bytes`` and what the bytes are made of,
+`sim.core.memory.TERM_COLUMNS`), ``cores.csv`` (``host, scheme, core, busy_ns, utilisation``) and
+``flows.csv`` (``flow, kind, src, dst, sent, transactions_per_s, transaction_mean_ns``:
+`sim.core.simulate.FLOW_COLUMNS`).
 
 `summary_table` — ``summary.csv``: per (swept keys, scheme, trip, host, core, metric, unit):
 ``n`` (finished replications), ``mean``, ``std`` (sample, ddof 1), ``ci95_low``,
@@ -29,6 +30,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from sim.core.memory import TERM_COLUMNS
 from sim.core.simulate import FLOW_COLUMNS
 from sim.results.stats import t_quantile
 from sim.sweep.store import Store
@@ -37,7 +39,7 @@ KEY_COLS = ["scheme", "trip", "host", "core", "metric", "unit"]
 ID_COLS = ["run_id", "point", "replication", "seed"]
 TABLE_COLUMNS = {
     "points.csv": ("summary", ["scheme", "trip", "host", "core", "metric", "value", "unit"]),
-    "memory.csv": ("memory", ["scheme", "namespaces", "structure", "bytes"]),
+    "memory.csv": ("memory", ["scheme", "namespaces", "structure", "bytes", *TERM_COLUMNS]),
     "cores.csv": ("cores", ["host", "scheme", "core", "busy_ns", "utilisation", "tx_completion_ns"]),
     "flows.csv": ("flows", FLOW_COLUMNS),
 }
