@@ -23,7 +23,9 @@ asynchronous switch) are small functions of a `Ctx` after `build`'s first seven.
 
 Each verdict also says how robust it is to the cost profile's ranges (`Claim.robustness`,
 `analysis.robustness`): the CPU rules are re-evaluated over the ranges with the affine model
-(`Costs`), the others say what is not evaluated.
+(`Costs`, per condition for the rules that compare namespace counts), the memory rule over the
+memory size ranges (`robustness.assess_memory`), and a latency (p50) part by re-running the
+reference variants at two corners of the ranges (`Costs.latency_part`, `analysis.reruns`).
 """
 
 from __future__ import annotations
