@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import browser
+import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
