@@ -106,6 +106,8 @@ class Host:
         self.n_cores = spec.cores
         self.ring_packets = spec.rx_ring_packets or hd.rx_ring_packets
         self.rx_queues = [Napi(f"rx{q}", self.ring_packets) for q in range(spec.rx_queues or spec.cores)]
+        self._rx = [(self.cores[q % self.n_cores], napi) for q, napi in enumerate(self.rx_queues)]   # its core, it
+        self._rss = len(self.rx_queues) > 1
         self.ns_rings: dict[int, Napi] = {}
         self.spread = Spreader(len(self.rx_queues), spec.rps_cpus)
         self.txq = TxQueues(self.cores, len(self.rx_queues), spec.xps, hd.tx_completion_ns)
@@ -327,9 +329,7 @@ class Host:
                 if napi is None:
                     napi = self.ns_rings[ns] = Napi(f"rx-ns{ns}", self.ring_packets)
             else:
-                q = self.spread.rx_queue(pkt) if len(self.rx_queues) > 1 else 0
-                core = self.cores[q % self.n_cores]
-                napi = self.rx_queues[q]
+                core, napi = self._rx[self.spread.rx_queue(pkt) if self._rss else 0]
         else:
             self.apps.send(pkt)
             return
