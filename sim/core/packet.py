@@ -20,7 +20,7 @@ class Packet:
     far_trip: str | None   # a unicast's host trip on its destination host, when that is another
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
-                 "link_queue_ns", "passes", "next_hops", "hop", "members", "wire_hosts", "core", "owner",
+                 "link_queue_ns", "passes", "hop", "members", "wire_hosts", "core", "owner",
                  "plan", "step", "host_trip", "enq_ns", "sender", "far_trip")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
@@ -42,7 +42,6 @@ class Packet:
         self.route_code = 0         # sim.core.records.RouteBook code of the route taken (0: none)
         self.link_queue_ns = 0.0
         self.passes: list = []
-        self.next_hops = ()      # sim.core.topology.Network.transmit: where each link hands it
         self.hop = 0
         self.members = None
         self.wire_hosts = ()
@@ -62,7 +61,6 @@ class Packet:
         c.route_code = self.route_code
         c.link_queue_ns = self.link_queue_ns
         c.passes = list(self.passes)
-        c.next_hops = self.next_hops
         c.hop = self.hop
         c.core = self.core
         c.enq_ns = self.enq_ns
