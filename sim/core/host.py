@@ -94,6 +94,8 @@ class Host:
         self.model = model
         if spec.conntrack.root or spec.conntrack.child:     # before the cores and apps bind begin_pass
             self.begin_pass = self._begin_pass_ct       # type: ignore[method-assign]
+        elif spec.cost_distribution == "exponential":
+            self.begin_pass = self._begin_pass_scaled   # type: ignore[method-assign]
         self.engine = model.engine
         self.rng = rng
         self.warmup_ns = model.warmup_ns
@@ -339,15 +341,19 @@ class Host:
 
     def begin_pass(self, pkt, core: Core, start_ns: float) -> float:
         """`pkt`'s current pass starts now (`start_ns`) on `core`: record its queueing, return
-        its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
+        its cost (ns).  (The signature of a `sim.core.cpu` job's begin.  A host with random
+        pass costs begins passes by `_begin_pass_scaled`, one with conntrack by `_begin_pass_ct`.)"""
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
         vec_id, cost, _ = (self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members,
                                             pkt.wire_hosts)) or self.pass_cost(p, pkt))
-        if self.random_costs:
-            return self._charge(pkt, core, start_ns, vec_id, cost)
         pkt.passes += (vec_id, start_ns - pkt.enq_ns, 1.0)
         pkt.core = core.idx
         return cost
+
+    def _begin_pass_scaled(self, pkt, core: Core, start_ns: float) -> float:
+        """`begin_pass` on a host with random pass costs (without conntrack)."""
+        vec_id, cost, _ = self.pass_cost(pkt.plan[pkt.step], pkt)
+        return self._charge(pkt, core, start_ns, vec_id, cost)
 
     def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:
         """Record `pkt`'s pass (cost vector `vec_id`, `cost` ns, scaled when pass costs are
