@@ -321,14 +321,16 @@ class Core:
         if th.vruntime_ns < self.vclock:
             th.vruntime_ns = self.vclock
         self.vclock = th.vruntime_ns
-        self._start_job(now, th, begin, end, arg)
+        self._start_job(now, th, begin, end, arg, True)
         return True
 
     def _thread_start(self, now: float, th: Thread) -> None:
         begin, end, arg = th.jobs.popleft()
         self._start_job(now, th, begin, end, arg)
 
-    def _start_job(self, now: float, th: Thread, begin, end, arg) -> None:
+    def _start_job(self, now: float, th: Thread, begin, end, arg, alone: bool = False) -> None:
+        """Start the job (`begin`, `end`, `arg`) of `th` now; `alone`: nothing else waits for
+        the core or `th` (a job's begin never queues work)."""
         cost = begin(arg, self, now)
         th.vruntime_ns += cost
         stop = now + cost
@@ -337,7 +339,7 @@ class Core:
             self.busy_ns += cost
         else:
             self._count(now, stop)
-        if not th.jobs and not self.poll_list and not self.runq:
+        if alone or not th.jobs and not self.poll_list and not self.runq:
             th.quiet_until = stop                   # nothing waits: the core is just busy until stop
             if end is not None:                     # and the end is a plain event (Engine.at, inline)
                 eng = self.engine

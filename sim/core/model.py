@@ -172,7 +172,10 @@ class Model:
 
     def emit(self, flow, seq: int, direction: int, size: int) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
-        (sh, sn), (dh, dn) = (flow.src, flow.dst) if direction == 0 else (flow.dst, flow.src)
+        if direction:
+            (dh, dn), (sh, sn) = flow.src, flow.dst
+        else:
+            (sh, sn), (dh, dn) = flow.src, flow.dst
         if flow.group is None and flow.spread_over:
             dn = flow.pick_namespace(flow.spread_over)
         pid = self.next_pid
