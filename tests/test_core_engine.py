@@ -93,3 +93,28 @@ def test_events_count_callbacks_only():
     eng.at(2, lambda _: eng.at(1, lambda _: None))
     eng.run(until=10)
     assert eng.events == 3
+
+
+
+def test_control_entries_are_not_events_and_a_stale_one_does_nothing():
+    """The fast loop ends at its stop entry (consumed) or at a hand-over (its stop entry is
+    left behind, then popped by simpy's loop as a no-op); neither counts in `events`."""
+    eng = Engine()
+    log: list = []
+    eng.at(1, lambda _: log.append(("cb", eng.now)))
+    eng.at(5, lambda _: log.append(("at-until", eng.now)))
+    eng.run(until=5)
+    assert log == [("cb", 1)] and eng.now == 5 and len(eng._queue) == 1 and eng._loop is None
+
+    def proc(env):
+        yield env.timeout(1)
+        log.append(("proc", env.now))
+
+    eng.at(1, lambda _: eng.process(proc(eng)))        # t = 6: hands over; the stop entry at 10 stays
+    eng.at(3, lambda _: log.append(("cb", eng.now)))
+    eng.run(until=10)
+    assert log[1:] == [("at-until", 5), ("proc", 7), ("cb", 8)] and eng.now == 10
+    eng.at(1, lambda _: log.append(("cb", eng.now)))
+    eng.run(until=12)
+    assert log[4:] == [("cb", 11)] and eng.now == 12
+    assert eng.events == 5                 # the five `at` calls

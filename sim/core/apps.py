@@ -162,14 +162,14 @@ class Apps:
             th.jobs.append(job)
             core.ready(th)
             return
-        w = self.wake_costs                         # asleep: wake it up
-        if waker is core:
-            delay = w.local_ns
+        if waker is core:                           # asleep: wake it up
+            delay = self.wake_costs.local_ns
         else:
+            w = self.wake_costs
             delay = w.ipi_ns
             waker.stall(w.ipi_send_ns)
         if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
-            sq.held.append((now + delay + cost, truesize))  # as _begin_read at the wake-up
+            held.append((now + delay + cost, truesize))     # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
         th.jobs.append(job)
         if delay <= 0:

@@ -101,7 +101,7 @@ class Core:
                  "job_arg", "job_end", "job_thread", "job_napi", "poll_list", "backlog",
                  "round_pkts", "round_start", "restarts", "episode_start", "in_softirq",
                  "deferred", "ksoftirqd", "runq", "vclock", "warmup_ns", "until_ns", "later", "on_event",
-                 "begin_pass", "end_pass")
+                 "begin_pass", "end_pass", "calendar", "ids")
 
     def __init__(self, idx: int, host, limits: SoftirqLimits, backlog_limit: int) -> None:
         """`host` provides ``begin_pass(pkt, core) -> cost_ns``, ``end_pass(pkt)``, `engine`,
@@ -109,6 +109,8 @@ class Core:
         self.idx = idx
         self.host = host
         self.engine = host.engine
+        self.calendar = self.engine._queue      # the engine's heap and id counter, pushed to directly
+        self.ids = self.engine._eid             # (see sim.core.engine.Engine.at)
         self.limits = limits
         self.warmup_ns = host.warmup_ns
         self.until_ns = host.until_ns
@@ -321,14 +323,16 @@ class Core:
         if th.vruntime_ns < self.vclock:
             th.vruntime_ns = self.vclock
         self.vclock = th.vruntime_ns
-        self._start_job(now, th, begin, end, arg)
+        self._start_job(now, th, begin, end, arg, True)
         return True
 
     def _thread_start(self, now: float, th: Thread) -> None:
         begin, end, arg = th.jobs.popleft()
         self._start_job(now, th, begin, end, arg)
 
-    def _start_job(self, now: float, th: Thread, begin, end, arg) -> None:
+    def _start_job(self, now: float, th: Thread, begin, end, arg, alone: bool = False) -> None:
+        """Start the job (`begin`, `end`, `arg`) of `th` now; `alone`: nothing else waits for
+        the core or `th` (a job's begin never queues work)."""
         cost = begin(arg, self, now)
         th.vruntime_ns += cost
         stop = now + cost
@@ -337,11 +341,10 @@ class Core:
             self.busy_ns += cost
         else:
             self._count(now, stop)
-        if not th.jobs and not self.poll_list and not self.runq:
+        if alone or not th.jobs and not self.poll_list and not self.runq:
             th.quiet_until = stop                   # nothing waits: the core is just busy until stop
             if end is not None:                     # and the end is a plain event (Engine.at, inline)
-                eng = self.engine
-                heappush(eng._queue, (stop, CALLBACK, next(eng._eid), end, arg))
+                heappush(self.calendar, (stop, CALLBACK, next(self.ids), end, arg))
             return
         th.on_cpu = True
         self.kind = THREAD
@@ -349,8 +352,7 @@ class Core:
         self.job_end = end
         self.job_arg = arg
         self.pending = True
-        eng = self.engine                           # Engine.at, inline
-        heappush(eng._queue, (stop, CALLBACK, next(eng._eid), self.on_event, None))
+        heappush(self.calendar, (stop, CALLBACK, next(self.ids), self.on_event, None))   # Engine.at, inline
 
     def _softirq_start(self, now: float, th: Optional[Thread]) -> None:
         if not self.in_softirq:                     # __do_softirq / handle_softirqs begins
@@ -372,8 +374,7 @@ class Core:
         self.job_arg = pkt
         self.job_napi = napi
         self.pending = True
-        eng = self.engine                           # Engine.at, inline
-        heappush(eng._queue, (stop, CALLBACK, next(eng._eid), self.on_event, None))
+        heappush(self.calendar, (stop, CALLBACK, next(self.ids), self.on_event, None))   # Engine.at, inline
 
     def _softirq_done(self, napi: Napi) -> None:
         """Budget bookkeeping after one packet of `napi` (napi_poll, net_rx_action, handle_softirqs)."""

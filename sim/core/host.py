@@ -94,6 +94,8 @@ class Host:
         self.model = model
         if spec.conntrack.root or spec.conntrack.child:     # before the cores and apps bind begin_pass
             self.begin_pass = self._begin_pass_ct       # type: ignore[method-assign]
+        elif spec.cost_distribution == "exponential":
+            self.begin_pass = self._begin_pass_scaled   # type: ignore[method-assign]
         self.engine = model.engine
         self.rng = rng
         self.warmup_ns = model.warmup_ns
@@ -106,6 +108,8 @@ class Host:
         self.n_cores = spec.cores
         self.ring_packets = spec.rx_ring_packets or hd.rx_ring_packets
         self.rx_queues = [Napi(f"rx{q}", self.ring_packets) for q in range(spec.rx_queues or spec.cores)]
+        self._rx = [(self.cores[q % self.n_cores], napi) for q, napi in enumerate(self.rx_queues)]   # its core, it
+        self._rss = len(self.rx_queues) > 1
         self.ns_rings: dict[int, Napi] = {}
         self.spread = Spreader(len(self.rx_queues), spec.rps_cpus)
         self.txq = TxQueues(self.cores, len(self.rx_queues), spec.xps, hd.tx_completion_ns)
@@ -132,14 +136,12 @@ class Host:
         self._scales: list[float] = []
         self._br_nf_on = spec.br_netfilter
         self._rps = bool(spec.rps_cpus)
-        self._steer: set[int] = set()           # RPS: uids after which a packet is steered
         br_nf = spec.br_netfilter and any(bridges(s) for s, _ in groups + [(scheme, 0)])
         self.schemes = HostSchemes(scheme, groups, registry, codes or {scheme.name: scheme_code},
                                    self._prepare_scheme, self._prepare_passes)
         self.mixed = self.schemes.mixed
         self.trip_plans = self.schemes.plans[scheme.name]
         every_plan = self.schemes.all_plans()           # prepares the composed trips too
-        self.steer_uids = frozenset(self._steer)
         # (scheme, containers, socket tables) of each group: lookups and memory (sim.core.memory)
         self.memory_groups = [(scheme, spec.namespaces, self.table_config)]
         if self.mixed:
@@ -166,19 +168,12 @@ class Host:
         """`scheme`'s trips as this host runs them: with br_netfilter's hooks (a bridging
         scheme, ``br_netfilter`` on) and RPS's split passes (``rps_cpus``)."""
         plans = (br_netfilter_trips(scheme) if self._br_nf_on and bridges(scheme) else None) or scheme.trips
-        if self._rps:
-            plans, steer = rps_plans(plans)
-            self._steer.update(steer)
-        return plans
+        return rps_plans(plans) if self._rps else plans
 
     def _prepare_passes(self, specs, compiled: tuple[CompiledPass, ...]) -> tuple[CompiledPass, ...]:
         """A composed trip (`sim.core.mixing`) as this host runs it (as `_prepare_scheme`)."""
         passes = (br_netfilter_passes(specs, compiled) if self._br_nf_on else None) or compiled
-        if self._rps:
-            split, steer = rps_plans({"ns_to_ns": passes})
-            self._steer.update(steer)
-            passes = split["ns_to_ns"]
-        return passes
+        return rps_plans({"ns_to_ns": passes})["ns_to_ns"] if self._rps else passes
 
     @staticmethod
     def _group_config(scheme: Scheme, spec, profile: CostProfile) -> TableConfig:
@@ -315,7 +310,7 @@ class Host:
         pkt.step = 0
         pkt.host_trip = trip
         pkt.core = core_idx
-        if pkt.plan[0].fanout and pkt.members is not None:      # e.g. a NIC replicating into member queues
+        if pkt.members is not None and pkt.plan[0].fanout:      # e.g. a NIC replicating into member queues
             for copy in self.model.fan_out(pkt):
                 self._start_pass(copy)
             return
@@ -336,9 +331,7 @@ class Host:
                 if napi is None:
                     napi = self.ns_rings[ns] = Napi(f"rx-ns{ns}", self.ring_packets)
             else:
-                q = self.spread.rx_queue(pkt) if len(self.rx_queues) > 1 else 0
-                core = self.cores[q % self.n_cores]
-                napi = self.rx_queues[q]
+                core, napi = self._rx[self.spread.rx_queue(pkt) if self._rss else 0]
         else:
             self.apps.send(pkt)
             return
@@ -348,15 +341,19 @@ class Host:
 
     def begin_pass(self, pkt, core: Core, start_ns: float) -> float:
         """`pkt`'s current pass starts now (`start_ns`) on `core`: record its queueing, return
-        its cost (ns).  (The signature of a `sim.core.cpu` job's begin.)"""
+        its cost (ns).  (The signature of a `sim.core.cpu` job's begin.  A host with random
+        pass costs begins passes by `_begin_pass_scaled`, one with conntrack by `_begin_pass_ct`.)"""
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
-        hit = self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts))
-        vec_id, cost, _ = hit if hit is not None else self.pass_cost(p, pkt)
-        if self.random_costs:
-            return self._charge(pkt, core, start_ns, vec_id, cost)
+        vec_id, cost, _ = (self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members,
+                                            pkt.wire_hosts)) or self.pass_cost(p, pkt))
         pkt.passes += (vec_id, start_ns - pkt.enq_ns, 1.0)
         pkt.core = core.idx
         return cost
+
+    def _begin_pass_scaled(self, pkt, core: Core, start_ns: float) -> float:
+        """`begin_pass` on a host with random pass costs (without conntrack)."""
+        vec_id, cost, _ = self.pass_cost(pkt.plan[pkt.step], pkt)
+        return self._charge(pkt, core, start_ns, vec_id, cost)
 
     def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:
         """Record `pkt`'s pass (cost vector `vec_id`, `cost` ns, scaled when pass costs are
@@ -401,15 +398,16 @@ class Host:
             n = p.tx if pkt.members is None and not pkt.wire_hosts else self.pass_cost(p, pkt)[2]
             if n:
                 self.txq.complete(pkt, pkt.core, n)
-        if pkt.wire_hosts and p.wire_stages is not None:
-            self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
-        if pkt.members and (p.root_stages is not None or p.loop_stages is not None):
-            self._members_leave(pkt, p)
-        if self.steer_uids and p.uid in self.steer_uids:
-            pkt.core = self.spread.rps_cpu(pkt)
-        pkt.step += 1
-        if pkt.step < len(plan):
-            if plan[pkt.step].fanout and pkt.members is not None:
+        if p.copies_or_steer:
+            if pkt.wire_hosts and p.wire_stages is not None:
+                self.model.wire_copies(pkt, self)   # multicast_local: the copy for other hosts leaves
+            if pkt.members and (p.root_stages is not None or p.loop_stages is not None):
+                self._members_leave(pkt, p)
+            if p.steer:
+                pkt.core = self.spread.rps_cpu(pkt)
+        step = pkt.step = pkt.step + 1
+        if step < len(plan):
+            if pkt.members is not None and plan[step].fanout:
                 for copy in self.model.fan_out(pkt):
                     self._start_pass(copy)
             else:
@@ -445,13 +443,12 @@ class Host:
         return [c.busy_ns / window for c in self.cores]
 
 
-def rps_plans(trips: dict[str, tuple[CompiledPass, ...]]) -> tuple[dict[str, tuple[CompiledPass, ...]], frozenset[int]]:
+def rps_plans(trips: dict[str, tuple[CompiledPass, ...]]) -> dict[str, tuple[CompiledPass, ...]]:
     """`trips` with every pass that runs ``nic_rx`` and more split after that stage (RPS:
-    the driver's work stays on the RX queue's core, the rest goes to a backlog); also the
-    uids of the first halves, after which the packet is steered."""
+    the driver's work stays on the RX queue's core, the rest goes to a backlog); the first
+    halves are marked ``steer``: after them the packet is steered."""
     nic_rx = STAGE_NAMES.index("nic_rx")
     out: dict[str, tuple[CompiledPass, ...]] = {}
-    steer: set[int] = set()
     for trip, passes in trips.items():
         new: list[CompiledPass] = []
         for p in passes:
@@ -460,10 +457,9 @@ def rps_plans(trips: dict[str, tuple[CompiledPass, ...]]) -> tuple[dict[str, tup
                 new.append(p)
                 continue
             head = replace(p, uid=-1 - 2 * p.uid, stages=p.stages[:cut], wire_stages=None, root_stages=None,
-                           loop_stages=None)           # the copies leave after the whole pass: the tail's end
+                           loop_stages=None, steer=True)   # the copies leave after the whole pass: the tail's end
             tail = replace(p, uid=-2 - 2 * p.uid, queue="backlog", role=p.stages[cut].role, fanout=False,
                            stages=p.stages[cut:])
-            steer.add(head.uid)
             new += [head, tail]
         out[trip] = tuple(new)
-    return out, frozenset(steer)
+    return out

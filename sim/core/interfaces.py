@@ -8,7 +8,9 @@ model provides these services and that every registered flow kind fits (``make t
 
 Contract of the services (times in ns of simulated time):
 - ``emit(flow, seq, direction, size_bytes)``: a flow's new packet enters the model now;
-- ``packet_budget_spent()``: ``run.max_packets`` reached, flows stop emitting;
+- ``packet_budget_spent()``: ``run.max_packets`` reached, flows stop emitting; the same as
+  ``generated >= packet_limit`` (packets emitted so far; ``run.max_packets`` or infinity),
+  which a flow may test inline;
 - ``arrive_at_host(pkt)`` / ``left_host(pkt, host)``: a packet crosses a host boundary;
 - ``fan_out(pkt)``: the copies of a multicast packet for the members on its host;
 - ``branch(pkt, ns)``: a copy of a multicast packet for its member `ns` alone (the member
@@ -65,6 +67,8 @@ class ModelServices(Protocol):
     recorder: "Recorder"
     warmup_ns: float
     until_ns: float
+    generated: int
+    packet_limit: float
 
     def emit(self, flow, seq: int, direction: int, size: int) -> None: ...
     def packet_budget_spent(self) -> bool: ...

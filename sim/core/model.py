@@ -16,6 +16,7 @@ Invariant: for every packet a flow emits, there is exactly one record per destin
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -66,6 +67,7 @@ class Model:
         self.until_ns = run.duration_ns
         self.warmup_ns = run.warmup_ns
         self.max_packets = run.max_packets
+        self.packet_limit: float = math.inf if run.max_packets is None else run.max_packets
         self.engine = Engine()
         rng = np.random.default_rng([run.seed, run.replication])
         host_rngs = rng.spawn(len(scenario.hosts))
@@ -155,7 +157,7 @@ class Model:
         return code
 
     def packet_budget_spent(self) -> bool:
-        return self.max_packets is not None and self.generated >= self.max_packets
+        return self.generated >= self.packet_limit
 
     # -- packet life ------------------------------------------------------------------
     def journey(self, src_host: int, src_ns: int, dst_host: int, dst_ns: int) -> tuple[int, str, Optional[str]]:
@@ -170,7 +172,10 @@ class Model:
 
     def emit(self, flow, seq: int, direction: int, size: int) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
-        (sh, sn), (dh, dn) = (flow.src, flow.dst) if direction == 0 else (flow.dst, flow.src)
+        if direction:
+            (dh, dn), (sh, sn) = flow.src, flow.dst
+        else:
+            (sh, sn), (dh, dn) = flow.src, flow.dst
         if flow.group is None and flow.spread_over:
             dn = flow.pick_namespace(flow.spread_over)
         pid = self.next_pid

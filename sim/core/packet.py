@@ -6,21 +6,29 @@ queue, to the pass's start); `members` is the tuple of member namespaces on the
 packet's host a multicast packet still stands for before it fans out (one record per member
 at the end); `wire_hosts` the other member hosts a multicast_local packet stands for until
 its wire copy leaves (`sim.core.trips`).  Namespace codes: `sim.core.nscodes`.
+
+The constructor sets what a packet has from its flow; the model sets the rest before any
+use: `trip` (`sim.core.model.Model.emit`), `scheme`, `core`, `plan`, `step` and `host_trip`
+(`sim.core.host.Host.start_trip`, at once), `sender` (`sim.core.apps.Apps.send`).
 """
 
 from __future__ import annotations
 
 
 class Packet:
+    trip: int              # journey label code (sim.core.records.TRIP_LABELS)
+    scheme: int            # record scheme code of the current host's plan
+    core: int              # the core of its current or last pass
     members: tuple[int, ...] | None
     wire_hosts: tuple[int, ...]
     plan: tuple            # the trip's CompiledPass tuple on the current host
     step: int              # index of the current pass in `plan`
     host_trip: str         # trip name on the current host
     far_trip: str | None   # a unicast's host trip on its destination host, when that is another
+    sender: object         # the sending socket's thread (sim.core.apps), during its send pass
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
-                 "link_queue_ns", "passes", "next_hops", "hop", "members", "wire_hosts", "core", "owner",
+                 "link_queue_ns", "passes", "hop", "members", "wire_hosts", "core", "owner",
                  "plan", "step", "host_trip", "enq_ns", "sender", "far_trip")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
@@ -30,8 +38,6 @@ class Packet:
         self.flow = flow
         self.seq = seq
         self.direction = direction
-        self.trip = 0
-        self.scheme = 0
         self.src_host = src_host
         self.src_ns = src_ns
         self.dst_host = dst_host
@@ -42,14 +48,11 @@ class Packet:
         self.route_code = 0         # sim.core.records.RouteBook code of the route taken (0: none)
         self.link_queue_ns = 0.0
         self.passes: list = []
-        self.next_hops = ()      # sim.core.topology.Network.transmit: where each link hands it
         self.hop = 0
         self.members = None
         self.wire_hosts = ()
-        self.core = 0
         self.owner = owner          # the flow object notified of delivery and drops
         self.enq_ns = t_sent        # when it joined the queue of its current pass
-        self.sender = None          # the sending socket's thread (sim.core.apps), during its send pass
         self.far_trip = None
 
     def copy(self, pid: int) -> "Packet":
@@ -62,7 +65,6 @@ class Packet:
         c.route_code = self.route_code
         c.link_queue_ns = self.link_queue_ns
         c.passes = list(self.passes)
-        c.next_hops = self.next_hops
         c.hop = self.hop
         c.core = self.core
         c.enq_ns = self.enq_ns

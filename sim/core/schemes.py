@@ -221,13 +221,18 @@ class CompiledPass:
     wire_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     root_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     loop_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
+    steer: bool = False     # RPS (sim.core.host.rps_plans): the packet moves to another core's backlog after it
     has_tx: bool = field(init=False, default=False, compare=False)   # may hand packets to the NIC (nic_tx)
     tx: int = field(init=False, default=0, compare=False)            # nic_tx stages a unicast packet runs
+    # wire, root or loop stages, or steer: its end may do more than queue the packet's next pass
+    copies_or_steer: bool = field(init=False, default=False, compare=False)
 
     def __post_init__(self) -> None:
         every = self.stages + (self.wire_stages or ()) + (self.root_stages or ()) + (self.loop_stages or ())
         object.__setattr__(self, "has_tx", any(st.index == NIC_TX for st in every))
         object.__setattr__(self, "tx", sum(st.index == NIC_TX for st in self.stages))
+        object.__setattr__(self, "copies_or_steer", self.steer or self.wire_stages is not None
+                           or self.root_stages is not None or self.loop_stages is not None)
 
 
 @dataclass(frozen=True)

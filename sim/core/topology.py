@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import heappush
+from typing import Callable
 
 import networkx as nx
 
@@ -24,7 +25,8 @@ class NoRouteError(ValueError):
 
 
 class Link:
-    """One direction of a link: a FIFO output port plus a wire."""
+    """One direction of a link: a FIFO output port plus a wire (its state; packets cross it
+    by a route's `Hop`)."""
 
     __slots__ = ("name", "code", "rate_bps", "ns_per_byte", "delay_ns", "limit", "free_at",
                  "waiting", "engine", "network", "calendar", "ids")
@@ -44,29 +46,43 @@ class Link:
         self.calendar = engine._queue       # the engine's heap and id counter (see Engine.at),
         self.ids = engine._eid              # pushed to directly: one event per hop
 
+
+class Hop:
+    """Link number `index` (0: the first) of one route, and where a packet goes after it:
+    `next` is the next hop's `send`, or, after the last link, the model's ``arrive_at_host``.
+    (A hop knows its place, so a packet carries no route position to update per link.)"""
+
+    __slots__ = ("link", "index", "next")
+
+    def __init__(self, link: Link, index: int, next) -> None:
+        self.link = link
+        self.index = index
+        self.next = next
+
     def send(self, pkt, _push=heappush, _next=next) -> None:
-        """`pkt` joins this port now, as link number ``pkt.hop + 1`` of its route: after the
-        packets ahead of it, its serialization and the propagation delay it is handed to
-        ``pkt.next_hops[pkt.hop + 1]`` (the next link's `send` or the far host), one engine
-        event; or it is dropped.  (`_push`, `_next`: builtins bound as locals.)"""
-        hop = pkt.hop = pkt.hop + 1         # links fully crossed so far
-        now = self.engine._now
-        dq = self.waiting
+        """`pkt` joins this hop's link now (``pkt.hop`` becomes `index`: the links it has fully
+        crossed): after the packets ahead of it, its serialization and the propagation delay
+        it is handed to `next`, one engine event; or it is dropped.  (`_push`, `_next`:
+        builtins bound as locals.)"""
+        link = self.link
+        pkt.hop = self.index
+        now = link.engine._now
+        dq = link.waiting
         if dq:
             while dq and dq[0] <= now:
                 dq.popleft()
-            if len(dq) >= self.limit:
-                self.network.model.drop(pkt, "link_queue_full", self.name)
+            if len(dq) >= link.limit:
+                link.network.model.drop(pkt, "link_queue_full", link.name)
                 return
-        free = self.free_at
+        free = link.free_at
         if free > now:
             dq.append(free)
             pkt.link_queue_ns += free - now
             start = free
         else:
             start = now
-        free = self.free_at = start + pkt.size * self.ns_per_byte
-        _push(self.calendar, (free + self.delay_ns, CALLBACK, _next(self.ids), pkt.next_hops[hop + 1], pkt))  # at()
+        free = link.free_at = start + pkt.size * link.ns_per_byte
+        _push(link.calendar, (free + link.delay_ns, CALLBACK, _next(link.ids), self.next, pkt))  # at()
 
 
 class Network:
@@ -86,9 +102,8 @@ class Network:
                                           spec.queue_packets, engine, self)
             self.graph.add_edge(spec.a, spec.b)
         self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
-        # (src, dst) -> (route code, the callables each link hands a packet to: the next
-        # link's send, and after the last link the model's arrive_at_host)
-        self._hops: dict[tuple[str, str], tuple[int, tuple]] = {}
+        # (src, dst) -> (route code, the send of the route's first `Hop`)
+        self._hops: dict[tuple[str, str], tuple[int, Callable]] = {}
 
     def route(self, src: str, dst: str) -> tuple[Link, ...]:
         """Links from host `src` to host `dst`; NoRouteError if they are not connected."""
@@ -111,8 +126,9 @@ class Network:
         hops = self._hops.get(key)
         if hops is None:
             route = self.route(src, dst)
-            code = self.model.recorder.routes.add(route)
-            hops = self._hops[key] = (code, tuple(link.send for link in route) + (self.model.arrive_at_host,))
-        pkt.route_code, pkt.next_hops = hops
-        pkt.hop = -1
-        hops[1][0](pkt)
+            send = self.model.arrive_at_host
+            for i in reversed(range(len(route))):
+                send = Hop(route[i], i, send).send
+            hops = self._hops[key] = (self.model.recorder.routes.add(route), send)
+        pkt.route_code, send = hops
+        send(pkt)

@@ -13,6 +13,7 @@ any `sim.core.interfaces.FlowKind` (same constructor, ``start()`` and the hooks)
 from __future__ import annotations
 
 from heapq import heappush
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,10 +36,12 @@ class Draws:
         self._buf: list = []
 
     def next(self):
-        if not self._buf:
+        try:
+            return self._buf.pop()
+        except IndexError:                      # the batch is used up: draw the next one
             self._buf = self._draw(self._size).tolist()[::-1]
             self._size = min(self._size * 2, BATCH)
-        return self._buf.pop()
+            return self._buf.pop()
 
 
 class SizeSampler:
@@ -47,7 +50,7 @@ class SizeSampler:
     def __init__(self, spec, rng: np.random.Generator) -> None:
         self.spec = spec
         self.rng = rng
-        self.const = spec.bytes if spec.dist == "const" else None
+        self.const = spec.bytes if spec.dist == "const" else None     # callers may read it instead of calling
         if spec.dist == "uniform":
             self._draws = Draws(lambda n: rng.integers(spec.min_bytes, spec.max_bytes + 1, n))
         elif spec.dist == "choice":
@@ -128,11 +131,12 @@ class OpenLoopFlow(Flow):
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)
         self.mean_gap_ns = 1e9 / spec.rate_pps
-        self._gaps = Draws(lambda n: rng.exponential(self.mean_gap_ns, n))
         self.on_until = float("inf")
         self.on_ns = float(spec.on_ns or 0.0)       # onoff only (validated > 0 there)
         self.off_ns = float(spec.off_ns or 0.0)
-        self._constant = spec.kind == "constant"
+        # the next gap (ns): a constant, or exponential draws (bound once: called per packet)
+        self._gap = (repeat(self.mean_gap_ns).__next__ if spec.kind == "constant"
+                     else Draws(lambda n: rng.exponential(self.mean_gap_ns, n)).next)
         self._emit_cb = self._emit                 # bound once: scheduled per packet
 
     def start(self) -> None:
@@ -140,14 +144,10 @@ class OpenLoopFlow(Flow):
             self.on_until = self.spec.start_ns + self.rng.exponential(self.on_ns)
         self.engine.at(self.spec.start_ns + self._gap(), self._emit)
 
-    def _gap(self) -> float:
-        if self._constant:
-            return self.mean_gap_ns
-        return self._gaps.next()
-
     def _emit(self, _=None) -> None:
         now = self.engine._now                    # active(), inline: this runs once per packet
-        if now >= self.stop_ns or self.model.packet_budget_spent():
+        model = self.model
+        if now >= self.stop_ns or model.generated >= model.packet_limit:
             return
         if now > self.on_until:       # the ON period ended: sleep OFF, then a new ON period
             off = self.rng.exponential(self.off_ns)
@@ -155,7 +155,7 @@ class OpenLoopFlow(Flow):
             self.engine.at(off + self._gap(), self._emit_cb)
             return
         self.sent += 1
-        self.model.emit(self, self.sent, 0, self.size())
+        model.emit(self, self.sent, 0, self.size.const or self.size())
         eng = self.engine                         # Engine.at(gap, _emit_cb), inline
         heappush(eng._queue, (eng._now + self._gap(), CALLBACK, next(eng._eid), self._emit_cb, None))  # type: ignore[misc]
 
