@@ -201,3 +201,14 @@ def test_tcp_rr_piggybacks_acks():
     sc = two_hosts([{"kind": "tcp_rr", "src": "a:ns0", "dst": "b:ns0"}], dur=2e7, warm=2e6)
     f = simulate(sc).flows.iloc[0]
     assert f.transactions_per_s > 0 and f.acks <= 3 and f.data_segments > 100
+
+
+def test_stop_ns_and_max_packets_stop_a_stream():
+    sc = two_hosts([{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "stop_ns": 2e7}], rate=100e6,
+                   dur=1e8, warm=0)
+    p = simulate(sc).packets
+    data = p[(p.direction == "request") & (p.size_bytes == MSS + HEADER_BYTES)]
+    assert data.t_sent_ns.max() < 2e7 + 1e6             # the last window's ACKs may release nothing new
+    sc["run"]["max_packets"] = 500
+    r = simulate(dict(sc, flows=[{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}]))
+    assert len(r.packets) == 500

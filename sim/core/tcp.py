@@ -161,6 +161,8 @@ class TcpFlow(Flow):
 
     def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
               tsecr: float = 0.0) -> None:
+        if self.model.packet_budget_spent():        # run.max_packets: the flow falls silent
+            return
         seq = self._n * self.n_conn + conn.idx
         self._n += 1
         self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr)
@@ -450,6 +452,8 @@ class TcpFlow(Flow):
                 limited = True
                 break
             start = s.snd_nxt
+            if start >= s.high_tx and self.engine._now >= self.stop_ns:
+                break                               # stop_ns: no new data (retransmissions go on)
             end = min(start + s.mss, s.write_end)
             if end > s.snd_una + s.peer_wnd:
                 break
