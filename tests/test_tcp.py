@@ -212,3 +212,16 @@ def test_stop_ns_and_max_packets_stop_a_stream():
     sc["run"]["max_packets"] = 500
     r = simulate(dict(sc, flows=[{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}]))
     assert len(r.packets) == 500
+
+
+def test_generated_links_take_loss_rate(tmp_path):
+    from sim.frontdoor.loader import load
+    path = tmp_path / "star.yaml"
+    path.write_text(yaml.safe_dump({
+        "topology": {"generator": "star", "n_hosts": 2, "link": {"rate_bps": 1e9, "loss_rate": 0.02}},
+        "flows": [{"kind": "tcp_stream", "src": "h0:ns0", "dst": "h1:ns0"}],
+        "run": {"duration_ns": 5e7, "warmup_ns": 1e7}}))
+    sc = load(path).variants[0].scenario
+    assert {link.loss_rate for link in sc.links} == {0.02}
+    r = simulate(sc)
+    assert (r.packets.drop_reason == "link_loss").any() and r.flows.retransmits[0] > 0

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from sim.core.nscodes import WIRE_NS
 from sim.core.stages import DECLARED_ENTRY_KINDS, GROUPS, NF_CHAINS, declared_problem
 from sim.frontdoor.endpoints import parse, resolve
-from sim.frontdoor.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from sim.frontdoor.numbers import Float, LossRate, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 class Strict(BaseModel):
@@ -168,15 +168,7 @@ class LinkSpec(Strict):
     rate_bps: PositiveFloat
     delay_ns: NonNegativeFloat = 0.0
     queue_packets: PositiveInt = 1000
-    loss_rate: NonNegativeFloat = 0.0             # each packet lost at random on this link (each direction)
-
-    @field_validator("loss_rate")
-    @classmethod
-    def _probability(cls, p: float) -> float:
-        if not p < 1:
-            raise ValueError(f"{p} is not a probability below 1 (0 <= loss_rate < 1; 0.01 loses one packet "
-                             "in a hundred)")
-        return p
+    loss_rate: LossRate = 0.0                     # each packet lost at random on this link (each direction)
 
 
 class SizeSpec(Strict):
