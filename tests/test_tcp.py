@@ -225,3 +225,20 @@ def test_generated_links_take_loss_rate(tmp_path):
     assert {link.loss_rate for link in sc.links} == {0.02}
     r = simulate(sc)
     assert (r.packets.drop_reason == "link_loss").any() and r.flows.retransmits[0] > 0
+
+
+def test_rto_backs_off_and_recovers_from_a_dead_link():
+    """A link that loses half the packets: the RTO (200 ms floor) doubles on each expiry
+    without progress, and the byte stream stays in order."""
+    sc = two_hosts(stream(), rate=1e9, delay=1e5, dur=5e9, warm=0, loss=0.5)
+    r = simulate(sc)
+    f = r.model.flows[0]
+    snd, rcv = f.conns[0].sides
+    assert f.timeouts >= 3
+    assert snd.snd_una <= rcv.rcv_nxt <= snd.high_tx
+    p = r.packets
+    data = p[(p.direction == "request") & (p.size_bytes == MSS + HEADER_BYTES)].sort_values("t_sent_ns")
+    gaps = np.diff(data.t_sent_ns.to_numpy())
+    rto = 200e6 + 4 * 1e5                               # the floor + srtt (~0.2 ms)
+    for k in (1, 2, 4):                                 # silences of 1, 2 and 4 x the RTO: backoff
+        assert any(g == pytest.approx(k * rto, rel=0.02) for g in gaps), k

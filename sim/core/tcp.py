@@ -352,7 +352,7 @@ class TcpFlow(Flow):
             if s.in_recovery:
                 s.set_cwnd(s.cwnd + 1)
             elif s.dupacks == DUPACK_THRESHOLD and s.snd_una > s.rto_recover:
-                s.ssthresh = max(s.cwnd // 2, 2)    # tcp_reno_ssthresh
+                s.ssthresh = max(int(s.cwnd) // 2, 2)    # tcp_reno_ssthresh
                 s.recover = s.high_tx
                 s.in_recovery = True
                 self._retransmit_head(c, s)
@@ -403,6 +403,7 @@ class TcpFlow(Flow):
             return
         s.rto_armed = INF
         if s.rto_deadline == INF or not s.out:
+            s.rto_deadline = INF                    # stopped: the next send arms it again
             return
         now = self.engine._now
         if now < s.rto_deadline:
@@ -410,8 +411,8 @@ class TcpFlow(Flow):
             return
         # tcp_retransmit_timer -> tcp_enter_loss: go back to snd_una with one segment
         self.timeouts += 1
-        if not s.in_recovery or s.backoff == 0:
-            s.ssthresh = max(s.cwnd // 2, 2)
+        if s.backoff == 0:                          # the first expiry; a backed-off one keeps ssthresh
+            s.ssthresh = max(int(s.cwnd) // 2, 2)
         s.in_recovery = False
         s.dupacks = 0
         s.cwnd_cnt = 0
