@@ -242,3 +242,16 @@ def test_rto_backs_off_and_recovers_from_a_dead_link():
     rto = 200e6 + 4 * 1e5                               # the floor + srtt (~0.2 ms)
     for k in (1, 2, 4):                                 # silences of 1, 2 and 4 x the RTO: backoff
         assert any(g == pytest.approx(k * rto, rel=0.02) for g in gaps), k
+
+
+def test_connections_are_independent_and_share_the_link():
+    """connections: 4 on a slow link: together link-limited, each a fair share (drop-free FIFO:
+    the four windows queue at the link in turn); tcp_rr: one transaction per connection."""
+    r = simulate(two_hosts([{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "connections": 4}],
+                           rate=100e6, dur=2e8, warm=5e7))
+    assert r.flows.throughput_bytes_per_s[0] == pytest.approx(100e6 / 8 * MSS / (MSS + HEADER_BYTES), rel=0.05)
+    got = [c.sides[1].rcv_nxt for c in r.model.flows[0].conns]
+    assert min(got) > 0.9 * max(got)
+    one, three = (simulate(two_hosts([{"kind": "tcp_rr", "src": "a:ns0", "dst": "b:ns0", "connections": n}],
+                                     dur=2e7, warm=2e6)).flows.transactions_per_s[0] for n in (1, 3))
+    assert three == pytest.approx(3 * one, rel=0.05)
