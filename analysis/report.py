@@ -312,6 +312,7 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
         doc.heading(3, f"{plots.trip_title(trip)}", f"trip-{trip}")
         doc.table(tables.results_table(res, roles, ref, trip))
         doc.table(tables.stage_table(res, roles, ref, trip, packets))
+    _tcp_flows(doc, res)
     for stem in made:
         put_fig(doc, stem)
 
@@ -391,6 +392,34 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
                     r.resolved_text.strip())
 
     return doc.html_doc(title), doc.markdown()
+
+
+def _tcp_flows(doc: Doc, res) -> None:
+    """A table of the TCP flows (flows.csv's TCP columns, `sim.core.tcp`), if the run has any."""
+    flows = getattr(res, "flows", None)
+    if flows is None or not len(flows) or "throughput_bytes_per_s" not in flows.columns:
+        return
+    tcp = flows[flows["kind"].isin(["tcp_stream", "tcp_rr"])]
+    if not len(tcp):
+        return
+    factors = [f for f in res.factors if f in tcp.columns]
+
+    def num(x, fmt):
+        return "—" if x != x else format(x, fmt)
+    rows = [[", ".join(str(r[f]) for f in factors) or "—", str(r["flow"]), str(r["kind"]),
+             num(r["transactions_per_s"], ",.0f"), num(r["transaction_mean_ns"] / 1e3, ",.2f"),
+             num(r["throughput_bytes_per_s"] / 1e6, ",.2f"), num(r["cpu_ns_per_gb"] / 1e9, ",.2f"),
+             num(r["data_segments"], ",.0f"), num(r["retransmits"], ",.0f"), num(r["acks"], ",.0f"),
+             num(r["timeouts"], ",.0f")] for _, r in tcp.iterrows()]
+    doc.heading(3, "TCP flows", "tcp")
+    doc.para("Per TCP flow (flows.csv, over the window after warm-up; docs/tcp.md): transactions per second and "
+             "mean transaction time (tcp_rr), in-order payload delivered per second, and the stage CPU of the "
+             "flow's packets (data and ACKs, both hosts) per GB of that payload; segments sent, of which "
+             "retransmissions, pure ACKs and RTO expiries over the whole run. The tables above count a TCP "
+             "flow's data segments and ACKs as packets of its trips.")
+    doc.raw_table("tcp", "TCP flows.", [", ".join(factors) or "variant", "flow", "kind", "transactions/s",
+                                         "transaction mean (µs)", "throughput (MB/s)", "CPU s per GB",
+                                         "data segments", "retransmits", "pure ACKs", "RTO expiries"], rows)
 
 
 def _socket_tables(doc: Doc, c: sockettables.Comparison, hosts: list) -> None:

@@ -65,6 +65,7 @@ class ModelServices(Protocol):
 
     engine: "Engine"
     recorder: "Recorder"
+    hosts: list                     # sim.core.host.Host, by index (TCP flows read their hosts' app costs)
     warmup_ns: float
     until_ns: float
     generated: int

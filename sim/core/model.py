@@ -21,6 +21,7 @@ from typing import Optional
 
 import numpy as np
 
+import sim.core.tcp  # noqa: F401  (registers the TCP flow kinds in FLOW_KINDS)
 from sim.core.costs import CostProfile, load_profile
 from sim.core.engine import Engine
 from sim.core.host import Host
@@ -39,6 +40,9 @@ from sim.frontdoor.scenario import Scenario
 
 DROP_REASONS = ("", "nic_rx_full", "backlog_full", "socket_rcvbuf_full", "link_queue_full",
                 "sender_blocked")      # sender_blocked: its socket's send buffer was full (sim.core.apps)
+# link_loss: lost at random on a link with loss_rate (sim.core.topology); a reason of the runs
+# that have such a link only, so the others' summaries (a drops_<reason> row per reason) stay as they were
+LOSS_REASONS = DROP_REASONS + ("link_loss",)
 MULTICAST, MULTICAST_LOCAL = CODE["multicast"], CODE["multicast_local"]
 TO_WIRE = frozenset({CODE["ns_to_wire"], CODE["root_to_wire"]})      # delivered when they leave the host
 
@@ -82,11 +86,13 @@ class Model:
         for s in scenario.switches:
             self.node_code(s.name)
         flow_names = [f.name or f"flow{i}" for i, f in enumerate(scenario.flows)]
-        self.recorder = Recorder({"scheme": scheme_names, "node": self._nodes, "reason": list(DROP_REASONS),
+        lossy = any(link.loss_rate > 0 for link in scenario.links)
+        reasons = LOSS_REASONS if lossy else DROP_REASONS
+        self.recorder = Recorder({"scheme": scheme_names, "node": self._nodes, "reason": list(reasons),
                                   "flow": flow_names},
                                  random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts),
                                  sink=record_sink, chunk_rows=chunk_rows, stage_names=self.stages.names)
-        self._reason_code = {r: i for i, r in enumerate(DROP_REASONS)}
+        self._reason_code = {r: i for i, r in enumerate(reasons)}
         self.hosts: list[Host] = []
         self.host_index: dict[str, int] = {}
         for i, hspec in enumerate(scenario.hosts):
@@ -97,8 +103,10 @@ class Model:
             self.hosts.append(Host(i, hspec.name, hspec, scheme, scheme_names.index(hspec.scheme),
                                    self.profile, self, host_rngs[i], groups, self.registry, codes))
             self.host_index[hspec.name] = i
+        # lossy links draw from a generator spawned after the flows' (so theirs do not move)
+        link_rng = rng.spawn(1)[0] if lossy else None
         self.network = Network([h.name for h in scenario.hosts], [s.name for s in scenario.switches],
-                               scenario.links, self.engine, self)
+                               scenario.links, self.engine, self, link_rng)
         host_specs = {h.name: h for h in scenario.hosts}
         self.groups: dict[str, dict[int, tuple[int, ...]]] = {}
         for g in scenario.groups:
@@ -132,11 +140,11 @@ class Model:
                 if dh != sh:
                     self.network.route(sh, dh)
                     self.network.route(dh, sh)
-                runs = uses(flow.src, flow.dst, two_way=spec.kind == "rr", spread=dst_ep.spread)
+                runs = uses(flow.src, flow.dst, two_way=spec.two_way, spread=dst_ep.spread)
             problem = missing_trip([(self.hosts[h].name, t) for h, t in runs], schemes)
             if problem is None and flow.group is None and flow.src[0] == flow.dst[0]:
                 pairs = cross_pairs(sn, flow.dst[1], scenario.hosts[flow.src[0]].scheme_groups(),
-                                    bool(flow.spread_over), spec.kind == "rr")
+                                    bool(flow.spread_over), spec.two_way)
                 problem = next(filter(None, (missing_via_root(a, b, self.registry) for a, b in pairs)), None)
             if problem:
                 raise ValueError(f"flows[{i}]: {problem[0]}; {problem[1]}")

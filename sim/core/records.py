@@ -80,6 +80,10 @@ class CostBook:
             self._masks.append(mask)
         return vid
 
+    def vector(self, vid: int) -> tuple:
+        """The sparse ``((stage_index, cost_ns), ...)`` vector of id `vid`."""
+        return self._vectors[vid]
+
     def masks(self) -> np.ndarray:
         """The hook-point mask of every vector id."""
         return np.asarray(self._masks or [0], dtype=np.int64)

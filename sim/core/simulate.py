@@ -49,7 +49,12 @@ Progress = Callable[[float, float, int], None]
 CHUNK_ROWS = 50_000
 # transactions_per_s, transaction_mean_ns: rr flows only (NaN for the others), over
 # [warmup_ns, duration_ns] (`sim.core.traffic.RequestResponseFlow.transaction_stats`)
-FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent", "transactions_per_s", "transaction_mean_ns"]
+# TCP flows only (NaN for the others; `sim.core.tcp.TcpFlow.tcp_stats`): throughput_bytes_per_s
+# (in-order payload delivered in the window per second), cpu_ns_per_gb (stage CPU of the flow's
+# packets, both ways, that ended in the window, per GB of that payload), data_segments (sent,
+# retransmissions included), retransmits, acks (pure ACKs sent), timeouts (RTO expiries)
+TCP_COLUMNS = ["throughput_bytes_per_s", "cpu_ns_per_gb", "data_segments", "retransmits", "acks", "timeouts"]
+FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent", "transactions_per_s", "transaction_mean_ns"] + TCP_COLUMNS
 
 
 @dataclass
@@ -163,6 +168,8 @@ def _flows(model: Model) -> pd.DataFrame:
     rows = []
     for f in model.flows:
         tps, mean_ns = f.transaction_stats(window_ns) if hasattr(f, "transaction_stats") else (math.nan, math.nan)
+        tcp = f.tcp_stats(window_ns) if hasattr(f, "tcp_stats") else dict.fromkeys(TCP_COLUMNS, math.nan)
         rows.append({"flow": f.spec.name or f"flow{f.idx}", "kind": f.spec.kind, "src": f.spec.src,
-                     "dst": f.spec.dst, "sent": f.sent, "transactions_per_s": tps, "transaction_mean_ns": mean_ns})
+                     "dst": f.spec.dst, "sent": f.sent, "transactions_per_s": tps, "transaction_mean_ns": mean_ns,
+                     **tcp})
     return pd.DataFrame(rows, columns=FLOW_COLUMNS)

@@ -2,7 +2,11 @@
 
 Each scenario link is full duplex: one `Link` per direction, each a FIFO output port with
 ``rate_bps`` serialization, ``delay_ns`` propagation and room for ``queue_packets`` packets
-waiting (beyond the one being sent); overflow drops with ``link_queue_full``.  Switches
+waiting (beyond the one being sent); overflow drops with ``link_queue_full``.  A link with
+``loss_rate`` p > 0 loses each packet it carries with probability p (independent draws from
+the run's generator, spawned for the network only when some link loses packets): the packet
+is serialized and propagated, then dropped with ``link_loss`` at its arrival time (it took its
+share of the link).  Lossless links are plain `Link`s: no draw, no extra work per packet.  Switches
 forward store-and-forward with no processing cost.  Routes are shortest paths in hops
 (ties broken by networkx's deterministic order) and are computed once per host pair.
 """
@@ -17,6 +21,7 @@ import networkx as nx
 
 from sim.core.engine import CALLBACK
 from sim.core.interfaces import ModelServices
+from sim.core.traffic import Draws
 from sim.core.units import serialization_ns
 
 
@@ -85,11 +90,51 @@ class Hop:
         _push(link.calendar, (free + link.delay_ns, CALLBACK, _next(link.ids), self.next, pkt))  # at()
 
 
+class LossyLink(Link):
+    """A `Link` that loses each packet with probability `loss_rate` (see the module docstring)."""
+
+    __slots__ = ("loss_rate", "_draws")
+
+    def __init__(self, name: str, code: int, rate_bps: float, delay_ns: float, limit: int,
+                 engine, network, loss_rate: float, rng) -> None:
+        super().__init__(name, code, rate_bps, delay_ns, limit, engine, network)
+        self.loss_rate = loss_rate
+        self._draws = Draws(lambda n: rng.random(n))
+
+    def send(self, pkt, _push=heappush, _next=next) -> None:
+        if self._draws.next() >= self.loss_rate:
+            Link.send(self, pkt)
+            return
+        hop = pkt.hop = pkt.hop + 1         # as Link.send, then dropped where it would arrive
+        now = self.engine._now
+        dq = self.waiting
+        if dq:
+            while dq and dq[0] <= now:
+                dq.popleft()
+            if len(dq) >= self.limit:
+                self.network.model.drop(pkt, "link_queue_full", self.name)
+                return
+        free = self.free_at
+        if free > now:
+            dq.append(free)
+            pkt.link_queue_ns += free - now
+            start = free
+        else:
+            start = now
+        free = self.free_at = start + pkt.size * self.ns_per_byte
+        pkt.hop = hop - 1                   # not crossed: it is lost on this link
+        _push(self.calendar, (free + self.delay_ns, CALLBACK, _next(self.ids), self._lose, pkt))
+
+    def _lose(self, pkt) -> None:
+        self.network.model.drop(pkt, "link_loss", self.name)
+
+
 class Network:
     """Graph, links and routes; hands arriving packets to the next link or host."""
 
     def __init__(self, host_names: list[str], switch_names: list[str], link_specs, engine,
-                 model: ModelServices) -> None:
+                 model: ModelServices, rng=None) -> None:
+        """`rng`: the generator of lossy links' draws (needed only if some link has ``loss_rate``)."""
         self.model = model
         self.graph = nx.Graph()
         self.graph.add_nodes_from(host_names, kind="host")
@@ -98,8 +143,12 @@ class Network:
         for spec in link_specs:
             for a, b in ((spec.a, spec.b), (spec.b, spec.a)):
                 name = f"{a}->{b}"
-                self.links[(a, b)] = Link(name, model.node_code(name), spec.rate_bps, spec.delay_ns,
-                                          spec.queue_packets, engine, self)
+                if spec.loss_rate > 0:
+                    self.links[(a, b)] = LossyLink(name, model.node_code(name), spec.rate_bps, spec.delay_ns,
+                                                   spec.queue_packets, engine, self, spec.loss_rate, rng)
+                else:
+                    self.links[(a, b)] = Link(name, model.node_code(name), spec.rate_bps, spec.delay_ns,
+                                              spec.queue_packets, engine, self)
             self.graph.add_edge(spec.a, spec.b)
         self._routes: dict[tuple[str, str], tuple[Link, ...]] = {}
         # (src, dst) -> (route code, the send of the route's first `Hop`)

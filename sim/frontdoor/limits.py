@@ -7,7 +7,9 @@ Estimates (rough upper bounds, good to a factor of a few):
   (``start_ns`` .. ``stop_ns`` or the end of the run; a multicast packet once per group
   member), a request/response flow ``concurrency`` x ``duration_ns`` / (``think_ns`` +
   ``server_ns`` + `RR_MIN_RTT_NS`) transactions of two packets, plus one event per
-  outstanding transaction; ``run.max_packets`` caps the packets;
+  outstanding transaction; a TCP flow (`sim.core.tcp`) ``connections`` x ``duration_ns`` /
+  `TCP_MIN_PACKET_NS` packets (tcp_stream: segments and their ACKs) or, tcp_rr, like rr with
+  ``connections`` transactions in flight; ``run.max_packets`` caps the packets;
 * memory of one variant (bytes) = per host: namespaces x (`NAMESPACE_BYTES` + sockets x
   `SOCKET_BYTES`) + cores x `CORE_BYTES` (socket tables hold one entry per socket whatever
   their bucket count, `sim.core.sockets`); plus rr
@@ -29,6 +31,7 @@ from sim.frontdoor.endpoints import host_of, parse
 from sim.frontdoor.numbers import PositiveFloat, PositiveInt
 
 RR_MIN_RTT_NS = 2_000.0       # no request/response round trip is faster than this
+TCP_MIN_PACKET_NS = 500.0     # no TCP connection sends (segments and ACKs) faster than one packet per this
 NAMESPACE_BYTES = 2_048       # measured ~1.4 KB per namespace (l2-routed) with 4 sockets
 SOCKET_BYTES = 512
 CORE_BYTES = 1_024
@@ -87,6 +90,11 @@ def _packets_and_events(sc, registry) -> tuple[float, float, float]:
             n = 2 * f.concurrency * run.duration_ns / (f.think_ns + f.server_ns + RR_MIN_RTT_NS)
             outstanding += f.concurrency
             events += f.concurrency
+        elif f.kind == "tcp_rr":
+            n = 3 * f.connections * run.duration_ns / (f.think_ns + f.server_ns + RR_MIN_RTT_NS)
+        elif f.kind == "tcp_stream":
+            n = f.connections * max(min(f.stop_ns or run.duration_ns, run.duration_ns) - f.start_ns, 0.0) \
+                / TCP_MIN_PACKET_NS
         else:
             end = min(f.stop_ns or run.duration_ns, run.duration_ns)
             n = f.rate_pps * max(end - f.start_ns, 0.0) / 1e9 * members

@@ -467,7 +467,7 @@ def _trip_issues(sc: Scenario, reg: SchemeRegistry, pos: Positions) -> list[Issu
             runs = trips.uses(src, None, groups[dst_ep.group])
         else:
             dst = endpoints.resolve(f"{dst_ep.host}:ns0" if dst_ep.spread else f.dst, hosts, "")
-            runs = trips.uses(src, dst, two_way=f.kind == "rr", spread=dst_ep.spread)
+            runs = trips.uses(src, dst, two_way=f.two_way, spread=dst_ep.spread)
         problem = trips.missing_trip(runs, schemes)
         if problem:
             issues.append(Issue(pos.lookup(("flows", i)), ("flows", i), *problem))

@@ -57,7 +57,7 @@ def flow_problems(sc: Scenario, reg: SchemeRegistry) -> list[Problem]:
         dst_host, dst_ns = endpoints.resolve(f"{dst_ep.host}:ns0" if dst_ep.spread else f.dst, hosts, "")
         if src_host != dst_host:
             continue
-        pairs = cross_pairs(src_ns, dst_ns, hosts[src_host].scheme_groups(), dst_ep.spread, f.kind == "rr")
+        pairs = cross_pairs(src_ns, dst_ns, hosts[src_host].scheme_groups(), dst_ep.spread, f.two_way)
         problem = next(filter(None, (missing_via_root(a, b, reg) for a, b in pairs)), None)
         if problem:
             out.append((("flows", i), *problem))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Le
-from pydantic import AllowInfNan, BeforeValidator
+from pydantic import AfterValidator, AllowInfNan, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 INT64_MAX = 2**63 - 1
@@ -35,3 +35,12 @@ NonNegativeInt = Annotated[Int, Ge(0)]
 Float = Annotated[float, _no_bool_or_str("a number", "float_type"), AllowInfNan(False)]
 PositiveFloat = Annotated[Float, Gt(0)]
 NonNegativeFloat = Annotated[Float, Ge(0)]
+
+
+def _below_one(p: float) -> float:
+    if not p < 1:
+        raise ValueError(f"{p} is not a probability below 1 (0 <= loss_rate < 1; 0.01 loses one packet in a hundred)")
+    return p
+
+
+LossRate = Annotated[NonNegativeFloat, AfterValidator(_below_one)]     # a link's loss probability, 0 <= p < 1

@@ -21,7 +21,7 @@ NOTES = {
     "scheme": "built-in (`netns-sim schemes`) or defined under `schemes:`",
     "src": "`HOST:nsN`, `HOST:root` or `HOST:wire`",
     "dst": "`HOST:nsN`, `HOST:root`, `HOST:ns*` (random namespace per packet), `HOST:wire` or `group:NAME`",
-    "kind": "poisson, constant, onoff (open loop) or rr (request/response)",
+    "kind": "poisson, constant, onoff (open loop), rr (request/response), tcp_stream or tcp_rr (TCP, docs/tcp.md)",
     "cost_profile": "`default` or a path to a profile YAML",
     "schemes": "extra schemes, same format as `sim/data/schemes.yaml`",
     "stages": "declared stages `{NAME: {base_ns, per_byte_ns, per_entry_ns, group}}` that schemes may run; "
@@ -60,7 +60,19 @@ NOTES = {
     "flows[].size.bytes": "const size, bytes (default 64)",
     "server_dist": "rr: `exponential` draws each request's server work with mean `server_ns`",
     "think_dist": "rr: `exponential` draws each think time with mean `think_ns`",
-    "connections": "source ports of the flow; packets take them in turn (RSS/RPS spread by 5-tuple)",
+    "connections": "source ports of the flow; packets take them in turn (RSS/RPS spread by 5-tuple); TCP: "
+                   "connections, each with its own state (tcp_rr: one transaction in flight on each)",
+    "flows[].tcp": "tcp_stream, tcp_rr: connection parameters, Linux's defaults (docs/tcp.md); others: not allowed",
+    "mss_bytes": "TCP payload per segment; a segment's packet is it + 52 header bytes (IPv4, TCP, timestamps)",
+    "rwnd_bytes": "receive window (constant), default net.ipv4.tcp_rmem's default; keep it within the "
+                  "host's `rcvbuf_bytes` (truesize) or the socket drops segments",
+    "init_cwnd": "initial congestion window, segments (TCP_INIT_CWND)",
+    "delack_ns": "delayed-ACK timer (TCP_DELACK_MIN)",
+    "rto_min_ns": "floor of the retransmission timeout (TCP_RTO_MIN)",
+    "rto_init_ns": "RTO before an RTT sample, and of the SYN (TCP_TIMEOUT_INIT)",
+    "delayed_ack": "`false`: ACK every data segment",
+    "loss_rate": "probability that the link loses a packet (each direction, independent draws; 0 <= p < 1); "
+                 "drops are `link_loss`",
     "src_core": "pin the sending socket's application thread to this core (docs/execution.md)",
     "dst_core": "pin the receiving socket's application thread to this core",
     "rx_queues": "NIC RX queues, RSS by 5-tuple hash; queue q on core q mod cores (default: one per core)",

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from sim.core.nscodes import WIRE_NS
 from sim.core.stages import DECLARED_ENTRY_KINDS, GROUPS, NF_CHAINS, declared_problem
 from sim.frontdoor.endpoints import parse, resolve
-from sim.frontdoor.numbers import Float, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from sim.frontdoor.numbers import Float, LossRate, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 class Strict(BaseModel):
@@ -168,6 +168,7 @@ class LinkSpec(Strict):
     rate_bps: PositiveFloat
     delay_ns: NonNegativeFloat = 0.0
     queue_packets: PositiveInt = 1000
+    loss_rate: LossRate = 0.0                     # each packet lost at random on this link (each direction)
 
 
 class SizeSpec(Strict):
@@ -195,11 +196,41 @@ class SizeSpec(Strict):
         return self
 
 
+TCP_KINDS = ("tcp_stream", "tcp_rr")
+TWO_WAY_KINDS = ("rr",) + TCP_KINDS      # packets go both ways between two namespaces
+
+
+class TcpSpec(Strict):
+    """A TCP flow's connection parameters (`sim.core.tcp`, docs/tcp.md); defaults are Linux's."""
+
+    mss_bytes: PositiveInt = 1448                 # payload per segment: 1500 MTU - 20 IP - 20 TCP - 12 timestamps
+    rwnd_bytes: PositiveInt = 131072              # receive window: net.ipv4.tcp_rmem default (tcp_rmem[1])
+    init_cwnd: PositiveInt = 10                   # TCP_INIT_CWND (include/net/tcp.h), segments
+    delack_ns: PositiveFloat = 40e6               # delayed-ACK timer: TCP_DELACK_MIN, HZ/25
+    rto_min_ns: PositiveFloat = 200e6             # TCP_RTO_MIN, HZ/5
+    rto_init_ns: PositiveFloat = 1e9              # TCP_TIMEOUT_INIT (RFC 6298)
+    delayed_ack: StrictBool = True                # False: ACK every segment (TCP_QUICKACK on every read)
+
+    @model_validator(mode="after")
+    def _sane(self) -> "TcpSpec":
+        if not 64 <= self.mss_bytes <= 65483:
+            raise ValueError(f"mss_bytes: {self.mss_bytes} is outside 64..65483 (Linux's smallest MSS is 88, "
+                             "TCP_MIN_MSS; the largest an IPv4 packet allows is 65483); 1448 is Ethernet's")
+        if self.rwnd_bytes < self.mss_bytes:
+            raise ValueError(f"rwnd_bytes: {self.rwnd_bytes} is below one segment (mss_bytes {self.mss_bytes}): "
+                             f"the sender could never send; set rwnd_bytes >= {self.mss_bytes}")
+        if self.rto_init_ns < self.rto_min_ns:
+            raise ValueError(f"rto_init_ns ({self.rto_init_ns:g}) is below rto_min_ns ({self.rto_min_ns:g}): "
+                             "raise rto_init_ns or lower rto_min_ns")
+        return self
+
+
 class FlowSpec(Strict):
-    """A traffic source.  Open loop: poisson, constant, onoff.  Closed loop: rr."""
+    """A traffic source.  Open loop: poisson, constant, onoff.  Closed loop: rr.  TCP (one
+    connection each, `sim.core.tcp`): tcp_stream (bulk data), tcp_rr (request/response)."""
 
     name: Optional[str] = None
-    kind: Literal["poisson", "constant", "onoff", "rr"] = "poisson"
+    kind: Literal["poisson", "constant", "onoff", "rr", "tcp_stream", "tcp_rr"] = "poisson"
     src: str
     dst: str
     rate_pps: Optional[PositiveFloat] = None      # open loop (onoff: rate while on)
@@ -219,10 +250,29 @@ class FlowSpec(Strict):
     connections: PositiveInt = 1                  # connections (source ports), packets round-robin over them
     src_core: Optional[NonNegativeInt] = None     # pin the sending socket's thread to this core
     dst_core: Optional[NonNegativeInt] = None     # pin the receiving socket's thread to this core
+    tcp: Optional[TcpSpec] = None                 # tcp_stream, tcp_rr: connection parameters (default: Linux's)
+
+    @property
+    def two_way(self) -> bool:
+        """Packets go both ways (rr's responses, TCP's ACKs): the way back must exist too."""
+        return self.kind in TWO_WAY_KINDS
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "FlowSpec":
-        if self.kind != "rr" and self.rate_pps is None:
+        if self.kind in TCP_KINDS:
+            if self.tcp is None:
+                self.tcp = TcpSpec()
+            if self.rate_pps is not None:
+                raise ValueError(f"rate_pps: a {self.kind} flow is paced by TCP (its window and ACKs), not by a "
+                                 "packet rate; remove rate_pps")
+            if self.kind == "tcp_rr" and self.concurrency != 1:
+                raise ValueError("concurrency: a tcp_rr connection has one transaction in flight (netperf TCP_RR); "
+                                 f"for {self.concurrency} at once set connections: {self.concurrency} and leave "
+                                 "concurrency out")
+        elif self.tcp is not None:
+            raise ValueError(f"tcp: applies to tcp_stream and tcp_rr flows only (this flow is {self.kind}); "
+                             "remove it or set kind: tcp_stream / tcp_rr")
+        if self.kind not in TWO_WAY_KINDS and self.rate_pps is None:
             raise ValueError(f"a {self.kind} flow needs rate_pps (packets per second, > 0)")
         if self.kind == "onoff" and (self.on_ns is None or self.off_ns is None):
             raise ValueError("an onoff flow needs on_ns and off_ns (mean ON and OFF periods, ns)")
@@ -230,8 +280,8 @@ class FlowSpec(Strict):
             raise ValueError("stop_ns must be after start_ns")
         for dist, mean in (("server_dist", "server_ns"), ("think_dist", "think_ns")):
             if getattr(self, dist) == "exponential":
-                if self.kind != "rr":
-                    raise ValueError(f"{dist} applies to rr flows only (this flow is {self.kind})")
+                if self.kind not in ("rr", "tcp_rr"):
+                    raise ValueError(f"{dist} applies to rr and tcp_rr flows only (this flow is {self.kind})")
                 if getattr(self, mean) <= 0:
                     raise ValueError(f"{dist}: exponential needs {mean} > 0 (its mean)")
         return self
@@ -327,8 +377,8 @@ class Scenario(Strict):
                 _check_multicast(where, f, src_host, src_ns, groups, hosts)
                 continue
             if dst.spread:
-                if f.kind == "rr":
-                    raise ValueError(f"{where}.dst: a request/response flow needs one server namespace, not {f.dst!r}")
+                if f.two_way:
+                    raise ValueError(f"{where}.dst: a {f.kind} flow needs one server namespace, not {f.dst!r}")
                 dst_host, dst_ns = resolve(f"{dst.host}:ns0", hosts, where + ".dst")
             else:
                 dst_host, dst_ns = resolve(f.dst, hosts, where + ".dst")
@@ -340,8 +390,8 @@ class Scenario(Strict):
             if dst_ns == WIRE_NS and dst_host != src_host:
                 raise ValueError(f"{where}: {f.dst} is reached only from namespaces of {dst_host} "
                                  f"({dst_host}:nsN or {dst_host}:root)")
-            if f.kind == "rr" and WIRE_NS in (src_ns, dst_ns):
-                raise ValueError(f"{where}: a request/response flow runs between two namespaces "
+            if f.two_way and WIRE_NS in (src_ns, dst_ns):
+                raise ValueError(f"{where}: a {f.kind} flow runs between two namespaces "
                                  "(HOST:nsN or HOST:root), not the wire")
             if dst_ns != WIRE_NS and f.port >= hosts[dst_host].sockets_per_namespace:
                 raise ValueError(f"{where}.port: {f.port} but {dst_host} has only "
@@ -354,8 +404,8 @@ def _check_multicast(where: str, f: FlowSpec, src_host: str, src_ns: int, groups
     dst = parse(f.dst, where + ".dst")
     if dst.group not in groups:
         raise ValueError(f"{where}.dst: unknown group {dst.group!r}; groups are {sorted(groups)}")
-    if f.kind == "rr":
-        raise ValueError(f"{where}: a request/response flow cannot go to a group")
+    if f.two_way:
+        raise ValueError(f"{where}: a {f.kind} flow cannot go to a group (it needs one peer)")
     members = {resolve(m, hosts, f"groups[{dst.group}]") for m in groups[dst.group].members}
     member_hosts = {h for h, _ in members}
     if src_ns == WIRE_NS and member_hosts != {src_host}:

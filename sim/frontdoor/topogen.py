@@ -26,7 +26,7 @@ from typing import Annotated, Literal, Optional, Union
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sim.frontdoor.numbers import NonNegativeFloat, PositiveFloat, PositiveInt
+from sim.frontdoor.numbers import LossRate, NonNegativeFloat, PositiveFloat, PositiveInt
 
 
 class _Strict(BaseModel):
@@ -37,6 +37,7 @@ class LinkDefaults(_Strict):
     rate_bps: PositiveFloat = 10e9          # 10 GbE
     delay_ns: NonNegativeFloat = 500.0      # ~100 m of fibre
     queue_packets: PositiveInt = 1000
+    loss_rate: LossRate = 0.0                # each generated link loses packets at random (links[].loss_rate)
 
 
 class _Gen(_Strict):

@@ -1,0 +1,570 @@
+"""TCP flows: ``tcp_stream`` (bulk data, netperf TCP_STREAM) and ``tcp_rr`` (netperf TCP_RR).
+
+A TCP flow holds ``connections`` connections between its src (side 0, the client: it sends the
+SYN) and its dst (side 1).  Every segment is a packet of the model: data and its ACKs take the
+scheme's trip plans both ways (side 0 sends direction 0, side 1 direction 1), so each pass,
+queue, link and drop of the UDP flows applies to them.  The TCP state lives here, in the flow,
+keyed by the packet's ``seq`` (``seq % connections`` is the connection, as for rr flows, so RSS
+and conntrack see one 5-tuple per connection).  Nothing here runs for a non-TCP packet.
+docs/tcp.md describes the model and the kernel functions each rule follows; in short:
+
+- Sizes: a segment's packet is its payload + `HEADER_BYTES` (IPv4 20 + TCP 20 + the timestamp
+  option 12, on by default in Linux); a pure ACK is `HEADER_BYTES`; SYN and SYN-ACK are
+  `SYN_BYTES` (MSS, SACK-permitted, timestamp and window-scale options).
+- Handshake: SYN, SYN-ACK, ACK; the client's data leaves with its ACK, one RTT after the SYN.
+  A lost SYN or SYN-ACK is retried after ``rto_init_ns``, doubling (tcp_retransmit_timer).
+- Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; packets in flight
+  <= cwnd and bytes beyond snd_una <= the peer's window (``rwnd_bytes``, constant: the
+  reading application keeps up); Reno: slow start from ``init_cwnd`` (tcp_slow_start, cwnd +=
+  segments acked), congestion avoidance (tcp_cong_avoid_ai: +1 per cwnd segments acked), both
+  only while cwnd limited (tcp_is_cwnd_limited); 3 duplicate ACKs: fast retransmit and NewReno
+  fast recovery (RFC 6582: ssthresh = max(cwnd/2, 2), cwnd = ssthresh + 3, +1 per further
+  duplicate, a partial ACK retransmits the next hole, a full ACK deflates to ssthresh; Linux
+  without SACK does NewReno, with PRR's window instead of inflation); RTO (RFC 6298 with
+  Linux's floor: RTO = srtt + max(4 rttvar, ``rto_min_ns``), tcp_set_rto), on expiry
+  ssthresh = max(cwnd/2, 2), cwnd = 1 and go-back-N from snd_una (tcp_enter_loss), the RTO
+  doubling per expiry (icsk_backoff).  RTT samples come from the echoed timestamp
+  (tcp_ack_update_rtt with TSecr), so retransmitted data is timed too.
+- Receiver (tcp_data_queue, __tcp_ack_snd_check, tcp_send_delayed_ack): in-order data advances
+  rcv_nxt (out-of-order segments wait in an out-of-order queue); an ACK goes at once when more
+  than one full segment is unacknowledged (every second full segment), in quick-ACK mode
+  (the first min(rwnd / 2 MSS, 16) segments: tcp_incr_quickack, TCP_MAX_QUICKACKS), for
+  out-of-order or duplicate data (a duplicate ACK), or with ``delayed_ack: false``; else after
+  ``delack_ns`` (TCP_DELACK_MIN, 40 ms).  Data sent by a side carries its ACK
+  (piggybacked), which cancels a pending delayed ACK (tcp_event_ack_sent).  A side that sends
+  data within ``delack_ns`` of receiving some is interactive (pingpong: no quick ACKs) until
+  its delayed-ACK timer fires (inet_csk_enter/exit_pingpong_mode).
+- Reads: a pure ACK is consumed by TCP in softirq (tcp_ack) and never reaches the
+  application (`read_work_ns` cancels ``app_recv_ns``); a data segment costs the reader
+  ``app_recv_ns``; the segment that completes a tcp_rr request also ``server_ns``.
+
+Results per flow (`TcpFlow.tcp_stats`): in-order payload delivered at or after warm-up per
+second, the stage CPU of the flow's packets per GB of it, data segments, retransmissions,
+pure ACKs, RTO expiries.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Optional
+
+from sim.core.traffic import FLOW_KINDS, Flow, SizeSampler, _exponential
+
+HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
+SYN_BYTES = 60             # IPv4 20 + TCP 20 + MSS 4, SACK-permitted 2, timestamps 10, wscale 3, padding 1
+MAX_QUICKACKS = 16         # TCP_MAX_QUICKACKS (include/net/tcp.h)
+RTO_MAX_NS = 120e9         # TCP_RTO_MAX
+DUPACK_THRESHOLD = 3       # net.ipv4.tcp_reordering default
+INF = float("inf")
+TRACE_LIMIT = 100_000      # cwnd changes kept per connection (`Side.trace`)
+
+SYN, SYNACK, DATA = 1, 2, 0     # packet kinds
+
+
+class Side:
+    """One end of a connection: its sender and its receiver state (bytes are sequence numbers
+    from 0 after the SYN)."""
+
+    def __init__(self, conn: "Conn", idx: int) -> None:
+        self.conn = conn
+        self.idx = idx
+        t = conn.flow.tcp
+        self.mss = t.mss_bytes
+        # sender
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.high_tx = 0                 # highest byte sent + 1
+        self.write_end = 0               # bytes the application wrote (tcp_stream: unbounded)
+        self.out: deque = deque()        # [start, end] of segments sent, not acked, in order
+        self.cwnd = float(t.init_cwnd)
+        self.cwnd_cnt = 0
+        self.ssthresh = INF              # TCP_INFINITE_SSTHRESH
+        self.dupacks = 0
+        self.in_recovery = False
+        self.recover = 0                 # NewReno: high_tx when fast recovery started
+        self.rto_recover = -1            # high_tx at the last RTO: no fast retransmit below it
+        self.cwnd_limited = False
+        self.srtt = 0.0
+        self.rttvar = 0.0
+        self.rto = t.rto_init_ns
+        self.backoff = 0
+        self.rto_deadline = INF
+        self.rto_armed = INF             # fire time of the pending RTO callback (INF: none)
+        self.peer_wnd = t.rwnd_bytes
+        # receiver
+        self.rcv_nxt = 0
+        self.rcv_wup = 0                 # rcv_nxt when the last ACK left
+        self.ooo: dict[int, int] = {}    # out-of-order segments: start -> end
+        self.ts_recent = 0.0
+        self.quick = min(t.rwnd_bytes // (2 * t.mss_bytes), MAX_QUICKACKS)
+        self.pingpong = False
+        self.last_rcv_ns = -INF
+        self.delack_deadline = INF
+        self.delack_armed = INF
+        self.msgs: deque = deque()       # tcp_rr: ends of the messages this side is to receive
+        self.trace: list[tuple[float, float]] = []
+
+    def set_cwnd(self, cwnd: float) -> None:
+        self.cwnd = cwnd
+        if len(self.trace) < TRACE_LIMIT:
+            self.trace.append((self.conn.flow.engine._now, cwnd))
+
+
+class Conn:
+    """One TCP connection of a flow: two sides and the handshake."""
+
+    def __init__(self, flow: "TcpFlow", idx: int) -> None:
+        self.flow = flow
+        self.idx = idx
+        self.sides = (Side(self, 0), Side(self, 1))
+        self.established = [False, False]
+        self.syn_sent_ns = 0.0
+        self.syn_rto = flow.tcp.rto_init_ns
+        self.syn_retries = 0
+
+
+class TcpFlow(Flow):
+    """Base of the TCP kinds (see the module docstring)."""
+
+    observes_reads = True
+
+    def __init__(self, idx, spec, model, rng) -> None:
+        super().__init__(idx, spec, model, rng)
+        self.tcp = spec.tcp
+        self.n_conn = spec.connections
+        self.conns = [Conn(self, c) for c in range(self.n_conn)]
+        self._n = 0                      # packets emitted: seq = n * connections + connection
+        self._pkts: dict[int, tuple] = {}    # seq -> (side, kind, start, end, ack, tsval, tsecr)
+        self._read_work: dict[int, float] = {}   # seq -> application work of its read
+        self._book_sums: dict[int, float] = {}
+        self._app_recv: Optional[tuple[float, float]] = None
+        self._quick_max = min(self.tcp.rwnd_bytes // (2 * self.tcp.mss_bytes), MAX_QUICKACKS)
+        # results
+        self.window_bytes = 0            # in-order payload delivered at or after warm-up
+        self.window_cpu_ns = 0.0         # stage CPU of the flow's packets that ended at or after warm-up
+        self.data_segments = 0
+        self.retransmits = 0
+        self.acks = 0                    # pure ACKs sent
+        self.timeouts = 0
+
+    # -- wiring -----------------------------------------------------------------------------
+    def start(self) -> None:
+        for c in self.conns:
+            self.engine.at(self.spec.start_ns, self._syn, c)
+
+    def _app_recv_ns(self, side: int) -> float:
+        """app_recv_ns of the host that `side` is on."""
+        if self._app_recv is None:
+            hosts = self.model.hosts
+            self._app_recv = (hosts[self.src[0]].apps.app_recv_ns, hosts[self.dst[0]].apps.app_recv_ns)
+        return self._app_recv[side]
+
+    def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
+              tsecr: float = 0.0) -> None:
+        if self.model.packet_budget_spent():        # run.max_packets: the flow falls silent
+            return
+        seq = self._n * self.n_conn + conn.idx
+        self._n += 1
+        self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr)
+        self.sent += 1
+        self.model.emit(self, seq, side, size)
+
+    # -- handshake --------------------------------------------------------------------------
+    def _syn(self, c: Conn) -> None:
+        if c.established[0] or not self.active():
+            return
+        c.syn_sent_ns = self.engine._now
+        self._emit(c, 0, SYN, 0, 0, 0, SYN_BYTES)
+        self.engine.at(c.syn_rto, self._syn_timeout, (c, c.syn_retries))
+
+    def _syn_timeout(self, arg) -> None:
+        c, tries = arg
+        if c.established[0] or tries != c.syn_retries:
+            return
+        c.syn_retries += 1
+        c.syn_rto = min(c.syn_rto * 2, RTO_MAX_NS)
+        self.timeouts += 1
+        self._syn(c)
+
+    def _established(self, c: Conn, side: int) -> None:
+        """Side `side` of `c` is established now (tcp_finish_connect / tcp_rcv_state_process)."""
+        c.established[side] = True
+        self.on_established(c, side)
+
+    def on_established(self, c: Conn, side: int) -> None:
+        """A kind's hook: the side may send data."""
+
+    # -- packets arriving -------------------------------------------------------------------
+    def read_work_ns(self, pkt) -> float:
+        return self._read_work.pop(pkt.seq, 0.0)
+
+    def on_delivered(self, pkt, read_done_ns: float) -> None:
+        info = self._pkts.pop(pkt.seq, None)
+        if info is None:
+            return
+        self._account(pkt)
+        side_from, kind, start, end, ack, tsval, tsecr = info
+        c = self.conns[pkt.seq % self.n_conn]
+        me = 1 - side_from
+        s = c.sides[me]
+        if kind == SYN:
+            if not c.established[1]:
+                self._emit(c, 1, SYNACK, 0, 0, 0, SYN_BYTES)     # (again, for a retried SYN)
+            self._read_work[pkt.seq] = -self._app_recv_ns(me)
+            return
+        if kind == SYNACK:
+            self._read_work[pkt.seq] = -self._app_recv_ns(me)
+            if c.established[0]:
+                return
+            rtt = self.engine._now - c.syn_sent_ns
+            if c.syn_retries == 0:                          # tcp_synack_rtt_meas (Karn: not on a retry)
+                self._rtt_sample(s, rtt)
+            self._established(c, 0)
+            if s.snd_nxt == 0:                              # nothing left with the ACK: a bare one
+                self._send_ack(c, s)
+            return
+        if not c.established[me]:                           # the third ACK (or the first data)
+            self._established(c, me)
+        if end == start:
+            self._read_work[pkt.seq] = -self._app_recv_ns(me)    # pure ACK: consumed in softirq
+        self._ack_in(c, s, ack, tsecr, end > start)              # tcp_ack, then tcp_data_queue
+        if end > start:
+            self._data_in(c, s, start, end, tsval)
+
+    def on_dropped(self, pkt) -> None:
+        info = self._pkts.pop(pkt.seq, None)
+        if info is not None:
+            self._account(pkt)
+        self._read_work.pop(pkt.seq, None)
+
+    def _account(self, pkt) -> None:
+        """Add `pkt`'s stage CPU (its passes so far) to the window's, if it ends in the window."""
+        if self.engine._now < self.model.warmup_ns:
+            return
+        sums = self._book_sums
+        p = pkt.passes
+        total = 0.0
+        for i in range(0, len(p), 3):
+            v = sums.get(p[i])
+            if v is None:
+                v = sums[p[i]] = sum(c for _, c in self.model.recorder.cost_book.vector(p[i]))
+            total += v * p[i + 2]
+        self.window_cpu_ns += total
+
+    # -- receiver ---------------------------------------------------------------------------
+    def _data_in(self, c: Conn, s: Side, start: int, end: int, tsval: float) -> None:
+        now = self.engine._now
+        s.last_rcv_ns = now
+        if start <= s.rcv_wup:                      # RFC 7323: echo the earliest unacked segment's TSval
+            s.ts_recent = tsval
+        if end <= s.rcv_nxt:                        # a duplicate: ACK at once (tcp_send_dupack)
+            s.quick = max(s.quick, self._quick_max)      # tcp_enter_quickack_mode
+            s.pingpong = False
+            self._send_ack(c, s)
+            return
+        if start > s.rcv_nxt:                       # out of order: queue it, duplicate ACK now
+            if s.ooo.get(start, 0) < end:
+                s.ooo[start] = end
+            self._send_ack(c, s)
+            return
+        had_ooo = bool(s.ooo)
+        old = s.rcv_nxt
+        s.rcv_nxt = end
+        while s.ooo:                                # tcp_ofo_queue: the queue's segments now in order
+            nxt = [k for k in s.ooo if k <= s.rcv_nxt]
+            if not nxt:
+                break
+            for k in nxt:
+                s.rcv_nxt = max(s.rcv_nxt, s.ooo.pop(k))
+        if now >= self.model.warmup_ns:
+            self.window_bytes += s.rcv_nxt - old
+        self.on_in_order(c, s)
+        if had_ooo or s.ooo or not self.tcp.delayed_ack:
+            self._send_ack(c, s)
+        elif s.quick > 0 and not s.pingpong:
+            s.quick -= 1
+            self._send_ack(c, s)
+        elif s.rcv_nxt - s.rcv_wup > s.mss:        # __tcp_ack_snd_check: more than one full segment
+            self._send_ack(c, s)
+        elif s.delack_deadline == INF:              # tcp_send_delayed_ack
+            s.delack_deadline = now + self.tcp.delack_ns
+            if s.delack_armed > s.delack_deadline:
+                s.delack_armed = s.delack_deadline
+                self.engine.at(self.tcp.delack_ns, self._delack_fire, (c, s, s.delack_deadline))
+
+    def on_in_order(self, c: Conn, s: Side) -> None:
+        """A kind's hook: `s.rcv_nxt` advanced."""
+
+    def _delack_fire(self, arg) -> None:
+        c, s, at = arg
+        if at != s.delack_armed:
+            return
+        s.delack_armed = INF
+        if s.delack_deadline == INF:
+            return
+        if self.engine._now < s.delack_deadline:
+            s.delack_armed = s.delack_deadline
+            self.engine.at(s.delack_deadline - self.engine._now, self._delack_fire, (c, s, s.delack_deadline))
+            return
+        s.pingpong = False                          # tcp_delack_timer_handler leaves pingpong mode
+        self._send_ack(c, s)
+
+    def _send_ack(self, c: Conn, s: Side) -> None:
+        """A pure ACK from side `s` now."""
+        s.delack_deadline = INF
+        s.rcv_wup = s.rcv_nxt
+        self.acks += 1
+        self._emit(c, s.idx, DATA, 0, 0, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
+
+    # -- sender -----------------------------------------------------------------------------
+    def _ack_in(self, c: Conn, s: Side, ack: int, tsecr: float, carries_data: bool) -> None:
+        """Side `s` receives an ACK of `ack` echoing the send time `tsecr` (0: none)."""
+        if ack > s.snd_una:
+            acked = 0
+            out = s.out
+            while out and out[0][1] <= ack:
+                out.popleft()
+                acked += 1
+            if out and out[0][0] < ack:
+                out[0][0] = ack
+            if tsecr > 0:
+                self._rtt_sample(s, self.engine._now - tsecr)
+            s.snd_una = ack
+            if s.snd_nxt < ack:
+                s.snd_nxt = ack
+            s.dupacks = 0
+            s.backoff = 0
+            if s.in_recovery:
+                if ack >= s.recover:                # full ACK: leave recovery, deflate
+                    s.in_recovery = False
+                    s.set_cwnd(s.ssthresh)
+                else:                               # partial ACK: retransmit the next hole
+                    self._retransmit_head(c, s)
+                    s.set_cwnd(max(s.cwnd - acked + 1, 1.0))
+            else:
+                self._cong_avoid(s, acked)
+            if s.out:
+                self._arm_rto(s, self.engine._now + s.rto)
+            else:
+                s.rto_deadline = INF
+        elif ack == s.snd_una and s.out and not carries_data:
+            s.dupacks += 1
+            if s.in_recovery:
+                s.set_cwnd(s.cwnd + 1)
+            elif s.dupacks == DUPACK_THRESHOLD and s.snd_una > s.rto_recover:
+                s.ssthresh = max(int(s.cwnd) // 2, 2)    # tcp_reno_ssthresh
+                s.recover = s.high_tx
+                s.in_recovery = True
+                self._retransmit_head(c, s)
+                s.set_cwnd(s.ssthresh + DUPACK_THRESHOLD)
+        self._push(c, s)
+
+    def _cong_avoid(self, s: Side, acked: int) -> None:
+        """tcp_reno_cong_avoid: slow start below ssthresh, then +1 per cwnd segments acked."""
+        if not s.cwnd_limited or acked <= 0:
+            return
+        cwnd = s.cwnd
+        if cwnd < s.ssthresh:                       # tcp_slow_start
+            new = min(cwnd + acked, s.ssthresh)
+            acked -= int(new - cwnd)
+            cwnd = new
+        if acked > 0:                               # tcp_cong_avoid_ai(tp, cwnd, acked)
+            w = int(cwnd)
+            if s.cwnd_cnt >= w:
+                s.cwnd_cnt = 0
+                cwnd += 1
+            s.cwnd_cnt += acked
+            if s.cwnd_cnt >= w:
+                delta = s.cwnd_cnt // w
+                s.cwnd_cnt -= delta * w
+                cwnd += delta
+        if cwnd != s.cwnd:
+            s.set_cwnd(cwnd)
+
+    def _rtt_sample(self, s: Side, rtt: float) -> None:
+        """RFC 6298 with Linux's floor (tcp_rtt_estimator, tcp_set_rto)."""
+        if s.srtt == 0.0:
+            s.srtt = rtt
+            s.rttvar = rtt / 2
+        else:
+            s.rttvar = 0.75 * s.rttvar + 0.25 * abs(s.srtt - rtt)
+            s.srtt = 0.875 * s.srtt + 0.125 * rtt
+        s.rto = min(s.srtt + max(4 * s.rttvar, self.tcp.rto_min_ns), RTO_MAX_NS)
+
+    def _arm_rto(self, s: Side, deadline: float) -> None:
+        s.rto_deadline = deadline
+        if s.rto_armed > deadline:
+            s.rto_armed = deadline
+            self.engine.at(deadline - self.engine._now, self._rto_fire, (s, deadline))
+
+    def _rto_fire(self, arg) -> None:
+        s, at = arg
+        if at != s.rto_armed:
+            return
+        s.rto_armed = INF
+        if s.rto_deadline == INF or not s.out:
+            s.rto_deadline = INF                    # stopped: the next send arms it again
+            return
+        now = self.engine._now
+        if now < s.rto_deadline:
+            self._arm_rto(s, s.rto_deadline)
+            return
+        # tcp_retransmit_timer -> tcp_enter_loss: go back to snd_una with one segment
+        self.timeouts += 1
+        if s.backoff == 0:                          # the first expiry; a backed-off one keeps ssthresh
+            s.ssthresh = max(int(s.cwnd) // 2, 2)
+        s.in_recovery = False
+        s.dupacks = 0
+        s.cwnd_cnt = 0
+        s.set_cwnd(1.0)
+        s.out.clear()
+        s.snd_nxt = s.snd_una
+        s.rto_recover = s.high_tx
+        s.backoff += 1
+        s.rto = min(s.rto * 2, RTO_MAX_NS)
+        self._arm_rto(s, now + s.rto)
+        self._push(s.conn, s)
+
+    def _retransmit_head(self, c: Conn, s: Side) -> None:
+        seg = s.out[0] if s.out else None
+        if seg is None:
+            return
+        self._send_segment(c, s, seg[0], seg[1])
+
+    def _send_segment(self, c: Conn, s: Side, start: int, end: int) -> None:
+        if start < s.high_tx:
+            self.retransmits += 1
+        else:
+            s.high_tx = end
+        self.data_segments += 1
+        s.delack_deadline = INF                     # this side's ACK rides along (tcp_event_ack_sent)
+        s.rcv_wup = s.rcv_nxt
+        if self.engine._now - s.last_rcv_ns < self.tcp.delack_ns:
+            s.pingpong = True                       # tcp_event_data_sent: a reply within ato
+        self._emit(c, s.idx, DATA, start, end, s.rcv_nxt, end - start + HEADER_BYTES, s.ts_recent)
+
+    def _push(self, c: Conn, s: Side) -> None:
+        """tcp_write_xmit: send new segments while cwnd and the peer's window allow."""
+        if not c.established[s.idx]:
+            return
+        limited = False
+        while s.snd_nxt < s.write_end:
+            if len(s.out) >= s.cwnd:
+                limited = True
+                break
+            start = s.snd_nxt
+            if start >= s.high_tx and self.engine._now >= self.stop_ns:
+                break                               # stop_ns: no new data (retransmissions go on)
+            end = min(start + s.mss, s.write_end)
+            if end > s.snd_una + s.peer_wnd:
+                break
+            s.out.append([start, end])
+            s.snd_nxt = end
+            self._send_segment(c, s, start, end)
+            if s.rto_deadline == INF:
+                self._arm_rto(s, self.engine._now + s.rto)
+        s.cwnd_limited = limited
+
+    # -- results ----------------------------------------------------------------------------
+    def tcp_stats(self, window_ns: float) -> dict:
+        gb = self.window_bytes / 1e9
+        return {"throughput_bytes_per_s": self.window_bytes / (window_ns / 1e9) if window_ns > 0 else float("nan"),
+                "cpu_ns_per_gb": self.window_cpu_ns / gb if gb > 0 else float("nan"),
+                "data_segments": self.data_segments, "retransmits": self.retransmits,
+                "acks": self.acks, "timeouts": self.timeouts}
+
+
+class TcpStreamFlow(TcpFlow):
+    """Bulk data from src to dst on each connection (the sender always has data)."""
+
+    def on_established(self, c: Conn, side: int) -> None:
+        if side == 0:
+            s = c.sides[0]
+            s.write_end = 1 << 62
+            self._push(c, s)
+
+
+class TcpRrFlow(TcpFlow):
+    """netperf TCP_RR: on each connection one transaction at a time.  The client writes a
+    request (``size``); the server's thread reads it (the segment completing it costs
+    ``app_recv_ns`` + ``server_ns``) and writes the response (``response_size``, default
+    ``size``), whose first segment carries the ACK of the request; the client reads it and,
+    ``think_ns`` later, writes the next request, which carries the ACK of the response.  A
+    transaction runs from the request's write to the read of its response's last byte;
+    ``transactions_per_s`` and ``transaction_mean_ns`` as for rr flows (window after warm-up)."""
+
+    def __init__(self, idx, spec, model, rng) -> None:
+        super().__init__(idx, spec, model, rng)
+        self.response_size = SizeSampler(spec.response_size or spec.size, rng)
+        self._server = _exponential(rng, spec.server_ns) if spec.server_dist == "exponential" else None
+        self._think = _exponential(rng, spec.think_ns) if spec.think_dist == "exponential" else None
+        self._completes: dict[int, tuple[Conn, int]] = {}   # seq -> (connection, side) whose message it ends
+        self._cur_seq = -1
+        self._started = [0.0] * self.n_conn
+        self.requests = 0
+        self.transactions = 0
+        self.transaction_ns = 0.0
+        self.window_transactions = 0
+        self.window_started = 0
+        self.window_transaction_ns = 0.0
+
+    def on_established(self, c: Conn, side: int) -> None:
+        if side == 0:
+            self._request(c)
+
+    def _request(self, c: Conn) -> None:
+        if not self.active():
+            return
+        s = c.sides[0]
+        self.requests += 1
+        self._started[c.idx] = self.engine._now
+        s.write_end += self.size()
+        c.sides[1].msgs.append(s.write_end)
+        self._push(c, s)
+
+    def on_delivered(self, pkt, read_done_ns: float) -> None:
+        self._cur_seq = pkt.seq
+        super().on_delivered(pkt, read_done_ns)
+
+    def on_in_order(self, c: Conn, s: Side) -> None:
+        if s.msgs and s.rcv_nxt >= s.msgs[0]:
+            s.msgs.popleft()
+            self._completes[self._cur_seq] = (c, s.idx)
+            if s.idx == 1:
+                self._read_work[self._cur_seq] = self.spec.server_ns if self._server is None else self._server.next()
+
+    def on_read(self, pkt) -> None:
+        done = self._completes.pop(pkt.seq, None)
+        if done is None:
+            return
+        c, side = done
+        if side == 1:                               # the server read a request: respond
+            s = c.sides[1]
+            s.write_end += self.response_size()
+            c.sides[0].msgs.append(s.write_end)
+            self._push(c, s)
+            return
+        now = self.engine._now                      # the client read a response
+        start = self._started[c.idx]
+        self.transactions += 1
+        self.transaction_ns += now - start
+        warmup = self.model.warmup_ns
+        if now >= warmup:
+            self.window_transactions += 1
+            if start >= warmup:
+                self.window_started += 1
+                self.window_transaction_ns += now - start
+        if self.spec.think_ns > 0:
+            self.engine.at(self.spec.think_ns if self._think is None else self._think.next(), self._request, c)
+        else:
+            self._request(c)
+
+    def transaction_stats(self, window_ns: float) -> tuple[float, float]:
+        """As `sim.core.traffic.RequestResponseFlow.transaction_stats`."""
+        tps = self.window_transactions / (window_ns / 1e9) if window_ns > 0 else float("nan")
+        mean = self.window_transaction_ns / self.window_started if self.window_started else float("nan")
+        return tps, mean
+
+
+FLOW_KINDS["tcp_stream"] = TcpStreamFlow
+FLOW_KINDS["tcp_rr"] = TcpRrFlow
