@@ -91,42 +91,39 @@ class Hop:
 
 
 class LossyLink(Link):
-    """A `Link` that loses each packet with probability `loss_rate` (see the module docstring)."""
+    """A `Link` that loses each packet with probability `loss_rate` (see the module docstring);
+    its routes' hops are `LossyHop`s."""
 
-    __slots__ = ("loss_rate", "_draws")
+    __slots__ = ("loss_rate", "draws")
 
     def __init__(self, name: str, code: int, rate_bps: float, delay_ns: float, limit: int,
                  engine, network, loss_rate: float, rng) -> None:
         super().__init__(name, code, rate_bps, delay_ns, limit, engine, network)
         self.loss_rate = loss_rate
-        self._draws = Draws(lambda n: rng.random(n))
+        self.draws = Draws(lambda n: rng.random(n))
+
+
+class LossyHop(Hop):
+    """A `Hop` over a `LossyLink`: a lost packet is queued, serialized and propagated like the
+    others (it took its share of the link), then dropped with ``link_loss`` where it would have
+    arrived; ``pkt.hop`` stays `index` (this link not crossed)."""
+
+    __slots__ = ("lost",)
+
+    def __init__(self, link: LossyLink, index: int, next) -> None:
+        super().__init__(link, index, next)
+        self.lost = Hop(link, index, self._lose)
 
     def send(self, pkt, _push=heappush, _next=next) -> None:
-        if self._draws.next() >= self.loss_rate:
-            Link.send(self, pkt)
-            return
-        hop = pkt.hop = pkt.hop + 1         # as Link.send, then dropped where it would arrive
-        now = self.engine._now
-        dq = self.waiting
-        if dq:
-            while dq and dq[0] <= now:
-                dq.popleft()
-            if len(dq) >= self.limit:
-                self.network.model.drop(pkt, "link_queue_full", self.name)
-                return
-        free = self.free_at
-        if free > now:
-            dq.append(free)
-            pkt.link_queue_ns += free - now
-            start = free
+        link = self.link
+        assert isinstance(link, LossyLink)
+        if link.draws.next() >= link.loss_rate:
+            Hop.send(self, pkt)
         else:
-            start = now
-        free = self.free_at = start + pkt.size * self.ns_per_byte
-        pkt.hop = hop - 1                   # not crossed: it is lost on this link
-        _push(self.calendar, (free + self.delay_ns, CALLBACK, _next(self.ids), self._lose, pkt))
+            self.lost.send(pkt)
 
     def _lose(self, pkt) -> None:
-        self.network.model.drop(pkt, "link_loss", self.name)
+        self.link.network.model.drop(pkt, "link_loss", self.link.name)
 
 
 class Network:
@@ -177,7 +174,8 @@ class Network:
             route = self.route(src, dst)
             send = self.model.arrive_at_host
             for i in reversed(range(len(route))):
-                send = Hop(route[i], i, send).send
+                link = route[i]
+                send = (LossyHop(link, i, send) if isinstance(link, LossyLink) else Hop(link, i, send)).send
             hops = self._hops[key] = (self.model.recorder.routes.add(route), send)
         pkt.route_code, send = hops
         send(pkt)
