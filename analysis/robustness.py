@@ -437,17 +437,23 @@ def assess(rule: CpuRule, affines: Mapping[str, Affine], nominal: dict[Term, flo
     end = b.low if verdict({**nominal, b.term: b.low}) != v0 else b.high
     x0 = nominal[b.term]
     v = _solve(lambda x: m({**nominal, b.term: x}), x0, end)
+    _set_flip(base, b, v, x0, end, [o.term for o in flipping[1:]])
+    base.text += note
+    return base
+
+
+def _set_flip(base: "Robustness", b, v: float, x0: float, end: float, others: list) -> None:
+    """`base` labelled DEPENDS on bar `b`'s term, which flips the verdict at `v` (the run used
+    `x0`; `end` is the end of its range where it flips), with the `others` that flip it alone."""
     base.flip_term, base.flip_value = b.term, v
     base.flip_direction = "above" if end > x0 else "below"
-    base.others = [o.term for o in flipping[1:]]
+    base.others = others
     base.label = DEPENDS
     base.text = (f"{DEPENDS} {term_name(b.term)} (flips when {term_name(b.term)} crosses "
                  f"{fmt_term_value(b.term, v)}; the run used {fmt_term_value(b.term, x0)}, "
                  f"range {fmt_term_value(b.term, b.low)}–{fmt_term_value(b.term, b.high)})")
-    if base.others:
-        base.text += "; also flipped alone by " + ", ".join(term_name(t) for t in base.others)
-    base.text += note
-    return base
+    if others:
+        base.text += "; also flipped alone by " + ", ".join(term_name(t) for t in others)
 
 
 def _fmt(v: float, unit: str) -> str:
@@ -614,15 +620,7 @@ def assess_memory(rule: MemoryRule, parts: Mapping[str, MemoryPart], nominal: Ma
     end = first.low if verdict(at(**{k: first.low})) != v0 else first.high
     x0 = nominal[k]
     v = _solve(lambda x: m(at(**{k: x})), x0, end)
-    base.flip_term, base.flip_value = first.term, v
-    base.flip_direction = "above" if end > x0 else "below"
-    base.others = [o.term for o in flipping[1:]]
-    base.label = DEPENDS
-    base.text = (f"{DEPENDS} {term_name(first.term)} (flips when {term_name(first.term)} crosses "
-                 f"{fmt_term_value(first.term, v)}; the run used {fmt_term_value(first.term, x0)}, range "
-                 f"{fmt_term_value(first.term, first.low)}–{fmt_term_value(first.term, first.high)})")
-    if base.others:
-        base.text += "; also flipped alone by " + ", ".join(term_name(t) for t in base.others)
+    _set_flip(base, first, v, x0, end, [o.term for o in flipping[1:]])
     return base
 
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional
 
-from sim.core.traffic import FLOW_KINDS, Flow, SizeSampler, _exponential
+from sim.core.traffic import FLOW_KINDS, Flow, SizeSampler, TransactionCounts, _exponential
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
 SYN_BYTES = 60             # IPv4 20 + TCP 20 + MSS 4, SACK-permitted 2, timestamps 10, wscale 3, padding 1
@@ -484,7 +484,7 @@ class TcpStreamFlow(TcpFlow):
             self._push(c, s)
 
 
-class TcpRrFlow(TcpFlow):
+class TcpRrFlow(TransactionCounts, TcpFlow):
     """netperf TCP_RR: on each connection one transaction at a time.  The client writes a
     request (``size``); the server's thread reads it (the segment completing it costs
     ``app_recv_ns`` + ``server_ns``) and writes the response (``response_size``, default
@@ -502,11 +502,7 @@ class TcpRrFlow(TcpFlow):
         self._cur_seq = -1
         self._started = [0.0] * self.n_conn
         self.requests = 0
-        self.transactions = 0
-        self.transaction_ns = 0.0
-        self.window_transactions = 0
-        self.window_started = 0
-        self.window_transaction_ns = 0.0
+        self.init_transactions()
 
     def on_established(self, c: Conn, side: int) -> None:
         if side == 0:
@@ -546,24 +542,11 @@ class TcpRrFlow(TcpFlow):
             return
         now = self.engine._now                      # the client read a response
         start = self._started[c.idx]
-        self.transactions += 1
-        self.transaction_ns += now - start
-        warmup = self.model.warmup_ns
-        if now >= warmup:
-            self.window_transactions += 1
-            if start >= warmup:
-                self.window_started += 1
-                self.window_transaction_ns += now - start
+        self.transaction_done(start, now, self.model.warmup_ns)
         if self.spec.think_ns > 0:
             self.engine.at(self.spec.think_ns if self._think is None else self._think.next(), self._request, c)
         else:
             self._request(c)
-
-    def transaction_stats(self, window_ns: float) -> tuple[float, float]:
-        """As `sim.core.traffic.RequestResponseFlow.transaction_stats`."""
-        tps = self.window_transactions / (window_ns / 1e9) if window_ns > 0 else float("nan")
-        mean = self.window_transaction_ns / self.window_started if self.window_started else float("nan")
-        return tps, mean
 
 
 FLOW_KINDS["tcp_stream"] = TcpStreamFlow

@@ -160,15 +160,44 @@ class OpenLoopFlow(Flow):
         heappush(eng._queue, (eng._now + self._gap(), CALLBACK, next(eng._eid), self._emit_cb, None))  # type: ignore[misc]
 
 
-class RequestResponseFlow(Flow):
+class TransactionCounts:
+    """Completed request/response transactions of a flow (the rr and tcp_rr kinds):
+    ``transactions`` and ``transaction_ns`` (summed, request emitted to response read) count
+    them all; ``window_transactions`` the ones completed at or after ``run.warmup_ns`` (the
+    rate: `transaction_stats`) and ``window_transaction_ns`` the summed times of those whose
+    request was also sent then (``window_started`` of them)."""
+
+    def init_transactions(self) -> None:
+        self.transactions = 0
+        self.transaction_ns = 0.0
+        self.window_transactions = 0
+        self.window_started = 0
+        self.window_transaction_ns = 0.0
+
+    def transaction_done(self, start: float, now: float, warmup_ns: float) -> None:
+        """A transaction whose request was emitted at `start` has its response read at `now`."""
+        self.transactions += 1
+        self.transaction_ns += now - start
+        if now >= warmup_ns:
+            self.window_transactions += 1
+            if start >= warmup_ns:
+                self.window_started += 1
+                self.window_transaction_ns += now - start
+
+    def transaction_stats(self, window_ns: float) -> tuple[float, float]:
+        """(transactions per second completed in the measurement window of `window_ns`,
+        mean transaction time in ns of those sent in it; NaN when there are none)."""
+        tps = self.window_transactions / (window_ns / 1e9) if window_ns > 0 else float("nan")
+        mean = self.window_transaction_ns / self.window_started if self.window_started else float("nan")
+        return tps, mean
+
+
+class RequestResponseFlow(TransactionCounts, Flow):
     """Closed loop like netperf UDP_RR: `concurrency` transactions in flight.  The server's
     thread reads a request (``app_recv_ns``), works ``server_ns`` on its core and sends the
     response; the client's thread reads the response and, ``think_ns`` later (sleeping, no
     CPU), sends the next request; a lost packet is retried as a new transaction after
-    ``timeout_ns``.  ``transactions`` and ``transaction_ns`` (summed, request emitted to
-    response read) count the completed ones; ``window_transactions`` the ones completed at or
-    after ``run.warmup_ns`` (the rate: `transactions_per_s`) and ``window_transaction_ns`` the
-    summed times of those whose request was also sent then.  ``server_dist`` / ``think_dist``:
+    ``timeout_ns``; completed transactions are counted by `TransactionCounts`.  ``server_dist`` / ``think_dist``:
     ``deterministic`` (the default) or ``exponential`` with mean ``server_ns`` / ``think_ns``,
     one draw per request (from the flow's generator, as requests reach the server's socket)
     or per think.  A request's ``seq`` counts requests (1, 2, ...; a retry is a new one) and its
@@ -179,11 +208,7 @@ class RequestResponseFlow(Flow):
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)
         self.response_size = SizeSampler(spec.response_size or spec.size, rng)
-        self.transactions = 0
-        self.transaction_ns = 0.0
-        self.window_transactions = 0
-        self.window_started = 0         # of those, requests sent at or after warm-up
-        self.window_transaction_ns = 0.0
+        self.init_transactions()
         self.requests = 0           # requests sent: a request's seq, which its response keeps
         self._started: dict[int, float] = {}
         self._server = _exponential(rng, spec.server_ns) if spec.server_dist == "exponential" else None
@@ -213,15 +238,7 @@ class RequestResponseFlow(Flow):
             return
         start = self._started.pop(pkt.seq, None)
         if start is not None:
-            now = self.engine.now
-            self.transactions += 1
-            self.transaction_ns += now - start
-            warmup = self.model.warmup_ns
-            if now >= warmup:
-                self.window_transactions += 1
-                if start >= warmup:
-                    self.window_started += 1
-                    self.window_transaction_ns += now - start
+            self.transaction_done(start, self.engine.now, self.model.warmup_ns)
         if self.spec.think_ns > 0:
             self.engine.at(self.spec.think_ns if self._think is None else self._think.next(), self._request)
         else:
@@ -230,13 +247,6 @@ class RequestResponseFlow(Flow):
     def on_dropped(self, pkt) -> None:
         self._started.pop(pkt.seq, None)
         self.engine.at(self.spec.timeout_ns, self._request)
-
-    def transaction_stats(self, window_ns: float) -> tuple[float, float]:
-        """(transactions per second completed in the measurement window of `window_ns`,
-        mean transaction time in ns of those sent in it; NaN when there are none)."""
-        tps = self.window_transactions / (window_ns / 1e9) if window_ns > 0 else float("nan")
-        mean = self.window_transaction_ns / self.window_started if self.window_started else float("nan")
-        return tps, mean
 
 
 FLOW_KINDS: dict[str, FlowKind] = {
