@@ -263,8 +263,10 @@ class Costs:
         where = (f"where {scheme}'s extra CPU per packet vs host is smallest and largest" if moves
                  else f"all at their low and all at their high ends ({scheme}'s extra CPU per packet vs host is the "
                       "same at both)")
+        n = min(self.reruns.metric(x, trip, "delivered", self.ref, {}) for x in ("host", scheme))
         part = (f"the p50 part, re-run at the corners of the {len(terms)} ranged cost terms on these paths {where}: "
-                f"p50 {d[names[0]] * 100:+.1f}% and {d[names[1]] * 100:+.1f}% vs host")
+                f"p50 {d[names[0]] * 100:+.1f}% and {d[names[1]] * 100:+.1f}% vs host (each p50 over about "
+                f"{n:,.0f} delivered packets: a longer run, run.duration_ns, narrows it)")
         flips = whole_ok and any(ok(d[k]) != ok(d["nominal"]) for k in names)
         part += (", the rule met at both" if len(held) == 2 else
                  ", the rule met at neither" if not held else
