@@ -108,7 +108,8 @@ def test_api_takes_models_dicts_extends_and_reports_bad_input(tmp_path):
 
 @pytest.mark.slow
 def test_notebook_example_in_docs_runs(tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    # TMPDIR: the example's ns.run() calls without `out` make new temporary directories; keep them in tmp_path
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     p = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "notebook.py")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
