@@ -236,16 +236,16 @@ class Costs:
                 r.text += f"; the p50 part is held at its measured value ({why})"
                 return r
             return robustness.Robustness(robustness.NEEDS_RERUNS, f"{robustness.NEEDS_RERUNS}: {why}")
-        aff = {s: self.affine(s, trip) for s in ("host", scheme)}
-        if any(a is None for a in aff.values()):
+        found = {s: self.affine(s, trip) for s in ("host", scheme)}
+        aff = {s: a for s, a in found.items() if a is not None}
+        if len(aff) < len(found):
             return r
-        terms = [t for t in self.ranges if any(a.counts.get(t, 0.0) for a in aff.values() if a is not None)] \
-            or list(self.ranges)
-        low, high = robustness.extreme_corners(
-            lambda c: _extra({s: a.at(c) for s, a in aff.items() if a is not None}, scheme),
-            terms, self.nominal, self.ranges)
-        q = [_extra({s: a.at(c) for s, a in aff.items() if a is not None}, scheme) for c in (low, high)]
-        moves = abs(q[1] - q[0]) > 1e-9
+
+        def extra(c: robustness.Costs) -> float:
+            return _extra({s: a.at(c) for s, a in aff.items()}, scheme)
+        terms = [t for t in self.ranges if any(a.counts.get(t, 0.0) for a in aff.values())] or list(self.ranges)
+        low, high = robustness.extreme_corners(extra, terms, self.nominal, self.ranges)
+        moves = abs(extra(high) - extra(low)) > 1e-9
         names = ("smallest", "largest") if moves else ("all-low", "all-high")
         try:
             d = {}
