@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from analysis import claims as claims_mod
-from analysis import packetstats, plots, robustness, sockettables, style, tables
+from analysis import packetstats, plots, published, robustness, sockettables, style, tables
 from analysis.conditions import roles as find_roles
 from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
@@ -313,6 +313,7 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
         doc.table(tables.results_table(res, roles, ref, trip))
         doc.table(tables.stage_table(res, roles, ref, trip, packets))
     _tcp_flows(doc, res)
+    _published(doc, res)
     for stem in made:
         put_fig(doc, stem)
 
@@ -420,6 +421,25 @@ def _tcp_flows(doc: Doc, res) -> None:
     doc.raw_table("tcp", "TCP flows.", [", ".join(factors) or "variant", "flow", "kind", "transactions/s",
                                          "transaction mean (µs)", "throughput (MB/s)", "CPU s per GB",
                                          "data segments", "retransmits", "pure ACKs", "RTO expiries"], rows)
+
+
+def _published(doc: Doc, res) -> None:
+    """Published measurements beside this run's predictions (`analysis.published`), for their scenario."""
+    rows = published.compare(res)
+    if not rows:
+        return
+    doc.heading(3, "Published figures", "published")
+    doc.para("Measurements published for setups this scenario reproduces (analysis/published.yaml), as the "
+             "difference of each configuration from the source's baseline, beside the difference this run "
+             "predicts for the same flow under the corresponding schemes. Error = (predicted − published) / "
+             "|published|; a row matches within 30%. Only ratios are compared: the sources' CPUs and kernels are "
+             "not this profile. Each figure's source, setup, assumptions and the explanation of each miss are "
+             "below the table and in docs/modern-schemes.md.")
+    doc.raw_table("published", "Published figures against this run.", published.HEADER, published.table_rows(rows))
+    seen = {r.figure.id: r.figure for r in rows}
+    doc.bullets([f"**{f.id}**: {f.source.strip()}. Setup: {f.setup.strip()}."
+                 + (f" Assumed: {f.assumption.strip()}." if f.assumption else "")
+                 + (f" Why: {f.why.strip()}" if f.why else "") for f in seen.values()])
 
 
 def _socket_tables(doc: Doc, c: sockettables.Comparison, hosts: list) -> None:

@@ -79,6 +79,6 @@ def test_rfc2006_covers_every_builtin_scheme_both_trips_and_namespace_counts():
 def test_modern_covers_every_modern_scheme_and_its_references_on_three_trips():
     loaded = load(SCENARIOS[0].parent / "modern.yaml")
     compare = {f.name: set(f.values) for f in loaded.factors}
-    assert compare["hosts.*.scheme"] == set(MODERN) | {"host", "l2-bridged"}
+    assert compare["hosts.*.scheme"] == set(MODERN) | {"host", "l2-routed", "l2-bridged"}
     trips = {(f.src.endswith(":wire"), f.dst.endswith(":wire")) for f in loaded.variants[0].scenario.flows}
     assert trips == {(True, False), (False, False), (False, True)}
