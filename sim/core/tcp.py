@@ -11,15 +11,23 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
 - Sizes: a segment's packet is its payload + `HEADER_BYTES` (IPv4 20 + TCP 20 + the timestamp
   option 12, on by default in Linux); a pure ACK is `HEADER_BYTES`; SYN and SYN-ACK are
   `SYN_BYTES` (MSS, SACK-permitted, timestamp and window-scale options).
+- GSO/TSO/GRO (``gso``, default on): a data packet carries k consecutive segments, k at most
+  `_gso_segs` (tcp_xmit_size_goal's ``gso_max_bytes`` bounded by half the peer's window,
+  tcp_tso_autosize's ~1 ms of the pacing rate, at least 2) and cwnd / 2 (tcp_cwnd_test); its
+  size is the payload + one `HEADER_BYTES` (one skb), its wire bytes payload + k headers (k
+  frames, `sim.core.packet`), and the hosts charge the per-frame stages k times
+  (`sim.core.host.PER_FRAME_STAGES`: the NIC's TSO frames, GRO merging them).  cwnd and the
+  flight count segments.  A lossy link loses frames independently; the receiver processes
+  each run of consecutive arrived segments as one packet (GRO flushes at a gap).
 - Handshake: SYN, SYN-ACK, ACK; the client's data leaves with its ACK, one RTT after the SYN.
   A lost SYN or SYN-ACK is retried after ``rto_init_ns``, doubling (tcp_retransmit_timer).
-- Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; packets in flight
+- Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; segments in flight
   <= cwnd and bytes beyond snd_una <= the peer's window (``rwnd_bytes``, constant: the
   reading application keeps up); Reno: slow start from ``init_cwnd`` (tcp_slow_start, cwnd +=
   segments acked), congestion avoidance (tcp_cong_avoid_ai: +1 per cwnd segments acked), both
   only while cwnd limited (tcp_is_cwnd_limited); 3 duplicate ACKs: fast retransmit and NewReno
   fast recovery (RFC 6582: ssthresh = max(cwnd/2, 2), cwnd = ssthresh + 3, +1 per further
-  duplicate, a partial ACK retransmits the next hole, a full ACK deflates to ssthresh; Linux
+  duplicate, a partial ACK retransmits the next hole (one segment), a full ACK deflates to ssthresh; Linux
   without SACK does NewReno, with PRR's window instead of inflation); RTO (RFC 6298 with
   Linux's floor: RTO = srtt + max(4 rttvar, ``rto_min_ns``), tcp_set_rto), on expiry
   ssthresh = max(cwnd/2, 2), cwnd = 1 and go-back-N from snd_una (tcp_enter_loss), the RTO
@@ -27,7 +35,8 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
   (tcp_ack_update_rtt with TSecr), so retransmitted data is timed too.
 - Receiver (tcp_data_queue, __tcp_ack_snd_check, tcp_send_delayed_ack): in-order data advances
   rcv_nxt (out-of-order segments wait in an out-of-order queue); an ACK goes at once when more
-  than one full segment is unacknowledged (every second full segment), in quick-ACK mode
+  than one full segment is unacknowledged (every second full segment; every GRO packet of two
+  or more: rcv_mss is the segment size, tcp_measure_rcv_mss), in quick-ACK mode
   (the first min(rwnd / 2 MSS, 16) segments: tcp_incr_quickack, TCP_MAX_QUICKACKS), for
   out-of-order or duplicate data (a duplicate ACK), or with ``delayed_ack: false``; else after
   ``delack_ns`` (TCP_DELACK_MIN, 40 ms).  Data sent by a side carries its ACK
@@ -40,7 +49,9 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
 
 Results per flow (`TcpFlow.tcp_stats`): in-order payload delivered at or after warm-up per
 second, the stage CPU of the flow's packets per GB of it, data segments, retransmissions,
-pure ACKs, RTO expiries.
+pure ACKs, RTO expiries.  Counted on the flow, not in the results: ``data_packets`` (GSO
+packets), ``segments_delivered`` and ``segments_dropped`` (data segments sent = those two +
+the ones still in flight).
 """
 
 from __future__ import annotations
