@@ -252,7 +252,6 @@ class TcpFlow(Flow):
             self._established(c, me)
         if end == start:
             self._read_work[pkt.seq] = -self._app_recv_ns(me)    # pure ACK: consumed in softirq
-        if end == start:
             self._ack_in(c, s, ack, tsecr, False)
             return
         runs = self._runs(start, end, pkt.lost_frames, s.mss) if pkt.lost_frames else ((start, end),)
