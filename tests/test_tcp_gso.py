@@ -185,3 +185,27 @@ def test_bad_gso_values_name_the_key_and_the_fix(tcp, words):
     with pytest.raises(ValueError) as e:
         simulate(sc)
     assert "tcp" in str(e.value) and words in str(e.value), str(e.value)
+
+
+def test_a_lossy_link_loses_each_frame_of_a_gso_packet_independently():
+    """Frames lost / frames that crossed the link = loss_rate (within 4 standard errors); most
+    losses leave the rest of their packet delivered (a whole 20-segment packet is lost with
+    probability p^20), and the receiver gets the runs between lost frames (GRO merges
+    consecutive segments only)."""
+    p = 0.002
+    sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+          "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": 2e4, "loss_rate": p}],
+          "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}],
+          "run": {"duration_ns": 1e9, "warmup_ns": 0}}
+    r = simulate(sc)
+    f = r.model.flows[0]
+    n = f.segments_delivered + f.segments_dropped
+    assert f.data_segments > 2 * f.data_packets and n > 15_000
+    assert f.segments_dropped / n == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / n))
+    pk = r.packets
+    whole = pk[(pk.direction == "request") & (pk.drop_reason == "link_loss")]
+    assert np.ceil((whole.size_bytes - HEADER_BYTES) / MSS).sum() < f.segments_dropped / 2
+    runs = type(f)._runs
+    assert runs(0, 5 * MSS, (), MSS) == [(0, 5 * MSS)]
+    assert runs(0, 5 * MSS, (1, 3), MSS) == [(0, MSS), (2 * MSS, 3 * MSS), (4 * MSS, 5 * MSS)]
+    assert runs(100, 100 + 2 * MSS + 10, (0,), MSS) == [(100 + MSS, 100 + 2 * MSS + 10)]
