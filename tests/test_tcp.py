@@ -16,7 +16,7 @@ import yaml
 
 from sim.cli import main
 from sim.core.simulate import simulate
-from sim.core.tcp import HEADER_BYTES
+from sim.core.tcp import HEADER_BYTES, SYN_BYTES
 
 MSS = 1448
 
@@ -62,14 +62,16 @@ def test_handshake_takes_one_rtt_before_data():
     rate, delay = 1e9, 1e6
     r = simulate(two_hosts(stream(), rate=rate, delay=delay, dur=2e7, warm=0))
     p = r.packets
-    first_data = p[(p.direction == "request") & (p.size_bytes == MSS + HEADER_BYTES)].t_sent_ns.min()
+    first_data = p[(p.direction == "request") & (p.size_bytes > SYN_BYTES)].t_sent_ns.min()
     syn = p[p.direction == "request"].t_sent_ns.min()
     assert first_data - syn == pytest.approx(rtt_s(rate, delay) * 1e9, rel=0.02)
 
 
-def test_slow_start_doubles_cwnd_every_rtt():
+@pytest.mark.parametrize("gso", [False, True])
+def test_slow_start_doubles_cwnd_every_rtt(gso):
+    """cwnd counts segments, GSO or not (tcp_skb_pcount): the same doubling either way."""
     rate, delay = 10e9, 5e6                             # 10 ms RTT, a window far above what 6 RTTs reach
-    r = simulate(two_hosts(stream(rwnd_bytes=20_000_000), rate=rate, delay=delay, dur=9e7, warm=0,
+    r = simulate(two_hosts(stream(rwnd_bytes=20_000_000, gso=gso), rate=rate, delay=delay, dur=9e7, warm=0,
                            rcvbuf_bytes=100_000_000))
     conn = r.model.flows[0].conns[0]
     trace, rtt = conn.sides[0].trace, rtt_s(rate, delay) * 1e9
@@ -82,7 +84,8 @@ def test_slow_start_doubles_cwnd_every_rtt():
     assert cw == [10 * 2 ** k for k in range(6)]        # init_cwnd 10, doubling per round trip
     p = r.packets
     data = p[(p.direction == "request") & (p.status == "delivered") & (p.size_bytes > HEADER_BYTES + 20)]
-    per_rtt = np.histogram(data.t_done_ns, bins=start + np.arange(7) * rtt)[0]
+    segments = np.ceil((data.size_bytes - HEADER_BYTES) / MSS)
+    per_rtt = np.histogram(data.t_done_ns, bins=start + np.arange(7) * rtt, weights=segments)[0]
     assert list(per_rtt[:6]) == [10 * 2 ** k for k in range(6)]
 
 
@@ -91,10 +94,11 @@ def test_random_loss_throughput_follows_mathis(p):
     """Mathis et al. (1997): throughput = MSS / RTT x C / sqrt(p).  With delayed ACKs the
     textbook constant is sqrt(3 / (2 b)) with b = 2 segments per ACK, i.e. sqrt(3/4); Linux
     counts segments acked, not ACKs (tcp_cong_avoid_ai(tp, cwnd, acked)), so cwnd still grows
-    one segment per RTT and C = sqrt(3/2).  Measured within 15 % of it, over two seeds."""
+    one segment per RTT and C = sqrt(3/2).  Measured within 15 % of it, over two seeds.  Per
+    segment (gso: false): the formula assumes loss per segment and an ACK per two segments."""
     rate, delay = 1e9, 1e6
-    got = [simulate(two_hosts(stream(), rate=rate, delay=delay, dur=3e9, warm=5e8, loss=p, seed=s)).flows.iloc[0]
-           for s in (1, 2)]
+    got = [simulate(two_hosts(stream(gso=False), rate=rate, delay=delay, dur=3e9, warm=5e8, loss=p,
+                              seed=s)).flows.iloc[0] for s in (1, 2)]
     mathis = MSS / rtt_s(rate, delay) * math.sqrt(3 / (2 * p))
     mean = np.mean([g.throughput_bytes_per_s for g in got])
     assert mean == pytest.approx(mathis, rel=0.15)
@@ -105,7 +109,7 @@ def test_random_loss_throughput_follows_mathis(p):
 def test_delayed_acks_ack_every_second_segment():
     """ACKs per data segment received (the sender's last window is still on its way)."""
     for delayed, share in ((True, 0.5), (False, 1.0)):
-        r = simulate(two_hosts(stream(delayed_ack=delayed), rate=100e6, dur=1e8, warm=1e7))
+        r = simulate(two_hosts(stream(delayed_ack=delayed, gso=False), rate=100e6, dur=1e8, warm=1e7))
         received = r.model.flows[0].conns[0].sides[1].rcv_nxt / MSS
         assert r.flows.acks[0] / received == pytest.approx(share, abs=0.02)
 
@@ -124,7 +128,7 @@ def test_delayed_ack_timer_acks_a_lone_segment_after_40_ms():
 
 
 def test_conservation_and_determinism_under_loss():
-    sc = two_hosts(stream(), rate=1e9, delay=2e5, dur=3e8, warm=0, loss=0.01)
+    sc = two_hosts(stream(gso=False), rate=1e9, delay=2e5, dur=3e8, warm=0, loss=0.01)
     r1, r2 = simulate(sc), simulate(sc)
     f = r1.model.flows[0]
     snd, rcv = f.conns[0].sides
@@ -204,13 +208,13 @@ def test_tcp_rr_piggybacks_acks():
 
 
 def test_stop_ns_and_max_packets_stop_a_stream():
-    sc = two_hosts([{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "stop_ns": 2e7}], rate=100e6,
-                   dur=1e8, warm=0)
+    sc = two_hosts([{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "stop_ns": 2e7, "tcp": {"gso": False}}],
+                   rate=100e6, dur=1e8, warm=0)
     p = simulate(sc).packets
     data = p[(p.direction == "request") & (p.size_bytes == MSS + HEADER_BYTES)]
     assert data.t_sent_ns.max() < 2e7 + 1e6             # the last window's ACKs may release nothing new
     sc["run"]["max_packets"] = 500
-    r = simulate(dict(sc, flows=[{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}]))
+    r = simulate(dict(sc, flows=[{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "tcp": {"gso": False}}]))
     assert len(r.packets) == 500
 
 
@@ -230,7 +234,7 @@ def test_generated_links_take_loss_rate(tmp_path):
 def test_rto_backs_off_and_recovers_from_a_dead_link():
     """A link that loses half the packets: the RTO (200 ms floor) doubles on each expiry
     without progress, and the byte stream stays in order."""
-    sc = two_hosts(stream(), rate=1e9, delay=1e5, dur=5e9, warm=0, loss=0.5)
+    sc = two_hosts(stream(gso=False), rate=1e9, delay=1e5, dur=5e9, warm=0, loss=0.5)
     r = simulate(sc)
     f = r.model.flows[0]
     snd, rcv = f.conns[0].sides

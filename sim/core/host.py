@@ -27,12 +27,16 @@ Contract:
 - A pass that hands a packet to the NIC (``nic_tx``, once per packet it hands over) is
   followed by that packet's TX completion on the core of its TX queue (`sim.core.txq`: XPS
   or the flow hash), charged when the pass ends.
+- A packet of k frames (a TCP GSO packet that a NIC cut, TSO, and the receiving NIC's GRO
+  merges again, `sim.core.tcp`) pays the base cost of the per-frame stages (`PER_FRAME_STAGES`:
+  the driver's RX and GRO, napi_gro_receive per frame) k times, the rest once, and per-byte
+  costs on its `size`.
 - `pass_cost` prices a pass for a packet from the stage costs (see `sim.core.costs`), with entries
   taken from this host's state (socket chain positions, FIB depth, classifier rules) and each
   netfilter hook's state in the namespace it runs in (the root's when the scheme gives
   containers no netfilter of their own; `sim.core.netfilter`: no hook, an empty
   chain or N rules, the backend, conntrack's lookup); costs are cached per (pass, size,
-  namespaces, port), with the hook points the pass crosses interned beside its cost vector.
+  frames, namespaces, port), with the hook points the pass crosses interned beside its cost vector.
 - br_netfilter (``br_netfilter``, a bridging scheme): the trips are the scheme's with the
   root's hooks around each bridge a frame crosses from a port (`sim.core.netfilter`).
 - conntrack (``conntrack``): on such a host `begin_pass` also asks, for every namespace
@@ -69,6 +73,9 @@ from sim.core.stages import STAGE_NAMES
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
+# Stages that run once per frame the NIC receives: a packet of k frames (a TCP GSO packet,
+# `sim.core.packet`) pays their base cost k times, every other stage's once (docs/tcp.md, GRO).
+PER_FRAME_STAGES = ("vnic_demux", "nic_rx")
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
 CHILD_ROUTES = 4
 
@@ -125,6 +132,7 @@ class Host:
         self.base = [c.base_ns for c in costs]
         self.per_byte = [c.per_byte_ns for c in costs]
         self.per_entry = [c.per_entry_ns for c in costs]
+        self._per_frame = frozenset(STAGE_NAMES.index(n) for n in PER_FRAME_STAGES)
         self.table_config = table_config(scheme.spec, spec, profile)     # lookups and memory: one size
         self.tables = SocketTables(self.table_config.mode, max(spec.namespaces, 1),
                                    spec.sockets_per_namespace, self.table_config.udp_buckets, rng)
@@ -229,7 +237,7 @@ class Host:
         ``root_stages`` when the root namespace is a member here and its ``loop_stages`` when
         the sender is; per-member stages then run for the other members), for a packet whose
         connection every conntrack of the pass already tracks."""
-        key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
+        key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
         hit = self._cache.get(key)
         if hit is None:
             hit = self._cache[key] = self._price(p, pkt, key, ())
@@ -287,7 +295,8 @@ class Host:
                     c = self.base[i] + self.per_byte[i] * size + self._br_nf_ns
                 else:
                     entries = self._entries(kind, st.role, pkt, m)
-                    c = self.base[i] + self.per_byte[i] * size + self.per_entry[i] * entries
+                    base = self.base[i] * pkt.frames if pkt.frames > 1 and i in self._per_frame else self.base[i]
+                    c = base + self.per_byte[i] * size + self.per_entry[i] * entries
                 vec[i] = vec.get(i, 0.0) + c
                 total += c
                 tx += i == NIC_TX
@@ -344,8 +353,8 @@ class Host:
         its cost (ns).  (The signature of a `sim.core.cpu` job's begin.  A host with random
         pass costs begins passes by `_begin_pass_scaled`, one with conntrack by `_begin_pass_ct`.)"""
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
-        vec_id, cost, _ = (self._cache.get((p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members,
-                                            pkt.wire_hosts)) or self.pass_cost(p, pkt))
+        vec_id, cost, _ = (self._cache.get((p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port,
+                                            pkt.members, pkt.wire_hosts)) or self.pass_cost(p, pkt))
         pkt.passes += (vec_id, start_ns - pkt.enq_ns, 1.0)
         pkt.core = core.idx
         return cost
@@ -372,7 +381,7 @@ class Host:
         namespace whose conntrack the pass runs pays the entry's creation there (see
         `sim.core.netfilter`)."""
         p = pkt.plan[pkt.step]
-        key = (p.uid, pkt.size, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
+        key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
         hit = self._cache.get(key)
         if hit is None:
             hit = self.pass_cost(p, pkt)

@@ -178,8 +178,9 @@ class Model:
             j = self._journeys[key] = (u.code, u.first, u.last)
         return j
 
-    def emit(self, flow, seq: int, direction: int, size: int) -> None:
-        """A flow sends one packet now (direction 1 = a response, endpoints swapped)."""
+    def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1, wire_size: int | None = None) -> None:
+        """A flow sends one packet now (direction 1 = a response, endpoints swapped); `frames`
+        and `wire_size` as `sim.core.packet.Packet`'s (a TCP GSO packet's; default one frame of `size`)."""
         if direction:
             (dh, dn), (sh, sn) = flow.src, flow.dst
         else:
@@ -189,7 +190,8 @@ class Model:
         pid = self.next_pid
         self.next_pid += 1
         self.generated += 1
-        pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine._now, flow)
+        pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine._now, flow,
+                     frames, wire_size)
         self.live[pid] = pkt
         src = self.hosts[sh]
         core = flow.idx % src.n_cores

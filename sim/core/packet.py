@@ -7,6 +7,12 @@ packet's host a multicast packet still stands for before it fans out (one record
 at the end); `wire_hosts` the other member hosts a multicast_local packet stands for until
 its wire copy leaves (`sim.core.trips`).  Namespace codes: `sim.core.nscodes`.
 
+`size` is the bytes the hosts' stages see (a TCP GSO/GRO packet: its payload + one set of
+headers); `frames` the wire frames it stands for (1, or a TCP GSO packet's segments: the NIC
+cuts it, TSO, and the receiver's GRO merges them again, `sim.core.tcp`) and `wire_size` their
+bytes on a link (each frame with its own headers; `size` when `frames` is 1); `lost_frames`
+the indices of the frames a lossy link lost (`sim.core.topology.LossyHop`; empty when none).
+
 The constructor sets what a packet has from its flow; the model sets the rest before any
 use: `trip` (`sim.core.model.Model.emit`), `scheme`, `core`, `plan`, `step` and `host_trip`
 (`sim.core.host.Host.start_trip`, at once), `sender` (`sim.core.apps.Apps.send`).
@@ -29,10 +35,12 @@ class Packet:
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
                  "link_queue_ns", "passes", "hop", "members", "wire_hosts", "core", "owner",
-                 "plan", "step", "host_trip", "enq_ns", "sender", "far_trip")
+                 "plan", "step", "host_trip", "enq_ns", "sender", "far_trip", "frames",
+                 "wire_size", "lost_frames")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
-                 dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner) -> None:
+                 dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner,
+                 frames: int = 1, wire_size: int | None = None) -> None:
         self.pid = pid
         self.origin = pid
         self.flow = flow
@@ -54,11 +62,16 @@ class Packet:
         self.owner = owner          # the flow object notified of delivery and drops
         self.enq_ns = t_sent        # when it joined the queue of its current pass
         self.far_trip = None
+        self.frames = frames
+        self.wire_size = size if wire_size is None else wire_size
+        self.lost_frames: tuple[int, ...] = ()
 
     def copy(self, pid: int) -> "Packet":
         """A copy for one branch of a multicast (same origin, own id, passes so far)."""
         c = Packet(pid, self.flow, self.seq, self.direction, self.src_host, self.src_ns,
-                   self.dst_host, self.dst_ns, self.port, self.size, self.t_sent, self.owner)
+                   self.dst_host, self.dst_ns, self.port, self.size, self.t_sent, self.owner,
+                   self.frames, self.wire_size)
+        c.lost_frames = self.lost_frames
         c.origin = self.origin
         c.trip = self.trip
         c.scheme = self.scheme

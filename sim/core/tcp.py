@@ -11,15 +11,23 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
 - Sizes: a segment's packet is its payload + `HEADER_BYTES` (IPv4 20 + TCP 20 + the timestamp
   option 12, on by default in Linux); a pure ACK is `HEADER_BYTES`; SYN and SYN-ACK are
   `SYN_BYTES` (MSS, SACK-permitted, timestamp and window-scale options).
+- GSO/TSO/GRO (``gso``, default on): a data packet carries k consecutive segments, k at most
+  `_gso_segs` (tcp_xmit_size_goal's ``gso_max_bytes`` bounded by half the peer's window,
+  tcp_tso_autosize's ~1 ms of the pacing rate, at least 2) and cwnd / 2 (tcp_cwnd_test); its
+  size is the payload + one `HEADER_BYTES` (one skb), its wire bytes payload + k headers (k
+  frames, `sim.core.packet`), and the hosts charge the per-frame stages k times
+  (`sim.core.host.PER_FRAME_STAGES`: the NIC's TSO frames, GRO merging them).  cwnd and the
+  flight count segments.  A lossy link loses frames independently; the receiver processes
+  each run of consecutive arrived segments as one packet (GRO flushes at a gap).
 - Handshake: SYN, SYN-ACK, ACK; the client's data leaves with its ACK, one RTT after the SYN.
   A lost SYN or SYN-ACK is retried after ``rto_init_ns``, doubling (tcp_retransmit_timer).
-- Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; packets in flight
+- Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; segments in flight
   <= cwnd and bytes beyond snd_una <= the peer's window (``rwnd_bytes``, constant: the
   reading application keeps up); Reno: slow start from ``init_cwnd`` (tcp_slow_start, cwnd +=
   segments acked), congestion avoidance (tcp_cong_avoid_ai: +1 per cwnd segments acked), both
   only while cwnd limited (tcp_is_cwnd_limited); 3 duplicate ACKs: fast retransmit and NewReno
   fast recovery (RFC 6582: ssthresh = max(cwnd/2, 2), cwnd = ssthresh + 3, +1 per further
-  duplicate, a partial ACK retransmits the next hole, a full ACK deflates to ssthresh; Linux
+  duplicate, a partial ACK retransmits the next hole (one segment), a full ACK deflates to ssthresh; Linux
   without SACK does NewReno, with PRR's window instead of inflation); RTO (RFC 6298 with
   Linux's floor: RTO = srtt + max(4 rttvar, ``rto_min_ns``), tcp_set_rto), on expiry
   ssthresh = max(cwnd/2, 2), cwnd = 1 and go-back-N from snd_una (tcp_enter_loss), the RTO
@@ -27,7 +35,8 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
   (tcp_ack_update_rtt with TSecr), so retransmitted data is timed too.
 - Receiver (tcp_data_queue, __tcp_ack_snd_check, tcp_send_delayed_ack): in-order data advances
   rcv_nxt (out-of-order segments wait in an out-of-order queue); an ACK goes at once when more
-  than one full segment is unacknowledged (every second full segment), in quick-ACK mode
+  than one full segment is unacknowledged (every second full segment; every GRO packet of two
+  or more: rcv_mss is the segment size, tcp_measure_rcv_mss), in quick-ACK mode
   (the first min(rwnd / 2 MSS, 16) segments: tcp_incr_quickack, TCP_MAX_QUICKACKS), for
   out-of-order or duplicate data (a duplicate ACK), or with ``delayed_ack: false``; else after
   ``delack_ns`` (TCP_DELACK_MIN, 40 ms).  Data sent by a side carries its ACK
@@ -40,7 +49,9 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
 
 Results per flow (`TcpFlow.tcp_stats`): in-order payload delivered at or after warm-up per
 second, the stage CPU of the flow's packets per GB of it, data segments, retransmissions,
-pure ACKs, RTO expiries.
+pure ACKs, RTO expiries.  Counted on the flow, not in the results: ``data_packets`` (GSO
+packets), ``segments_delivered`` and ``segments_dropped`` (data segments sent = those two +
+the ones still in flight).
 """
 
 from __future__ import annotations
@@ -55,6 +66,11 @@ SYN_BYTES = 60             # IPv4 20 + TCP 20 + MSS 4, SACK-permitted 2, timesta
 MAX_QUICKACKS = 16         # TCP_MAX_QUICKACKS (include/net/tcp.h)
 RTO_MAX_NS = 120e9         # TCP_RTO_MAX
 DUPACK_THRESHOLD = 3       # net.ipv4.tcp_reordering default
+TCP_MSS_DEFAULT = 536      # include/net/tcp.h: tcp_bound_to_half_wnd halves windows above it
+MIN_TSO_SEGS = 2           # net.ipv4.tcp_min_tso_segs default
+PACING_SHIFT = 10          # sk_pacing_shift: tcp_tso_autosize sizes a GSO packet to ~1 ms (rate >> 10)
+TSO_RTT_LOG = 9            # net.ipv4.tcp_tso_rtt_log: the min-RTT bonus halves every 2^9 us
+PACING_SS_RATIO, PACING_CA_RATIO = 2.0, 1.2   # net.ipv4.tcp_pacing_ss_ratio / _ca_ratio (200 %, 120 %)
 INF = float("inf")
 TRACE_LIMIT = 100_000      # cwnd changes kept per connection (`Side.trace`)
 
@@ -86,6 +102,7 @@ class Side:
         self.cwnd_limited = False
         self.srtt = 0.0
         self.rttvar = 0.0
+        self.min_rtt = INF               # tcp_min_rtt (over the whole run; Linux: a 300 s window)
         self.rto = t.rto_init_ns
         self.backoff = 0
         self.rto_deadline = INF
@@ -146,6 +163,9 @@ class TcpFlow(Flow):
         self.retransmits = 0
         self.acks = 0                    # pure ACKs sent
         self.timeouts = 0
+        self.data_packets = 0            # data packets sent (a GSO packet carries several segments)
+        self.segments_delivered = 0      # data segments that reached the receiver (GRO: each merged one)
+        self.segments_dropped = 0        # data segments lost (link_loss frames, and whole dropped packets)
 
     # -- wiring -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,14 +180,19 @@ class TcpFlow(Flow):
         return self._app_recv[side]
 
     def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
-              tsecr: float = 0.0) -> None:
-        if self.model.packet_budget_spent():        # run.max_packets: the flow falls silent
+              tsecr: float = 0.0, segments: int = 1) -> None:
+        """Send a packet now, unless run.max_packets is spent (the flow falls silent).  A data
+        packet of several `segments` (GSO) is that many frames on the wire, each with its headers."""
+        if self.model.packet_budget_spent():
             return
         seq = self._n * self.n_conn + conn.idx
         self._n += 1
         self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr)
         self.sent += 1
-        self.model.emit(self, seq, side, size)
+        if segments == 1:
+            self.model.emit(self, seq, side, size)
+        else:
+            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES)
 
     # -- handshake --------------------------------------------------------------------------
     def _syn(self, c: Conn) -> None:
@@ -227,14 +252,38 @@ class TcpFlow(Flow):
             self._established(c, me)
         if end == start:
             self._read_work[pkt.seq] = -self._app_recv_ns(me)    # pure ACK: consumed in softirq
-        self._ack_in(c, s, ack, tsecr, end > start)              # tcp_ack, then tcp_data_queue
-        if end > start:
-            self._data_in(c, s, start, end, tsval)
+            self._ack_in(c, s, ack, tsecr, False)
+            return
+        runs = self._runs(start, end, pkt.lost_frames, s.mss) if pkt.lost_frames else ((start, end),)
+        for a, b in runs:                                        # each a GRO packet of its own
+            self.segments_delivered += -(-(b - a) // s.mss)
+            self._ack_in(c, s, ack, tsecr, True)                 # tcp_ack, then tcp_data_queue
+            self._data_in(c, s, a, b, tsval)
+        self.segments_dropped += len(pkt.lost_frames)
+
+    @staticmethod
+    def _runs(start: int, end: int, lost: tuple[int, ...], mss: int) -> list[tuple[int, int]]:
+        """The byte ranges of a GSO packet [start, end) of `mss`-byte segments that arrived when
+        its frames `lost` did not: GRO merges consecutive segments only (tcp_gro_receive flushes
+        at a sequence gap), so each run is one packet to TCP."""
+        runs: list[tuple[int, int]] = []
+        gone = set(lost)
+        for i, a in enumerate(range(start, end, mss)):
+            if i in gone:
+                continue
+            b = min(a + mss, end)
+            if runs and runs[-1][1] == a:
+                runs[-1] = (runs[-1][0], b)
+            else:
+                runs.append((a, b))
+        return runs
 
     def on_dropped(self, pkt) -> None:
         info = self._pkts.pop(pkt.seq, None)
         if info is not None:
             self._account(pkt)
+            if info[1] == DATA and info[3] > info[2]:
+                self.segments_dropped += pkt.frames
         self._read_work.pop(pkt.seq, None)
 
     def _account(self, pkt) -> None:
@@ -389,6 +438,7 @@ class TcpFlow(Flow):
         else:
             s.rttvar = 0.75 * s.rttvar + 0.25 * abs(s.srtt - rtt)
             s.srtt = 0.875 * s.srtt + 0.125 * rtt
+        s.min_rtt = min(s.min_rtt, rtt)
         s.rto = min(s.srtt + max(4 * s.rttvar, self.tcp.rto_min_ns), RTO_MAX_NS)
 
     def _arm_rto(self, s: Side, deadline: float) -> None:
@@ -431,36 +481,77 @@ class TcpFlow(Flow):
             return
         self._send_segment(c, s, seg[0], seg[1])
 
-    def _send_segment(self, c: Conn, s: Side, start: int, end: int) -> None:
+    def _send_segment(self, c: Conn, s: Side, start: int, end: int, segments: int = 1) -> None:
+        """Data [start, end) in one packet of `segments` segments (several: a GSO packet)."""
         if start < s.high_tx:
-            self.retransmits += 1
+            self.retransmits += segments if end <= s.high_tx else -(-(s.high_tx - start) // s.mss)
+            if segments > 1 and end > s.high_tx:
+                s.high_tx = end
         else:
             s.high_tx = end
-        self.data_segments += 1
+        self.data_segments += segments
+        self.data_packets += 1
         s.delack_deadline = INF                     # this side's ACK rides along (tcp_event_ack_sent)
         s.rcv_wup = s.rcv_nxt
         if self.engine._now - s.last_rcv_ns < self.tcp.delack_ns:
             s.pingpong = True                       # tcp_event_data_sent: a reply within ato
-        self._emit(c, s.idx, DATA, start, end, s.rcv_nxt, end - start + HEADER_BYTES, s.ts_recent)
+        self._emit(c, s.idx, DATA, start, end, s.rcv_nxt, end - start + HEADER_BYTES, s.ts_recent, segments)
+
+    def _gso_segs(self, s: Side) -> int:
+        """Segments one packet of `s` may carry now (tcp_write_xmit): at most tcp_xmit_size_goal's
+        (``gso_max_bytes`` bounded by half the peer's window, tcp_bound_to_half_wnd) and
+        tcp_tso_autosize's (about 1 ms of the pacing rate, tcp_update_pacing_rate, plus
+        gso_max_size >> (min_rtt / 512 us), at least tcp_min_tso_segs); 1 with ``gso: false``."""
+        t = self.tcp
+        if not t.gso:
+            return 1
+        mss, most = s.mss, t.gso_max_bytes
+        half = s.peer_wnd >> 1 if s.peer_wnd > TCP_MSS_DEFAULT else s.peer_wnd
+        goal = max(min(most, half) // mss, 1)
+        if s.srtt > 0:
+            ratio = PACING_SS_RATIO if s.cwnd < s.ssthresh / 2 else PACING_CA_RATIO
+            pacing = mss * ratio * max(s.cwnd, len(s.out)) / (s.srtt / 1e9)     # bytes per second
+            size = pacing / (1 << PACING_SHIFT)
+        else:
+            size = INF                               # no RTT yet: the rate is not divided, unbounded
+        r = int(s.min_rtt / 1e3) >> TSO_RTT_LOG if s.min_rtt < INF else 32
+        if r < 32:
+            size += most >> r
+        auto = max(int(min(size, most)) // mss, MIN_TSO_SEGS)
+        return min(goal, auto)
 
     def _push(self, c: Conn, s: Side) -> None:
         """tcp_write_xmit: send new segments while cwnd and the peer's window allow."""
         if not c.established[s.idx]:
             return
         limited = False
+        stopped = self.engine._now >= self.stop_ns
         while s.snd_nxt < s.write_end:
             if len(s.out) >= s.cwnd:
                 limited = True
                 break
             start = s.snd_nxt
-            if start >= s.high_tx and self.engine._now >= self.stop_ns:
+            if start >= s.high_tx and stopped:
                 break                               # stop_ns: no new data (retransmissions go on)
-            end = min(start + s.mss, s.write_end)
-            if end > s.snd_una + s.peer_wnd:
+            # one packet: up to _gso_segs segments, and (tcp_cwnd_test) half the cwnd at most
+            if self.tcp.gso:
+                most = min(self._gso_segs(s), max(int(s.cwnd) >> 1, 1))
+                last = min(s.write_end, s.high_tx) if stopped else s.write_end
+            else:
+                most, last = 1, s.write_end
+            wnd_end = s.snd_una + s.peer_wnd
+            end, n = start, 0
+            while n < most and end < last and len(s.out) < s.cwnd:
+                e = min(end + s.mss, last)
+                if e > wnd_end:
+                    break
+                s.out.append([end, e])              # cwnd counts segments (tcp_skb_pcount)
+                end = e
+                n += 1
+            if n == 0:
                 break
-            s.out.append([start, end])
             s.snd_nxt = end
-            self._send_segment(c, s, start, end)
+            self._send_segment(c, s, start, end, n)
             if s.rto_deadline == INF:
                 self._arm_rto(s, self.engine._now + s.rto)
         s.cwnd_limited = limited

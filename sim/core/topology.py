@@ -6,7 +6,10 @@ waiting (beyond the one being sent); overflow drops with ``link_queue_full``.  A
 ``loss_rate`` p > 0 loses each packet it carries with probability p (independent draws from
 the run's generator, spawned for the network only when some link loses packets): the packet
 is serialized and propagated, then dropped with ``link_loss`` at its arrival time (it took its
-share of the link).  Lossless links are plain `Link`s: no draw, no extra work per packet.  Switches
+share of the link).  A packet of several frames (a TCP GSO packet, `sim.core.packet`) takes
+``wire_size`` bytes of the link and loses each frame with probability p: all lost, it is
+dropped as above; some lost, it goes on with their indices in ``lost_frames`` (its flow
+receives the rest, `sim.core.tcp`).  Lossless links are plain `Link`s: no draw, no extra work per packet.  Switches
 forward store-and-forward with no processing cost.  Routes are shortest paths in hops
 (ties broken by networkx's deterministic order) and are computed once per host pair.
 """
@@ -86,7 +89,7 @@ class Hop:
             start = free
         else:
             start = now
-        free = link.free_at = start + pkt.size * link.ns_per_byte
+        free = link.free_at = start + pkt.wire_size * link.ns_per_byte
         _push(link.calendar, (free + link.delay_ns, CALLBACK, _next(link.ids), self.next, pkt))  # at()
 
 
@@ -117,10 +120,24 @@ class LossyHop(Hop):
     def send(self, pkt, _push=heappush, _next=next) -> None:
         link = self.link
         assert isinstance(link, LossyLink)
-        if link.draws.next() >= link.loss_rate:
+        if pkt.frames > 1:
+            self._send_frames(pkt, link)
+        elif link.draws.next() >= link.loss_rate:
             Hop.send(self, pkt)
         else:
             self.lost.send(pkt)
+
+    def _send_frames(self, pkt, link: LossyLink) -> None:
+        """A packet of `pkt.frames` frames: one draw per frame; lost when every frame is (on
+        this link or an earlier one), else sent with the lost ones in ``lost_frames``."""
+        p = link.loss_rate
+        lost = set(pkt.lost_frames)
+        lost.update(i for i in range(pkt.frames) if link.draws.next() < p)
+        if len(lost) == pkt.frames:
+            self.lost.send(pkt)
+            return
+        pkt.lost_frames = tuple(sorted(lost))
+        Hop.send(self, pkt)
 
     def _lose(self, pkt) -> None:
         self.link.network.model.drop(pkt, "link_loss", self.link.name)

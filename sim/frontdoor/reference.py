@@ -71,6 +71,9 @@ NOTES = {
     "rto_min_ns": "floor of the retransmission timeout (TCP_RTO_MIN)",
     "rto_init_ns": "RTO before an RTT sample, and of the SYN (TCP_TIMEOUT_INIT)",
     "delayed_ack": "`false`: ACK every data segment",
+    "gso": "GSO/TSO on send and GRO on receive: a packet carries up to `gso_max_bytes` of segments "
+           "(docs/tcp.md); `false`: one packet per segment",
+    "gso_max_bytes": "payload of a GSO packet at most (sk_gso_max_size), mss_bytes..65536 (GSO_LEGACY_MAX_SIZE)",
     "loss_rate": "probability that the link loses a packet (each direction, independent draws; 0 <= p < 1); "
                  "drops are `link_loss`",
     "src_core": "pin the sending socket's application thread to this core (docs/execution.md)",

@@ -197,6 +197,7 @@ class SizeSpec(Strict):
 
 
 TCP_KINDS = ("tcp_stream", "tcp_rr")
+GSO_LEGACY_MAX_BYTES = 65536      # GSO_LEGACY_MAX_SIZE (include/linux/netdevice.h): the most without BIG TCP
 TWO_WAY_KINDS = ("rr",) + TCP_KINDS      # packets go both ways between two namespaces
 
 
@@ -210,6 +211,8 @@ class TcpSpec(Strict):
     rto_min_ns: PositiveFloat = 200e6             # TCP_RTO_MIN, HZ/5
     rto_init_ns: PositiveFloat = 1e9              # TCP_TIMEOUT_INIT (RFC 6298)
     delayed_ack: StrictBool = True                # False: ACK every segment (TCP_QUICKACK on every read)
+    gso: StrictBool = True                        # GSO/TSO on send, GRO on receive (False: a packet per segment)
+    gso_max_bytes: PositiveInt = 65536            # payload of a GSO packet at most: GSO_LEGACY_MAX_SIZE
 
     @model_validator(mode="after")
     def _sane(self) -> "TcpSpec":
@@ -219,6 +222,10 @@ class TcpSpec(Strict):
         if self.rwnd_bytes < self.mss_bytes:
             raise ValueError(f"rwnd_bytes: {self.rwnd_bytes} is below one segment (mss_bytes {self.mss_bytes}): "
                              f"the sender could never send; set rwnd_bytes >= {self.mss_bytes}")
+        if not self.mss_bytes <= self.gso_max_bytes <= GSO_LEGACY_MAX_BYTES:
+            raise ValueError(f"gso_max_bytes: {self.gso_max_bytes} is outside mss_bytes ({self.mss_bytes}).."
+                             f"{GSO_LEGACY_MAX_BYTES}: a GSO packet holds at least one segment, and above 64 KiB "
+                             "is BIG TCP, not modelled; to send one segment per packet set gso: false")
         if self.rto_init_ns < self.rto_min_ns:
             raise ValueError(f"rto_init_ns ({self.rto_init_ns:g}) is below rto_min_ns ({self.rto_min_ns:g}): "
                              "raise rto_init_ns or lower rto_min_ns")

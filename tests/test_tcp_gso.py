@@ -1,0 +1,211 @@
+"""GSO/TSO on send and GRO on receive for TCP flows (`sim.core.tcp`, docs/tcp.md) against theory.
+
+The cost formulas use a profile with every stage free but three (cost_overrides): a send's
+`socket_send` (base B, per byte beta: it runs once per packet, on all its bytes), the
+receiving NIC's `nic_rx` (base F, once per frame: the driver's RX and GRO) and the
+receiver's `socket_enqueue` (base E).  A data packet of k segments of MSS bytes is
+k MSS + 52 bytes (one set of headers: the skb stays whole; the wire carries k frames).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.core.simulate import simulate
+from sim.core.stages import STAGE_NAMES
+from sim.core.tcp import HEADER_BYTES
+
+MSS = 1448
+B, BETA, F, E = 2000.0, 0.25, 700.0, 300.0
+RWND = 128 * MSS                  # a multiple of every batch tested; with init_cwnd as large, the first
+# flight is packets of exactly k segments, and ACK clocking keeps them so (each ACK frees one packet's)
+FREE_HOST = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, "tx_completion_ns": 0}
+
+
+def priced(cost_b=B, beta=BETA):
+    """cost_overrides: every stage free but socket_send, nic_rx and socket_enqueue (and no
+    br_netfilter surcharge on the bridge of l2-bridged)."""
+    stages = {n: {"base_ns": 0, "per_byte_ns": 0, "per_entry_ns": 0} for n in STAGE_NAMES}
+    stages["socket_send"] = {"base_ns": cost_b, "per_byte_ns": beta, "per_entry_ns": 0}
+    stages["nic_rx"] = {"base_ns": F, "per_byte_ns": 0, "per_entry_ns": 0}
+    stages["socket_enqueue"] = {"base_ns": E, "per_byte_ns": 0, "per_entry_ns": 0}
+    return {"stages": stages, "host": FREE_HOST, "netfilter": {"br_netfilter": {"base_ns": 0}}}
+
+
+def tcp_of(k: int) -> dict:
+    """flows[].tcp for batches of k segments (k = 1: GSO off, the per-segment model)."""
+    t = {"rwnd_bytes": RWND, "init_cwnd": RWND // MSS}
+    return dict(t, gso=False) if k == 1 else dict(t, gso_max_bytes=k * MSS)
+
+
+def stream_run(k: int, two_hosts: bool, rate=100e9, delay=5e3, cost_b=B, beta=BETA, dur=2e7, cores=2):
+    big = {"rcvbuf_bytes": 50_000_000, "sndbuf_bytes": 50_000_000, "cores": cores}
+    flow = {"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0" if two_hosts else "a:ns1", "tcp": tcp_of(k)}
+    if two_hosts:
+        sc = {"hosts": [{"name": "a", "scheme": "host", **big}, {"name": "b", "scheme": "host", **big}],
+              "links": [{"a": "a", "b": "b", "rate_bps": rate, "delay_ns": delay}]}
+    else:
+        sc = {"hosts": [{"name": "a", "scheme": "l2-bridged", "namespaces": 2, **big}]}
+    sc.update(flows=[flow], cost_overrides=priced(cost_b, beta), run={"duration_ns": dur, "warmup_ns": dur / 4})
+    return simulate(sc)
+
+
+def cpu_per_byte(k: int, frames_cost: bool) -> float:
+    """Stage CPU per payload byte of a stream in batches of k: a data packet's passes (B + beta
+    (k MSS + 52), E, and F per frame when it crossed a NIC) and its share of ACKs (52-byte
+    packets: one per GRO packet of two or more full segments, __tcp_ack_snd_check; per
+    segment, one per two)."""
+    f = F if frames_cost else 0.0
+    data = B + BETA * (k * MSS + HEADER_BYTES) + E + k * f
+    ack = B + BETA * HEADER_BYTES + E + f
+    acks_per_packet = 0.5 if k == 1 else 1.0
+    return (data + acks_per_packet * ack) / (k * MSS)
+
+
+@pytest.mark.parametrize("two_hosts", [True, False], ids=["two-hosts-tso-gro", "one-host-veth"])
+def test_cpu_per_gb_follows_the_affine_cost_of_the_batch(two_hosts):
+    """CPU per GB = per-packet costs / (k MSS) + per-byte costs, for k = 1 .. 32; the per-frame
+    stage (nic_rx: driver RX and GRO) counts k times when the segments crossed a NIC, and not at
+    all between two namespaces of one host (the skb stays whole, veth is GSO-capable)."""
+    got = {k: stream_run(k, two_hosts).flows.cpu_ns_per_gb[0] / 1e9 for k in (1, 2, 8, 32)}
+    for k, v in got.items():
+        assert v == pytest.approx(cpu_per_byte(k, two_hosts), rel=0.01), k
+    assert got[32] < got[8] < got[2] < got[1]
+
+
+def test_cpu_bound_stream_grows_with_the_batch_as_the_formula_says():
+    """One core per host and a send that costs 5 us + 2 ns per byte (the copy from user): the
+    sender's core is the bottleneck (at least twice the receiver's load here); per data packet
+    it runs the send, 5000 + 2 (k MSS + 52) ns, and the receipt of its share of ACKs (F + E
+    each: one per packet; per segment one per two), so it moves k MSS bytes in that time."""
+    cost_b, beta = 5000.0, 2.0
+    got = {}
+    for k in (1, 4, 16):
+        got[k] = stream_run(k, True, cost_b=cost_b, beta=beta, dur=5e7, cores=1).flows.throughput_bytes_per_s[0]
+        acks = 0.5 if k == 1 else 1.0
+        sender = cost_b + beta * (k * MSS + HEADER_BYTES) + acks * (F + E)
+        receiver = k * F + E + acks * (cost_b + beta * HEADER_BYTES)
+        assert sender > 2 * receiver
+        assert got[k] == pytest.approx(k * MSS / sender * 1e9, rel=0.03), k
+    assert got[1] < got[4] < got[16]
+
+
+def test_one_ack_per_gro_packet():
+    """A GRO packet of two or more full segments is acknowledged at once (rcv_nxt - rcv_wup >
+    rcv_mss), so a bulk transfer sends about one pure ACK per data packet, delayed ACKs or not."""
+    for delayed in (True, False):
+        sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+              "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": 5e3}],
+              "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "tcp": {"delayed_ack": delayed}}],
+              "run": {"duration_ns": 2e7, "warmup_ns": 0}}
+        r = simulate(sc)
+        f = r.model.flows[0]
+        assert f.data_segments > 3 * f.data_packets          # batches of several segments
+        assert f.acks / f.data_packets == pytest.approx(1.0, abs=0.02)
+
+
+def test_gso_with_one_segment_per_packet_is_the_per_segment_model():
+    """gso_max_bytes = mss_bytes (every packet one segment) takes the GSO code path and gives
+    exactly what gso: false gives, packet for packet."""
+    def run(tcp):
+        sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+              "links": [{"a": "a", "b": "b", "rate_bps": 1e9, "delay_ns": 1e5, "loss_rate": 0.01}],
+              "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "tcp": tcp}],
+              "run": {"duration_ns": 1e8, "warmup_ns": 1e7}}
+        return simulate(sc)
+    one, off = run({"gso_max_bytes": MSS}), run({"gso": False})
+    assert one.flows.equals(off.flows) and one.packets.equals(off.packets)
+    assert one.model.flows[0].data_segments == one.model.flows[0].data_packets > 1000
+
+
+def test_tso_autosize_sends_at_least_min_tso_segs_and_half_the_cwnd_at_most():
+    """RTT 10 ms, cwnd 10: the pacing rate (200 % of cwnd MSS / srtt, tcp_update_pacing_rate)
+    gives under one segment per ms (tcp_tso_autosize), so packets of tcp_min_tso_segs = 2; with
+    RTT 20 us the min-RTT bonus allows 64 KiB, and tcp_cwnd_test caps a packet at cwnd / 2 = 5."""
+    for delay, want in ((5e6, 2), (1e4, 5)):
+        sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+              "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": delay}],
+              "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}],
+              "run": {"duration_ns": 3 * delay + 1e5, "warmup_ns": 0}}
+        p = simulate(sc).packets
+        data = p[(p.direction == "request") & (p.size_bytes > 60)].sort_values("t_sent_ns")
+        first = np.ceil((data.size_bytes.to_numpy()[:10 // want] - HEADER_BYTES) / MSS)
+        assert list(first) == [want] * (10 // want), delay
+
+
+def test_segments_are_conserved_and_runs_are_deterministic_under_frame_loss():
+    """A lossy link loses frames independently; every segment sent is delivered (GRO merges the
+    runs between lost frames), lost, or still in flight; new data is sent once; the receiver's
+    bytes stay in order; a seed gives the same packets, another seed others."""
+    def run(seed):
+        sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+              "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": 2e4, "loss_rate": 0.002}],
+              "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}],
+              "run": {"duration_ns": 2e8, "warmup_ns": 0, "seed": seed}}
+        return simulate(sc)
+    r1, r2 = run(1), run(1)
+    f = r1.model.flows[0]
+    snd, rcv = f.conns[0].sides
+    p = r1.packets
+    data = p[(p.direction == "request") & (p.size_bytes > 60)]
+    segs = np.ceil((data.size_bytes - HEADER_BYTES) / MSS)
+    assert segs.sum() == f.data_segments and len(data) == f.data_packets
+    in_flight = segs[data.status == "in_flight"].sum()
+    assert f.data_segments == f.segments_delivered + f.segments_dropped + in_flight
+    assert f.segments_dropped > 0 and f.retransmits > 0 and f.data_segments > 3 * f.data_packets
+    assert (f.data_segments - f.retransmits) * MSS == snd.high_tx
+    assert snd.snd_una <= rcv.rcv_nxt <= snd.high_tx and f.window_bytes == rcv.rcv_nxt
+    assert r1.flows.equals(r2.flows) and r1.packets.equals(r2.packets)
+    assert not run(2).flows.equals(r1.flows)
+
+
+def test_a_gso_packet_takes_each_frames_bytes_on_the_wire():
+    """Link-limited: the payload share of the wire is MSS / (MSS + 52) with GSO as without (the
+    NIC sends each segment as a frame with its own headers)."""
+    rate = 1e9
+    sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+          "links": [{"a": "a", "b": "b", "rate_bps": rate, "delay_ns": 5e3}],
+          "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}],
+          "run": {"duration_ns": 1e8, "warmup_ns": 2e7}}
+    r = simulate(sc)
+    assert r.model.flows[0].data_segments > 10 * r.model.flows[0].data_packets
+    assert r.flows.throughput_bytes_per_s[0] == pytest.approx(rate / 8 * MSS / (MSS + HEADER_BYTES), rel=0.01)
+
+
+@pytest.mark.parametrize("tcp, words", [
+    ({"gso_max_bytes": 100_000}, "BIG TCP"),
+    ({"gso_max_bytes": 1000}, "gso: false"),
+    ({"gso": "yes"}, "bool"),
+])
+def test_bad_gso_values_name_the_key_and_the_fix(tcp, words):
+    sc = {"hosts": [{"name": "a", "scheme": "host", "namespaces": 2}],
+          "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "a:ns1", "tcp": tcp}],
+          "run": {"duration_ns": 1e6}}
+    with pytest.raises(ValueError) as e:
+        simulate(sc)
+    assert "tcp" in str(e.value) and words in str(e.value), str(e.value)
+
+
+def test_a_lossy_link_loses_each_frame_of_a_gso_packet_independently():
+    """Frames lost / frames that crossed the link = loss_rate (within 4 standard errors); most
+    losses leave the rest of their packet delivered (a whole 20-segment packet is lost with
+    probability p^20), and the receiver gets the runs between lost frames (GRO merges
+    consecutive segments only)."""
+    p = 0.002
+    sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+          "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": 2e4, "loss_rate": p}],
+          "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0"}],
+          "run": {"duration_ns": 1e9, "warmup_ns": 0}}
+    r = simulate(sc)
+    f = r.model.flows[0]
+    n = f.segments_delivered + f.segments_dropped
+    assert f.data_segments > 2 * f.data_packets and n > 15_000
+    assert f.segments_dropped / n == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / n))
+    pk = r.packets
+    whole = pk[(pk.direction == "request") & (pk.drop_reason == "link_loss")]
+    assert np.ceil((whole.size_bytes - HEADER_BYTES) / MSS).sum() < f.segments_dropped / 2
+    runs = type(f)._runs
+    assert runs(0, 5 * MSS, (), MSS) == [(0, 5 * MSS)]
+    assert runs(0, 5 * MSS, (1, 3), MSS) == [(0, MSS), (2 * MSS, 3 * MSS), (4 * MSS, 5 * MSS)]
+    assert runs(100, 100 + 2 * MSS + 10, (0,), MSS) == [(100 + MSS, 100 + 2 * MSS + 10)]
