@@ -71,6 +71,8 @@ NOTES = {
     "rto_min_ns": "floor of the retransmission timeout (TCP_RTO_MIN)",
     "rto_init_ns": "RTO before an RTT sample, and of the SYN (TCP_TIMEOUT_INIT)",
     "delayed_ack": "`false`: ACK every data segment",
+    "congestion": "congestion control, `cubic` (Linux's default, tcp_cubic.c) or `reno`",
+    "hystart": "CUBIC: HyStart leaves slow start on an ACK train or a delay rise (`false`: only a loss does)",
     "loss_rate": "probability that the link loses a packet (each direction, independent draws; 0 <= p < 1); "
                  "drops are `link_loss`",
     "src_core": "pin the sending socket's application thread to this core (docs/execution.md)",

@@ -210,6 +210,8 @@ class TcpSpec(Strict):
     rto_min_ns: PositiveFloat = 200e6             # TCP_RTO_MIN, HZ/5
     rto_init_ns: PositiveFloat = 1e9              # TCP_TIMEOUT_INIT (RFC 6298)
     delayed_ack: StrictBool = True                # False: ACK every segment (TCP_QUICKACK on every read)
+    congestion: Literal["cubic", "reno"] = "cubic"    # net.ipv4.tcp_congestion_control (Linux: cubic)
+    hystart: StrictBool = True                    # tcp_cubic.c's hystart module parameter (cubic only)
 
     @model_validator(mode="after")
     def _sane(self) -> "TcpSpec":
@@ -219,6 +221,9 @@ class TcpSpec(Strict):
         if self.rwnd_bytes < self.mss_bytes:
             raise ValueError(f"rwnd_bytes: {self.rwnd_bytes} is below one segment (mss_bytes {self.mss_bytes}): "
                              f"the sender could never send; set rwnd_bytes >= {self.mss_bytes}")
+        if self.congestion != "cubic" and "hystart" in self.model_fields_set:
+            raise ValueError(f"hystart: HyStart is CUBIC's slow-start exit (tcp_cubic.c), not {self.congestion}'s: "
+                             "remove hystart or set congestion: cubic")
         if self.rto_init_ns < self.rto_min_ns:
             raise ValueError(f"rto_init_ns ({self.rto_init_ns:g}) is below rto_min_ns ({self.rto_min_ns:g}): "
                              "raise rto_init_ns or lower rto_min_ns")
