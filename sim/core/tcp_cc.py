@@ -96,8 +96,6 @@ class CongestionControl:
     """The hooks (module docstring); the base does what Linux does for a hook an algorithm
     leaves out (tcp_ca_event and friends skip a NULL hook)."""
 
-    name = ""
-
     def on_acked(self, s: SideLike, rtt_ns: Optional[float], now_ns: float) -> None:
         """pkts_acked: an ACK of new data with RTT sample `rtt_ns` (None: no sample)."""
 
@@ -116,8 +114,6 @@ class CongestionControl:
 
 class Reno(CongestionControl):
     """tcp_reno_cong_avoid and tcp_reno_ssthresh (net/ipv4/tcp_cong.c)."""
-
-    name = "reno"
 
     def cong_avoid(self, s: SideLike, acked: int, now_ns: float) -> None:
         if not s.cwnd_limited or acked <= 0:        # tcp_is_cwnd_limited
@@ -138,8 +134,6 @@ class Cubic(CongestionControl):
     hystart_low_window 16, hystart_ack_delta_us 2000).  Times are ns of the model's clock; the
     cubic function works in seconds.  State names follow struct bictcp; ``epoch_start`` None is
     the kernel's 0 (no epoch)."""
-
-    name = "cubic"
 
     def __init__(self, hystart: bool = True) -> None:
         self.hystart = hystart
