@@ -116,7 +116,7 @@ def test_gso_with_one_segment_per_packet_is_the_per_segment_model():
         return simulate(sc)
     one, off = run({"gso_max_bytes": MSS}), run({"gso": False})
     assert one.flows.equals(off.flows) and one.packets.equals(off.packets)
-    assert one.model.flows[0].data_segments == one.model.flows[0].data_packets > 1000
+    assert one.model.flows[0].data_segments == one.model.flows[0].data_packets > 500
 
 
 def test_tso_autosize_sends_at_least_min_tso_segs_and_half_the_cwnd_at_most():
@@ -200,7 +200,7 @@ def test_a_lossy_link_loses_each_frame_of_a_gso_packet_independently():
     r = simulate(sc)
     f = r.model.flows[0]
     n = f.segments_delivered + f.segments_dropped
-    assert f.data_segments > 2 * f.data_packets and n > 15_000
+    assert f.data_segments > 2 * f.data_packets and n > 5_000
     assert f.segments_dropped / n == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / n))
     pk = r.packets
     whole = pk[(pk.direction == "request") & (pk.drop_reason == "link_loss")]

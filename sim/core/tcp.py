@@ -23,14 +23,17 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
   A lost SYN or SYN-ACK is retried after ``rto_init_ns``, doubling (tcp_retransmit_timer).
 - Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; segments in flight
   <= cwnd and bytes beyond snd_una <= the peer's window (``rwnd_bytes``, constant: the
-  reading application keeps up); Reno: slow start from ``init_cwnd`` (tcp_slow_start, cwnd +=
-  segments acked), congestion avoidance (tcp_cong_avoid_ai: +1 per cwnd segments acked), both
-  only while cwnd limited (tcp_is_cwnd_limited); 3 duplicate ACKs: fast retransmit and NewReno
-  fast recovery (RFC 6582: ssthresh = max(cwnd/2, 2), cwnd = ssthresh + 3, +1 per further
+  reading application keeps up); cwnd's growth and ssthresh are the side's congestion control
+  (``congestion``: CUBIC or Reno, `sim.core.tcp_cc`), called where Linux calls the
+  tcp_congestion_ops hooks: slow start from ``init_cwnd`` (tcp_slow_start, cwnd += segments
+  acked), then the algorithm's increase, both only while cwnd limited (tcp_is_cwnd_limited);
+  3 duplicate ACKs: fast retransmit and NewReno
+  fast recovery (RFC 6582: ssthresh from the algorithm (Reno max(cwnd/2, 2), CUBIC
+  max(cwnd 717/1024, 2)), cwnd = ssthresh + 3, +1 per further
   duplicate, a partial ACK retransmits the next hole (one segment), a full ACK deflates to ssthresh; Linux
   without SACK does NewReno, with PRR's window instead of inflation); RTO (RFC 6298 with
   Linux's floor: RTO = srtt + max(4 rttvar, ``rto_min_ns``), tcp_set_rto), on expiry
-  ssthresh = max(cwnd/2, 2), cwnd = 1 and go-back-N from snd_una (tcp_enter_loss), the RTO
+  ssthresh from the algorithm, cwnd = 1 and go-back-N from snd_una (tcp_enter_loss), the RTO
   doubling per expiry (icsk_backoff).  RTT samples come from the echoed timestamp
   (tcp_ack_update_rtt with TSecr), so retransmitted data is timed too.
 - Receiver (tcp_data_queue, __tcp_ack_snd_check, tcp_send_delayed_ack): in-order data advances
@@ -59,6 +62,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional
 
+from sim.core.tcp_cc import make_cc
 from sim.core.traffic import FLOW_KINDS, Flow, SizeSampler, TransactionCounts, _exponential
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
@@ -100,6 +104,8 @@ class Side:
         self.recover = 0                 # NewReno: high_tx when fast recovery started
         self.rto_recover = -1            # high_tx at the last RTO: no fast retransmit below it
         self.cwnd_limited = False
+        self.cc = make_cc(t)             # congestion control (sim.core.tcp_cc)
+        self.lsnd_ns = 0.0               # lsndtime: when data last left
         self.srtt = 0.0
         self.rttvar = 0.0
         self.min_rtt = INF               # tcp_min_rtt (over the whole run; Linux: a 300 s window)
@@ -376,11 +382,13 @@ class TcpFlow(Flow):
                 acked += 1
             if out and out[0][0] < ack:
                 out[0][0] = ack
-            if tsecr > 0:
-                self._rtt_sample(s, self.engine._now - tsecr)
+            rtt = self.engine._now - tsecr if tsecr > 0 else None
+            if rtt is not None:
+                self._rtt_sample(s, rtt)
             s.snd_una = ack
             if s.snd_nxt < ack:
                 s.snd_nxt = ack
+            s.cc.on_acked(s, rtt, self.engine._now)     # pkts_acked (tcp_clean_rtx_queue)
             s.dupacks = 0
             s.backoff = 0
             if s.in_recovery:
@@ -391,7 +399,7 @@ class TcpFlow(Flow):
                     self._retransmit_head(c, s)
                     s.set_cwnd(max(s.cwnd - acked + 1, 1.0))
             else:
-                self._cong_avoid(s, acked)
+                s.cc.cong_avoid(s, acked, self.engine._now)
             if s.out:
                 self._arm_rto(s, self.engine._now + s.rto)
             else:
@@ -401,34 +409,13 @@ class TcpFlow(Flow):
             if s.in_recovery:
                 s.set_cwnd(s.cwnd + 1)
             elif s.dupacks == DUPACK_THRESHOLD and s.snd_una > s.rto_recover:
-                s.ssthresh = max(int(s.cwnd) // 2, 2)    # tcp_reno_ssthresh
+                s.ssthresh = s.cc.ssthresh(s)           # tcp_init_cwnd_reduction
+                s.cwnd_cnt = 0
                 s.recover = s.high_tx
                 s.in_recovery = True
                 self._retransmit_head(c, s)
                 s.set_cwnd(s.ssthresh + DUPACK_THRESHOLD)
         self._push(c, s)
-
-    def _cong_avoid(self, s: Side, acked: int) -> None:
-        """tcp_reno_cong_avoid: slow start below ssthresh, then +1 per cwnd segments acked."""
-        if not s.cwnd_limited or acked <= 0:
-            return
-        cwnd = s.cwnd
-        if cwnd < s.ssthresh:                       # tcp_slow_start
-            new = min(cwnd + acked, s.ssthresh)
-            acked -= int(new - cwnd)
-            cwnd = new
-        if acked > 0:                               # tcp_cong_avoid_ai(tp, cwnd, acked)
-            w = int(cwnd)
-            if s.cwnd_cnt >= w:
-                s.cwnd_cnt = 0
-                cwnd += 1
-            s.cwnd_cnt += acked
-            if s.cwnd_cnt >= w:
-                delta = s.cwnd_cnt // w
-                s.cwnd_cnt -= delta * w
-                cwnd += delta
-        if cwnd != s.cwnd:
-            s.set_cwnd(cwnd)
 
     def _rtt_sample(self, s: Side, rtt: float) -> None:
         """RFC 6298 with Linux's floor (tcp_rtt_estimator, tcp_set_rto)."""
@@ -462,7 +449,8 @@ class TcpFlow(Flow):
         # tcp_retransmit_timer -> tcp_enter_loss: go back to snd_una with one segment
         self.timeouts += 1
         if s.backoff == 0:                          # the first expiry; a backed-off one keeps ssthresh
-            s.ssthresh = max(int(s.cwnd) // 2, 2)
+            s.ssthresh = s.cc.ssthresh(s)
+        s.cc.on_loss_state(s, now)                  # tcp_set_ca_state(sk, TCP_CA_Loss)
         s.in_recovery = False
         s.dupacks = 0
         s.cwnd_cnt = 0
@@ -491,6 +479,7 @@ class TcpFlow(Flow):
             s.high_tx = end
         self.data_segments += segments
         self.data_packets += 1
+        s.lsnd_ns = self.engine._now
         s.delack_deadline = INF                     # this side's ACK rides along (tcp_event_ack_sent)
         s.rcv_wup = s.rcv_nxt
         if self.engine._now - s.last_rcv_ns < self.tcp.delack_ns:
@@ -540,6 +529,7 @@ class TcpFlow(Flow):
             else:
                 most, last = 1, s.write_end
             wnd_end = s.snd_una + s.peer_wnd
+            idle = not s.out                        # tcp_event_data_sent: nothing in flight
             end, n = start, 0
             while n < most and end < last and len(s.out) < s.cwnd:
                 e = min(end + s.mss, last)
@@ -550,6 +540,8 @@ class TcpFlow(Flow):
                 n += 1
             if n == 0:
                 break
+            if idle:
+                s.cc.on_tx_start(s, self.engine._now - s.lsnd_ns, self.engine._now)
             s.snd_nxt = end
             self._send_segment(c, s, start, end, n)
             if s.rto_deadline == INF:

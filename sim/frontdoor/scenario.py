@@ -213,6 +213,8 @@ class TcpSpec(Strict):
     delayed_ack: StrictBool = True                # False: ACK every segment (TCP_QUICKACK on every read)
     gso: StrictBool = True                        # GSO/TSO on send, GRO on receive (False: a packet per segment)
     gso_max_bytes: PositiveInt = 65536            # payload of a GSO packet at most: GSO_LEGACY_MAX_SIZE
+    congestion: Literal["cubic", "reno"] = "cubic"    # net.ipv4.tcp_congestion_control (Linux: cubic)
+    hystart: StrictBool = True                    # tcp_cubic.c's hystart module parameter (cubic only)
 
     @model_validator(mode="after")
     def _sane(self) -> "TcpSpec":
@@ -226,6 +228,9 @@ class TcpSpec(Strict):
             raise ValueError(f"gso_max_bytes: {self.gso_max_bytes} is outside mss_bytes ({self.mss_bytes}).."
                              f"{GSO_LEGACY_MAX_BYTES}: a GSO packet holds at least one segment, and above 64 KiB "
                              "is BIG TCP, not modelled; to send one segment per packet set gso: false")
+        if self.congestion != "cubic" and "hystart" in self.model_fields_set:
+            raise ValueError(f"hystart: HyStart is CUBIC's slow-start exit (tcp_cubic.c), not {self.congestion}'s: "
+                             "remove hystart or set congestion: cubic")
         if self.rto_init_ns < self.rto_min_ns:
             raise ValueError(f"rto_init_ns ({self.rto_init_ns:g}) is below rto_min_ns ({self.rto_min_ns:g}): "
                              "raise rto_init_ns or lower rto_min_ns")
