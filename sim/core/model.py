@@ -190,6 +190,7 @@ class Model:
         self.next_pid += 1
         self.generated += 1
         pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine._now, flow)
+        pkt.tcp = flow.tcp_segments
         self.live[pid] = pkt
         src = self.hosts[sh]
         core = flow.idx % src.n_cores
