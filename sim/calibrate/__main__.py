@@ -134,13 +134,18 @@ def _print_perf_fit(rec: dict, prior) -> None:
     print(perfprofile.format_check(perfprofile.check_table(perf_measured(rec), measured_profile)))
 
 
+def _perf_sampling_args(p: argparse.ArgumentParser, out: str) -> None:
+    """The options perf-stages and tcp-stages share: record file, rounds, perf's window and rate."""
+    p.add_argument("--out", default=out, help=f"JSON record to write (default {out})")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per flood and round")
+    p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+
+
 def perf_stages_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.calibrate perf-stages",
                                 description="Per-stage CPU cost per packet from perf sampling during a flood.")
-    p.add_argument("--out", default="perf-stages.json", help="JSON record to write (default perf-stages.json)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per setup and round")
-    p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+    _perf_sampling_args(p, "perf-stages.json")
     p.add_argument("--mps", type=int, default=0,
                    help="flood rate, datagrams/s (default 0: back to back; sockperf paces --mps by spinning)")
     p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
@@ -173,13 +178,10 @@ def tcp_stages_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.calibrate tcp-stages",
                                 description="TCP's per-stage CPU per segment (perf during TCP floods over a veth "
                                             "pair, offloads off and on) and TCP vs UDP ping-pong.")
-    p.add_argument("--out", default="tcp-stages.json", help="JSON record to write (default tcp-stages.json)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per flood and round")
-    p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+    _perf_sampling_args(p, "tcp-stages.json")
     p.add_argument("--pp-seconds", type=float, default=2.0, help="sockperf ping-pong seconds per run")
     p.add_argument("--mps", type=int, default=0,
-                   help="flood rate, messages/s (0: back to back, where TCP packs many messages per segment)")
+                   help="flood rate, messages/s (default 0: back to back)")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     p.add_argument("--from", dest="from_record", default=None, help="print the tables of this record again")
     a = p.parse_args(argv)
