@@ -91,9 +91,11 @@ def merge_tcp(runs: list[dict]) -> dict:
 
 
 def run(rounds: int, perf_s: float, freq: int, pp_seconds: float, log: Callable[[str], None],
-        mps: int | None = None) -> dict:
+        mps: int | None = None, floods_too: bool = True, pp_cpus: tuple[int, int] | None = None) -> dict:
     """Measure every flood and ping-pong of the module docstring, `rounds` interleaved rounds;
-    floods at `mps` messages per second (sockperf ``--mps``), or back to back."""
+    floods at `mps` messages per second (sockperf ``--mps``), or back to back; without
+    `floods_too` the ping-pongs only.  Floods run sender on CPU 0, sink on CPU 1; ping-pongs
+    client and server on `pp_cpus` (default the same two)."""
     if not sockperf.available():
         raise Unavailable(sockperf.INSTALL_HINT)
     for tool, hint in (("perf", "perf is not installed (Debian: apt-get install linux-perf)"),
@@ -101,6 +103,7 @@ def run(rounds: int, perf_s: float, freq: int, pp_seconds: float, log: Callable[
         if shutil.which(tool) is None:
             raise Unavailable(hint)
     cpus = (0, 1 if (os.cpu_count() or 1) > 1 else 0)
+    pp_cpus = pp_cpus or cpus
     floods: dict[str, list] = {}
     pings: dict[str, list] = {}
     with Lab() as lab:
@@ -116,20 +119,21 @@ def run(rounds: int, perf_s: float, freq: int, pp_seconds: float, log: Callable[
         offloads = {"veth-tcp": offload_state(lab, bare.server_ns),
                     "veth-tcp-offload": offload_state(lab, plain.server_ns)}
         for rnd in range(rounds):
-            for name in list(eps)[::-1 if rnd % 2 else 1]:
+            for name in list(eps)[::-1 if rnd % 2 else 1] if floods_too else []:
                 r = perfstages.record(lab, eps[name], perf_s, freq, cpus, mps=mps)
                 floods.setdefault(name, []).append(r)
                 log(f"  round {rnd + 1}: {name:17s} {r['pps_in_window'] / 1000:7.1f} k(data)pkt/s, "
                     f"{sum(r['ns_per_packet'].values()):6.0f} ns/(data)packet; load {r['loadavg']}")
             for name, ep in (("udp", plain), ("tcp", dataclasses.replace(plain, tcp=True)),
                              ("tcp-no-offload", dataclasses.replace(bare, tcp=True))):
-                p = sockperf.pingpong(lab, ep, pp_seconds, cpus)
+                p = sockperf.pingpong(lab, ep, pp_seconds, pp_cpus)
                 p["loadavg"] = loadavg()
                 pings.setdefault(name, []).append(p)
                 log(f"  round {rnd + 1}: ping-pong {name:15s} median {p['median_ns'] / 1000:6.2f} us")
     setups = {n: (merge_tcp(rs) if eps[n].tcp else perfstages.merge(rs)) for n, rs in floods.items()}
     return {"host": host_info(), "sockperf": sockperf.version(), "ethtool": _ethtool_version(),
-            "rounds": rounds, "mps": mps, "perf_s": perf_s, "freq_hz": freq, "cpus": list(cpus), "offloads": offloads,
+            "rounds": rounds, "mps": mps, "perf_s": perf_s, "freq_hz": freq, "cpus": list(cpus),
+            "pp_cpus": list(pp_cpus), "offloads": offloads,
             "setups": setups, "pingpong": {n: pingpong_summary(ps) for n, ps in pings.items()},
             "raw": {"floods": floods, "pingpong": pings}}
 
@@ -149,6 +153,19 @@ def table(rec: dict) -> str:
     """Markdown: ns per segment per category of each TCP flood (per datagram for UDP), the
     model's TCP stages, and the ping-pong medians."""
     names = list(rec["setups"])
+    lines = _flood_table(rec, names) if names else []
+    pp = rec["pingpong"]
+    raw = rec["raw"]["pingpong"]
+    lines += ["", "| ping-pong | median (us) | p25 | p75 | p99 | round trips | minus UDP, same round (median, us) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for n, p in pp.items():
+        paired = statistics.median(a["median_ns"] - b["median_ns"] for a, b in zip(raw[n], raw["udp"])) / 1000
+        lines.append(f"| {n} | {p['median_ns'] / 1000:.2f} | {p['p25_ns'] / 1000:.2f} | {p['p75_ns'] / 1000:.2f} "
+                     f"| {p['p99_ns'] / 1000:.2f} | {p['round_trips']} | {paired:+.2f} |")
+    return "\n".join(lines)
+
+
+def _flood_table(rec: dict, names: list[str]) -> list[str]:
     cats = list(dict.fromkeys(c for s in rec["setups"].values() for c in s["ns_per_packet"]))
     lines = ["| category | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
 
@@ -168,9 +185,4 @@ def table(rec: dict) -> str:
                                                   for n in names) + " |")
     lines.append("| k(data)packets/s in the perf window | " + " | ".join(
         f"{rec['setups'][n]['pps_in_window'] / 1000:.0f}" for n in names) + " |")
-    pp = rec["pingpong"]
-    lines += ["", "| ping-pong | median (us) | p25 | p75 | p99 | round trips |", "|---|---:|---:|---:|---:|---:|"]
-    for n, p in pp.items():
-        lines.append(f"| {n} | {p['median_ns'] / 1000:.2f} | {p['p25_ns'] / 1000:.2f} | {p['p75_ns'] / 1000:.2f} "
-                     f"| {p['p99_ns'] / 1000:.2f} | {p['round_trips']} |")
-    return "\n".join(lines)
+    return lines
