@@ -179,5 +179,8 @@ def test_tcp_perf_samples_are_charged_to_tcp_categories_and_priced_per_segment()
     assert seg["ns_per_segment"]["tcp_send"] == pytest.approx(2 * 1001.001)
     assert seg["model_stage_ns_per_segment"] == {"tcp_send": pytest.approx(4 * 1001.001 * 2 / 3),
                                                  "tcp_rcv": pytest.approx(2 * 1001.001 * 2 / 3)}
+    assert seg["model_stage_ns_per_rx_skb"] == {"tcp_send": pytest.approx(4 * 1001.001),   # one segment per skb:
+                                                "tcp_rcv": pytest.approx(2 * 1001.001)}    # per data segment
     assert seg["acks_per_data_segment"] == 0.5 and seg["data_segments_per_rx_skb"] == 1.0
+    assert seg["payload_bytes_per_data_segment"] == 32.0
     assert seg["rx_bytes_per_skb"] == 98.0            # 32 payload + 66 Ethernet/IP/TCP(timestamps)

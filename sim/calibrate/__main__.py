@@ -181,7 +181,9 @@ def tcp_stages_main(argv: list[str] | None = None) -> int:
     _perf_sampling_args(p, "tcp-stages.json")
     p.add_argument("--pp-seconds", type=float, default=2.0, help="sockperf ping-pong seconds per run")
     p.add_argument("--pp-cpus", default="0,1", help="client,server CPUs of the ping-pongs (default 0,1; 0,0: one CPU)")
-    p.add_argument("--no-floods", action="store_true", help="the ping-pongs only (no perf floods)")
+    p.add_argument("--floods", default=",".join(tcpstages.DEFAULT_FLOODS),
+                   help=f"comma-separated floods, of {','.join(tcpstages.FLOODS)} (empty: none)")
+    p.add_argument("--no-pingpongs", action="store_true", help="the floods only")
     p.add_argument("--mps", type=int, default=0,
                    help="flood rate, messages/s (default 0: back to back)")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
@@ -195,9 +197,10 @@ def tcp_stages_main(argv: list[str] | None = None) -> int:
         check_environment()
         pp_cpus = tuple(int(c) for c in a.pp_cpus.split(","))
         if len(pp_cpus) != 2:
-            raise Unavailable(f"--pp-cpus {a.pp_cpus!r}: give two CPUs, client,server (e.g. 0,0)")
+            raise ValueError(f"--pp-cpus {a.pp_cpus!r}: give two CPUs, client,server (e.g. 0,0)")
         rec = tcpstages.run(a.rounds, a.perf_s, a.freq, a.pp_seconds, _log, mps=a.mps or None,
-                            floods_too=not a.no_floods, pp_cpus=(pp_cpus[0], pp_cpus[1]))
+                            floods=tuple(f for f in a.floods.split(",") if f), pingpongs=not a.no_pingpongs,
+                            pp_cpus=(pp_cpus[0], pp_cpus[1]))
         Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
         info = rec["host"]
         print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
@@ -206,7 +209,7 @@ def tcp_stages_main(argv: list[str] | None = None) -> int:
         print(f"wrote {a.out}")
         return 0
 
-    return _guarded("tcp-stages", a, body)
+    return _guarded("tcp-stages", a, body, bad_input=(ValueError,))
 
 
 def run_measurements(a, log=_log) -> dict:

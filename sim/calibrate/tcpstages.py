@@ -40,6 +40,12 @@ OFFLOADS = ("tso", "gso", "gro")
 # What the model's TCP stages are made of (per segment): the TCP categories plus the generic
 # socket-layer work a TCP segment still does (the sendmsg syscall layers above tcp_sendmsg,
 # the reader's wake-up), which the UDP stages socket_send and socket_enqueue price for UDP.
+# The floods: the three of the module docstring, and two bulk ones (BULK_BYTES per write) whose
+# skbs carry one segment (offloads off) or many (TSO/GSO/GRO on), for a per-skb / per-byte split.
+FLOODS = ("veth-udp", "veth-tcp", "veth-tcp-offload", "veth-tcp-bulk", "veth-tcp-bulk-offload")
+DEFAULT_FLOODS = FLOODS[:3]
+BULK_BYTES = 65000
+FRAME_HEADER_BYTES = 66              # Ethernet 14 + IPv4 20 + TCP 20 + timestamps option 12
 MODEL_TCP_STAGES: dict[str, tuple[str, ...]] = {"tcp_send": ("tcp_send", "socket_send"),
                                                 "tcp_rcv": ("tcp_rcv", "socket_enqueue")}
 
@@ -68,20 +74,25 @@ def per_segment(run: dict) -> dict:
     scale = data / max(data + acks, 1)            # run["ns_per_packet"] is per data segment
     ns = {k: v * scale for k, v in run["ns_per_packet"].items()}
     model = {stage: sum(ns.get(cat, 0.0) for cat in cats) for stage, cats in MODEL_TCP_STAGES.items()}
+    per_skb = data / c["rx_skbs"] if c["rx_skbs"] else 0.0      # data segments per received skb
     return {"ns_per_segment": ns, "model_stage_ns_per_segment": model,
+            "model_stage_ns_per_rx_skb": {k: v / scale * per_skb for k, v in model.items()} if scale else {},
             "acks_per_data_segment": acks / max(data, 1),
             "data_segments_per_rx_skb": data / c["rx_skbs"] if c["rx_skbs"] else None,
-            "rx_bytes_per_skb": c["rx_bytes"] / max(c["rx_skbs"], 1)}
+            "rx_bytes_per_skb": c["rx_bytes"] / max(c["rx_skbs"], 1),
+            # one frame header per skb, a GSO skb's included
+            "payload_bytes_per_data_segment": (c["rx_bytes"] - FRAME_HEADER_BYTES * c["rx_skbs"]) / max(data, 1)}
 
 
 def merge_tcp(runs: list[dict]) -> dict:
     """`perfstages.merge` plus the medians of the per-segment figures over the runs."""
     out = perfstages.merge(runs)
     segs = [per_segment(r) for r in runs]
-    for key in ("ns_per_segment", "model_stage_ns_per_segment"):
+    for key in ("ns_per_segment", "model_stage_ns_per_segment", "model_stage_ns_per_rx_skb"):
         names = dict.fromkeys(k for s in segs for k in s[key])
         out[key] = {k: statistics.median(s[key].get(k, 0.0) for s in segs) for k in names}
-    for key in ("acks_per_data_segment", "data_segments_per_rx_skb", "rx_bytes_per_skb"):
+    for key in ("acks_per_data_segment", "data_segments_per_rx_skb", "rx_bytes_per_skb",
+                "payload_bytes_per_data_segment"):
         vals = [s[key] for s in segs if s[key] is not None]
         out[key] = statistics.median(vals) if vals else None
     out["model_stage_spread_ns"] = {k: max(s["model_stage_ns_per_segment"][k] for s in segs)
@@ -91,11 +102,15 @@ def merge_tcp(runs: list[dict]) -> dict:
 
 
 def run(rounds: int, perf_s: float, freq: int, pp_seconds: float, log: Callable[[str], None],
-        mps: int | None = None, floods_too: bool = True, pp_cpus: tuple[int, int] | None = None) -> dict:
-    """Measure every flood and ping-pong of the module docstring, `rounds` interleaved rounds;
-    floods at `mps` messages per second (sockperf ``--mps``), or back to back; without
-    `floods_too` the ping-pongs only.  Floods run sender on CPU 0, sink on CPU 1; ping-pongs
-    client and server on `pp_cpus` (default the same two)."""
+        mps: int | None = None, floods: tuple[str, ...] = DEFAULT_FLOODS, pingpongs: bool = True,
+        pp_cpus: tuple[int, int] | None = None) -> dict:
+    """Measure the `floods` (names of `FLOODS`) and, with `pingpongs`, the ping-pongs of the
+    module docstring, `rounds` interleaved rounds; floods at `mps` messages per second
+    (sockperf ``--mps``), or back to back.  Floods run sender on CPU 0, sink on CPU 1;
+    ping-pongs client and server on `pp_cpus` (default the same two)."""
+    unknown = sorted(set(floods) - set(FLOODS))
+    if unknown:
+        raise ValueError(f"unknown floods {unknown}; known: {', '.join(FLOODS)}")
     if not sockperf.available():
         raise Unavailable(sockperf.INSTALL_HINT)
     for tool, hint in (("perf", "perf is not installed (Debian: apt-get install linux-perf)"),
@@ -104,7 +119,7 @@ def run(rounds: int, perf_s: float, freq: int, pp_seconds: float, log: Callable[
             raise Unavailable(hint)
     cpus = (0, 1 if (os.cpu_count() or 1) > 1 else 0)
     pp_cpus = pp_cpus or cpus
-    floods: dict[str, list] = {}
+    runs: dict[str, list] = {}
     pings: dict[str, list] = {}
     with Lab() as lab:
         log(f"run {lab.run_id}: namespaces nsim-{lab.run_id}-*")
@@ -115,27 +130,29 @@ def run(rounds: int, perf_s: float, freq: int, pp_seconds: float, log: Callable[
         for ns in (plain.client_ns, plain.server_ns):
             set_offloads(lab, ns, on=True)
         eps = {"veth-udp": plain, "veth-tcp": dataclasses.replace(bare, tcp=True),
-               "veth-tcp-offload": dataclasses.replace(plain, tcp=True)}
+               "veth-tcp-offload": dataclasses.replace(plain, tcp=True),
+               "veth-tcp-bulk": dataclasses.replace(bare, tcp=True, size=BULK_BYTES),
+               "veth-tcp-bulk-offload": dataclasses.replace(plain, tcp=True, size=BULK_BYTES)}
         offloads = {"veth-tcp": offload_state(lab, bare.server_ns),
                     "veth-tcp-offload": offload_state(lab, plain.server_ns)}
         for rnd in range(rounds):
-            for name in list(eps)[::-1 if rnd % 2 else 1] if floods_too else []:
+            for name in list(floods)[::-1 if rnd % 2 else 1]:
                 r = perfstages.record(lab, eps[name], perf_s, freq, cpus, mps=mps)
-                floods.setdefault(name, []).append(r)
+                runs.setdefault(name, []).append(r)
                 log(f"  round {rnd + 1}: {name:17s} {r['pps_in_window'] / 1000:7.1f} k(data)pkt/s, "
                     f"{sum(r['ns_per_packet'].values()):6.0f} ns/(data)packet; load {r['loadavg']}")
             for name, ep in (("udp", plain), ("tcp", dataclasses.replace(plain, tcp=True)),
-                             ("tcp-no-offload", dataclasses.replace(bare, tcp=True))):
+                             ("tcp-no-offload", dataclasses.replace(bare, tcp=True))) if pingpongs else ():
                 p = sockperf.pingpong(lab, ep, pp_seconds, pp_cpus)
                 p["loadavg"] = loadavg()
                 pings.setdefault(name, []).append(p)
                 log(f"  round {rnd + 1}: ping-pong {name:15s} median {p['median_ns'] / 1000:6.2f} us")
-    setups = {n: (merge_tcp(rs) if eps[n].tcp else perfstages.merge(rs)) for n, rs in floods.items()}
+    setups = {n: (merge_tcp(rs) if eps[n].tcp else perfstages.merge(rs)) for n, rs in runs.items()}
     return {"host": host_info(), "sockperf": sockperf.version(), "ethtool": _ethtool_version(),
             "rounds": rounds, "mps": mps, "perf_s": perf_s, "freq_hz": freq, "cpus": list(cpus),
             "pp_cpus": list(pp_cpus), "offloads": offloads,
             "setups": setups, "pingpong": {n: pingpong_summary(ps) for n, ps in pings.items()},
-            "raw": {"floods": floods, "pingpong": pings}}
+            "raw": {"floods": runs, "pingpong": pings}}
 
 
 def pingpong_summary(runs: list[dict]) -> dict:
@@ -156,6 +173,8 @@ def table(rec: dict) -> str:
     lines = _flood_table(rec, names) if names else []
     pp = rec["pingpong"]
     raw = rec["raw"]["pingpong"]
+    if not pp:
+        return "\n".join(lines)
     lines += ["", "| ping-pong | median (us) | p25 | p75 | p99 | round trips | minus UDP, same round (median, us) |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for n, p in pp.items():
@@ -173,13 +192,14 @@ def _flood_table(rec: dict, names: list[str]) -> list[str]:
         return f"{s.get('ns_per_segment', s['ns_per_packet']).get(c, 0.0):.0f}"
     for c in cats:
         lines.append(f"| {c} | " + " | ".join(cell(rec["setups"][n], c) for n in names) + " |")
-    for stage in MODEL_TCP_STAGES:
-        lines.append(f"| **model {stage}** | " + " | ".join(
-            f"{rec['setups'][n]['model_stage_ns_per_segment'][stage]:.0f}" if "model_stage_ns_per_segment"
-            in rec["setups"][n] else "" for n in names) + " |")
+    for key, label in (("model_stage_ns_per_segment", "per segment"), ("model_stage_ns_per_rx_skb", "per data skb")):
+        for stage in MODEL_TCP_STAGES:
+            lines.append(f"| **model {stage}**, {label} | " + " | ".join(
+                f"{rec['setups'][n][key][stage]:.0f}" if rec["setups"][n].get(key) else "" for n in names) + " |")
     for label, key, fmt in (("pure ACKs per data segment", "acks_per_data_segment", "{:.2f}"),
                             ("data segments per received skb", "data_segments_per_rx_skb", "{:.2f}"),
-                            ("bytes per received skb", "rx_bytes_per_skb", "{:.0f}")):
+                            ("bytes per received skb", "rx_bytes_per_skb", "{:.0f}"),
+                            ("payload bytes per data segment (InSegs)", "payload_bytes_per_data_segment", "{:.0f}")):
         lines.append(f"| {label} | " + " | ".join(fmt.format(rec["setups"][n][key])
                                                   if rec["setups"][n].get(key) is not None else ""
                                                   for n in names) + " |")
