@@ -12,7 +12,9 @@ UDP ``veth`` setup).  Per round, each of:
   veth receives through its own NAPI poll), where one skb may carry many segments;
 
 each sampled with ``perf record -e cpu-clock -a -g`` (`perfstages.record`), and TCP and UDP
-ping-pongs (``sockperf pp [--tcp]``, 32-byte messages) on the offload-default pair.
+ping-pongs (``sockperf pp [--tcp]``, 32-byte messages) on the offloads-on pair and TCP on the
+offloads-off one.  Two more floods on request (`FLOODS`): ``veth-tcp-bulk`` and
+``veth-tcp-bulk-offload``, 65,000-byte writes, for the per-skb / per-byte shape of the cost.
 
 A TCP flood's counts in perf's window (`perfstages._logs`): data segments (the server's
 InSegs), pure ACKs (its OutSegs), the veth's received skbs and bytes.  Every segment - data or
