@@ -256,3 +256,26 @@ def test_memory_failure_mid_run_leaves_nothing_behind(monkeypatch, tmp_path, exc
     run_id = netns.run_id_of(ours[0])
     _assert_no_leftovers(run_id)
     assert not out.exists() and not profile_io.sidecar(out).exists()
+
+
+@needs_sockperf
+@pytest.mark.skipif(shutil.which("perf") is None or shutil.which("ethtool") is None,
+                    reason="tcp-stages needs perf (apt-get install linux-perf) and ethtool (apt-get install ethtool)")
+def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_nothing(tmp_path, capsys):
+    """Functional, no timing: with TSO/GSO/GRO off and TCP_NODELAY, a 32-byte write is one
+    98-byte frame (one data segment per received skb, 32 payload bytes per segment); perf sees
+    TCP's own functions (tcp_send and tcp_rcv samples); the ping-pongs complete."""
+    out = tmp_path / "tcp.json"
+    rc = main(["tcp-stages", "--rounds", "1", "--perf-s", "0.5", "--floods", "veth-tcp", "--pp-seconds", "1",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+    _assert_no_leftovers(run_id)
+    rec = json.loads(out.read_text())
+    assert set(rec["offloads"]["veth-tcp"].values()) == {"off"}
+    s = rec["setups"]["veth-tcp"]
+    assert s["data_segments_per_rx_skb"] == pytest.approx(1.0, rel=0.02)
+    assert s["payload_bytes_per_data_segment"] == pytest.approx(32.0, rel=0.02)
+    assert s["ns_per_packet"]["tcp_send"] > 0 and s["ns_per_packet"]["tcp_rcv"] > 0
+    assert all(rec["pingpong"][n]["round_trips"] > 0 for n in ("udp", "tcp", "tcp-no-offload"))

@@ -1,9 +1,9 @@
 """GSO/TSO on send and GRO on receive for TCP flows (`sim.core.tcp`, docs/tcp.md) against theory.
 
 The cost formulas use a profile with every stage free but three (cost_overrides): a send's
-`socket_send` (base B, per byte beta: it runs once per packet, on all its bytes), the
+`tcp_send` (base B, per byte beta: it runs once per packet, on all its bytes), the
 receiving NIC's `nic_rx` (base F, once per frame: the driver's RX and GRO) and the
-receiver's `socket_enqueue` (base E).  A data packet of k segments of MSS bytes is
+receiver's `tcp_rcv` (base E).  A data packet of k segments of MSS bytes is
 k MSS + 52 bytes (one set of headers: the skb stays whole; the wire carries k frames).
 """
 
@@ -24,12 +24,13 @@ FREE_HOST = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, 
 
 
 def priced(cost_b=B, beta=BETA):
-    """cost_overrides: every stage free but socket_send, nic_rx and socket_enqueue (and no
-    br_netfilter surcharge on the bridge of l2-bridged)."""
+    """cost_overrides: every stage free but tcp_send, nic_rx and tcp_rcv (TCP's stages in place
+    of socket_send and socket_enqueue, sim.core.tcpcost; and no br_netfilter surcharge on the
+    bridge of l2-bridged)."""
     stages = {n: {"base_ns": 0, "per_byte_ns": 0, "per_entry_ns": 0} for n in STAGE_NAMES}
-    stages["socket_send"] = {"base_ns": cost_b, "per_byte_ns": beta, "per_entry_ns": 0}
+    stages["tcp_send"] = {"base_ns": cost_b, "per_byte_ns": beta, "per_entry_ns": 0}
     stages["nic_rx"] = {"base_ns": F, "per_byte_ns": 0, "per_entry_ns": 0}
-    stages["socket_enqueue"] = {"base_ns": E, "per_byte_ns": 0, "per_entry_ns": 0}
+    stages["tcp_rcv"] = {"base_ns": E, "per_byte_ns": 0, "per_entry_ns": 0}
     return {"stages": stages, "host": FREE_HOST, "netfilter": {"br_netfilter": {"base_ns": 0}}}
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from sim.calibrate import fit as fitmod
 from sim.calibrate import memory as memmod
-from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, validate, wakeup
+from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, tcpstages, validate, wakeup
 from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
@@ -134,13 +134,18 @@ def _print_perf_fit(rec: dict, prior) -> None:
     print(perfprofile.format_check(perfprofile.check_table(perf_measured(rec), measured_profile)))
 
 
+def _perf_sampling_args(p: argparse.ArgumentParser, out: str) -> None:
+    """The options perf-stages and tcp-stages share: record file, rounds, perf's window and rate."""
+    p.add_argument("--out", default=out, help=f"JSON record to write (default {out})")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per flood and round")
+    p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+
+
 def perf_stages_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.calibrate perf-stages",
                                 description="Per-stage CPU cost per packet from perf sampling during a flood.")
-    p.add_argument("--out", default="perf-stages.json", help="JSON record to write (default perf-stages.json)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--perf-s", type=float, default=1.5, help="seconds sampled per setup and round")
-    p.add_argument("--freq", type=int, default=2999, help="perf sampling frequency, Hz per CPU")
+    _perf_sampling_args(p, "perf-stages.json")
     p.add_argument("--mps", type=int, default=0,
                    help="flood rate, datagrams/s (default 0: back to back; sockperf paces --mps by spinning)")
     p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
@@ -167,6 +172,44 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
         return 0
 
     return _guarded("perf-stages", a, body)
+
+
+def tcp_stages_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate tcp-stages",
+                                description="TCP's per-stage CPU per segment (perf during TCP floods over a veth "
+                                            "pair, offloads off and on) and TCP vs UDP ping-pong.")
+    _perf_sampling_args(p, "tcp-stages.json")
+    p.add_argument("--pp-seconds", type=float, default=2.0, help="sockperf ping-pong seconds per run")
+    p.add_argument("--pp-cpus", default="0,1", help="client,server CPUs of the ping-pongs (default 0,1; 0,0: one CPU)")
+    p.add_argument("--floods", default=",".join(tcpstages.DEFAULT_FLOODS),
+                   help=f"comma-separated floods, of {','.join(tcpstages.FLOODS)} (empty: none)")
+    p.add_argument("--no-pingpongs", action="store_true", help="the floods only")
+    p.add_argument("--mps", type=int, default=0,
+                   help="flood rate, messages/s (default 0: back to back)")
+    p.add_argument("--cleanup", action="store_true", help="as for calibrate")
+    p.add_argument("--from", dest="from_record", default=None, help="print the tables of this record again")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        if a.from_record:
+            print(tcpstages.table(json.loads(Path(a.from_record).read_text())))
+            return 0
+        check_environment()
+        pp_cpus = tuple(int(c) for c in a.pp_cpus.split(","))
+        if len(pp_cpus) != 2:
+            raise ValueError(f"--pp-cpus {a.pp_cpus!r}: give two CPUs, client,server (e.g. 0,0)")
+        rec = tcpstages.run(a.rounds, a.perf_s, a.freq, a.pp_seconds, _log, mps=a.mps or None,
+                            floods=tuple(f for f in a.floods.split(",") if f), pingpongs=not a.no_pingpongs,
+                            pp_cpus=(pp_cpus[0], pp_cpus[1]))
+        Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
+        info = rec["host"]
+        print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
+              f"CPU ns per segment (UDP: per datagram), median of {a.rounds} rounds")
+        print(tcpstages.table(rec))
+        print(f"wrote {a.out}")
+        return 0
+
+    return _guarded("tcp-stages", a, body, bad_input=(ValueError,))
 
 
 def run_measurements(a, log=_log) -> dict:
@@ -479,7 +522,7 @@ def _cleanup() -> int:
 
 
 COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main,
-            "wakeup": wakeup_main}
+            "tcp-stages": tcp_stages_main, "wakeup": wakeup_main}
 
 
 def main(argv: list[str] | None = None) -> int:

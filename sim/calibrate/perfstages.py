@@ -19,6 +19,7 @@ are ``user`` (the application).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 import subprocess
@@ -28,6 +29,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
@@ -173,26 +175,47 @@ def stage_sum(ns_per_packet: dict, classifier: Classifier | None = None) -> floa
     return sum(v for k, v in ns_per_packet.items() if k in names)
 
 
+def snmp_reader(pid: int, proto: str, fields: tuple[str, ...]) -> Callable[[], int]:
+    """A reader of the sum of `fields` of the `proto` line (``Udp``, ``Tcp``) of the
+    namespace of process `pid` (``/proc/PID/net/snmp``: no fork)."""
+    path = f"/proc/{pid}/net/snmp"
+
+    def read() -> int:
+        with open(path) as f:
+            rows = [ln.split() for ln in f if ln.startswith(f"{proto}:")]
+        c = dict(zip(rows[0][1:], map(int, rows[1][1:])))
+        return sum(c[k] for k in fields)
+    return read
+
+
+def netdev_reader(pid: int, column: str) -> Callable[[], int]:
+    """A reader of one column (``rx_packets``, ``rx_bytes``) of ``/proc/PID/net/dev`` summed
+    over the namespace's devices other than ``lo``: what its veth received, in skbs as the
+    device saw them (a GSO/GRO skb counts once) and in bytes (Ethernet frames)."""
+    path = f"/proc/{pid}/net/dev"
+    idx = {"rx_bytes": 0, "rx_packets": 1, "tx_bytes": 8, "tx_packets": 9}[column]
+
+    def read() -> int:
+        with open(path) as f:
+            rows = [ln.split(":", 1) for ln in f if ":" in ln]
+        return sum(int(vals.split()[idx]) for name, vals in rows if name.strip() != "lo")
+    return read
+
+
 class CounterLog:
-    """Datagrams that crossed the whole path (the server namespace's UDP InDatagrams +
-    RcvbufErrors, read from ``/proc/PID/net/snmp`` of a process inside it: no fork), logged
-    against CLOCK_MONOTONIC every `every_s` by a background thread, so the count over perf's
-    exact sampling window can be interpolated (perf's ``-k CLOCK_MONOTONIC`` timestamps)."""
+    """A kernel counter (by default the server namespace's UDP InDatagrams + RcvbufErrors:
+    datagrams that crossed the whole path; any `read` function, e.g. `snmp_reader`,
+    `netdev_reader`) logged against CLOCK_MONOTONIC every `every_s` by a background thread,
+    so the count over perf's exact sampling window can be interpolated (perf's
+    ``-k CLOCK_MONOTONIC`` timestamps)."""
 
     def __init__(self, pid: int, fields: tuple[str, ...] = ("InDatagrams", "RcvbufErrors"),
-                 every_s: float = 0.05) -> None:
-        self.path = f"/proc/{pid}/net/snmp"
-        self.fields = fields
+                 every_s: float = 0.05, read: Callable[[], int] | None = None) -> None:
+        self._read = read or snmp_reader(pid, "Udp", fields)
         self.every_s = every_s
         self.log: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _read(self) -> int:
-        with open(self.path) as f:
-            rows = [ln.split() for ln in f if ln.startswith("Udp:")]
-        c = dict(zip(rows[0][1:], map(int, rows[1][1:])))
-        return sum(c[f] for f in self.fields)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -208,11 +231,13 @@ class CounterLog:
         self._thread.join()
         self.log.append((time.monotonic(), self._read()))
 
-    def wait_for_traffic(self, timeout_s: float) -> None:
-        """Return once the count has grown (sockperf's start-up and warm-up take over a second)."""
+    def wait_for_traffic(self, timeout_s: float, more_than: int = 0) -> None:
+        """Return once the count has grown by more than `more_than` (sockperf's start-up and
+        warm-up take over a second; over TCP the handshake's segments come well before the
+        flood, hence a threshold)."""
         deadline = time.monotonic() + timeout_s
         first = self._read()
-        while self._read() == first:
+        while self._read() - first <= more_than:
             if time.monotonic() > deadline:
                 raise RuntimeError("the flood did not start: no datagram arrived")
             time.sleep(0.02)
@@ -231,23 +256,42 @@ def sampled_window(samples: list[Sample]) -> tuple[float, float] | None:
     return (min(times), max(times)) if len(times) > 1 else None
 
 
+def _logs(ep: Endpoints, server: int, client: int) -> dict[str, CounterLog]:
+    """The counters logged during a flood of `ep`.  UDP: ``received`` (server InDatagrams +
+    RcvbufErrors) and ``sent`` (client OutDatagrams).  TCP: ``received`` = the server's InSegs
+    (data segments; the handshake is over before the window), ``sent`` = the client's OutSegs,
+    ``acks`` = the server's OutSegs (the pure ACKs it returns), and the server's veth
+    ``rx_skbs`` / ``rx_bytes`` (equal to the segments when TSO/GSO/GRO are off)."""
+    if not ep.tcp:
+        return {"received": CounterLog(server), "sent": CounterLog(client, ("OutDatagrams",))}
+    return {"received": CounterLog(server, read=snmp_reader(server, "Tcp", ("InSegs",))),
+            "sent": CounterLog(client, read=snmp_reader(client, "Tcp", ("OutSegs",))),
+            "acks": CounterLog(server, read=snmp_reader(server, "Tcp", ("OutSegs",))),
+            "rx_skbs": CounterLog(server, read=netdev_reader(server, "rx_packets")),
+            "rx_bytes": CounterLog(server, read=netdev_reader(server, "rx_bytes"))}
+
+
 def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus: tuple = (0, 1),
            warmup_s: float = 0.6, mps: int | None = None) -> dict:
     """Flood `ep` with sockperf (at `mps` datagrams/s, or back to back) and sample every CPU
-    with perf for `perf_s` seconds inside it; packets = datagrams that crossed the whole path
-    within perf's sampling window."""
+    with perf for `perf_s` seconds inside it; packets = datagrams (TCP: data segments) that
+    crossed the whole path within perf's sampling window (TCP adds the window's ``acks``,
+    ``rx_skbs`` and ``rx_bytes``, see `_logs`)."""
     with tempfile.TemporaryDirectory(prefix="nsim-perf-") as tmp:
         data = str(Path(tmp) / "perf.data")
 
         def sample(pids: set[int]) -> dict:
             server = int(lab.ip_netns_pids(ep.server_ns)[0])
             client = int(lab.ip_netns_pids(ep.client_ns)[0])
-            with CounterLog(server) as received, CounterLog(client, ("OutDatagrams",)) as sent:
-                received.wait_for_traffic(timeout_s=10.0)
+            logs = _logs(ep, server, client)
+            with contextlib.ExitStack() as stack:
+                for log in logs.values():
+                    stack.enter_context(log)
+                logs["received"].wait_for_traffic(timeout_s=10.0, more_than=1000 if ep.tcp else 0)
                 time.sleep(warmup_s)
                 sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-k", "CLOCK_MONOTONIC",
                     "-o", data, "--", "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
-            return {"received": received, "sent": sent, "loadavg": loadavg(), "pids": pids}
+            return {**logs, "loadavg": loadavg(), "pids": pids}
 
         flood = sockperf.throughput(lab, ep, perf_s + warmup_s + 4.0, cpus, during=sample, mps=mps)
         text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,time,period,ip,sym"],
@@ -256,15 +300,19 @@ def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus:
     window = sampled_window(samples)
     if window is None:
         raise RuntimeError("perf recorded no timestamped samples")
-    packets = flood["during"]["received"].between(*window)
-    sent = flood["during"]["sent"].between(*window)
-    out = attribute(samples, round(packets), flood["during"]["pids"], sent=round(sent))
+    during = flood["during"]
+    packets = during["received"].between(*window)
+    sent = during["sent"].between(*window)
+    out = attribute(samples, round(packets), during["pids"], sent=round(sent))
     seconds = window[1] - window[0]
-    out.update({"perf_s": perf_s, "sampled_s": seconds, "freq_hz": freq, "loadavg": flood["during"]["loadavg"],
+    out.update({"perf_s": perf_s, "sampled_s": seconds, "freq_hz": freq, "loadavg": during["loadavg"],
                 "mps": mps, "flood_sent": flood["sent"], "flood_send_pps": flood["send_pps"],
                 "flood_path_pps": flood["path_pps"], "flood_pps": flood["pps"],
                 "lost_before_udp": flood["lost_before_udp"], "pps_in_window": packets / seconds,
                 "sent_pps_in_window": sent / seconds})
+    if ep.tcp:
+        out["counts_in_window"] = {k: round(during[k].between(*window)) for k in ("received", "sent", "acks",
+                                                                                 "rx_skbs", "rx_bytes")}
     return out
 
 

@@ -38,7 +38,8 @@ class Endpoints:
     client_ns: str
     server_ns: str
     server_addr: str
-    size: int = SIZE_BYTES       # UDP payload bytes the measuring program sends
+    size: int = SIZE_BYTES       # UDP payload bytes the measuring program sends (message bytes over TCP)
+    tcp: bool = False            # measure over TCP (sockperf --tcp) instead of UDP
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,30 @@ def available() -> bool:
 
 
 def _server(lab: Lab, ep: Endpoints, cpu: int | None, timeout_s: float = 10.0):
-    srv = lab.popen(ep.server_ns, ["sockperf", "server", "-i", ep.server_addr, "-p", str(PORT)], cpu=cpu)
+    srv = lab.popen(ep.server_ns, ["sockperf", "server", "-i", ep.server_addr, "-p", str(PORT), *_proto(ep)],
+                    cpu=cpu)
+    listing = "-Hnlt" if ep.tcp else "-Hnlu"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if srv.poll() is not None:
             raise RuntimeError(f"sockperf server exited early: {srv.stderr.read().strip() if srv.stderr else ''}")
-        if f":{PORT} " in lab.exec(ep.server_ns, "ss", "-Hnlu", check=False).stdout:
+        if f":{PORT} " in lab.exec(ep.server_ns, "ss", listing, check=False).stdout:
             return srv
         time.sleep(0.02)
     lab.reap(srv)
     raise RuntimeError("sockperf server did not bind in time")
+
+
+def _proto(ep: Endpoints) -> list[str]:
+    """sockperf's protocol option for `ep` (UDP is sockperf's default)."""
+    return ["--tcp"] if ep.tcp else []
+
+
+def _nodelay(ep: Endpoints) -> list[str]:
+    """sockperf's throughput client enables Nagle by default over TCP (its ping-pong does not);
+    ``--tcp-avoid-nodelay`` toggles that, so each message leaves as soon as it is written
+    (TCP_NODELAY), as in the ping-pong and in the model's TCP."""
+    return ["--tcp-avoid-nodelay"] if ep.tcp else []
 
 
 def _whole_seconds(seconds: float) -> str:
@@ -83,9 +97,10 @@ def parse_pingpong(text: str) -> dict:
             "lost": int(dropped.group(1)) if dropped else 0}
 
 
-def udp_counters(lab: Lab, ns: str) -> dict[str, int]:
-    """The namespace's ``Udp:`` line of /proc/net/snmp as {field: value}."""
-    lines = [ln.split() for ln in lab.exec(ns, "cat", "/proc/net/snmp").stdout.splitlines() if ln.startswith("Udp:")]
+def snmp_counters(lab: Lab, ns: str, proto: str = "Udp") -> dict[str, int]:
+    """The namespace's `proto` line (``Udp``, ``Tcp``) of /proc/net/snmp as {field: value}."""
+    lines = [ln.split() for ln in lab.exec(ns, "cat", "/proc/net/snmp").stdout.splitlines()
+             if ln.startswith(f"{proto}:")]
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
@@ -94,7 +109,7 @@ def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple) -> dict:
     srv = _server(lab, ep, server_cpu)
     try:
         cp = lab.run(ep.client_ns, ["sockperf", "ping-pong", "-i", ep.server_addr, "-p", str(PORT), "-m",
-                                    str(ep.size), "-t", _whole_seconds(seconds), "--full-rtt"],
+                                    str(ep.size), "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep)],
                      cpu=client_cpu, timeout=seconds + 20)
     finally:
         lab.reap(srv)
@@ -102,6 +117,14 @@ def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple) -> dict:
     if not out["round_trips"]:
         raise RuntimeError(f"no round trip completed between {ep.client_ns} and {ep.server_ns}:{ep.server_addr}")
     return out
+
+
+def _arrived(lab: Lab, ep: Endpoints) -> dict[str, int]:
+    """What arrived at the server: its UDP counters, or for TCP its segments received
+    (``InSegs`` as ``InDatagrams``: TCP has no receive-buffer drop, so ``RcvbufErrors`` 0)."""
+    if not ep.tcp:
+        return snmp_counters(lab, ep.server_ns)
+    return {"InDatagrams": snmp_counters(lab, ep.server_ns, "Tcp")["InSegs"], "RcvbufErrors": 0}
 
 
 def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None, mps: int | None = None) -> dict:
@@ -117,15 +140,17 @@ def throughput(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None
     srv = _server(lab, ep, sink_cpu)
     rate = ["--mps", str(mps)] if mps else []
     try:
-        before = udp_counters(lab, ep.server_ns)
+        before = _arrived(lab, ep)
         client = lab.popen(ep.client_ns, ["sockperf", "throughput", "-i", ep.server_addr, "-p", str(PORT), "-m",
-                                          str(ep.size), "-t", _whole_seconds(seconds), *rate], cpu=sender_cpu)
+                                          str(ep.size), "-t", _whole_seconds(seconds), *rate, *_proto(ep),
+                                          *_nodelay(ep)],
+                           cpu=sender_cpu)
         t0 = time.monotonic()
         extra = during(_pids_in(lab, ep)) if during is not None else None
         out, _ = client.communicate(timeout=seconds + 20)
         wall = time.monotonic() - t0
         lab.reap(client)
-        after = udp_counters(lab, ep.server_ns)
+        after = _arrived(lab, ep)
     finally:
         lab.reap(srv)
     sent = re.search(r"Total of (\d+) messages sent in ([\d.]+) sec", out)

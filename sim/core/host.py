@@ -70,6 +70,7 @@ from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
 from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_NAMES
+from sim.core.tcpcost import tcp_stages
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
@@ -237,7 +238,7 @@ class Host:
         ``root_stages`` when the root namespace is a member here and its ``loop_stages`` when
         the sender is; per-member stages then run for the other members), for a packet whose
         connection every conntrack of the pass already tracks."""
-        key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
+        key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts, pkt.tcp)
         hit = self._cache.get(key)
         if hit is None:
             hit = self._cache[key] = self._price(p, pkt, key, ())
@@ -256,8 +257,9 @@ class Host:
         root_side = 1 if p.uid in self._sender_uids else 2
         size = pkt.size
         members = pkt.members
+        stages = tcp_stages(p.stages) if pkt.tcp else p.stages      # a TCP segment: sim.core.tcpcost
         work: list[tuple] = [(st, members if (st.per_member and members is not None) else (None,))
-                             for st in p.stages]
+                             for st in stages]
         if p.wire_stages and pkt.wire_hosts:
             work += [(st, (None,)) for st in p.wire_stages]
         if members:
@@ -354,7 +356,7 @@ class Host:
         pass costs begins passes by `_begin_pass_scaled`, one with conntrack by `_begin_pass_ct`.)"""
         p = pkt.plan[pkt.step]                  # pass_cost's cache, read inline (same key)
         vec_id, cost, _ = (self._cache.get((p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port,
-                                            pkt.members, pkt.wire_hosts)) or self.pass_cost(p, pkt))
+                                            pkt.members, pkt.wire_hosts, pkt.tcp)) or self.pass_cost(p, pkt))
         pkt.passes += (vec_id, start_ns - pkt.enq_ns, 1.0)
         pkt.core = core.idx
         return cost
@@ -381,7 +383,7 @@ class Host:
         namespace whose conntrack the pass runs pays the entry's creation there (see
         `sim.core.netfilter`)."""
         p = pkt.plan[pkt.step]
-        key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts)
+        key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts, pkt.tcp)
         hit = self._cache.get(key)
         if hit is None:
             hit = self.pass_cost(p, pkt)

@@ -192,6 +192,7 @@ class Model:
         self.generated += 1
         pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine._now, flow,
                      frames, wire_size)
+        pkt.tcp = flow.tcp_segments
         self.live[pid] = pkt
         src = self.hosts[sh]
         core = flow.idx % src.n_cores

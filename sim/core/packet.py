@@ -32,11 +32,12 @@ class Packet:
     host_trip: str         # trip name on the current host
     far_trip: str | None   # a unicast's host trip on its destination host, when that is another
     sender: object         # the sending socket's thread (sim.core.apps), during its send pass
+    tcp: bool              # a TCP segment (its flow's `tcp_segments`), priced by sim.core.tcpcost
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
                  "link_queue_ns", "passes", "hop", "members", "wire_hosts", "core", "owner",
                  "plan", "step", "host_trip", "enq_ns", "sender", "far_trip", "frames",
-                 "wire_size", "lost_frames")
+                 "wire_size", "lost_frames", "tcp")
 
     def __init__(self, pid: int, flow: int, seq: int, direction: int, src_host: int, src_ns: int,
                  dst_host: int, dst_ns: int, port: int, size: int, t_sent: float, owner,
@@ -65,6 +66,7 @@ class Packet:
         self.frames = frames
         self.wire_size = size if wire_size is None else wire_size
         self.lost_frames: tuple[int, ...] = ()
+        self.tcp = False            # a TCP segment: priced with TCP's stages (sim.core.tcpcost)
 
     def copy(self, pid: int) -> "Packet":
         """A copy for one branch of a multicast (same origin, own id, passes so far)."""
@@ -82,4 +84,5 @@ class Packet:
         c.core = self.core
         c.enq_ns = self.enq_ns
         c.far_trip = self.far_trip
+        c.tcp = self.tcp
         return c

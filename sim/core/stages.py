@@ -77,6 +77,12 @@ STAGES: tuple[StageInfo, ...] = (
               "backlog (NETKIT_PASS)", "output"),
     StageInfo("ipvlan_demux", "l2", "none", "ipvlan_addr_lookup: the port's hash of slave addresses", "l2"),
     StageInfo("macvlan_demux", "l2", "none", "macvlan_hash_lookup: the port's hash of macvlan MACs", "l2"),
+    # Issue 15's TCP costs (appended likewise): a TCP segment (data or pure ACK) runs these in place
+    # of socket_send and socket_enqueue (sim.core.tcpcost)
+    StageInfo("tcp_send", "l4", "none", "tcp_sendmsg / __tcp_send_ack, tcp_write_xmit, __tcp_transmit_skb, "
+              "ip_queue_xmit on the socket's cached route", "socket"),
+    StageInfo("tcp_rcv", "l4", "none", "tcp_v4_rcv after the lookup: tcp_rcv_established (tcp_ack, "
+              "tcp_data_queue, ACK decision) and the reader's wake-up", "socket"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

@@ -150,6 +150,7 @@ class TcpFlow(Flow):
     """Base of the TCP kinds (see the module docstring)."""
 
     observes_reads = True
+    tcp_segments = True    # its packets run TCP's stages (sim.core.tcpcost)
 
     def __init__(self, idx, spec, model, rng) -> None:
         super().__init__(idx, spec, model, rng)

@@ -86,6 +86,7 @@ class Flow:
     dst: tuple[int, int]
     group: dict[int, tuple[int, ...]] | None
     spread_over: int
+    tcp_segments = False   # its packets are TCP segments, priced with TCP's stages (sim.core.tcpcost)
 
     def __init__(self, idx: int, spec: FlowSpec, model: ModelServices, rng: np.random.Generator) -> None:
         self.idx = idx
