@@ -95,3 +95,20 @@ def test_the_command_prints_the_table_or_says_which_scenario_to_run(tmp_path, ca
     api.run(ROOT / "scenarios" / "tcp.yaml", res_dir, base_dir=ROOT, sets=["run.duration_ns=1e6", "run.warmup_ns=0"])
     assert published.main([str(res_dir)]) == 2
     assert "scenarios/modern.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [(["--cpus", "0"], "--cpus takes two CPUs"),
+                                        (["--setups", "routed,nosuch"], "unknown setup 'nosuch'")])
+def test_tcp_rr_refuses_bad_options_before_building_anything(argv, says, capsys):
+    from sim.calibrate.__main__ import main
+    assert main(["tcp-rr", *argv, "--out", "/nonexistent/x.json"]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_recorded_tcp_rr_measurement_is_the_figure_it_backs():
+    """this-machine-rr's numbers are the record's medians (no number typed in by hand)."""
+    import json
+    rec = json.loads((ROOT / "sim" / "profiles" / "amd-epyc-6.18.44.tcp-rr.json").read_text())
+    (fig,) = [f for f in published.figures() if f.id == "this-machine-rr"]
+    for config, setup in (("routed-fw100", "routed-fw100"), ("macvlan", "macvlan")):
+        assert fig.published[config] == pytest.approx(rec["setups"][setup]["median_of_rounds_ns"] / 1e3, abs=0.005)

@@ -19,7 +19,7 @@ import yaml
 
 from sim.calibrate import fit as fitmod
 from sim.calibrate import memory as memmod
-from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, tcpstages, validate, wakeup
+from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, tcprr, tcpstages, validate, wakeup
 from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
@@ -210,6 +210,39 @@ def tcp_stages_main(argv: list[str] | None = None) -> int:
         return 0
 
     return _guarded("tcp-stages", a, body, bad_input=(ValueError,))
+
+
+def tcp_rr_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate tcp-rr",
+                                description="TCP_RR (sockperf ping-pong --tcp) across calibration setups, "
+                                            "interleaved rounds; ratios to the first setup (sim/calibrate/tcprr.py).")
+    p.add_argument("--setups", default="routed-fw100,macvlan",
+                   help="comma-separated setups of sim/calibrate/setups.py; the first is the baseline")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--seconds", type=float, default=2.0, help="sockperf seconds per setup and round")
+    p.add_argument("--size", type=int, default=1024, help="message bytes (netperf TCP_RR -r)")
+    p.add_argument("--cpus", default="0,0", help="client,server CPUs (default 0,0: one CPU)")
+    p.add_argument("--out", default="tcp-rr.json")
+    p.add_argument("--cleanup", action="store_true", help="as for calibrate")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        cpus = tuple(int(c) for c in a.cpus.split(","))
+        if len(cpus) != 2 or a.rounds < 1 or a.size < 1:
+            raise ValueError("--cpus takes two CPUs (client,server); --rounds and --size must be positive")
+        for name in a.setups.split(","):
+            by_name(name)             # an unknown setup fails before anything is built
+        check_environment()
+        rec = tcprr.run([s for s in a.setups.split(",") if s], a.rounds, a.seconds, a.size, (cpus[0], cpus[1]), _log)
+        rec["host"] = host_info()
+        Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
+        for name, s in rec["setups"].items():
+            print(f"{name}: median round trip {s['median_of_rounds_ns'] / 1e3:.2f} us, "
+                  f"ratio to the first {rec['ratio_to_first'][name]:.3f}")
+        print(f"load average per round: {'; '.join(rec['loadavg'])}; wrote {a.out}")
+        return 0
+
+    return _guarded("tcp-rr", a, body, bad_input=(ValueError, KeyError))
 
 
 def run_measurements(a, log=_log) -> dict:
@@ -522,7 +555,7 @@ def _cleanup() -> int:
 
 
 COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main,
-            "tcp-stages": tcp_stages_main, "wakeup": wakeup_main}
+            "tcp-stages": tcp_stages_main, "tcp-rr": tcp_rr_main, "wakeup": wakeup_main}
 
 
 def main(argv: list[str] | None = None) -> int:
