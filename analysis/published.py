@@ -133,14 +133,21 @@ def markdown(rows: list[Row]) -> str:
     """The comparison as a Markdown table, then each figure's source, setup, assumption and explanation."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c) + " |" for c in table_rows(rows)]
-    seen: dict[str, Figure] = {r.figure.id: r.figure for r in rows}
-    for f in seen.values():
-        lines += ["", f"**{f.id}**: {f.source.strip()}. Setup: {f.setup.strip()}."]
-        if f.assumption:
-            lines.append(f"Assumed: {f.assumption.strip()}.")
-        if f.why:
-            lines.append(f"Why: {f.why.strip()}")
+    for f in shown(rows):
+        lines += ["", describe(f)]
     return "\n".join(lines)
+
+
+def shown(rows: list[Row]) -> list[Figure]:
+    """The figures of `rows`, each once, in order."""
+    return list({r.figure.id: r.figure for r in rows}.values())
+
+
+def describe(f: Figure) -> str:
+    """One paragraph: the figure's source, setup, what the scenario assumed and why it came out so."""
+    return (f"**{f.id}**: {f.source.strip()}. Setup: {f.setup.strip()}."
+            + (f" Assumed: {f.assumption.strip()}." if f.assumption else "")
+            + (f" Why: {f.why.strip()}" if f.why else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -436,10 +436,7 @@ def _published(doc: Doc, res) -> None:
              "not this profile. Each figure's source, setup, assumptions and the explanation of each miss are "
              "below the table and in docs/modern-schemes.md.")
     doc.raw_table("published", "Published figures against this run.", published.HEADER, published.table_rows(rows))
-    seen = {r.figure.id: r.figure for r in rows}
-    doc.bullets([f"**{f.id}**: {f.source.strip()}. Setup: {f.setup.strip()}."
-                 + (f" Assumed: {f.assumption.strip()}." if f.assumption else "")
-                 + (f" Why: {f.why.strip()}" if f.why else "") for f in seen.values()])
+    doc.bullets([published.describe(f) for f in published.shown(rows)])
 
 
 def _socket_tables(doc: Doc, c: sockettables.Comparison, hosts: list) -> None:
