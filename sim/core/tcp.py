@@ -62,7 +62,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional
 
-from sim.core.tcp_cc import make_cc
+from sim.core.tcp_cc import make_cc, pacing_rate_bytes_per_ns
 from sim.core.traffic import FLOW_KINDS, Flow, SizeSampler, TransactionCounts, _exponential
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
@@ -74,7 +74,6 @@ TCP_MSS_DEFAULT = 536      # include/net/tcp.h: tcp_bound_to_half_wnd halves win
 MIN_TSO_SEGS = 2           # net.ipv4.tcp_min_tso_segs default
 PACING_SHIFT = 10          # sk_pacing_shift: tcp_tso_autosize sizes a GSO packet to ~1 ms (rate >> 10)
 TSO_RTT_LOG = 9            # net.ipv4.tcp_tso_rtt_log: the min-RTT bonus halves every 2^9 us
-PACING_SS_RATIO, PACING_CA_RATIO = 2.0, 1.2   # net.ipv4.tcp_pacing_ss_ratio / _ca_ratio (200 %, 120 %)
 INF = float("inf")
 TRACE_LIMIT = 100_000      # cwnd changes kept per connection (`Side.trace`)
 
@@ -499,9 +498,7 @@ class TcpFlow(Flow):
         half = s.peer_wnd >> 1 if s.peer_wnd > TCP_MSS_DEFAULT else s.peer_wnd
         goal = max(min(most, half) // mss, 1)
         if s.srtt > 0:
-            ratio = PACING_SS_RATIO if s.cwnd < s.ssthresh / 2 else PACING_CA_RATIO
-            pacing = mss * ratio * max(s.cwnd, len(s.out)) / (s.srtt / 1e9)     # bytes per second
-            size = pacing / (1 << PACING_SHIFT)
+            size = pacing_rate_bytes_per_ns(s) * 1e9 / (1 << PACING_SHIFT)   # bytes per 2^-10 s
         else:
             size = INF                               # no RTT yet: the rate is not divided, unbounded
         r = int(s.min_rtt / 1e3) >> TSO_RTT_LOG if s.min_rtt < INF else 32

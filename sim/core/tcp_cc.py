@@ -279,14 +279,19 @@ class Cubic(CongestionControl):
 
     @staticmethod
     def ack_delay_ns(s: SideLike) -> float:
-        """hystart_ack_delay: min(1 ms, 4 sk_gso_max_size / sk_pacing_rate), the pacing rate
-        as tcp_update_pacing_rate sets it (mss x cwnd / srtt x 200 % below ssthresh / 2,
-        120 % above); 0 before an RTT sample (no rate)."""
+        """hystart_ack_delay: min(1 ms, 4 sk_gso_max_size / sk_pacing_rate); 0 before an RTT
+        sample (no rate)."""
         if s.srtt <= 0:
             return 0.0
-        ratio = PACING_SS_RATIO if s.cwnd < s.ssthresh / 2 else PACING_CA_RATIO
-        rate_bytes_per_ns = s.mss * ratio * max(s.cwnd, len(s.out)) / s.srtt
-        return min(HYSTART_ACK_DELAY_CAP_NS, 4 * GSO_MAX_SIZE_BYTES / rate_bytes_per_ns)
+        return min(HYSTART_ACK_DELAY_CAP_NS, 4 * GSO_MAX_SIZE_BYTES / pacing_rate_bytes_per_ns(s))
+
+
+def pacing_rate_bytes_per_ns(s: SideLike) -> float:
+    """sk_pacing_rate as tcp_update_pacing_rate sets it: mss x max(cwnd, packets out) / srtt,
+    x 200 % (tcp_pacing_ss_ratio) in slow start below ssthresh / 2, else x 120 %
+    (tcp_pacing_ca_ratio).  Needs an RTT sample (srtt > 0)."""
+    ratio = PACING_SS_RATIO if s.cwnd < s.ssthresh / 2 else PACING_CA_RATIO
+    return s.mss * ratio * max(s.cwnd, len(s.out)) / s.srtt
 
 
 def make_cc(tcp_spec) -> CongestionControl:
