@@ -279,3 +279,31 @@ def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_noth
     assert s["payload_bytes_per_data_segment"] == pytest.approx(32.0, rel=0.02)
     assert s["ns_per_packet"]["tcp_send"] > 0 and s["ns_per_packet"]["tcp_rcv"] > 0
     assert all(rec["pingpong"][n]["round_trips"] > 0 for n in ("udp", "tcp", "tcp-no-offload"))
+
+
+@needs_sockperf
+@pytest.mark.skipif(shutil.which("perf") is None, reason="perf-stages needs perf (apt-get install linux-perf)")
+def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(tmp_path, capsys):
+    """Functional, no timing: the latency regime (sockperf ping-pong, both ends on CPU 0)
+    counts each message once (a reply per request across a veth; loopback's one namespace
+    counts both directions on one counter), charges the socket stages on both setups and
+    veth_xmit on the veth, and leaves nothing behind."""
+    out = tmp_path / "pp.json"
+    rc = main(["perf-stages", "--regime", "pingpong", "--setups", "loopback,veth", "--rounds", "1",
+               "--perf-s", "0.5", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+    _assert_no_leftovers(run_id)
+    rec = json.loads(out.read_text())
+    assert rec["regime"] == "pingpong"
+    veth, lo = rec["raw"]["veth"][0], rec["raw"]["loopback"][0]
+    assert set(lo["counts_in_window"]) == {"received"}
+    requests, replies = veth["counts_in_window"]["received"], veth["counts_in_window"]["returned"]
+    # one message in flight: a reply per request (the two counters are logged every 50 ms and
+    # interpolated to perf's window, hence a tolerance; counting a direction twice would be 2x)
+    assert requests > 100 and replies == pytest.approx(requests, rel=0.02)
+    assert veth["packets"] == pytest.approx(requests + replies, abs=1)
+    for r in (veth, lo):
+        assert r["ns_per_packet"]["socket_send"] > 0 and r["ns_per_packet"]["socket_enqueue"] > 0
+    assert veth["ns_per_packet"]["veth_xmit"] > 0

@@ -109,13 +109,19 @@ def run_perf_stages(a, log=_log) -> dict:
         for rnd in range(a.rounds):
             names = list(endpoints)[::-1 if rnd % 2 else 1]
             for name in names:
-                r = perfstages.record(lab, endpoints[name], a.perf_s, a.freq, (0, 1 if two else 0), mps=a.mps or None)
+                if a.regime == "pingpong":
+                    r = perfstages.record_pingpong(lab, endpoints[name], a.perf_s, a.freq, cpu=0)
+                    how = (f"RTT {r['rtt_median_ns'] / 1000:6.2f} us (CPU per round trip "
+                           f"{r['rtt_from_window_ns'] / 1000:6.2f})")
+                else:
+                    r = perfstages.record(lab, endpoints[name], a.perf_s, a.freq, (0, 1 if two else 0),
+                                          mps=a.mps or None)
+                    how = f"lost before UDP {r['lost_before_udp']} of {r['flood_sent']}"
                 runs.setdefault(name, []).append(r)
                 log(f"  round {rnd + 1}: {name:16s} {r['pps_in_window'] / 1000:7.1f} kpps, "
-                    f"{sum(r['ns_per_packet'].values()):6.0f} ns/packet charged, lost before UDP "
-                    f"{r['lost_before_udp']} of {r['flood_sent']}; load {r['loadavg']}")
-    return {"host": host_info(), "skipped": skipped, "perf_s": a.perf_s, "freq_hz": a.freq, "mps": a.mps,
-            "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
+                    f"{sum(r['ns_per_packet'].values()):6.0f} ns/packet charged, {how}; load {r['loadavg']}")
+    return {"host": host_info(), "skipped": skipped, "regime": a.regime, "perf_s": a.perf_s, "freq_hz": a.freq,
+            "mps": a.mps, "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
 
 
 def perf_measured(rec: dict) -> dict[str, dict[str, float]]:
@@ -144,10 +150,15 @@ def _perf_sampling_args(p: argparse.ArgumentParser, out: str) -> None:
 
 def perf_stages_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.calibrate perf-stages",
-                                description="Per-stage CPU cost per packet from perf sampling during a flood.")
+                                description="Per-stage CPU cost per packet from perf sampling during a flood "
+                                            "or a ping-pong.")
     _perf_sampling_args(p, "perf-stages.json")
     p.add_argument("--mps", type=int, default=0,
                    help="flood rate, datagrams/s (default 0: back to back; sockperf paces --mps by spinning)")
+    p.add_argument("--regime", choices=["flood", "pingpong"], default="flood",
+                   help="flood: sockperf throughput, sender CPU 0, sink CPU 1 (the rate regime); pingpong: "
+                        "sockperf ping-pong with both ends on CPU 0, as calibrate measures round trips (the "
+                        "latency regime); ns per packet is then per message one way")
     p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     p.add_argument("--from", dest="from_record", default=None,
@@ -157,6 +168,7 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if a.from_record:
             rec = json.loads(Path(a.from_record).read_text())
+            print(f"regime: {rec.get('regime', 'flood')}; CPU ns per packet (median over rounds)")
             print(perfstages.by_setup_table(rec["setups"], list(rec["setups"])))
             _print_perf_fit(rec, load_profile("default"))
             return 0

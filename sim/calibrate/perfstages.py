@@ -271,6 +271,36 @@ def _logs(ep: Endpoints, server: int, client: int) -> dict[str, CounterLog]:
             "rx_bytes": CounterLog(server, read=netdev_reader(server, "rx_bytes"))}
 
 
+def _sampler(lab: Lab, ep: Endpoints, data: str, perf_s: float, freq: int, warmup_s: float,
+             logs_of: Callable[[Endpoints, int, int], dict[str, CounterLog]]) -> Callable[[set[int]], dict]:
+    """The `during` hook of a sockperf run: log the counters `logs_of` names, wait for traffic
+    and the warm-up, then ``perf record`` every CPU for `perf_s` into `data`."""
+    def sample(pids: set[int]) -> dict:
+        server = int(lab.ip_netns_pids(ep.server_ns)[0])
+        client = int(lab.ip_netns_pids(ep.client_ns)[0])
+        logs = logs_of(ep, server, client)
+        with contextlib.ExitStack() as stack:
+            for log in logs.values():
+                stack.enter_context(log)
+            logs["received"].wait_for_traffic(timeout_s=10.0, more_than=1000 if ep.tcp else 0)
+            time.sleep(warmup_s)
+            sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-k", "CLOCK_MONOTONIC",
+                "-o", data, "--", "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
+        return {**logs, "loadavg": loadavg(), "pids": pids}
+    return sample
+
+
+def _script(data: str) -> tuple[list[Sample], tuple[float, float]]:
+    """The samples of a perf.data file and the window perf actually sampled."""
+    text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,time,period,ip,sym"],
+                          capture_output=True, text=True, timeout=300).stdout
+    samples = parse_script(text)
+    window = sampled_window(samples)
+    if window is None:
+        raise RuntimeError("perf recorded no timestamped samples")
+    return samples, window
+
+
 def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus: tuple = (0, 1),
            warmup_s: float = 0.6, mps: int | None = None) -> dict:
     """Flood `ep` with sockperf (at `mps` datagrams/s, or back to back) and sample every CPU
@@ -279,27 +309,9 @@ def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus:
     ``rx_skbs`` and ``rx_bytes``, see `_logs`)."""
     with tempfile.TemporaryDirectory(prefix="nsim-perf-") as tmp:
         data = str(Path(tmp) / "perf.data")
-
-        def sample(pids: set[int]) -> dict:
-            server = int(lab.ip_netns_pids(ep.server_ns)[0])
-            client = int(lab.ip_netns_pids(ep.client_ns)[0])
-            logs = _logs(ep, server, client)
-            with contextlib.ExitStack() as stack:
-                for log in logs.values():
-                    stack.enter_context(log)
-                logs["received"].wait_for_traffic(timeout_s=10.0, more_than=1000 if ep.tcp else 0)
-                time.sleep(warmup_s)
-                sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-k", "CLOCK_MONOTONIC",
-                    "-o", data, "--", "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
-            return {**logs, "loadavg": loadavg(), "pids": pids}
-
-        flood = sockperf.throughput(lab, ep, perf_s + warmup_s + 4.0, cpus, during=sample, mps=mps)
-        text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid,tid,cpu,time,period,ip,sym"],
-                              capture_output=True, text=True, timeout=300).stdout
-    samples = parse_script(text)
-    window = sampled_window(samples)
-    if window is None:
-        raise RuntimeError("perf recorded no timestamped samples")
+        flood = sockperf.throughput(lab, ep, perf_s + warmup_s + 4.0, cpus,
+                                    during=_sampler(lab, ep, data, perf_s, freq, warmup_s, _logs), mps=mps)
+        samples, window = _script(data)
     during = flood["during"]
     packets = during["received"].between(*window)
     sent = during["sent"].between(*window)
@@ -313,6 +325,45 @@ def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus:
     if ep.tcp:
         out["counts_in_window"] = {k: round(during[k].between(*window)) for k in ("received", "sent", "acks",
                                                                                  "rx_skbs", "rx_bytes")}
+    return out
+
+
+def _pingpong_logs(ep: Endpoints, server: int, client: int) -> dict[str, CounterLog]:
+    """A UDP ping-pong's messages: ``received`` (the server's InDatagrams: requests) and
+    ``returned`` (the client's InDatagrams: replies).  When both ends share a namespace
+    (loopback), its one counter already counts both: ``received`` alone."""
+    if ep.tcp:
+        raise ValueError("the ping-pong regime is measured over UDP only")
+    received = CounterLog(server, ("InDatagrams",))
+    if ep.client_ns == ep.server_ns:
+        return {"received": received}
+    return {"received": received, "returned": CounterLog(client, ("InDatagrams",))}
+
+
+def record_pingpong(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpu: int = 0,
+                    warmup_s: float = 0.6) -> dict:
+    """The latency regime: a sockperf ping-pong (one message in flight) with client and server
+    on the same `cpu`, as `calibrate` measures round trips, sampled by perf for `perf_s`.
+    Packets = messages (requests + replies) in perf's window, so a category's ns per packet is
+    its CPU per message one way.  With both ends on one CPU, that CPU never idles while a
+    message is in flight: the CPU per round trip is the round trip (``rtt_from_window_ns``,
+    a check against sockperf's own median ``rtt_median_ns``), and a stage's CPU here is the
+    latency it adds.  In a flood (`record`) the same stage runs with other caches, batches
+    and cross-CPU wake-ups: that is the rate regime."""
+    with tempfile.TemporaryDirectory(prefix="nsim-perf-") as tmp:
+        data = str(Path(tmp) / "perf.data")
+        pp = sockperf.pingpong(lab, ep, perf_s + warmup_s + 4.0, (cpu, cpu),
+                               during=_sampler(lab, ep, data, perf_s, freq, warmup_s, _pingpong_logs))
+        samples, window = _script(data)
+    during = pp["during"]
+    counts = {k: during[k].between(*window) for k in ("received", "returned") if k in during}
+    messages = sum(counts.values())
+    out = attribute(samples, round(messages), during["pids"])
+    out["counts_in_window"] = {k: round(v) for k, v in counts.items()}
+    seconds = window[1] - window[0]
+    out.update({"perf_s": perf_s, "sampled_s": seconds, "freq_hz": freq, "loadavg": during["loadavg"],
+                "pps_in_window": messages / seconds, "rtt_median_ns": pp["median_ns"], "rtt_mean_ns": pp["mean_ns"],
+                "rtt_from_window_ns": 2e9 * seconds / max(messages, 1.0)})
     return out
 
 

@@ -104,18 +104,31 @@ def snmp_counters(lab: Lab, ns: str, proto: str = "Udp") -> dict[str, int]:
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
-def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple) -> dict:
+def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None) -> dict:
+    """``sockperf ping-pong`` for `seconds`: the client's round-trip percentiles.  `during(pids)`,
+    if given, is called while the ping-pong runs (the perf sampler, as in `throughput`) and its
+    result returned under ``during``."""
     client_cpu, server_cpu = cpus
     srv = _server(lab, ep, server_cpu)
+    argv = ["sockperf", "ping-pong", "-i", ep.server_addr, "-p", str(PORT), "-m", str(ep.size),
+            "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep)]
     try:
-        cp = lab.run(ep.client_ns, ["sockperf", "ping-pong", "-i", ep.server_addr, "-p", str(PORT), "-m",
-                                    str(ep.size), "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep)],
-                     cpu=client_cpu, timeout=seconds + 20)
+        if during is None:
+            stdout = lab.run(ep.client_ns, argv, cpu=client_cpu, timeout=seconds + 20).stdout
+        else:
+            client = lab.popen(ep.client_ns, argv, cpu=client_cpu)
+            extra = during(_pids_in(lab, ep))
+            stdout, err = client.communicate(timeout=seconds + 20)
+            lab.reap(client)
+            if client.returncode:
+                raise RuntimeError(f"sockperf ping-pong failed ({client.returncode}): {err.strip()[-300:]}")
     finally:
         lab.reap(srv)
-    out = parse_pingpong(cp.stdout)
+    out = parse_pingpong(stdout)
     if not out["round_trips"]:
         raise RuntimeError(f"no round trip completed between {ep.client_ns} and {ep.server_ns}:{ep.server_addr}")
+    if during is not None:
+        out["during"] = extra
     return out
 
 
