@@ -289,7 +289,7 @@ def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(t
     counts both directions on one counter), charges the socket stages on both setups and
     veth_xmit on the veth, and leaves nothing behind."""
     out = tmp_path / "pp.json"
-    rc = main(["perf-stages", "--regime", "pingpong", "--setups", "loopback,veth", "--rounds", "1",
+    rc = main(["perf-stages", "--regime", "pingpong", "--setups", "loopback,veth", "--rounds", "1", "--freq", "2999",
                "--perf-s", "0.5", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     err = capsys.readouterr().err
