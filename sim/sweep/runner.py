@@ -57,8 +57,9 @@ def _csv(path: Path, frame) -> None:
 
 class _Background:
     """`fn()` in a daemon thread, started now; `result()` waits for it.  Used for the
-    provenance record (git subprocesses, package metadata): work that does not depend on the
-    points, kept off the critical path of a sweep while the workers run."""
+    provenance record (git subprocesses, package metadata) and the import of scipy.stats for
+    the confidence intervals: work that does not depend on the points, kept off the critical
+    path of a sweep while the workers run."""
 
     def __init__(self, fn: Callable[[], dict]) -> None:
         self._out: dict = {}
@@ -83,7 +84,7 @@ def run_study(exp: Expanded, out: str | Path, executor, progress=None,
     """Run every point of `exp` not yet done in `out` on `executor`; write the study's files."""
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc)
-    prov = _Background(provenance)
+    prov = _Background(lambda: _provenance(intervals=exp.spec.replications > 1))
     progress = progress or NoProgress()
     store = Store(out)
     store.prepare()
@@ -180,6 +181,14 @@ def run_atomic(exp: Expanded, out: str | Path, force: bool = False, progress=Non
         rd.commit()
     report.out = Path(out)
     return report
+
+
+def _provenance(intervals: bool) -> dict:
+    """`provenance()`, after importing scipy.stats when summary.csv will have intervals
+    (`sim.results.stats.t_quantile` imports it at the first one)."""
+    if intervals:
+        import scipy.stats  # noqa: F401
+    return provenance()
 
 
 def _died(p, exp: Expanded, e: BaseException) -> dict:
