@@ -1,24 +1,28 @@
-"""Reference baselines for the netns-sim benchmark.
+"""Reference baselines for the netns-sim benchmark (bench/engine.py).
 
-The SAME open 5-hop store-and-forward chain is built twice:
+The SAME open store-and-forward chain of ``hops`` ports is built three ways:
 
-  (1) ``run_nspy_chain``  -- with ns.py's own classes, as its docs intend:
-        DistPacketGenerator -> Port -> Wire -> Port -> Wire -> ... -> Port -> Wire -> PacketSink
-      (one Port = FIFO output queue + serialization at ``rate_bps``; one Wire =
-      propagation delay ``delay_s``). PacketSink keeps its default recording
-      (rec_waits=True, rec_arrivals=True), which is what the "bytes per recorded
-      packet" figure compares.
+  (1) ``run_nspy_chain``  -- with ns.py's own classes, its ordinary chain:
+        DistPacketGenerator -> Port -> Port -> ... -> Port -> PacketSink
+      (one Port = FIFO output queue + serialization at ``rate_bps``): 1 + 3 per hop
+      events per packet (16 for 5 hops).  Only when ``delay_s > 0`` (every simulator then
+      gets the same propagation) is a Wire put after each Port.  PacketSink keeps its
+      default recording (rec_waits=True, rec_arrivals=True): every packet is recorded.
 
   (2) ``run_simpy_chain`` -- idiomatic plain simpy: one process per port pulling
-      from a ``simpy.Store``, a serialization ``timeout``, then a propagation
-      ``timeout`` whose callback puts the packet into the next port's Store (so the
-      port is free again while the previous packet is still on the wire). The sink
-      records one latency float per packet.
+      from a ``simpy.Store``, a serialization ``timeout``, then the next port's Store
+      (through a propagation ``timeout`` only when ``delay_s > 0``).  The sink records one
+      latency float per packet.
+
+  (3) ``run_heapq_chain`` -- a bare event loop: a ``heapq`` of (time, sequence, callback,
+      argument), one event per arrival and one per departure from a port (1 + hops events
+      per packet), FIFO ``deque`` per port; the sink records one latency float per packet.
+      No simulation library: the floor a Python engine can approach.
 
 Workload: Poisson arrivals of fixed-size packets, arrival rate
 ``load * rate_bps / (size_bytes * 8)``; all ports unbounded.  Time unit: seconds.
 
-Both runs consume the same seeded ``random.Random`` stream in the same order
+All three consume the same seeded ``random.Random`` stream in the same order
 (wait an exponential gap, then inject), so they follow the *same sample path*:
 their mean latencies agree to floating-point rounding, a built-in cross-check.
 
@@ -40,19 +44,27 @@ in ``step()``.
 
 from __future__ import annotations
 
+import heapq
 import random
 import time
 import tracemalloc
+from collections import deque
 
 import simpy
 
 __all__ = [
+    "PEER_CHAIN",
     "run_nspy_chain",
     "run_simpy_chain",
+    "run_heapq_chain",
     "peak_memory_per_packet",
     "md1_sojourn_s",
     "chain_theory_latency_s",
 ]
+
+# The peers' 5-hop chain (issue 16): 70 % load, 1000 B packets at 8 Mb/s = 1 ms of service
+# per hop, no propagation delay.
+PEER_CHAIN = dict(hops=5, load=0.7, size_bytes=1000, rate_bps=8e6, delay_s=0.0, seed=1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -112,8 +124,9 @@ def chain_theory_latency_s(hops=5, load=0.7, size_bytes=1000, rate_bps=1e9, dela
 
 
 def run_nspy_chain(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes: int = 1000,
-                   rate_bps: float = 1e9, delay_s: float = 1e-6, seed: int = 1) -> dict:
-    """ns.py: DistPacketGenerator -> (Port -> Wire) x hops -> PacketSink."""
+                   rate_bps: float = 1e9, delay_s: float = 1e-6, seed: int = 1, keep_sink: bool = False) -> dict:
+    """ns.py: DistPacketGenerator -> Port x hops -> PacketSink (a Wire after each Port only
+    when ``delay_s > 0``)."""
     from ns.packet.dist_generator import DistPacketGenerator
     from ns.packet.sink import PacketSink
     from ns.port.port import Port
@@ -136,10 +149,12 @@ def run_nspy_chain(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes:
     upstream = gen
     for _ in range(hops):
         port = Port(env, rate_bps)  # qlimit=None -> unbounded FIFO
-        wire = Wire(env, lambda: delay_s)
         upstream.out = port
-        port.out = wire
-        upstream = wire
+        upstream = port
+        if delay_s > 0:
+            wire = Wire(env, lambda: delay_s)
+            port.out = wire
+            upstream = wire
     upstream.out = sink
 
     gen_end = {}
@@ -162,7 +177,23 @@ def run_nspy_chain(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes:
         "mean_latency_s": lat_sum / delivered if delivered else float("nan"),
         # ns.py's raw PacketSink figure (includes one extra inter-arrival gap):
         "nspy_raw_mean_wait_s": sum(waits) / delivered if delivered else float("nan"),
+        **({"sink": sink} if keep_sink else {}),
     }
+
+
+def nspy_process(n_packets: int, out: str | None) -> None:
+    """A whole ns.py process on `PEER_CHAIN` (bench/engine.py's process comparison): the run,
+    then, with `out`, the sink's per-packet records (created, arrived, wait) written as CSV."""
+    import csv
+    r = run_nspy_chain(n_packets, **PEER_CHAIN, keep_sink=True)
+    if out:
+        sink = r["sink"]
+        created, waits = sink.packet_times[0], sink.waits[0]
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["packet", "created_s", "arrived_s", "wait_s"])
+            w.writerows((i, c, c + wt, wt) for i, (c, wt) in enumerate(zip(created, waits)))
+    print(r["delivered"])
 
 
 # --------------------------------------------------------------------------- plain simpy
@@ -191,8 +222,10 @@ def run_simpy_chain(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes
         while True:
             pkt = yield get()
             yield timeout(pkt[2] * 8.0 / rate_bps)  # serialization
-            # propagation: the link carries the packet while the port serves the next
-            timeout(delay_s, pkt).callbacks.append(lambda ev: forward(ev.value))
+            if delay_s > 0:  # propagation: the link carries the packet while the port serves the next
+                timeout(delay_s, pkt).callbacks.append(lambda ev: forward(ev.value))
+            else:
+                forward(pkt)
 
     def source():
         first = stores[0]
@@ -212,6 +245,79 @@ def run_simpy_chain(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes
         "delivered": delivered,
         "wall_s": wall,
         "events": _events_processed(env),
+        "mean_latency_s": sum(latencies) / delivered if delivered else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------- bare heapq loop
+
+
+def run_heapq_chain(n_packets: int, hops: int = 5, load: float = 0.7, size_bytes: int = 1000,
+                    rate_bps: float = 1e9, delay_s: float = 1e-6, seed: int = 1) -> dict:
+    """A bare event loop: heapq of (time, seq, callback, arg); FIFO deque and busy flag per port."""
+    lam = _arrival_rate(load, size_bytes, rate_bps)
+    rng = random.Random(seed)
+    expo = rng.expovariate
+    service = size_bytes * 8.0 / rate_bps
+
+    t0 = time.perf_counter()
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+    seq = 0
+    now = 0.0
+    latencies: list = []  # the sink's recording: one float per packet
+    queues = [deque() for _ in range(hops)]
+    busy = [False] * hops
+
+    def schedule(delay, fn, arg):
+        nonlocal seq
+        seq += 1
+        push(heap, (now + delay, seq, fn, arg))
+
+    def arrive(hop_pkt):  # a packet reaches port `hop` (or the sink when hop == hops)
+        hop, pkt = hop_pkt
+        if hop == hops:
+            latencies.append(now - pkt[1])
+        elif busy[hop]:
+            queues[hop].append(pkt)
+        else:
+            busy[hop] = True
+            schedule(service, depart, (hop, pkt))
+
+    def depart(hop_pkt):  # port `hop` has serialized pkt
+        hop, pkt = hop_pkt
+        if delay_s > 0:
+            schedule(delay_s, arrive, (hop + 1, pkt))
+        else:
+            arrive((hop + 1, pkt))
+        q = queues[hop]
+        if q:
+            schedule(service, depart, (hop, q.popleft()))
+        else:
+            busy[hop] = False
+
+    sent = 0
+
+    def emit(_):  # inject one packet, then wait for the next gap (same draw order as ns.py)
+        nonlocal sent
+        arrive((0, (sent, now, size_bytes)))
+        sent += 1
+        if sent < n_packets:
+            schedule(expo(lam), emit, None)
+
+    schedule(expo(lam), emit, None)
+    events = 0
+    while heap:
+        now, _, fn, arg = pop(heap)
+        fn(arg)
+        events += 1
+    wall = time.perf_counter() - t0
+
+    delivered = len(latencies)
+    return {
+        "delivered": delivered,
+        "wall_s": wall,
+        "events": events,
         "mean_latency_s": sum(latencies) / delivered if delivered else float("nan"),
     }
 
@@ -255,9 +361,9 @@ def _verify_event_count(fn, n=500):
     return fast, env_box[0].n_steps
 
 
-if __name__ == "__main__":
+def _self_check() -> None:
     N = 20_000
-    cfg = dict(hops=5, load=0.7, size_bytes=1000, rate_bps=1e9, delay_s=1e-6, seed=1)
+    cfg = dict(PEER_CHAIN)
     theory_md1 = md1_sojourn_s(cfg["load"], cfg["size_bytes"], cfg["rate_bps"])
     theory_chain = chain_theory_latency_s(**{k: cfg[k] for k in
                                              ("hops", "load", "size_bytes", "rate_bps", "delay_s")})
@@ -267,7 +373,7 @@ if __name__ == "__main__":
           f"chain (hop1 M/D/1 + 4 wait-free hops + 5 links) = {theory_chain*1e6:.3f} us")
 
     results = {}
-    for name, fn in (("ns.py", run_nspy_chain), ("simpy", run_simpy_chain)):
+    for name, fn in (("ns.py", run_nspy_chain), ("simpy", run_simpy_chain), ("heapq", run_heapq_chain)):
         fn(2000, **cfg)  # warm-up (imports, caches)
         r = fn(N, **cfg)
         bpp = peak_memory_per_packet(fn, N, **cfg)
@@ -287,9 +393,22 @@ if __name__ == "__main__":
     h1_soj = h1["mean_latency_s"] - cfg["delay_s"]
     print(f"hop-1 only (simpy, hops=1): sojourn = {h1_soj*1e6:.3f} us vs M/D/1 {theory_md1*1e6:.3f} us "
           f"({(h1_soj/theory_md1-1)*100:+.2f}%)")
-    d = abs(results["ns.py"]["mean_latency_s"] - results["simpy"]["mean_latency_s"])
-    print(f"same sample path check: |ns.py - simpy| mean latency = {d:.3e} s")
+    for other in ("simpy", "heapq"):
+        d = abs(results["ns.py"]["mean_latency_s"] - results[other]["mean_latency_s"])
+        print(f"same sample path check: |ns.py - {other}| mean latency = {d:.3e} s")
     for name, fn in (("ns.py", run_nspy_chain), ("simpy", run_simpy_chain)):
         fast, slow = _verify_event_count(fn)
         print(f"event-count check {name}: _eid={fast} step()={slow} "
               f"{'OK' if fast == slow else 'MISMATCH'}")
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="ns.py/simpy baselines: a self-check, or one whole ns.py process")
+    ap.add_argument("--process", type=int, metavar="PACKETS", help="run the ns.py chain once (PEER_CHAIN)")
+    ap.add_argument("--out", help="with --process: write the per-packet records as CSV here")
+    a = ap.parse_args()
+    if a.process:
+        nspy_process(a.process, a.out)
+    else:
+        _self_check()

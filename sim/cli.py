@@ -15,14 +15,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import sim
 from sim import signals
 from sim.frontdoor import outpath
-from sim.frontdoor.loader import Document, ScenarioError, expand, load, read_document
-from sim.results.results_io import TargetExists
 from sim.signals import Interrupted
+
+if TYPE_CHECKING:
+    from sim.frontdoor.loader import Document
+
+# Imports are lazy (inside the commands) so that ``--version`` and ``--help`` load no
+# scenario machinery, and ``validate`` no result-writing code: tests/test_cli_imports.py.
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -83,6 +87,8 @@ def _refuse_sweep(doc: Document) -> str:
 def cmd_run(args) -> int:
     """Every variant of the ``compare:`` grid, once, in this process: a one-replication study
     (`sim.sweep.runner.run_study`) written into a temporary directory renamed into place."""
+    from sim.frontdoor.loader import ScenarioError, read_document
+    from sim.results.results_io import TargetExists
     from sim.sweep.runner import StudyFailed, run_atomic
     from sim.sweep.spec import SweepError, expand_document
     try:
@@ -128,6 +134,7 @@ def cmd_run(args) -> int:
 # -- validate -----------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
+    from sim.frontdoor.loader import ScenarioError, expand, read_document
     try:
         doc = read_document(args.scenario, args.set or [], seed=args.seed)
         if doc.sweep is not None:
@@ -146,6 +153,7 @@ def cmd_validate(args) -> int:
 def _validate_sweep(args, doc: Document) -> int:
     """A file with a ``sweep:`` block: every point of the sweep (--print: the base scenario,
     with the block)."""
+    from sim.frontdoor.loader import ScenarioError, expand
     from sim.sweep.spec import SweepError
     from sim.sweep.spec import expand as expand_sweep
     try:
@@ -180,6 +188,7 @@ def _validate_sweep(args, doc: Document) -> int:
 
 def _registry_for(scenario: str | None):
     if scenario:
+        from sim.frontdoor.loader import load
         loaded = load(scenario)
         return loaded.variants[0].registry
     from sim.core.schemes import builtin_registry
@@ -204,6 +213,7 @@ def _console():
 
 
 def cmd_schemes(args) -> int:
+    from sim.frontdoor.loader import ScenarioError
     try:
         reg = _registry_for(args.scenario)
     except ScenarioError as e:
@@ -240,6 +250,7 @@ def cmd_schemes(args) -> int:
 def cmd_describe(args) -> int:
     from sim.core.costs import load_profile
     from sim.core.stages import STAGE_NAMES
+    from sim.frontdoor.loader import ScenarioError, load
     try:
         reg = _registry_for(args.scenario)
         scheme = reg.get(args.scheme)

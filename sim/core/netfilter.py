@@ -44,7 +44,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 
 from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import CompiledPass, PassSpec, Scheme, _compile_pass, _stage_name
@@ -247,6 +246,9 @@ def policy_sums(delivered, scope: PolicyScope) -> tuple[np.ndarray, np.ndarray]:
     names = {h: i for i, h in enumerate(scope.root)}
     root = np.asarray([scope.root[h] for h in names] + [(0,) * nc], dtype=float)    # last row: not a host
     child = np.asarray([scope.child[h] for h in names] + [(0,) * nc], dtype=float)
+
+    # pandas here, not at the top: validating a scenario imports none
+    import pandas as pd
 
     def host_index(col: str) -> np.ndarray:
         codes, uniques = pd.factorize(delivered[col])

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import struct
 from array import array
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.core.stages import STAGE_NAMES
+
+if TYPE_CHECKING:                   # pandas is imported by frame(): validating a scenario needs none
+    import pandas as pd
 
 STATUS = ("delivered", "dropped", "in_flight")
 DELIVERED, IN_FLIGHT = 0, 1          # outcome codes; 2 + k = dropped with reason k (k >= 1)
@@ -218,6 +221,8 @@ class Recorder:
 
     def frame(self) -> pd.DataFrame:
         """The buffered rows as a DataFrame with the documented columns."""
+        import pandas as pd
+
         def arr(buf, dtype):
             return np.frombuffer(buf, dtype=dtype).copy() if len(buf) else np.zeros(0, dtype)
 

@@ -13,14 +13,17 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
 CONFIDENCE = 0.95
 
 
 def t_quantile(dof: int) -> float:
-    """Two-sided 95 % Student t quantile t(0.975, dof); NaN for dof < 1."""
-    return float(student_t.ppf(0.5 + CONFIDENCE / 2, dof)) if dof >= 1 else math.nan
+    """Two-sided 95 % Student t quantile t(0.975, dof); NaN for dof < 1.  scipy.stats (about a
+    second to import) is imported here, at the first interval: one replication needs none."""
+    if dof < 1:
+        return math.nan
+    from scipy.stats import t as student_t
+    return float(student_t.ppf(0.5 + CONFIDENCE / 2, dof))
 
 
 def mean_ci(values) -> tuple[float, float, int]:

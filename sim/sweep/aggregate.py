@@ -46,9 +46,10 @@ TABLE_COLUMNS = {
 
 
 def run_tables(store: Store, keys: Optional[Iterable[str]] = None,
-               factor_names: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
-    """{file name: table} of every finished point (see the module docstring)."""
-    markers = sorted(store.markers(keys), key=lambda m: m["id"])       # point order
+               factor_names: Sequence[str] = (), markers: Optional[list[dict]] = None) -> dict[str, pd.DataFrame]:
+    """{file name: table} of every finished point (see the module docstring); `markers`, when
+    given, are ``store.markers(keys)`` already read."""
+    markers = sorted(store.markers(keys) if markers is None else markers, key=lambda m: m["id"])   # point order
     out = {}
     for name, (part, cols) in TABLE_COLUMNS.items():
         rows = []

@@ -65,6 +65,18 @@ def _die_with_parent(command_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(ppid, command_pid), daemon=True, name="die-with-parent").start()
 
 
+def _init_worker(command_pid: int) -> None:
+    """Pool initializer: `_die_with_parent`, then `sim.sweep.worker.warm_up` (a worker's
+    one-time imports and parses, paid while the pool starts rather than by its first point;
+    a failure there is left for that point to meet and report)."""
+    _die_with_parent(command_pid)
+    try:
+        from sim.sweep.worker import warm_up
+        warm_up()
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+
+
 class InlineExecutor:
     """Runs each point in this process, one after another, when `as_completed` reaches it
     (``netns-sim run``).  `on_progress(point_index, now_ns, until_ns, packets)` is passed to
@@ -100,7 +112,7 @@ class InlineExecutor:
 class LocalExecutor:
     """`concurrent.futures.ProcessPoolExecutor` on a forkserver (clean children: no threads
     or open files of the parent are inherited), `jobs` processes, each initialised by
-    `_die_with_parent`."""
+    `_init_worker` (`_die_with_parent`, then the worker's warm-up)."""
 
     name = "local"
 
@@ -110,7 +122,7 @@ class LocalExecutor:
         if ctx is not None:
             ctx.set_forkserver_preload(["sim.sweep.worker", "sim.core.simulate", "sim.core.summary"])
         self.pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                                initializer=_die_with_parent, initargs=(os.getpid(),))
+                                                initializer=_init_worker, initargs=(os.getpid(),))
         # Warm pool: every worker is started now, with SIGINT/SIGTERM held, so an interruption
         # never finds a worker half-started (it would print the forkserver's EOFError traceback)
         # and the first points do not pay the start-up.  A signal held meanwhile raises

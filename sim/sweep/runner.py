@@ -19,6 +19,7 @@ stop the others; `StudyReport.failed` lists them.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,11 +55,36 @@ def _csv(path: Path, frame) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 
+class _Background:
+    """`fn()` in a daemon thread, started now; `result()` waits for it.  Used for the
+    provenance record (git subprocesses, package metadata) and the import of scipy.stats for
+    the confidence intervals: work that does not depend on the points, kept off the critical
+    path of a sweep while the workers run."""
+
+    def __init__(self, fn: Callable[[], dict]) -> None:
+        self._out: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name="provenance")
+        self._thread.start()
+
+    def _run(self, fn) -> None:
+        try:
+            self._out["value"] = fn()
+        except BaseException as e:   # noqa: BLE001 - re-raised by result(), in the caller's thread
+            self._out["error"] = e
+
+    def result(self) -> dict:
+        self._thread.join()
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
+
+
 def run_study(exp: Expanded, out: str | Path, executor, progress=None,
               log: Optional[Callable[[str], None]] = None) -> StudyReport:
     """Run every point of `exp` not yet done in `out` on `executor`; write the study's files."""
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc)
+    prov = _Background(lambda: _provenance(intervals=exp.spec.replications > 1))
     progress = progress or NoProgress()
     store = Store(out)
     store.prepare()
@@ -112,13 +138,13 @@ def run_study(exp: Expanded, out: str | Path, executor, progress=None,
     finally:
         progress.stop()
     keys = [p.key for p in exp.points]
-    tables = aggregate.run_tables(store, keys, names)
+    markers = store.markers(keys)                               # read once: the tables and metadata.json
+    tables = aggregate.run_tables(store, keys, names, markers=markers)
     for name, table in tables.items():
         _csv(store.root / name, table)
     summary = aggregate.summary_table(tables["points.csv"], names)
     _csv(store.root / "summary.csv", summary)
     atomic_write_bytes(store.root / "scenario.resolved.yaml", exp.resolved_yaml.encode())
-    markers = store.markers(keys)
     report.summary_rows = len(summary)
     report.records = sum(int(m.get("packets", 0)) for m in markers)
     report.wall_s = time.perf_counter() - t0
@@ -128,7 +154,7 @@ def run_study(exp: Expanded, out: str | Path, executor, progress=None,
         "seed": exp.points[0].config["run"]["seed"] if exp.points else None,
         "points": [{"run_id": m["key"], "point": m["id"], "levels": m["levels"], "replication": m["replication"],
                     "seed": m.get("seed"), **m.get("stats", {})} for m in markers],
-        **provenance(), "started_utc": started.isoformat(), "wall_s": round(report.wall_s, 3)})
+        **prov.result(), "started_utc": started.isoformat(), "wall_s": round(report.wall_s, 3)})
     return report
 
 
@@ -155,6 +181,14 @@ def run_atomic(exp: Expanded, out: str | Path, force: bool = False, progress=Non
         rd.commit()
     report.out = Path(out)
     return report
+
+
+def _provenance(intervals: bool) -> dict:
+    """`provenance()`, after importing scipy.stats when summary.csv will have intervals
+    (`sim.results.stats.t_quantile` imports it at the first one)."""
+    if intervals:
+        import scipy.stats  # noqa: F401
+    return provenance()
 
 
 def _died(p, exp: Expanded, e: BaseException) -> dict:

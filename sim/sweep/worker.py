@@ -68,3 +68,25 @@ def run_point(task: dict, root: str, partition_file: str, scenario: str, on_prog
         return {"ok": False, "failure": {**base, "config": task["config"], "error": f"{type(e).__name__}: {e}",
                                          "traceback": traceback.format_exc(),
                                          "wall_s": round(time.perf_counter() - t0, 4)}}
+
+
+WARM_UP = {"name": "warm-up", "hosts": [{"name": "h0", "namespaces": 2}],
+           "flows": [{"src": "h0:wire", "dst": "h0:ns1", "rate_pps": 1e5}],
+           "run": {"duration_ns": 1e5, "warmup_ns": 0}}
+
+
+def warm_up() -> None:
+    """Pay a pool worker's one-time costs before its first point: the imports `run_point`
+    makes (pyarrow's Parquet writer among them) and the parses `simulate` caches per process
+    (built-in schemes, the default cost profile), by running a ten-packet scenario into a
+    buffer.  Called once per local pool worker as it starts (`sim.sweep.executors`); nothing
+    is written."""
+    from sim.core.costs import load_profile
+    from sim.core.simulate import simulate
+    from sim.frontdoor.scenario import Scenario
+    from sim.sweep.store import PacketWriter
+    writer = PacketWriter(io.BytesIO(), {"run_id": "warm-up", "point": "warm-up", "replication": 0, "seed": 1})
+    res = simulate(Scenario.model_validate(WARM_UP), profile=load_profile("default"), on_packets=writer.add)
+    writer.close(empty_frame=res.packets)
+    for frame in (res.summary, res.memory, res.cores, res.flows):
+        _records(frame)
