@@ -57,3 +57,24 @@ def test_streaming_summary_equals_the_one_shot_summary_and_exact_values_within_b
         drops = g[g.status == "dropped"].drop_reason.astype(str).value_counts()
         for reason, n in drops.items():
             assert rows[f"drops_{reason}"] == n
+
+
+@pytest.mark.parametrize("scheme", ["l2-bridged", "shortcut-socket"])
+def test_summary_from_category_codes_equals_the_generic_path(scheme):
+    """`Summarizer.add` on the records' frame (categorical columns: `_add_coded`) gives the
+    table of the generic path (the same frame with those columns as text), bit for bit."""
+    sc = every_trip(scheme, seed=5, duration_ns=2e6)
+    sc["run"]["warmup_ns"] = 3e5
+    sc["hosts"][0]["nf_rules"] = {"root": {"forward": 100, "input": 3}, "child": {"output": 2}}
+    res = simulate(sc)
+    frame = res.packets
+    assert set(frame["status"].astype(str)) == {"delivered", "dropped", "in_flight"}
+    text = frame.astype({c: object for c in ("scheme", "trip", "status")})   # drop_reason keeps the reasons
+    policy = PolicyScope.of(res.scenario.hosts)
+    tables = []
+    for f in (frame, text):
+        s = Summarizer(3e5, 2e6, policy)
+        for start in range(0, len(f), 900):
+            s.add(f.iloc[start:start + 900])
+        tables.append(s.table(res.cores))
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)

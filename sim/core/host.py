@@ -142,6 +142,8 @@ class Host:
         self.fib_child = fib_depth(CHILD_ROUTES)
         self.random_costs = spec.cost_distribution == "exponential"
         self._cache: dict[tuple, tuple[int, float, int]] = {}
+        self._shared: dict[tuple, tuple[int, float, int]] = {}     # see _price_shared
+        self._chain_stages: dict[tuple, bool] = {}
         self._scales: list[float] = []
         self._br_nf_on = spec.br_netfilter
         self._rps = bool(spec.rps_cpus)
@@ -171,6 +173,7 @@ class Host:
         self._sites: dict[tuple, tuple[int, ...]] = {}      # pass_cost key -> conntrack sites (namespaces)
         self._cache_new: dict[tuple, tuple[int, float, int]] = {}
         self.ct_seen: set[tuple] = set()                     # (connection, namespace) tracked here
+        self._shareable = not self.mixed and not (spec.conntrack.root or spec.conntrack.child)
 
     # -- schemes ---------------------------------------------------------------------
     def _prepare_scheme(self, scheme: Scheme) -> dict[str, tuple[CompiledPass, ...]]:
@@ -241,8 +244,37 @@ class Host:
         key = (p.uid, pkt.size, pkt.frames, pkt.src_ns, pkt.dst_ns, pkt.port, pkt.members, pkt.wire_hosts, pkt.tcp)
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = self._price(p, pkt, key, ())
+            hit = self._cache[key] = self._price_shared(p, pkt, key)
         return hit
+
+    def _price_shared(self, p: CompiledPass, pkt, key: tuple) -> tuple[int, float, int]:
+        """`_price` of a `pass_cost` miss, shared between unicast packets between different
+        containers (or to a container from the wire or the root) that differ only in which
+        containers they are: on a host that is not mixed and has no conntrack, `_price` reads
+        a container's code only to tell it from the wire, the root and the other end, and for
+        the socket chain entries a lookup examines (`examined`).  So the price is cached under
+        (pass, size, frames, the source's kind, the chain length, wire hosts, TCP) and 10,000
+        containers cost one pricing, not 10,000.  Any other packet: `_price` itself."""
+        src, dst = pkt.src_ns, pkt.dst_ns
+        if not self._shareable or pkt.members is not None or dst < 0 or dst == src:
+            return self._price(p, pkt, key, ())
+        chain = self.tables.examined(dst, pkt.port) if self._reads_chain(p, pkt) else -1
+        skey = (p.uid, pkt.size, pkt.frames, src if src < 0 else 0, chain, pkt.wire_hosts, pkt.tcp)
+        hit = self._shared.get(skey)
+        if hit is None:
+            hit = self._shared[skey] = self._price(p, pkt, key, ())
+        return hit
+
+    def _reads_chain(self, p: CompiledPass, pkt) -> bool:
+        """Whether `_price` of `p` for unicast `pkt` looks up a socket chain (a ``sock_chain`` stage)."""
+        k = (p.uid, pkt.tcp, bool(pkt.wire_hosts))
+        r = self._chain_stages.get(k)
+        if r is None:
+            stages = tcp_stages(p.stages) if pkt.tcp else p.stages
+            if p.wire_stages and pkt.wire_hosts:
+                stages = (*stages, *p.wire_stages)
+            r = self._chain_stages[k] = any(st.entry_kind == "sock_chain" for st in stages)
+        return r
 
     def _price(self, p: CompiledPass, pkt, key: tuple, new: tuple[int, ...]) -> tuple[int, float, int]:
         """`pass_cost` of `p` for `pkt`, with conntrack entries created in the namespaces `new`;

@@ -25,15 +25,25 @@ def _mix(h: int, v: int) -> int:
     return h ^ (h >> 13)
 
 
-def flow_hash(pkt) -> int:
-    """32-bit hash of `pkt`'s 5-tuple (see the module docstring)."""
+def five_tuple(pkt) -> tuple[int, ...]:
+    """The hash's inputs of `pkt` (see the module docstring)."""
     conns = pkt.owner.spec.connections
+    return (pkt.src_host, pkt.src_ns, pkt.flow if pkt.src_ns < 0 else 0,
+            pkt.seq % conns if conns > 1 else 0, pkt.dst_ns, pkt.port)
+
+
+def hash_of(five: tuple[int, ...]) -> int:
+    """32-bit hash of a `five_tuple`."""
     h = 0x9E3779B9
-    for v in (pkt.src_host, pkt.src_ns, pkt.flow if pkt.src_ns < 0 else 0,
-              pkt.seq % conns if conns > 1 else 0, pkt.dst_ns, pkt.port):
+    for v in five:
         h = _mix(h, v)
     h = ((h ^ (h >> 16)) * 0xC2B2AE35) & MASK32
     return h ^ (h >> 16)
+
+
+def flow_hash(pkt) -> int:
+    """32-bit hash of `pkt`'s 5-tuple (see the module docstring)."""
+    return hash_of(five_tuple(pkt))
 
 
 class Spreader:
@@ -42,14 +52,23 @@ class Spreader:
     def __init__(self, rx_queues: int, rps_cpus: Optional[Sequence[int]]) -> None:
         self.rx_queues = rx_queues
         self.rps_cpus = tuple(rps_cpus) if rps_cpus else ()
+        self._hashes: dict[tuple[int, ...], int] = {}      # five_tuple -> flow hash, computed once
+
+    def hash(self, pkt) -> int:
+        """`flow_hash(pkt)`, memoised per 5-tuple (a flow's packets repeat theirs)."""
+        five = five_tuple(pkt)
+        h = self._hashes.get(five)
+        if h is None:
+            h = self._hashes[five] = hash_of(five)
+        return h
 
     def rx_queue(self, pkt) -> int:
         """The NIC RX queue of `pkt` (RSS)."""
         if self.rx_queues == 1:
             return 0
-        return flow_hash(pkt) % self.rx_queues
+        return self.hash(pkt) % self.rx_queues
 
     def rps_cpu(self, pkt) -> int:
         """The core whose backlog takes `pkt` after the driver's pass (RPS)."""
         cpus = self.rps_cpus
-        return cpus[flow_hash(pkt) % len(cpus)] if len(cpus) > 1 else cpus[0]
+        return cpus[self.hash(pkt) % len(cpus)] if len(cpus) > 1 else cpus[0]

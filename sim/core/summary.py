@@ -79,6 +79,9 @@ class Summarizer:
         """Fold in a chunk of the packet frame."""
         cats = getattr(packets["drop_reason"].dtype, "categories", [])
         self.reasons.update(r for r in cats if r)
+        if all(isinstance(packets[c].dtype, pd.CategoricalDtype) for c in ("scheme", "trip", "status", "drop_reason")):
+            self._add_coded(packets)
+            return
         after = packets[packets["t_sent_ns"] >= self.warmup_ns]
         for (scheme, trip), g in after.groupby(["scheme", "trip"], observed=True, sort=False):
             acc = self.groups.setdefault((str(scheme), str(trip)), _Group())
@@ -92,6 +95,52 @@ class Summarizer:
             acc.latency.add(g["latency_ns"].to_numpy(dtype=float)[delivered])
             if self.policy is not None:
                 declared, bypassed = policy_sums(g[delivered], self.policy)
+                acc.declared += declared
+                acc.bypassed += bypassed
+
+    def _add_coded(self, packets: pd.DataFrame) -> None:
+        """`add` for a frame whose scheme, trip, status and drop_reason are categorical (the
+        records' frame): the same groups, counts and arrays in the same order, from the
+        category codes instead of a DataFrame and string conversions per group."""
+        keep = np.flatnonzero(packets["t_sent_ns"].to_numpy() >= self.warmup_ns)
+        scheme, trip = packets["scheme"].cat, packets["trip"].cat
+        s_code = scheme.codes.to_numpy()[keep].astype(np.int64)
+        t_code = trip.codes.to_numpy()[keep].astype(np.int64)
+        combo = s_code * (len(trip.categories) + 1) + t_code
+        combo[(s_code < 0) | (t_code < 0)] = -1            # a missing key: no group (observed, dropna)
+        uniq, first = np.unique(combo, return_index=True)
+        status = packets["status"].cat
+        st_names = [str(c) for c in status.categories]
+        st_code = status.codes.to_numpy()[keep]
+        reason = packets["drop_reason"].cat
+        r_names = [str(c) for c in reason.categories]
+        r_code = reason.codes.to_numpy()[keep]
+        latency = packets["latency_ns"].to_numpy(dtype=float)[keep]
+        policy = self.policy
+        policy_cols = packets[["src_host", "dst_host", "src_netns", "dst_netns", "nf_chains"]] \
+            if policy is not None else None
+
+        def code_of(name: str) -> int:
+            return st_names.index(name) if name in st_names else -2
+        delivered_c, in_flight_c, dropped_c = code_of("delivered"), code_of("in_flight"), code_of("dropped")
+        for u in uniq[np.argsort(first, kind="stable")]:      # groups in order of first appearance
+            if u < 0:
+                continue
+            rows = np.flatnonzero(combo == u)
+            sc, tc = divmod(int(u), len(trip.categories) + 1)
+            acc = self.groups.setdefault((str(scheme.categories[sc]), str(trip.categories[tc])), _Group())
+            st = st_code[rows]
+            delivered = st == delivered_c
+            acc.sent += len(rows)
+            acc.delivered += int(delivered.sum())
+            acc.in_flight += int((st == in_flight_c).sum())
+            dropped = r_code[rows[st == dropped_c]]
+            for c, n in zip(*np.unique(dropped, return_counts=True)):
+                r = r_names[c] if c >= 0 else "nan"
+                acc.drops[r] = acc.drops.get(r, 0) + int(n)
+            acc.latency.add(latency[rows][delivered])
+            if policy is not None and policy_cols is not None:
+                declared, bypassed = policy_sums(policy_cols.take(keep[rows[delivered]]), policy)
                 acc.declared += declared
                 acc.bypassed += bypassed
 

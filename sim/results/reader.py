@@ -172,9 +172,30 @@ def _scan_filter(schema, warmup_ns: float | None, delivered: bool, fixed: dict):
     return expr
 
 
+_DATASETS: dict[Path, tuple[tuple, object]] = {}     # packets dir -> (its files' stat, dataset)
+
+
 def _dataset(path: Path):
+    """The hive-partitioned packet dataset of result directory `path`.  Discovery opens every
+    file (``exclude_invalid_files``), so the dataset is kept while the directory's files (name,
+    size, mtime) stay the same: the report asks for it dozens of times."""
     import pyarrow.dataset as ds
-    return ds.dataset(path / "packets", format="parquet", partitioning="hive", exclude_invalid_files=True)
+    root = path / "packets"
+    try:
+        state = tuple(sorted((str(f), st.st_size, st.st_mtime_ns)
+                             for f in root.rglob("*") if (st := f.stat()) is not None))
+    except OSError:                     # changed while listed: no cache
+        state = None
+    key = root.resolve()
+    hit = _DATASETS.get(key)
+    if state is not None and hit is not None and hit[0] == state:
+        return hit[1]
+    data = ds.dataset(root, format="parquet", partitioning="hive", exclude_invalid_files=True)
+    if state is not None:
+        if len(_DATASETS) >= 8:
+            _DATASETS.pop(next(iter(_DATASETS)))
+        _DATASETS[key] = (state, data)
+    return data
 
 
 def _is_result_dir(p: Path) -> bool:
