@@ -4,7 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.results.stats import aggregate, aggregate_slow
+from sim.results.stats import aggregate, mean_ci
+
+
+def aggregate_slow(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.DataFrame:
+    """The reference: `aggregate` by iterating pandas' groups, as it was written before."""
+    rows = []
+    for k, g in frame.groupby(keys, sort=False, dropna=False):
+        m, h, n = mean_ci(g[value])
+        rows.append((*(k if isinstance(k, tuple) else (k,)), m, h, n))
+    return pd.DataFrame(rows, columns=[*keys, "mean", "ci", "n"])
 
 
 def _frame(rng, n):

@@ -52,12 +52,3 @@ def aggregate(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.
     values = frame[value].to_numpy()
     rows = [(*k, *mean_ci(values[order[a:b]])) for k, a, b in zip(key_rows, bounds[:-1], bounds[1:])]
     return pd.DataFrame(rows, columns=[*keys, "mean", "ci", "n"])
-
-
-def aggregate_slow(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.DataFrame:
-    """`aggregate` by iterating pandas' groups (the reference the tests compare it with)."""
-    rows = []
-    for k, g in frame.groupby(keys, sort=False, dropna=False):
-        m, h, n = mean_ci(g[value])
-        rows.append((*(k if isinstance(k, tuple) else (k,)), m, h, n))
-    return pd.DataFrame(rows, columns=[*keys, "mean", "ci", "n"])
