@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,9 @@ def _assert_no_leftovers(run_id):
     assert root_links() == []
     links = sh(["ip", "-o", "link"]).stdout
     assert f"nsim{run_id}" not in links
+    # the tc BPF setup's private bpf filesystem (sim/calibrate/tcbpf.py) is unmounted and gone
+    assert f"nsim-{run_id}-bpffs" not in Path("/proc/self/mounts").read_text()
+    assert not list(Path(tempfile.gettempdir()).glob(f"nsim-{run_id}-bpffs-*"))
 
 
 def test_every_available_setup_passes_traffic():
@@ -307,3 +311,23 @@ def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(t
     for r in (veth, lo):
         assert r["ns_per_packet"]["socket_send"] > 0 and r["ns_per_packet"]["socket_enqueue"] > 0
     assert veth["ns_per_packet"]["veth_xmit"] > 0
+
+
+def test_the_bpf_peer_setup_bypasses_the_routers_stack():
+    """veth-bpf-peer (issue 15): the round trips pass while the router namespace's IP layer sees
+    no datagram (the tc programs hand every IPv4 packet to the other veth's peer) and its
+    ingress filters run a JIT-compiled program; nothing is left behind."""
+    with Lab() as lab:
+        if "tc-bpf" in availability(lab):
+            pytest.skip(availability(lab)["tc-bpf"])
+        run_id = lab.run_id
+        ep = by_name("veth-bpf-peer").build(lab)
+        router = lab.ns_name("pr")
+        r = measure_rr(lab, ep, QUICK)
+        assert r["round_trips"] == 50 and r["lost"] == 0
+        counters = lab.exec(router, "nstat", "-az", "IpInReceives", "IpForwDatagrams").stdout.split()
+        assert counters[counters.index("IpInReceives") + 1] == "0"
+        assert counters[counters.index("IpForwDatagrams") + 1] == "0"
+        shown = lab.exec(router, "tc", "filter", "show", "dev", lab.link_name("p1r"), "ingress").stdout
+        assert "direct-action" in shown and "nsim_peer" in shown
+    _assert_no_leftovers(run_id)
