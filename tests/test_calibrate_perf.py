@@ -230,3 +230,42 @@ def test_recorded_pingpong_regime_keeps_its_cpu_busy_and_predicts_held_out_stage
     assert all(abs(r["error_pct"]) < 15 for r in held), held
     # the same-CPU wake-up: socket_enqueue per traversal well below the flood's cross-CPU value
     assert est["socket_enqueue"].base_ns < 1500
+
+
+def _rounds_as_perf_charges(profile, name, rounds, noise_ns):
+    """Per-round perf categories of setup `name` charged as `profile` prices it: perf charges
+    __netif_receive_skb_core's second round to l2_demux's symbols (one category)."""
+    from sim.calibrate import perfprofile
+    out = []
+    for i in range(rounds):
+        st = perfprofile.stage_ns(by_name(name), profile)
+        st["l2_demux"] = st.get("l2_demux", 0.0) + st.pop("l2_another_round", 0.0) + noise_ns * i
+        out.append({"ns_per_packet": st})
+    return out
+
+
+def test_stages_measured_by_difference_are_recovered_from_the_paired_rounds():
+    """tc_bpf and l2_another_round, which only veth-bpf-peer pays, come back from veth-bpf-peer
+    minus veth round by round, even when both setups drift together from round to round."""
+    from sim.calibrate import perfprofile
+    truth = load_profile("default").with_overrides({"tc_bpf": {"base_ns": 210.0},
+                                                     "l2_another_round": {"base_ns": 70.0}})
+    raw = {n: _rounds_as_perf_charges(truth, n, 3, noise_ns=50.0) for n in ("veth", "veth-bpf-peer")}
+    got = perfprofile.by_difference(raw)
+    assert got["tc_bpf"].base_ns == pytest.approx(210.0)
+    assert got["l2_another_round"].base_ns == pytest.approx(70.0)
+    assert perfprofile.by_difference({"veth": raw["veth"]}) == {}       # no veth-bpf-peer: nothing
+
+
+def test_the_epyc_profiles_bpf_stages_are_the_recorded_differences():
+    """amd-epyc-6.18.44's tc_bpf and l2_another_round are what by_difference gives on the
+    committed flood record (no number typed in by hand)."""
+    import json
+    from pathlib import Path
+    from sim.calibrate import perfprofile
+    rec = json.loads((Path(__file__).parents[1] / "sim" / "profiles" / "amd-epyc-6.18.44.bpf-stages.json").read_text())
+    assert rec["regime"] == "flood"
+    got = perfprofile.by_difference(rec["raw"])
+    epyc = load_profile("amd-epyc-6.18.44")
+    for stage in ("tc_bpf", "l2_another_round"):
+        assert epyc.stages[stage].base_ns == pytest.approx(got[stage].base_ns, abs=0.5), stage

@@ -42,7 +42,7 @@ KERNEL_PATHS = {
     # ip_rcv -> route_input: local -> ip_local_deliver, the root's own socket table
     ("l2-bridged", "l3-bind"): [
         VETH_OUT,
-        ("backlog", "root", ["l2_demux", "bridge", "l2_demux", "ip_rcv", "nf_prerouting", "route_input",
+        ("backlog", "root", ["l2_demux", "bridge", "l2_another_round", "ip_rcv", "nf_prerouting", "route_input",
                              "nf_local_in", "socket_lookup", "socket_enqueue"])],
     # the root's socket: route_output to br0 -> ip_local_out -> br_dev_xmit -> port -> veth_xmit
     ("l3-bind", "l2-bridged"): [

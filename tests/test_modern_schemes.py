@@ -109,10 +109,32 @@ def test_bpf_redirect_peer_takes_one_backlog_pass_fewer_than_routing_over_the_ve
         assert queues("veth-bpf-peer", trip).count("backlog") == queues("l2-routed", trip).count("backlog") - 1
     (q, stages), = names("veth-bpf-peer", "wire_to_ns")
     assert q == "nic_rx" and ("tc_bpf", "root") in stages and ("socket_enqueue", "dst") in stages
+    # the second round on the container's veth is not a whole RX pass: no second NAPI/backlog entry
+    assert [s for s, _ in stages].count("l2_demux") == 1 and ("l2_another_round", "dst") in stages
     assert not {"ip_forward", "nf_forward"} & {s for s, _ in stages}
     # out: bpf_redirect_neigh from the host veth's ingress: no ip_rcv, netfilter or ip_forward in the root
     out = names("veth-bpf-peer", "ns_to_wire")[1][1]
     assert [s for s, _ in out] == ["l2_demux", "tc_bpf", "route_output", "ip_output", "dev_xmit", "tc_bpf", "nic_tx"]
+
+
+@pytest.mark.parametrize("scheme", sorted(REG.names()))
+def test_a_device_switch_inside_one_pass_pays_another_round_not_a_second_rx_pass(scheme):
+    """Every trip of every built-in scheme: a pass enters the RX path once (l2_demux, first or
+    after nic_rx), however many times an RX handler, the bridge passing a frame up or
+    bpf_redirect_peer hands the packet to another device (l2_another_round, after the switch;
+    in the namespace it moved to when the switch crosses one)."""
+    for trip, passes in REG.get(scheme).trips.items():
+        for p in passes:
+            st = [(STAGE_NAMES[s.index], s.role) for s in p.stages]
+            names_ = [s for s, _ in st]
+            assert names_.count("l2_demux") <= 1, (scheme, trip)
+            if "l2_demux" in names_:
+                assert set(names_[:names_.index("l2_demux")]) <= {"vnic_demux", "nic_rx"}, (scheme, trip)
+            for i, (s, role) in enumerate(st):
+                if s == "l2_another_round":
+                    before = st[i - 1]
+                    assert before[0] in ("ns_switch", "bridge", "macvlan_demux", "ipvlan_demux", "tc_bpf"), (scheme, trip)
+                    assert before[0] != "ns_switch" or role != before[1], (scheme, trip)
 
 
 def test_netkit_sends_to_the_wire_in_one_pass_without_a_backlog_in_the_root():

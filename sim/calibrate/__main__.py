@@ -124,20 +124,15 @@ def run_perf_stages(a, log=_log) -> dict:
             "mps": a.mps, "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
 
 
-def perf_measured(rec: dict) -> dict[str, dict[str, float]]:
-    """{setup: {category: ns per packet}} of a perf-stages record (medians over rounds)."""
-    return {n: s["ns_per_packet"] for n, s in rec["setups"].items()}
-
-
 def _print_perf_fit(rec: dict, prior) -> None:
     """Per-traversal stage costs from the fitting setups, and the held-out setups predicted."""
-    estimates = perfprofile.estimate(perf_measured(rec), prior)
-    print("\nStage costs per traversal (fitting setups; held out: "
+    estimates = perfprofile.all_estimates(rec, prior)
+    print("\nStage costs per traversal (fitting setups, then stages by difference; held out: "
           + ", ".join(n for n in rec["setups"] if by_name(n).fit_never) + ")")
     print(perfprofile.estimates_table(estimates, prior))
     measured_profile = CostProfile.model_validate(perfprofile.with_estimates(prior, estimates, "this run"))
     print("\nModel-stage CPU per packet: measured vs the per-traversal values above")
-    print(perfprofile.format_check(perfprofile.check_table(perf_measured(rec), measured_profile)))
+    print(perfprofile.format_check(perfprofile.check_table(perfprofile.record_measured(rec), measured_profile)))
 
 
 def _perf_sampling_args(p: argparse.ArgumentParser, out: str) -> None:
@@ -412,7 +407,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         where = f"{info['cpu_model']} ({info['cpus']} CPUs), kernel {info['kernel']}, {info['date']}"
         if a.perf:
             perf = json.loads(Path(a.perf).read_text())
-            estimates = perfprofile.estimate(perf_measured(perf), prior)
+            estimates = perfprofile.all_estimates(perf, prior)
             pinfo = perf["host"]
             data = perfprofile.with_estimates(prior, estimates, f"{pinfo['cpu_model']}, kernel {pinfo['kernel']}")
             result = fitmod.fit_app(train, {n: s["rr_median_ns"] for n, s in summary.items()},

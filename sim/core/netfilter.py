@@ -141,7 +141,7 @@ def _rewrite(tokens: list[str]) -> tuple[list[str], list[int], bool]:
             if nxt is not None and _stage_name(nxt) == "dev_xmit":
                 star = "*" if nxt.endswith("*") else ""
                 out += ["nf_forward" + star, "nf_postrouting" + star]
-            if nxt is None or _stage_name(nxt) == "l2_demux":
+            if nxt is None or _stage_name(nxt) == "l2_another_round":
                 sabotage = True             # passed up to br0 in this pass
             up = True
             continue

@@ -83,6 +83,10 @@ STAGES: tuple[StageInfo, ...] = (
               "ip_queue_xmit on the socket's cached route", "socket"),
     StageInfo("tcp_rcv", "l4", "none", "tcp_v4_rcv after the lookup: tcp_rcv_established (tcp_ack, "
               "tcp_data_queue, ACK decision) and the reader's wake-up", "socket"),
+    # __netif_receive_skb_core's second round in the same softirq pass, after bpf_redirect_peer or
+    # an RX handler's RX_HANDLER_ANOTHER changed skb->dev (appended likewise)
+    StageInfo("l2_another_round", "l2", "none", "__netif_receive_skb_core's another_round on the new device "
+              "(taps, RX handler, ingress hook, protocol delivery; no NAPI poll or backlog)", "l2"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
