@@ -105,10 +105,13 @@ def test_tcp_rr_refuses_bad_options_before_building_anything(argv, says, capsys)
     assert says in capsys.readouterr().err
 
 
-def test_the_recorded_tcp_rr_measurement_is_the_figure_it_backs():
-    """this-machine-rr's numbers are the record's medians (no number typed in by hand)."""
+@pytest.mark.parametrize("figure, record", [("this-machine-rr", "amd-epyc-6.18.44.tcp-rr.json"),
+                                            ("this-machine-rr-bpf", "amd-epyc-6.18.44.tcp-rr-bpf.json")])
+def test_the_recorded_tcp_rr_measurement_is_the_figure_it_backs(figure, record):
+    """The this-machine figures' numbers are their records' medians (no number typed in by hand);
+    each configuration is the calibration setup of the same name."""
     import json
-    rec = json.loads((ROOT / "sim" / "profiles" / "amd-epyc-6.18.44.tcp-rr.json").read_text())
-    (fig,) = [f for f in published.figures() if f.id == "this-machine-rr"]
-    for config, setup in (("routed-fw100", "routed-fw100"), ("macvlan", "macvlan")):
-        assert fig.published[config] == pytest.approx(rec["setups"][setup]["median_of_rounds_ns"] / 1e3, abs=0.005)
+    rec = json.loads((ROOT / "sim" / "profiles" / record).read_text())
+    (fig,) = [f for f in published.figures() if f.id == figure]
+    for config in fig.published:
+        assert fig.published[config] == pytest.approx(rec["setups"][config]["median_of_rounds_ns"] / 1e3, abs=0.005)
