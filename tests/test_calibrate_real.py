@@ -313,21 +313,24 @@ def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(t
     assert veth["ns_per_packet"]["veth_xmit"] > 0
 
 
-def test_the_bpf_peer_setup_bypasses_the_routers_stack():
-    """veth-bpf-peer (issue 15): the round trips pass while the router namespace's IP layer sees
-    no datagram (the tc programs hand every IPv4 packet to the other veth's peer) and its
-    ingress filters run a JIT-compiled program; nothing is left behind."""
+@pytest.mark.parametrize("setup, tag, program", [("veth-bpf-peer", "p", "nsim_peer"),
+                                                  ("veth-bpf-neigh", "q", "nsim_neigh")])
+def test_the_bpf_redirect_setups_bypass_the_routers_ip_layer(setup, tag, program):
+    """veth-bpf-peer and veth-bpf-neigh (issue 15): the round trips pass while the router
+    namespace's IP layer receives, forwards and sends no datagram (its tc programs hand every
+    IPv4 packet to the other veth's peer, or route it out of the other veth themselves) and its
+    ingress filters run the JIT-compiled program; nothing is left behind."""
     with Lab() as lab:
         if "tc-bpf" in availability(lab):
             pytest.skip(availability(lab)["tc-bpf"])
         run_id = lab.run_id
-        ep = by_name("veth-bpf-peer").build(lab)
-        router = lab.ns_name("pr")
+        ep = by_name(setup).build(lab)
+        router = lab.ns_name(f"{tag}r")
         r = measure_rr(lab, ep, QUICK)
         assert r["round_trips"] == 50 and r["lost"] == 0
-        counters = lab.exec(router, "nstat", "-az", "IpInReceives", "IpForwDatagrams").stdout.split()
-        assert counters[counters.index("IpInReceives") + 1] == "0"
-        assert counters[counters.index("IpForwDatagrams") + 1] == "0"
-        shown = lab.exec(router, "tc", "filter", "show", "dev", lab.link_name("p1r"), "ingress").stdout
-        assert "direct-action" in shown and "nsim_peer" in shown
+        counters = lab.exec(router, "nstat", "-az", "IpInReceives", "IpForwDatagrams", "IpOutRequests").stdout.split()
+        for name in ("IpInReceives", "IpForwDatagrams", "IpOutRequests"):
+            assert counters[counters.index(name) + 1] == "0", name
+        shown = lab.exec(router, "tc", "filter", "show", "dev", lab.link_name(f"{tag}1r"), "ingress").stdout
+        assert "direct-action" in shown and program in shown
     _assert_no_leftovers(run_id)

@@ -100,6 +100,17 @@ CUSTOM_SCHEMES: dict[str, dict] = {
         [{"ns": "src", "queue": "process", "stages": _OUT + ["veth_xmit"]},
          *[{"ns": "root", "queue": "backlog", "stages": _FWD} for _ in range(2)],
          {"ns": "dst", "queue": "backlog", "stages": _IN}]),
+    # veth-bpf-peer's way out (its ns_to_wire: the host veth's program calls bpf_redirect_neigh)
+    # with the NIC played by a veth to the other child: bpf_out_neigh_v4's route, neighbour and
+    # dev_queue_xmit, then veth_xmit into the child's backlog
+    "veth-bpf-neigh": _derived(
+        "veth-bpf-peer", "Two children behind one namespace whose tc ingress programs call bpf_redirect_neigh: "
+        "output path and veth_xmit, then one pass in the middle namespace (l2_demux, the program, route, "
+        "neighbour output, dev_queue_xmit, veth_xmit), then the receiver's input path.",
+        [{"ns": "src", "queue": "process", "stages": _OUT + ["veth_xmit"]},
+         {"ns": "root", "queue": "backlog", "stages": ["l2_demux", "tc_bpf", "route_output", "ip_output", "dev_xmit",
+                                                       "veth_xmit"]},
+         {"ns": "dst", "queue": "backlog", "stages": _IN}]),
     "macvlan-bridge": _derived(
         "l2-routed", "Two macvlan devices (bridge mode) on one lower device: output path, a MAC hash lookup and "
         "dev_forward_skb (priced as veth_xmit), then the peer's input path.",
@@ -195,11 +206,14 @@ def build_bridge(lab: Lab, tag: str = "b", nf: bool = False, rules: int | None =
     return Endpoints(c1, c2, f"{net}.3")
 
 
-def build_bpf_peer(lab: Lab, tag: str = "p") -> Endpoints:
+def build_bpf_redirect(lab: Lab, tag: str = "p", helper: int = tcbpf.HELPER_REDIRECT_PEER) -> Endpoints:
     """c1 -- r -- c2 as `build_routed`, but r does not forward: a tc ingress program on each of
-    r's veths hands IPv4 packets to the other veth's peer (`sim.calibrate.tcbpf`,
-    ``bpf_redirect_peer``), so a packet from c1 leaves r's softirq pass in c2's namespace.  ARP
-    is passed up r's stack, so the children resolve their gateways (r's addresses) as usual."""
+    r's veths redirects IPv4 packets to the other veth (`sim.calibrate.tcbpf`).  With
+    ``bpf_redirect_peer`` a packet from c1 leaves r's softirq pass in c2's namespace; with
+    ``bpf_redirect_neigh`` r routes it and transmits it on the other veth (no ip_rcv, netfilter
+    or ip_forward in r), and c2 receives it in a backlog pass of its own.  ARP is passed up r's
+    stack, so the children resolve their gateways (r's addresses) as usual, and r resolves the
+    children for bpf_redirect_neigh."""
     r, c1, c2 = lab.add_ns(f"{tag}r"), lab.add_ns(f"{tag}1"), lab.add_ns(f"{tag}2")
     ends = []
     for c, side in ((c1, "1"), (c2, "2")):
@@ -210,8 +224,8 @@ def build_bpf_peer(lab: Lab, tag: str = "p") -> Endpoints:
         lab.ip(c, "route", "add", "default", "via", f"{net}.1")
         ends.append((a, f"{net}.2"))
     (a1, _), (a2, server) = ends
-    tcbpf.attach_redirect_peer(lab, r, a1, a2)
-    tcbpf.attach_redirect_peer(lab, r, a2, a1)
+    tcbpf.attach_redirect(lab, r, a1, a2, helper)
+    tcbpf.attach_redirect(lab, r, a2, a1, helper)
     return Endpoints(c1, c2, server)
 
 
@@ -266,7 +280,11 @@ SETUPS: tuple[Setup, ...] = (
     # issue 15: a modern short-cut, held out too (the fit never sees tc_bpf)
     Setup("veth-bpf-peer", "child <-> child through the router namespace's tc ingress programs "
           "(bpf_redirect_peer to the other veth's peer; the router does not forward)",
-          build_bpf_peer, "veth-bpf-peer", needs=("tc-bpf",), crossings=2, fit_never=True),
+          build_bpf_redirect, "veth-bpf-peer", needs=("tc-bpf",), crossings=2, fit_never=True),
+    Setup("veth-bpf-neigh", "child <-> child through the router namespace's tc ingress programs "
+          "(bpf_redirect_neigh out of the other veth: route and neighbour, no ip_rcv or forwarding)",
+          lambda lab: build_bpf_redirect(lab, "q", tcbpf.HELPER_REDIRECT_NEIGH), "veth-bpf-neigh",
+          needs=("tc-bpf",), crossings=2, fit_never=True),
 )
 
 IDLE_COUNTS = (1, 100, 1000)

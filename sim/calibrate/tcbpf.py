@@ -13,6 +13,10 @@ include/uapi/linux/bpf.h and include/linux/filter.h)::
     r0 = 0                          # TC_ACT_OK: ARP and the rest go up the device's own stack
     exit
 
+With helper 152 (``bpf_redirect_neigh``, four argument registers: ifindex, then no nexthop
+parameters and no flags) the same program sends the packet out of the target device instead
+(below).
+
 What the kernel does with it (Linux 6.18): the device's clsact ingress hook
 (``sch_handle_ingress`` in net/core/dev.c) runs it through ``tcf_classify``/``cls_bpf_classify``
 (direct-action); ``bpf_redirect_peer`` (net/core/filter.c) records the target with
@@ -22,13 +26,17 @@ What the kernel does with it (Linux 6.18): the device's clsact ingress hook
 destination MAC does not matter) and returns ``-EAGAIN``; ``__netif_receive_skb_core`` then
 goes round again as if the peer had received it, in the peer's namespace, in the same softirq
 pass: no ``ip_rcv``, netfilter or forwarding in the namespace the program runs in, and no
-second backlog.
+second backlog.  With ``BPF_F_NEIGH`` (``bpf_redirect_neigh``) ``skb_do_redirect`` calls
+``__bpf_redirect_neigh`` -> ``bpf_out_neigh_v4``: ``ip_route_output_flow`` in the program's
+namespace, the nexthop's neighbour (``ip_neigh_for_gw``, ``neigh_output``) and
+``dev_queue_xmit`` on the target: the namespace's output path from the route on, without its
+``ip_rcv``, netfilter hooks or ``ip_forward``.
 
 Loading: ``bpf(BPF_PROG_LOAD)`` through ``ctypes`` (the program type is
 ``BPF_PROG_TYPE_SCHED_CLS``, licence GPL).  Attaching: iproute2's ``tc filter ... bpf da
 object-pinned PATH`` takes a pinned program, so the program is pinned in a bpf filesystem
 mounted on a directory of this run's own (``bpf_mount``), the filter is attached, and the pin,
-the mount and the directory are removed again before `attach_redirect_peer` returns; the
+the mount and the directory are removed again before `attach_redirect` returns; the
 filter holds the program, which the kernel frees with the namespace.  Nothing is left behind
 and nothing of the machine's (``/sys/fs/bpf`` included) is touched.
 """
@@ -49,6 +57,7 @@ from sim.calibrate.netns import Lab, sh
 BPF_PROG_LOAD = 5
 BPF_OBJ_PIN = 6
 BPF_PROG_TYPE_SCHED_CLS = 3
+HELPER_REDIRECT_NEIGH = 152
 HELPER_REDIRECT_PEER = 155
 ETH_P_IP_BE = 0x0008            # htons(0x0800) as the u32 the context load gives on little-endian
 SKB_PROTOCOL_OFFSET = 16        # offsetof(struct __sk_buff, protocol)
@@ -65,17 +74,20 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
-def redirect_peer_program(target_ifindex: int) -> bytes:
-    """The program above, for the device with `target_ifindex` in the namespace it runs in."""
+def redirect_program(target_ifindex: int, helper: int = HELPER_REDIRECT_PEER) -> bytes:
+    """The program above, for the device with `target_ifindex` in the namespace it runs in.
+    `helper` is `HELPER_REDIRECT_PEER` or `HELPER_REDIRECT_NEIGH`; both take (ifindex, then
+    zeros: no flags, and for bpf_redirect_neigh no nexthop parameters, so the kernel looks the
+    route up itself)."""
     if not 0 < target_ifindex < 2**31:
         raise ValueError(f"ifindex {target_ifindex} out of range")
     ldx_w, jne_k, mov64_k, call, exit_ = 0x61, 0x55, 0xB7, 0x85, 0x95
+    args = [_insn(mov64_k, dst=1, imm=target_ifindex)] + [_insn(mov64_k, dst=r, imm=0) for r in (2, 3, 4)]
     return b"".join([
         _insn(ldx_w, dst=0, src=1, off=SKB_PROTOCOL_OFFSET),
-        _insn(jne_k, dst=0, off=4, imm=ETH_P_IP_BE),
-        _insn(mov64_k, dst=1, imm=target_ifindex),
-        _insn(mov64_k, dst=2, imm=0),
-        _insn(call, imm=HELPER_REDIRECT_PEER),
+        _insn(jne_k, dst=0, off=len(args) + 2, imm=ETH_P_IP_BE),
+        *args,
+        _insn(call, imm=helper),
         _insn(exit_),
         _insn(mov64_k, dst=0, imm=0),
         _insn(exit_),
@@ -138,10 +150,12 @@ def ifindex(lab: Lab, ns: str, dev: str) -> int:
     return int(lab.ip(ns, "-o", "link", "show", "dev", dev).split(":", 1)[0])
 
 
-def attach_redirect_peer(lab: Lab, ns: str, dev: str, target: str) -> None:
-    """On `dev`'s tc ingress in `ns`, redirect IPv4 to the peer of `target` (a veth in `ns`
-    whose peer lives in another namespace of the lab)."""
-    fd = load_sched_cls(redirect_peer_program(ifindex(lab, ns, target)), "nsim_peer")
+def attach_redirect(lab: Lab, ns: str, dev: str, target: str, helper: int = HELPER_REDIRECT_PEER) -> None:
+    """On `dev`'s tc ingress in `ns`, redirect IPv4 with `helper`: to the peer of `target` (a
+    veth in `ns` whose peer lives in another namespace of the lab; bpf_redirect_peer) or out of
+    `target` after a route and neighbour lookup in `ns` (bpf_redirect_neigh)."""
+    name = "nsim_peer" if helper == HELPER_REDIRECT_PEER else "nsim_neigh"
+    fd = load_sched_cls(redirect_program(ifindex(lab, ns, target), helper), name)
     try:
         with bpf_mount(lab.run_id) as where:
             path = os.path.join(where, f"{dev}-ingress")
@@ -156,10 +170,11 @@ def attach_redirect_peer(lab: Lab, ns: str, dev: str, target: str) -> None:
 
 
 def probe() -> str | None:
-    """None when this kernel loads the program (bpf syscall, SCHED_CLS, ``bpf_redirect_peer``),
-    else why not."""
+    """None when this kernel loads both programs (bpf syscall, SCHED_CLS, ``bpf_redirect_peer``
+    and ``bpf_redirect_neigh``, Linux >= 5.10), else why not."""
     try:
-        os.close(load_sched_cls(redirect_peer_program(1), "nsim_probe"))
+        for helper in (HELPER_REDIRECT_PEER, HELPER_REDIRECT_NEIGH):
+            os.close(load_sched_cls(redirect_program(1, helper), "nsim_probe"))
     except (BpfUnavailable, OSError) as e:
         return str(e)
     return None
