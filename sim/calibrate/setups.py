@@ -134,19 +134,27 @@ def build_veth(lab: Lab, tag: str = "v") -> Endpoints:
     return Endpoints(r, c, f"{net}.2")
 
 
-def build_routed(lab: Lab, tag: str = "r", rules: int | None = None) -> Endpoints:
-    """c1 -- r -- c2 with r forwarding; `rules` non-matching FORWARD rules in r (None: no
-    netfilter table at all)."""
+def _two_children(lab: Lab, tag: str) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """Namespaces r, c1, c2 with a veth pair from r to each child, a /24 per pair (r .1, the
+    child .2) and each child's default route via r: (r, c1, c2, [(r's veth, child address)]
+    for c1 then c2)."""
     r, c1, c2 = lab.add_ns(f"{tag}r"), lab.add_ns(f"{tag}1"), lab.add_ns(f"{tag}2")
-    lab.sysctl(r, "net.ipv4.ip_forward", "1")
+    ends = []
     for c, side in ((c1, "1"), (c2, "2")):
         a, b = lab.veth(r, f"{tag}{side}r", c, f"{tag}{side}c")
         net = lab.next_subnet()
         lab.addr(r, a, f"{net}.1/24")
         lab.addr(c, b, f"{net}.2/24")
         lab.ip(c, "route", "add", "default", "via", f"{net}.1")
-        if side == "2":
-            server = f"{net}.2"
+        ends.append((a, f"{net}.2"))
+    return r, c1, c2, ends
+
+
+def build_routed(lab: Lab, tag: str = "r", rules: int | None = None) -> Endpoints:
+    """c1 -- r -- c2 with r forwarding; `rules` non-matching FORWARD rules in r (None: no
+    netfilter table at all)."""
+    r, c1, c2, (_, (_, server)) = _two_children(lab, tag)
+    lab.sysctl(r, "net.ipv4.ip_forward", "1")
     if rules is not None:
         lab.exec(r, "iptables-restore", input=forward_rules_text(rules))
     return Endpoints(c1, c2, server)
@@ -214,16 +222,7 @@ def build_bpf_redirect(lab: Lab, tag: str = "p", helper: int = tcbpf.HELPER_REDI
     or ip_forward in r), and c2 receives it in a backlog pass of its own.  ARP is passed up r's
     stack, so the children resolve their gateways (r's addresses) as usual, and r resolves the
     children for bpf_redirect_neigh."""
-    r, c1, c2 = lab.add_ns(f"{tag}r"), lab.add_ns(f"{tag}1"), lab.add_ns(f"{tag}2")
-    ends = []
-    for c, side in ((c1, "1"), (c2, "2")):
-        a, b = lab.veth(r, f"{tag}{side}r", c, f"{tag}{side}c")
-        net = lab.next_subnet()
-        lab.addr(r, a, f"{net}.1/24")
-        lab.addr(c, b, f"{net}.2/24")
-        lab.ip(c, "route", "add", "default", "via", f"{net}.1")
-        ends.append((a, f"{net}.2"))
-    (a1, _), (a2, server) = ends
+    r, c1, c2, ((a1, _), (a2, server)) = _two_children(lab, tag)
     tcbpf.attach_redirect(lab, r, a1, a2, helper)
     tcbpf.attach_redirect(lab, r, a2, a1, helper)
     return Endpoints(c1, c2, server)
