@@ -27,6 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentF
 
 from analysis import metrics, robustness, stages, style
 from analysis.conditions import Roles, label, select, short
+from analysis.figlayout import arrange
 from analysis.packetstats import EDGES, PacketStats
 from analysis.robustness import Robustness, term_name
 from sim.results.reader import Results
@@ -70,7 +71,7 @@ def _legend(fig, axes, ncol=5):
     names = style.order(handles) + [n for n in handles if n not in style.order(handles)]
     if not names:                   # nothing drawn (no delivered packet at this condition)
         return
-    fig.legend([handles[n] for n in names], names, loc="outside lower center", ncol=min(ncol, len(names)),
+    fig.legend([handles[n] for n in names], names, loc="lower center", ncol=min(ncol, len(names)),
                frameon=False)
 
 
@@ -174,7 +175,7 @@ def _mark_coinciding(fig, ax, groups: list[list[str]], where: str) -> None:
 def _figure(nrows, ncols, w=None, h=None, **kw):
     with plt.rc_context(style.RC):
         fig, axes = plt.subplots(nrows, ncols, figsize=(w or 4.6 * ncols + 0.6, h or 3.3 * nrows + 1.0),
-                                 squeeze=False, layout="constrained", **kw)
+                                 squeeze=False, layout="none", **kw)
     return fig, axes
 
 
@@ -221,7 +222,7 @@ def fig_latency_cdf(res: Results, roles: Roles, ref: dict, stats: PacketStats):
         rest = {k: v for k, v in ref.items() if k != roles.load}
         fig.suptitle(f"Latency CDF per scheme — {roles.describe(rest)}" if rest else "Latency CDF per scheme")
         _legend(fig, axes)
-    return fig
+    return arrange(fig)
 
 
 # -- a metric against one factor ------------------------------------------------------------
@@ -277,7 +278,7 @@ def fig_latency_vs(res: Results, roles: Roles, ref: dict, factor: str | None):
         cond = f" — {roles.describe(fixed)}" if fixed else ""
         fig.suptitle(f"p50 and p99 latency vs {label(factor)}{cond}{band}")
         _legend(fig, axes)
-    return fig
+    return arrange(fig)
 
 
 def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
@@ -319,7 +320,7 @@ def fig_throughput_drops(res: Results, roles: Roles, ref: dict):
                 _panel_title(ax2, f"{what}: {trip_title(trip)}")
         fig.suptitle("Where each scheme saturates" + (f" — {roles.describe(fixed)}" if fixed else ""))
         _legend(fig, axes, ncol=6)
-    return fig
+    return arrange(fig)
 
 
 # -- where the time goes ----------------------------------------------------------------------
@@ -381,8 +382,8 @@ def fig_stages(res: Results, roles: Roles, ref: dict, stats: PacketStats):
                 if lab not in labels:
                     handles.append(h)
                     labels.append(lab)
-        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
-    return fig
+        fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
+    return arrange(fig)
 
 
 # -- memory -------------------------------------------------------------------------------------
@@ -459,7 +460,7 @@ def fig_memory(res: Results, roles: Roles, ref: dict):
                        "ranges (every size with a range at its low end, then at its high end; the schemes whose "
                        f"structures hold one: {', '.join(banded)}); here at most −{down:.1%} / +{up:.1%} of a total"
                        + (", narrower than the lines on these log axes." if max(down, up) < 0.05 else "."))
-    return fig
+    return arrange(fig)
 
 
 def _bytes_fmt(v, _=None) -> str:
@@ -511,7 +512,7 @@ def fig_cpu(res: Results, roles: Roles, ref: dict):
                          + ("; hatched = odd cores" if len(cores) > 1 else ""))
         rest = {k: v for k, v in ref.items() if k != roles.load}
         fig.suptitle("CPU utilisation per core per scheme" + (f" — {roles.describe(rest)}" if rest else ""))
-    return fig
+    return arrange(fig)
 
 
 # -- claims: sensitivity of each verdict to the cost profile's ranges ---------------------
@@ -557,4 +558,4 @@ def fig_tornado(panels: list[tuple[str, Robustness]]):
     _legend(fig, axes[0, :1], ncol=3)
     fig.suptitle("Sensitivity of each claim to the cost profile's ranges (one term at a time; ⚑: flips the "
                  "verdict alone)", fontsize=10)
-    return fig
+    return arrange(fig)

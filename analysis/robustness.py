@@ -75,6 +75,8 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from analysis.metrics import per_result
+
 HOLDS = "holds for every plausible cost"
 DEPENDS = "depends on"
 DEFINITION = "decided by the scheme's definition, not measured"
@@ -655,6 +657,7 @@ def _why_constant(parts: Mapping[str, MemoryPart], names: tuple[str, ...], made_
     return "; ".join(out)
 
 
+@per_result
 def memory_band(res) -> Optional[pd.DataFrame]:
     """Per (scheme, namespaces, factors): memory.csv's bytes summed over structures, averaged over
     replications (as `analysis.metrics.memory_total`), with every ranged size at its low end

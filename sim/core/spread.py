@@ -14,6 +14,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 MASK32 = 0xFFFFFFFF
@@ -32,8 +33,10 @@ def five_tuple(pkt) -> tuple[int, ...]:
             pkt.seq % conns if conns > 1 else 0, pkt.dst_ns, pkt.port)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def hash_of(five: tuple[int, ...]) -> int:
-    """32-bit hash of a `five_tuple`."""
+    """32-bit hash of a `five_tuple`; memoised for the process (a pure function, and the variants a
+    process runs repeat their 5-tuples: one per destination namespace of a spread flow)."""
     h = 0x9E3779B9
     for v in five:
         h = _mix(h, v)

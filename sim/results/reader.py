@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,13 +116,9 @@ class Results:
                 yield self._typed((table.select(want) if want is not None else table).to_pandas(), r, fixed)
 
     def _typed(self, df: pd.DataFrame, r: RunDir, fixed: dict | None) -> pd.DataFrame:
-        for f in self.factors:                  # partition values come back as text or dictionary
+        for f in self.factors:                  # partition values come back as text, integers or dictionary
             if f in df.columns and f in self.summary.columns:
-                text = df[f].astype(str)
-                if pd.api.types.is_bool_dtype(self.summary[f].dtype):     # "False" is a true string
-                    df[f] = text.map({"True": True, "False": False, "true": True, "false": False})
-                else:
-                    df[f] = text.astype(self.summary[f].dtype)
+                df[f] = _summary_typed(df[f], self.summary[f].dtype)
         df = _add_run_factors(df.assign(run_dir=r.name), r, self)
         for k, v in (fixed or {}).items():
             if k in df.columns:
@@ -182,8 +179,7 @@ def _dataset(path: Path):
     import pyarrow.dataset as ds
     root = path / "packets"
     try:
-        state = tuple(sorted((str(f), st.st_size, st.st_mtime_ns)
-                             for f in root.rglob("*") if (st := f.stat()) is not None))
+        state = _tree_state(root)
     except OSError:                     # changed while listed: no cache
         state = None
     key = root.resolve()
@@ -196,6 +192,30 @@ def _dataset(path: Path):
             _DATASETS.pop(next(iter(_DATASETS)))
         _DATASETS[key] = (state, data)
     return data
+
+
+def _summary_typed(col: pd.Series, dtype) -> pd.Series:
+    """A partition column as `dtype` (the summary's): its values read as text, then converted;
+    an integer column cast straight to a numeric (not bool) dtype, which gives the same values
+    without formatting and parsing every row."""
+    num = pd.api.types.is_numeric_dtype
+    if pd.api.types.is_bool_dtype(dtype):                    # "False" is a true string
+        return col.astype(str).map({"True": True, "False": False, "true": True, "false": False})
+    if pd.api.types.is_integer_dtype(col.dtype) and num(dtype):
+        return col.astype(dtype)
+    return col.astype(str).astype(dtype)
+
+
+def _tree_state(root: Path) -> tuple:
+    """(path, size, mtime_ns) of every file and directory under `root`, sorted (os.walk and
+    os.stat: pathlib's rglob took most of a cache hit's time)."""
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            p = os.path.join(dirpath, name)
+            st = os.stat(p)
+            out.append((p, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))
 
 
 def _is_result_dir(p: Path) -> bool:

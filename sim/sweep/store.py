@@ -87,7 +87,7 @@ class PacketWriter:
         table = arrow_table(frame)
         n = table.num_rows
         for i, (k, v) in enumerate(self.ident.items()):
-            table = table.add_column(i, k, pa.array([v] * n))
+            table = table.add_column(i, k, pa.repeat(v, n))       # the type pa.array([v] * n) infers
         if self._writer is None:
             self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
                                       for f in table.schema]).remove_metadata()
