@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from debpkg import ensure
-from sim.calibrate import measure, memory, netns, profile_io
+from sim.calibrate import measure, memory, netns, profile_io, tcbpf
 from sim.calibrate.__main__ import main
 from sim.calibrate.measure import Config, measure_rounds, measure_rr, summarise
 from sim.calibrate.netns import Lab, list_namespaces, root_links, sh
@@ -140,8 +140,10 @@ lab = Lab(sys.argv[1])
 a, c = lab.add_ns("a"), lab.add_ns("c")
 lab.veth(a, "x", c, "y")
 lab.popen(a, ["sleep", "30"])
-print("ready", flush=True)
-time.sleep(60)
+from sim.calibrate import tcbpf
+with tcbpf.bpf_mount(lab.run_id):      # killed while its private bpf filesystem is mounted
+    print("ready", flush=True)
+    time.sleep(60)
 """
 
 
@@ -151,14 +153,16 @@ def test_cleanup_removes_leftovers_of_a_killed_run_and_spares_a_live_one():
     p = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, run_id], cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"
-        with Lab() as live:
+        with Lab() as live, tcbpf.bpf_mount(live.run_id) as live_bpffs:
             mine = live.add_ns("live")
             p.kill()                      # SIGKILL: the killed run cannot clean up
             p.wait(timeout=30)
             assert [n for n in list_namespaces() if n.startswith(f"nsim-{run_id}-")]
+            assert f"nsim-{run_id}-bpffs" in Path("/proc/self/mounts").read_text()
             assert main(["calibrate", "--cleanup"]) == 0
             _assert_no_leftovers(run_id)
             assert mine in list_namespaces(), "--cleanup removed a live run's namespace"
+            assert os.path.ismount(live_bpffs), "--cleanup unmounted a live run's bpf filesystem"
     finally:
         if p.poll() is None:
             p.kill()

@@ -560,7 +560,8 @@ def _cleanup() -> int:
         _log(f"netns-sim: {e}")
         return 2
     done = cleanup_leftovers()
-    print(f"removed {len(done['namespaces'])} namespace(s) and {len(done['root_links'])} root link(s)"
+    print(f"removed {len(done['namespaces'])} namespace(s), {len(done['root_links'])} root link(s) and "
+          f"{len(done['bpf_mounts'])} bpf filesystem(s)"
           + (f"; left {len(done['live'])} live run(s) alone ({', '.join(done['live'])})" if done["live"] else "")
           + (f"; could not remove {done['failed']}" if done["failed"] else ""))
     return 1 if done["failed"] else 0

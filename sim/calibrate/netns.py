@@ -12,8 +12,9 @@ Contract:
   stops the processes it started (by pid) and deletes its namespaces (which destroys every
   link in them).  A `Lab` holds its run id's lock (`sim.calibrate.runlock`) while it lives,
   so two runs at once never share a name.  `cleanup_leftovers()` removes the namespaces of
-  runs whose process is gone (a run killed before it could clean up, ``--cleanup``); the
-  namespaces of live runs (another calibration or test going on) are left alone.
+  runs whose process is gone (a run killed before it could clean up, ``--cleanup``), and their
+  private bpf filesystems (`sim.calibrate.tcbpf`); those of live runs (another calibration or
+  test going on) are left alone.
 - `check_environment()` raises `Unavailable` (a plain message, no traceback wanted) when
   not root or when ``ip`` is missing.
 """
@@ -115,11 +116,33 @@ def cleanup_leftovers() -> dict:
     links = [link for link in root_links() if any(link.startswith(f"nsim{rid}") for rid in dead)]
     for link in links:
         sh(["ip", "link", "del", link], check=False)
+    bpffs = _dead_bpf_mounts()
     for rid in dead:
         if not any(run_id_of(ns) == rid for ns in failed):
             runlock.forget(rid)
-    return {"namespaces": names, "failed": failed, "root_links": links,
+    return {"namespaces": names, "failed": failed, "root_links": links, "bpf_mounts": bpffs,
             "live": sorted(set(by_run) - set(dead))}
+
+
+def _dead_bpf_mounts() -> list[str]:
+    """Unmount and remove the private bpf filesystems (`sim.calibrate.tcbpf.bpf_mount`,
+    ``<tmp>/nsim-<run id>-bpffs-*``) of runs whose process is gone: a run killed between
+    mounting one and removing it.  Returns the directories removed."""
+    import glob
+    import tempfile
+    removed = []
+    for where in sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*-bpffs-*"))):
+        rid = os.path.basename(where)[len(PREFIX):].split("-", 1)[0]
+        if runlock.is_alive(rid):
+            continue
+        if os.path.ismount(where):
+            sh(["umount", where], check=False)
+        try:
+            os.rmdir(where)
+            removed.append(where)
+        except OSError:
+            pass                # not empty or still mounted: not ours to force
+    return removed
 
 
 class Lab:
