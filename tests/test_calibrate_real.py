@@ -270,9 +270,13 @@ def test_memory_failure_mid_run_leaves_nothing_behind(monkeypatch, tmp_path, exc
 @pytest.mark.skipif(shutil.which("perf") is None or shutil.which("ethtool") is None,
                     reason="tcp-stages needs perf (apt-get install linux-perf) and ethtool (apt-get install ethtool)")
 def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_nothing(tmp_path, capsys):
-    """Functional, no timing: with TSO/GSO/GRO off and TCP_NODELAY, a 32-byte write is one
-    98-byte frame (one data segment per received skb, 32 payload bytes per segment); perf sees
-    TCP's own functions (tcp_send and tcp_rcv samples); the ping-pongs complete."""
+    """Functional, no timing: with TSO/GSO/GRO off, every received skb is one data segment and
+    no segment carries more than one MSS (1448 payload bytes on a 1500-byte MTU with
+    timestamps); perf sees TCP's own functions (tcp_send and tcp_rcv samples); the ping-pongs
+    complete.  (With TCP_NODELAY an idle flood sends each 32-byte write as its own segment,
+    but when the sender outruns the path, as on a loaded machine, writes wait in the write
+    queue and leave together: 191 bytes per segment was seen with another CPU-bound job
+    running.  So the payload per segment is bounded, not pinned at 32.)"""
     out = tmp_path / "tcp.json"
     rc = main(["tcp-stages", "--rounds", "1", "--perf-s", "0.5", "--floods", "veth-tcp", "--pp-seconds", "1",
                "--out", str(out)])
@@ -284,7 +288,7 @@ def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_noth
     assert set(rec["offloads"]["veth-tcp"].values()) == {"off"}
     s = rec["setups"]["veth-tcp"]
     assert s["data_segments_per_rx_skb"] == pytest.approx(1.0, rel=0.02)
-    assert s["payload_bytes_per_data_segment"] == pytest.approx(32.0, rel=0.02)
+    assert 32.0 * 0.98 <= s["payload_bytes_per_data_segment"] <= 1448.0
     assert s["ns_per_packet"]["tcp_send"] > 0 and s["ns_per_packet"]["tcp_rcv"] > 0
     assert all(rec["pingpong"][n]["round_trips"] > 0 for n in ("udp", "tcp", "tcp-no-offload"))
 
