@@ -21,10 +21,12 @@ Contract:
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from sim.calibrate import runlock
@@ -128,8 +130,6 @@ def _dead_bpf_mounts() -> list[str]:
     """Unmount and remove the private bpf filesystems (`sim.calibrate.tcbpf.bpf_mount`,
     ``<tmp>/nsim-<run id>-bpffs-*``) of runs whose process is gone: a run killed between
     mounting one and removing it.  Returns the directories removed."""
-    import glob
-    import tempfile
     removed = []
     for where in sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*-bpffs-*"))):
         rid = os.path.basename(where)[len(PREFIX):].split("-", 1)[0]

@@ -55,23 +55,14 @@ class Spreader:
     def __init__(self, rx_queues: int, rps_cpus: Optional[Sequence[int]]) -> None:
         self.rx_queues = rx_queues
         self.rps_cpus = tuple(rps_cpus) if rps_cpus else ()
-        self._hashes: dict[tuple[int, ...], int] = {}      # five_tuple -> flow hash, computed once
-
-    def hash(self, pkt) -> int:
-        """`flow_hash(pkt)`, memoised per 5-tuple (a flow's packets repeat theirs)."""
-        five = five_tuple(pkt)
-        h = self._hashes.get(five)
-        if h is None:
-            h = self._hashes[five] = hash_of(five)
-        return h
 
     def rx_queue(self, pkt) -> int:
         """The NIC RX queue of `pkt` (RSS)."""
         if self.rx_queues == 1:
             return 0
-        return self.hash(pkt) % self.rx_queues
+        return flow_hash(pkt) % self.rx_queues
 
     def rps_cpu(self, pkt) -> int:
         """The core whose backlog takes `pkt` after the driver's pass (RPS)."""
         cpus = self.rps_cpus
-        return cpus[self.hash(pkt) % len(cpus)] if len(cpus) > 1 else cpus[0]
+        return cpus[flow_hash(pkt) % len(cpus)] if len(cpus) > 1 else cpus[0]
