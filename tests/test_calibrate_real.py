@@ -108,9 +108,11 @@ def test_round_trips_grow_with_crossings():
     _assert_no_leftovers(run_id)
 
 
-def test_packet_rate_is_positive():
+@pytest.mark.parametrize("tool", ["python", pytest.param("sockperf", marks=needs_sockperf)])
+def test_packet_rate_is_positive(tool):
     with Lab() as lab:
-        r = measure.measure_rate(lab, by_name("veth").build(lab), Config(rate_packets=5000, rate_max_s=0.3))
+        cfg = Config(rate_packets=5000, rate_max_s=0.3, rate_s=1, tool=tool)
+        r = measure.measure_rate(lab, by_name("veth").build(lab), cfg)
         assert r["received"] > 0 and r["pps"] > 0
 
 
