@@ -31,6 +31,9 @@ Contract (docs/execution.md gives the kernel functions each rule follows):
   reaches the core before that instant, the commitment is undone and the wake-up replayed
   as an event, so the outcome is what the event-driven path would give.
 - `stall(ns)` charges the core CPU outside any job (a waker sending an IPI).
+- `run_inline(job)` runs a job inside the softirq work ending on the core (or a timer's
+  softirq): after the core's current work, before anything queued, with no NAPI quota (a TCP
+  segment sent from tcp_v4_rcv or a TCP timer, `sim.core.tcp`).
 - ``busy_ns`` counts busy time inside [warmup_ns, until_ns].
 """
 
@@ -250,6 +253,26 @@ class Core:
             self.busy_ns += ns
             return ns
         return self._count(start, stop)
+
+    def run_inline(self, begin, end, arg) -> None:
+        """Run the job (`begin`, `end`, `arg`) in softirq context as part of the softirq work
+        that ends now on this core, or of a timer's softirq here: it starts when the core's
+        current work ends (now, or after a job or stall in progress), ahead of anything queued
+        on the core, holds the core for its cost and ends with a plain engine event (`end(arg)`).
+        It is not a NAPI packet: it counts toward no poll's quota, only toward the softirq
+        round's time (a TCP segment that tcp_v4_rcv, or a TCP timer, transmits:
+        net/ipv4/tcp_input.c tcp_data_snd_check, __tcp_ack_snd_check; tcp_timer.c)."""
+        if self.later is not None:
+            self._settle()
+        now = self.engine._now
+        start = self.busy_until if self.busy_until > now else now
+        cost = begin(arg, self, start)
+        stop = self.busy_until = start + cost
+        if self.warmup_ns <= start and stop <= self.until_ns:      # busy time inside the window
+            self.busy_ns += cost
+        else:
+            self._count(start, stop)
+        heappush(self.calendar, (stop, CALLBACK, next(self.ids), end, arg))   # Engine.at, inline
 
     # -- service -----------------------------------------------------------------------
     def _kick(self) -> None:

@@ -14,6 +14,8 @@ Contract:
   ``q % cores``; a host has ``rx_queues`` queues (default: one per core).
 - RPS (``rps_cpus``): a pass that starts with the driver's ``nic_rx`` stage is split after it;
   the rest runs from the backlog of the core `sim.core.spread` picks from ``rps_cpus``.
+- A packet sent from softirq context (TCP's ACKs, ACK-clocked data, timers) runs its
+  ``process`` pass inline in that core's softirq instead (`start_trip`).
 - Sockets, reads and wake-ups are `sim.core.apps`'s contract.
 - A multicast_local pass with ``wire_stages`` (`sim.core.schemes`) hands the copy for
   members on other hosts to the model (``wire_copies``) when it ends.  A multicast pass with
@@ -343,8 +345,12 @@ class Host:
         return self._scales.pop()
 
     # -- passes ----------------------------------------------------------------------
-    def start_trip(self, pkt, trip: str, core_idx: int) -> None:
-        """`pkt` starts `trip` on this host; `core_idx` is the core a backlog pass would use."""
+    def start_trip(self, pkt, trip: str, core_idx: int, softirq: bool = False) -> None:
+        """`pkt` starts `trip` on this host; `core_idx` is the core a backlog pass would use.
+        `softirq`: the packet is sent from softirq context on core `core_idx` (TCP's ACKs,
+        ACK-clocked data and timers, `sim.core.tcp`): a first pass of the ``process`` queue then
+        runs inline in that core's softirq (`sim.core.cpu.Core.run_inline`), not as a job of
+        the socket's thread, and holds no send buffer."""
         if self.mixed:
             pkt.plan, pkt.scheme = self.schemes.plan(trip, pkt.src_ns, pkt.dst_ns, pkt.members)
         else:                                   # `_plan` inline: one call less per trip
@@ -356,6 +362,10 @@ class Host:
         if pkt.members is not None and pkt.plan[0].fanout:      # e.g. a NIC replicating into member queues
             for copy in self.model.fan_out(pkt):
                 self._start_pass(copy)
+            return
+        if softirq and pkt.plan[0].queue == "process":
+            pkt.enq_ns = self.engine._now
+            self.cores[core_idx].run_inline(self.begin_pass, self.end_pass, pkt)
             return
         self._start_pass(pkt)
 

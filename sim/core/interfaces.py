@@ -7,7 +7,8 @@ built with ``(idx, spec, model, rng)`` whose instances are `FlowSource`s.  mypy 
 model provides these services and that every registered flow kind fits (``make types``).
 
 Contract of the services (times in ns of simulated time):
-- ``emit(flow, seq, direction, size_bytes)``: a flow's new packet enters the model now;
+- ``emit(flow, seq, direction, size_bytes)``: a flow's new packet enters the model now
+  (``softirq_core``: sent from softirq context on that core, as TCP's ACKs are);
 - ``packet_budget_spent()``: ``run.max_packets`` reached, flows stop emitting; the same as
   ``generated >= packet_limit`` (packets emitted so far; ``run.max_packets`` or infinity),
   which a flow may test inline;
@@ -72,7 +73,7 @@ class ModelServices(Protocol):
     packet_limit: float
 
     def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1,
-             wire_size: int | None = None) -> None: ...
+             wire_size: int | None = None, softirq_core: int = -1) -> None: ...
     def packet_budget_spent(self) -> bool: ...
     def arrive_at_host(self, pkt: "Packet") -> None: ...
     def left_host(self, pkt: "Packet", host) -> None: ...

@@ -178,9 +178,12 @@ class Model:
             j = self._journeys[key] = (u.code, u.first, u.last)
         return j
 
-    def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1, wire_size: int | None = None) -> None:
+    def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1, wire_size: int | None = None,
+             softirq_core: int = -1) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped); `frames`
-        and `wire_size` as `sim.core.packet.Packet`'s (a TCP GSO packet's; default one frame of `size`)."""
+        and `wire_size` as `sim.core.packet.Packet`'s (a TCP GSO packet's; default one frame of `size`).
+        `softirq_core` >= 0: sent from softirq context on that core of the sending host
+        (`sim.core.host.Host.start_trip`); -1: by the sending socket's thread."""
         if direction:
             (dh, dn), (sh, sn) = flow.src, flow.dst
         else:
@@ -195,12 +198,15 @@ class Model:
         pkt.tcp = flow.tcp_segments
         self.live[pid] = pkt
         src = self.hosts[sh]
-        core = flow.idx % src.n_cores
         if flow.group is None:
             j = self._journeys.get((sh, sn, dh, dn)) or self.journey(sh, sn, dh, dn)
             pkt.trip, first, pkt.far_trip = j
-            src.start_trip(pkt, first, core)
+            if softirq_core >= 0:
+                src.start_trip(pkt, first, softirq_core, True)
+            else:
+                src.start_trip(pkt, first, flow.idx % src.n_cores)
             return
+        core = flow.idx % src.n_cores
         local = flow.group.get(sh)
         trip = multicast_first_trip(sn, local is not None)
         pkt.trip = MULTICAST_LOCAL if trip in LOCAL_MULTICAST_TRIPS else MULTICAST
