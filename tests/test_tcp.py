@@ -52,6 +52,28 @@ def test_window_limited_throughput_is_rwnd_over_rtt():
     assert r.flows.throughput_bytes_per_s[0] == pytest.approx(rwnd / rtt_s(rate, delay), rel=0.05)
 
 
+def test_receive_buffer_autotuning_opens_the_window_up_to_rmem_max():
+    """1 Gbit/s, 10 ms RTT (BDP 1.25 MB): with the buffer fixed the window stays at its clamp
+    (128 KB: 12.9 MB/s); autotuned (tcp_rcv_space_adjust) it grows until the link is the limit
+    (tcp_rmem max 6 MB); with a 1 MB max the clamp is 1 MB x payload/truesize and the flow
+    gets that per RTT."""
+    rate, delay = 1e9, 5e6
+    link = rate / 8 * MSS / (MSS + HEADER_BYTES)
+
+    def run(**tcp):
+        r = simulate(two_hosts(stream(**tcp), rate=rate, delay=delay, dur=2e9, warm=1e9))
+        return r.flows.throughput_bytes_per_s[0], r.model.flows[0].conns[0].sides[1], r.model.hosts[1].apps
+
+    fixed, _, _ = run()
+    assert fixed == pytest.approx(131072 / rtt_s(rate, delay), rel=0.05)
+    tuned, side, _ = run(rcvbuf_autotune=True)
+    assert tuned == pytest.approx(link, rel=0.01) and side.rcvbuf > 1.25e6
+    capped, side, apps = run(rcvbuf_autotune=True, rmem_max_bytes=1_000_000)
+    clamp = int(1_000_000 * MSS / (MSS + HEADER_BYTES + apps.truesize_overhead))
+    assert side.rcvbuf == 1_000_000 and side.clamp == clamp
+    assert capped == pytest.approx(clamp / rtt_s(rate, delay), rel=0.1)
+
+
 def test_link_limited_throughput_is_the_link_rate_times_payload_share():
     rate = 100e6                                        # BDP ~ 3 KB << rwnd 128 KB
     r = simulate(two_hosts(stream(), rate=rate, dur=2e8, warm=5e7))
@@ -270,12 +292,15 @@ def test_rto_backs_off_and_recovers_from_a_dead_link():
 @pytest.mark.parametrize("tcp", [{"congestion": "reno"}, {"congestion": "cubic", "hystart": False}])
 def test_connections_are_independent_and_share_the_link(tcp):
     """connections: 4 on a slow link: together link-limited, each a fair share (drop-free FIFO:
-    the four windows, all at rwnd, queue at the link in turn); tcp_rr: one transaction per
+    the four windows, all at rwnd with the buffer not autotuned, queue at the link in turn);
+    tcp_rr: one transaction per
     connection.  (With HyStart each connection leaves slow start when its ACK train, spread by
     the others' segments, spans half its delay_min: at 17 to 36 segments here, so within
-    0.2 s the shares differ, as they would in Linux; docs/tcp.md.)"""
+    0.2 s the shares differ, as they would in Linux; docs/tcp.md.)  A connection's share is
+    counted in whole windows (~40 ms each here, the four windows queued): 0.5 s is about 12
+    per connection, so one window more or less is under 10 %."""
     r = simulate(two_hosts([{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "connections": 4, "tcp": tcp}],
-                           rate=100e6, dur=2e8, warm=5e7))
+                           rate=100e6, dur=5e8, warm=5e7))
     assert r.flows.throughput_bytes_per_s[0] == pytest.approx(100e6 / 8 * MSS / (MSS + HEADER_BYTES), rel=0.05)
     got = [c.sides[1].rcv_nxt for c in r.model.flows[0].conns]
     assert min(got) > 0.9 * max(got)

@@ -18,7 +18,8 @@ Contract:
   send pass ends, `sim.core.txq`).  A packet that would overflow it is not sent: it is recorded as dropped
   with reason ``sender_blocked`` (the application was blocked in sendmsg, sock_wait_for_wmem,
   and an open-loop source counts what it could not send).
-- Receiving: a packet entering a socket counts ``truesize`` against ``rcvbuf_bytes`` until the
+- Receiving: a packet entering a socket counts ``truesize`` against ``rcvbuf_bytes`` (or the
+  buffer the flow gave the socket, `SocketQueue.limit`: TCP's autotuned one) until the
   application's read of it *ends* (udp_recvmsg -> skb_consume_udp -> udp_rmem_release);
   overflow drops with ``socket_rcvbuf_full``.  The packet is recorded ``delivered`` when it
   enters the socket.  The read is a job of the socket's thread costing ``app_recv_ns`` plus
@@ -49,15 +50,17 @@ class WakeCosts:
 
 
 class SocketQueue:
-    """A socket's receive queue: bytes held, the (read end, truesize) of started reads, and
-    the socket's thread once a read has needed it."""
+    """A socket's receive queue: bytes held, the (read end, truesize) of started reads, the
+    socket's thread once a read has needed it, and its buffer (`limit`: the host's
+    ``rcvbuf_bytes`` unless the flow sizes it, as TCP's autotuning does)."""
 
-    __slots__ = ("held", "bytes", "reader")
+    __slots__ = ("held", "bytes", "reader", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.held: deque = deque()
         self.bytes = 0
         self.reader: Thread | None = None
+        self.limit = limit
 
 
 class Apps:
@@ -130,14 +133,12 @@ class Apps:
         core `waker`."""
         now = self.engine._now
         key = (ns, pkt.port, 1 - pkt.direction)     # a request reaches side 1, a response side 0
-        sq = self.sockets.get(key)
-        if sq is None:
-            sq = self.sockets[key] = SocketQueue()
+        sq = self.sockets.get(key) or self.socket_queue(key)
         truesize = pkt.size + self.truesize_overhead
         held = sq.held
         while held and held[0][0] <= now:
             sq.bytes -= held.popleft()[1]
-        if sq.bytes + truesize > self.rcvbuf_bytes:
+        if sq.bytes + truesize > sq.limit:
             self.model.record_drop(pkt, ns, "socket_rcvbuf_full", self.host.name)
             return
         self.model.record_delivered(pkt, ns, now)
@@ -177,6 +178,13 @@ class Apps:
             return
         th.waking = True
         self.engine.at(delay, core.woken, th)
+
+    def socket_queue(self, key: tuple[int, int, int]) -> SocketQueue:
+        """The receive queue of socket `key` (ns, port, side), created on first use."""
+        sq = self.sockets.get(key)
+        if sq is None:
+            sq = self.sockets[key] = SocketQueue(self.rcvbuf_bytes)
+        return sq
 
     def _begin_read(self, arg, core: Core, start_ns: float) -> float:
         sq, _, truesize, cost, _ = arg

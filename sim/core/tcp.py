@@ -77,7 +77,7 @@ TSO_RTT_LOG = 9            # net.ipv4.tcp_tso_rtt_log: the min-RTT bonus halves 
 INF = float("inf")
 TRACE_LIMIT = 100_000      # cwnd changes kept per connection (`Side.trace`)
 
-SYN, SYNACK, DATA = 1, 2, 0     # packet kinds
+SYN, SYNACK, DATA, PROBE = 1, 2, 0, 3     # packet kinds (PROBE: a zero-window probe, tcp_xmit_probe_skb)
 
 
 class Side:
@@ -112,10 +112,25 @@ class Side:
         self.backoff = 0
         self.rto_deadline = INF
         self.rto_armed = INF             # fire time of the pending RTO callback (INF: none)
-        self.peer_wnd = t.rwnd_bytes
+        self.peer_wnd = t.rwnd_bytes     # the largest window the peer may offer (max_window)
+        self.peer_right = 0              # right edge of the peer's offered window (snd_una + snd_wnd; its SYN's first)
+        self.probe_armed = INF           # fire time of the pending zero-window probe (INF: none)
+        self.probe_backoff = 0
         # receiver
         self.rcv_nxt = 0
         self.rcv_wup = 0                 # rcv_nxt when the last ACK left
+        self.rcv_right = 0               # right edge of the window it offered (rcv_wup + rcv_wnd)
+        self.rcv_held = 0                # truesize of the data it received and has not read yet
+        self.rcv_space: Optional[tuple[float, int]] = None   # `TcpFlow._space`, once known
+        self.rcvbuf = 0                  # its receive buffer, truesize bytes (sk_rcvbuf; 0: not known yet)
+        self.clamp = t.rwnd_bytes        # the most window it offers (window_clamp)
+        self.copied = 0                  # payload bytes its application has read (copied_seq)
+        self.space = min(t.rwnd_bytes, t.init_cwnd * t.mss_bytes)   # rcvq_space.space (tcp_init_buffer_space)
+        self.space_copied = 0            # rcvq_space.seq: `copied` when the measurement began
+        self.space_ns = 0.0              # rcvq_space.time
+        self.rrtt_ns = 0.0               # receiver's RTT estimate (rcv_rtt_est; 0: none yet)
+        self.rrtt_seq = 0                # rcv_rtt_est.seq: rcv_nxt a window ahead
+        self.rrtt_start = -1.0           # rcv_rtt_est.time (-1: not started)
         self.ooo: dict[int, int] = {}    # out-of-order segments: start -> end
         self.ts_recent = 0.0
         self.quick = min(t.rwnd_bytes // (2 * t.mss_bytes), MAX_QUICKACKS)
@@ -124,6 +139,7 @@ class Side:
         self.delack_deadline = INF
         self.delack_armed = INF
         self.msgs: deque = deque()       # tcp_rr: ends of the messages this side is to receive
+        self.core = -1                   # core of its host that last ran its TCP in softirq (-1: none yet)
         self.trace: list[tuple[float, float]] = []
 
     def set_cwnd(self, cwnd: float) -> None:
@@ -162,6 +178,9 @@ class TcpFlow(Flow):
         self._book_sums: dict[int, float] = {}
         self._app_recv: Optional[tuple[float, float]] = None
         self._quick_max = min(self.tcp.rwnd_bytes // (2 * self.tcp.mss_bytes), MAX_QUICKACKS)
+        self._ctx_core = -1              # >= 0: running in softirq on that core (sends go inline there)
+        self._unread: set[int] = set()   # seqs of data packets delivered and not yet read
+        self.probes = 0                  # zero-window probes sent
         # results
         self.window_bytes = 0            # in-order payload delivered at or after warm-up
         self.window_cpu_ns = 0.0         # stage CPU of the flow's packets that ended at or after warm-up
@@ -188,17 +207,18 @@ class TcpFlow(Flow):
     def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
               tsecr: float = 0.0, segments: int = 1) -> None:
         """Send a packet now, unless run.max_packets is spent (the flow falls silent).  A data
-        packet of several `segments` (GSO) is that many frames on the wire, each with its headers."""
+        packet of several `segments` (GSO) is that many frames on the wire, each with its headers.
+        Every packet offers the sending side's receive window (`_offer`)."""
         if self.model.packet_budget_spent():
             return
         seq = self._n * self.n_conn + conn.idx
         self._n += 1
-        self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr)
+        self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr, self._offer(conn.sides[side]))
         self.sent += 1
         if segments == 1:
-            self.model.emit(self, seq, side, size)
+            self.model.emit(self, seq, side, size, 1, None, self._ctx_core)
         else:
-            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES)
+            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES, self._ctx_core)
 
     # -- handshake --------------------------------------------------------------------------
     def _syn(self, c: Conn) -> None:
@@ -215,12 +235,27 @@ class TcpFlow(Flow):
         c.syn_retries += 1
         c.syn_rto = min(c.syn_rto * 2, RTO_MAX_NS)
         self.timeouts += 1
+        self._ctx_core = self._timer_core(c.sides[0])
         self._syn(c)
+        self._ctx_core = -1
 
     def _established(self, c: Conn, side: int) -> None:
-        """Side `side` of `c` is established now (tcp_finish_connect / tcp_rcv_state_process)."""
+        """Side `side` of `c` is established now (tcp_finish_connect / tcp_rcv_state_process).
+        The kind's hook is the application's (its first write): process context."""
         c.established[side] = True
+        ctx = self._ctx_core
+        self._ctx_core = -1
         self.on_established(c, side)
+        self._ctx_core = ctx
+
+    def _timer_core(self, s: Side) -> int:
+        """The core a timer of side `s` fires on: where its TCP last ran in softirq (a timer
+        is armed, and fires, on the CPU that handled the segment: kernel/time/timer.c
+        add_timer -> the local CPU's base), else the flow's default core of its host."""
+        if s.core >= 0:
+            return s.core
+        host = self.model.hosts[self.src[0] if s.idx == 0 else self.dst[0]]
+        return self.idx % host.n_cores
 
     def on_established(self, c: Conn, side: int) -> None:
         """A kind's hook: the side may send data."""
@@ -230,14 +265,27 @@ class TcpFlow(Flow):
         return self._read_work.pop(pkt.seq, 0.0)
 
     def on_delivered(self, pkt, read_done_ns: float) -> None:
+        """`pkt` entered its socket: TCP's receive path (tcp_v4_rcv) ran in softirq on the
+        core of the pass that delivered it, so whatever it sends (ACKs, data the ACK lets
+        out, the SYN-ACK) leaves from that core's softirq (`sim.core.host.Host.start_trip`)."""
         info = self._pkts.pop(pkt.seq, None)
         if info is None:
             return
         self._account(pkt)
-        side_from, kind, start, end, ack, tsval, tsecr = info
         c = self.conns[pkt.seq % self.n_conn]
-        me = 1 - side_from
-        s = c.sides[me]
+        s = c.sides[1 - info[0]]
+        s.core = self._ctx_core = pkt.core
+        try:
+            self._receive(pkt, info, c, s)
+        finally:
+            self._ctx_core = -1
+
+    def _receive(self, pkt, info: tuple, c: Conn, s: Side) -> None:
+        """`on_delivered`'s TCP processing of `pkt` (`info` its send record) by side `s` of `c`."""
+        side_from, kind, start, end, ack, tsval, tsecr, right = info
+        me = s.idx
+        if kind in (SYN, SYNACK) and right > s.peer_right:
+            s.peer_right = right                            # the window in the SYN (tcp_select_initial_window)
         if kind == SYN:
             if not c.established[1]:
                 self._emit(c, 1, SYNACK, 0, 0, 0, SYN_BYTES)     # (again, for a retried SYN)
@@ -258,12 +306,16 @@ class TcpFlow(Flow):
             self._established(c, me)
         if end == start:
             self._read_work[pkt.seq] = -self._app_recv_ns(me)    # pure ACK: consumed in softirq
-            self._ack_in(c, s, ack, tsecr, False)
+            self._ack_in(c, s, ack, tsecr, False, right)
+            if kind == PROBE:                                    # a zero-window probe: answer it
+                self._send_ack(c, s)
             return
+        self._unread.add(pkt.seq)
+        s.rcv_held += pkt.size + self._space(s)[1]
         runs = self._runs(start, end, pkt.lost_frames, s.mss) if pkt.lost_frames else ((start, end),)
         for a, b in runs:                                        # each a GRO packet of its own
             self.segments_delivered += -(-(b - a) // s.mss)
-            self._ack_in(c, s, ack, tsecr, True)                 # tcp_ack, then tcp_data_queue
+            self._ack_in(c, s, ack, tsecr, True, right)          # tcp_ack, then tcp_data_queue
             self._data_in(c, s, a, b, tsval)
         self.segments_dropped += len(pkt.lost_frames)
 
@@ -333,6 +385,7 @@ class TcpFlow(Flow):
                 s.rcv_nxt = max(s.rcv_nxt, s.ooo.pop(k))
         if now >= self.model.warmup_ns:
             self.window_bytes += s.rcv_nxt - old
+        self._rcv_rtt_measure(s)
         self.on_in_order(c, s)
         if had_ooo or s.ooo or not self.tcp.delayed_ack:
             self._send_ack(c, s)
@@ -362,7 +415,112 @@ class TcpFlow(Flow):
             self.engine.at(s.delack_deadline - self.engine._now, self._delack_fire, (c, s, s.delack_deadline))
             return
         s.pingpong = False                          # tcp_delack_timer_handler leaves pingpong mode
+        self._ctx_core = self._timer_core(s)        # the timer's softirq
         self._send_ack(c, s)
+        self._ctx_core = -1
+
+    # -- receive window ---------------------------------------------------------------------
+    def _space(self, s: Side) -> tuple[float, int]:
+        """(payload/truesize ratio, skb overhead) of side `s`'s host (`sim.core.apps`); sets its
+        initial receive buffer, the host's ``rcvbuf_bytes``.  The ratio is a full segment's,
+        MSS / (MSS + headers + skb overhead): Linux measures it per received skb (scaling_ratio,
+        tcp_measure_rcv_mss); one full segment's keeps the window inside the buffer for every
+        packet of at least one segment (a GSO packet of k carries one overhead here, not k)."""
+        if s.rcv_space is None:
+            apps = self._apps(s)
+            over = apps.truesize_overhead
+            s.rcv_space = (s.mss / (s.mss + HEADER_BYTES + over), over)
+            s.rcvbuf = apps.rcvbuf_bytes
+        return s.rcv_space
+
+    def _apps(self, s: Side):
+        return self.model.hosts[self.src[0] if s.idx == 0 else self.dst[0]].apps
+
+    def _free_window(self, s: Side) -> int:
+        """The window side `s`'s free receive buffer allows now (__tcp_select_window): the free
+        truesize bytes (rcvbuf less what is held until read) x the payload/truesize ratio
+        (tcp_win_from_space), less the out-of-order data (tcp_data_queue_ofo charges it to the
+        buffer), at most the clamp (window_clamp); 0 below one segment or 1/16 of the whole
+        buffer's window (the receiver's silly-window avoidance)."""
+        ratio = self._space(s)[0]
+        space = int((s.rcvbuf - s.rcv_held) * ratio)
+        if s.ooo:           # out-of-order data holds its buffer until the hole fills and it is read
+            space -= sum(s.ooo.values()) - sum(s.ooo)    # (the model's reads take packets in arrival order)
+        if space < s.mss or space < int(s.rcvbuf * ratio) >> 4:
+            return 0        # silly-window avoidance: below an MSS or 1/16 of the buffer, a zero window
+        return min(space, s.clamp)
+
+    def _offer(self, s: Side) -> int:
+        """The right edge of the window side `s` offers on a packet it sends now: rcv_nxt + the
+        free window, never left of what it offered before (tcp_select_window does not shrink it)."""
+        right = s.rcv_nxt + self._free_window(s)
+        if right < s.rcv_right:
+            return s.rcv_right
+        s.rcv_right = right
+        return right
+
+    def _rcv_rtt_measure(self, s: Side) -> None:
+        """tcp_rcv_rtt_measure (no timestamps needed): the time for rcv_nxt to move one window
+        ahead is an RTT sample; the estimate keeps the least (tcp_rcv_rtt_update, win_dep)."""
+        now = self.engine._now
+        if s.rrtt_start >= 0:
+            if s.rcv_nxt < s.rrtt_seq:
+                return
+            sample = max(now - s.rrtt_start, 1e3)
+            if s.rrtt_ns == 0.0 or sample < s.rrtt_ns:
+                s.rrtt_ns = sample
+        s.rrtt_seq = s.rcv_nxt + max(s.rcv_right - s.rcv_wup, s.mss)
+        s.rrtt_start = now
+
+    def _rcv_space_adjust(self, s: Side) -> None:
+        """tcp_rcv_space_adjust (dynamic right-sizing, net/ipv4/tcp_input.c): once per receiver
+        RTT, if the reader took more than last time, grow the buffer to hold twice that plus
+        16 segments, more while it is growing (slow start), up to ``rmem_max_bytes``, and the
+        clamp with it (tcp_win_from_space)."""
+        now = self.engine._now
+        if s.rrtt_ns == 0.0 or now - s.space_ns < s.rrtt_ns:
+            return
+        copied = s.copied - s.space_copied
+        if copied > s.space:
+            if self.tcp.rcvbuf_autotune:
+                rcvwin = 2 * copied + 16 * s.mss
+                rcvwin += 2 * (rcvwin * (copied - s.space) // s.space)
+                ratio = self._space(s)[0]
+                rcvbuf = min(int(rcvwin / ratio), self.tcp.rmem_max_bytes)     # tcp_space_from_win
+                if rcvbuf > s.rcvbuf:
+                    s.rcvbuf = rcvbuf
+                    s.clamp = int(rcvbuf * ratio)
+                    self._size_socket(s)
+            s.space = copied
+        s.space_copied = s.copied
+        s.space_ns = now
+
+    def _size_socket(self, s: Side) -> None:
+        """The application's socket for side `s` holds the buffers of the flow's connections on
+        that side (the model gives a flow's connections one receive queue, `sim.core.apps`)."""
+        apps = self._apps(s)
+        ns = self.src[1] if s.idx == 0 else self.dst[1]
+        sq = apps.socket_queue((ns, self.spec.port, s.idx))
+        sq.limit = max(apps.rcvbuf_bytes, sum(c.sides[s.idx].rcvbuf or apps.rcvbuf_bytes for c in self.conns))
+
+    def on_read(self, pkt) -> None:
+        """The application read data packet `pkt` (tcp_recvmsg): the buffer may grow
+        (`_rcv_space_adjust`), then tcp_cleanup_rbuf: if the window it offers had fallen to half
+        the clamp or less and the read lets it offer at least twice as much, it sends a window
+        update now, from its own thread."""
+        if pkt.seq not in self._unread:
+            return
+        self._unread.discard(pkt.seq)
+        c = self.conns[pkt.seq % self.n_conn]
+        s = c.sides[1 - pkt.direction]
+        s.rcv_held -= pkt.size + self._space(s)[1]
+        s.copied += pkt.size - HEADER_BYTES
+        self._rcv_space_adjust(s)
+        now_wnd = s.rcv_right - s.rcv_nxt           # tcp_receive_window
+        if 2 * now_wnd <= s.clamp:
+            new = self._free_window(s)
+            if new and new >= 2 * now_wnd:
+                self._send_ack(c, s)
 
     def _send_ack(self, c: Conn, s: Side) -> None:
         """A pure ACK from side `s` now."""
@@ -372,8 +530,13 @@ class TcpFlow(Flow):
         self._emit(c, s.idx, DATA, 0, 0, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
 
     # -- sender -----------------------------------------------------------------------------
-    def _ack_in(self, c: Conn, s: Side, ack: int, tsecr: float, carries_data: bool) -> None:
-        """Side `s` receives an ACK of `ack` echoing the send time `tsecr` (0: none)."""
+    def _ack_in(self, c: Conn, s: Side, ack: int, tsecr: float, carries_data: bool, right: int) -> None:
+        """Side `s` receives an ACK of `ack` echoing the send time `tsecr` (0: none) and offering
+        a window up to `right` (tcp_ack_update_window: an ACK that opens the window is no
+        duplicate, FLAG_WIN_UPDATE)."""
+        win_update = right > s.peer_right
+        if win_update:
+            s.peer_right = right
         if ack > s.snd_una:
             acked = 0
             out = s.out
@@ -404,7 +567,7 @@ class TcpFlow(Flow):
                 self._arm_rto(s, self.engine._now + s.rto)
             else:
                 s.rto_deadline = INF
-        elif ack == s.snd_una and s.out and not carries_data:
+        elif ack == s.snd_una and s.out and not carries_data and not win_update:
             s.dupacks += 1
             if s.in_recovery:
                 s.set_cwnd(s.cwnd + 1)
@@ -461,7 +624,9 @@ class TcpFlow(Flow):
         s.backoff += 1
         s.rto = min(s.rto * 2, RTO_MAX_NS)
         self._arm_rto(s, now + s.rto)
+        self._ctx_core = self._timer_core(s)        # the timer's softirq (tcp_write_timer)
         self._push(s.conn, s)
+        self._ctx_core = -1
 
     def _retransmit_head(self, c: Conn, s: Side) -> None:
         seg = s.out[0] if s.out else None
@@ -526,7 +691,7 @@ class TcpFlow(Flow):
                 last = min(s.write_end, s.high_tx) if stopped else s.write_end
             else:
                 most, last = 1, s.write_end
-            wnd_end = s.snd_una + s.peer_wnd
+            wnd_end = s.peer_right
             idle = not s.out                        # tcp_event_data_sent: nothing in flight
             end, n = start, 0
             while n < most and end < last and len(s.out) < s.cwnd:
@@ -540,11 +705,42 @@ class TcpFlow(Flow):
                 break
             if idle:
                 s.cc.on_tx_start(s, self.engine._now - s.lsnd_ns, self.engine._now)
+            if s.probe_armed != INF:                # the window opened: no probe (tcp_ack_probe)
+                s.probe_armed = INF
+                s.probe_backoff = 0
             s.snd_nxt = end
             self._send_segment(c, s, start, end, n)
             if s.rto_deadline == INF:
                 self._arm_rto(s, self.engine._now + s.rto)
         s.cwnd_limited = limited
+        if (not s.out and s.snd_nxt < s.write_end and s.probe_armed == INF
+                and s.snd_nxt + min(s.mss, s.write_end - s.snd_nxt) > s.peer_right
+                and not (stopped and s.snd_nxt >= s.high_tx)):
+            self._arm_probe(s)                      # window closed, nothing in flight (tcp_check_probe_timer)
+
+    def _arm_probe(self, s: Side) -> None:
+        """The zero-window probe timer (tcp_reset_xmit_timer ICSK_TIME_PROBE0 at tcp_probe0_when:
+        the RTO, doubling per unanswered probe)."""
+        when = min(s.rto * (1 << s.probe_backoff), RTO_MAX_NS)
+        s.probe_armed = self.engine._now + when
+        self.engine.at(when, self._probe_fire, (s, s.probe_armed))
+
+    def _probe_fire(self, arg) -> None:
+        """tcp_probe_timer -> tcp_send_probe0: still closed with nothing in flight, send a probe
+        (tcp_xmit_probe_skb; the peer answers with its window) from the timer's softirq."""
+        s, at = arg
+        if at != s.probe_armed:
+            return
+        s.probe_armed = INF
+        if s.out or s.snd_nxt >= s.write_end or s.snd_nxt + min(s.mss, s.write_end - s.snd_nxt) <= s.peer_right:
+            s.probe_backoff = 0
+            return
+        self.probes += 1
+        self._ctx_core = self._timer_core(s)
+        self._emit(s.conn, s.idx, PROBE, s.snd_una, s.snd_una, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
+        self._ctx_core = -1
+        s.probe_backoff += 1
+        self._arm_probe(s)
 
     # -- results ----------------------------------------------------------------------------
     def tcp_stats(self, window_ns: float) -> dict:
@@ -611,6 +807,7 @@ class TcpRrFlow(TransactionCounts, TcpFlow):
                 self._read_work[self._cur_seq] = self.spec.server_ns if self._server is None else self._server.next()
 
     def on_read(self, pkt) -> None:
+        super().on_read(pkt)
         done = self._completes.pop(pkt.seq, None)
         if done is None:
             return

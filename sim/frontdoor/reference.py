@@ -64,8 +64,13 @@ NOTES = {
                    "connections, each with its own state (tcp_rr: one transaction in flight on each)",
     "flows[].tcp": "tcp_stream, tcp_rr: connection parameters, Linux's defaults (docs/tcp.md); others: not allowed",
     "mss_bytes": "TCP payload per segment; a segment's packet is it + 52 header bytes (IPv4, TCP, timestamps)",
-    "rwnd_bytes": "receive window (constant), default net.ipv4.tcp_rmem's default; keep it within the "
-                  "host's `rcvbuf_bytes` (truesize) or the socket drops segments",
+    "rwnd_bytes": "the receive window's initial clamp (window_clamp), default net.ipv4.tcp_rmem's default; "
+                  "the window offered is the free receive buffer up to it (docs/tcp.md)",
+    "rcvbuf_autotune": "grow the receive buffer and the clamp with what the reader takes per RTT "
+                       "(tcp_rcv_space_adjust, net.ipv4.tcp_moderate_rcvbuf, on in Linux); default false: the host's "
+                       "rcvbuf_bytes (without TSO deferral, an autotuned cwnd-limited flow sends ever smaller "
+                       "GSO packets; docs/tcp.md)",
+    "rmem_max_bytes": "the most the receive buffer grows to (net.ipv4.tcp_rmem max)",
     "init_cwnd": "initial congestion window, segments (TCP_INIT_CWND)",
     "delack_ns": "delayed-ACK timer (TCP_DELACK_MIN)",
     "rto_min_ns": "floor of the retransmission timeout (TCP_RTO_MIN)",

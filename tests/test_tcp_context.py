@@ -1,0 +1,108 @@
+"""Where TCP's work runs and how the receiver's buffer paces the sender (sim.core.tcp, docs/tcp.md).
+
+- tcp_v4_rcv runs in softirq on the core that received the segment, and what it sends (ACKs,
+  data the ACK lets out) leaves from there (net/ipv4/tcp_input.c tcp_rcv_established ->
+  tcp_data_snd_check, __tcp_ack_snd_check); the application's thread only writes and reads.
+- The window a receiver offers is its free buffer (__tcp_select_window), never shrunk
+  (tcp_select_window), reopened by the reader (tcp_cleanup_rbuf); a sender facing a closed
+  window with nothing in flight probes it (tcp_probe_timer).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.core import tcp as tcp_mod
+from sim.core.simulate import simulate
+from sim.core.tcp import HEADER_BYTES
+
+MSS = 1448
+
+
+def one_host(app_recv_ns, src_core, dst_core, dur=2e7, **tcp):
+    """tcp_stream between two containers of one host (veth pairs through the root, l2-routed)."""
+    return {"hosts": [{"name": "h", "scheme": "l2-routed", "cores": 2, "namespaces": 2, "app_recv_ns": app_recv_ns}],
+            "flows": [{"kind": "tcp_stream", "src": "h:ns0", "dst": "h:ns1", "src_core": src_core,
+                       "dst_core": dst_core, "tcp": tcp}],
+            "run": {"duration_ns": dur, "warmup_ns": 2e6, "seed": 1}}
+
+
+def two_hosts(app_recv_ns, dur=5e7, loss=0.0, **tcp):
+    """tcp_stream a -> b over a 10 Gbps link; each host's one RX queue is core 0's, the
+    applications run on core 1."""
+    host = lambda n: {"name": n, "scheme": "host", "cores": 2, "rx_queues": 1, "app_recv_ns": app_recv_ns}  # noqa: E731
+    return {"hosts": [host("a"), host("b")],
+            "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": 1e4, "loss_rate": loss}],
+            "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "src_core": 1, "dst_core": 1,
+                       "tcp": {"gso": False, **tcp}}],
+            "run": {"duration_ns": dur, "warmup_ns": 1e7, "seed": 1}}
+
+
+def test_the_receivers_application_core_only_reads():
+    """Sender on core 0, reader on core 1 of one host: veth hands every packet to the backlog
+    of the core that sent it, so the receiver's TCP runs on core 0 and its ACKs leave from
+    core 0's softirq; the reader's core does nothing but read (app_recv_ns per data packet).
+    (Were ACKs sent by the reader's thread, core 1 would also run every ACK's send pass.)"""
+    recv = 800.0
+    r = simulate(one_host(recv, 0, 1))
+    p = r.packets
+    data = p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8) & (p.status == "delivered")]
+    warm, until = 2e6, 2e7
+    reads = ((data.t_done_ns >= warm) & (data.t_done_ns < until)).sum()
+    busy = r.cores.set_index("core").busy_ns
+    assert r.model.flows[0].acks > 100
+    assert busy[1] == pytest.approx(reads * recv, abs=2 * recv)
+    assert busy[0] > 5 * busy[1]
+
+
+def test_an_ack_leaves_as_its_segment_is_processed_not_after_the_reader():
+    """Reader and softirq on one core, reads of 5 us, an ACK per segment: the ACK's send pass
+    starts the instant the pass that delivered the data ends (softirq first), however many
+    reads wait on the core."""
+    r = simulate(one_host(5000.0, 0, 0, delayed_ack=False))
+    p = r.packets
+    done = set(p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8)].t_done_ns)
+    acks = p[(p.direction == "response") & (p.size_bytes == HEADER_BYTES) & p.t_sent_ns.isin(done)]
+    assert len(acks) > 100
+    assert (acks.pass1_queue_ns == 0).all()
+
+
+@pytest.mark.parametrize("read_ns", [20_000.0, 50_000.0])
+def test_a_slow_reader_paces_the_sender_without_loss(read_ns):
+    """The reader's core reads one 1448-byte segment per read_ns and the link and softirq are
+    far faster: the window closes as the buffer fills and reopens as the reader frees it, so
+    the flow delivers MSS / read_ns with no segment dropped at the socket."""
+    r = simulate(two_hosts(read_ns))
+    assert r.flows.throughput_bytes_per_s[0] == pytest.approx(MSS / read_ns * 1e9, rel=0.03)
+    assert not (r.packets.drop_reason == "socket_rcvbuf_full").any()
+    assert r.flows.retransmits[0] == 0 and r.flows.timeouts[0] == 0
+    assert r.cores.set_index(["host", "core"]).utilisation[("b", 1)] > 0.99
+
+
+def test_a_lost_window_update_is_recovered_by_a_zero_window_probe(monkeypatch):
+    """Every pure window update (one that acknowledges nothing new) the reader sends in the
+    first 30 ms is lost (fault injection): the reader drains its buffer, the sender sits at a
+    closed window with nothing in flight, and only the zero-window probe (after one RTO,
+    200 ms) gets the window reopened.  Without the probe timer the connection stays silent."""
+    real = tcp_mod.TcpFlow._send_ack
+
+    def lossy(self, c, s):
+        if self._ctx_core < 0 and self.engine._now < 3e7 and s.idx == 1 and s.rcv_nxt == s.rcv_wup:
+            self._offer(s)                  # the receiver believes it offered the window
+            return
+        real(self, c, s)
+
+    monkeypatch.setattr(tcp_mod.TcpFlow, "_send_ack", lossy)
+
+    def last_data_ns(sc):
+        r = simulate(sc)
+        p = r.packets
+        data = p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8) & (p.status == "delivered")]
+        return data.t_done_ns.max(), r.model.flows[0].probes
+
+    sc = two_hosts(20_000.0, dur=5e8)
+    last, probes = last_data_ns(sc)
+    assert probes >= 1 and last > 4.9e8
+    monkeypatch.setattr(tcp_mod.TcpFlow, "_arm_probe", lambda self, s: None)
+    last, probes = last_data_ns(sc)
+    assert probes == 0 and last < 5e7
