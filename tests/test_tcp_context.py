@@ -42,9 +42,11 @@ def test_the_receivers_application_core_only_reads():
     """Sender on core 0, reader on core 1 of one host: veth hands every packet to the backlog
     of the core that sent it, so the receiver's TCP runs on core 0 and its ACKs leave from
     core 0's softirq; the reader's core does nothing but read (app_recv_ns per data packet).
-    (Were ACKs sent by the reader's thread, core 1 would also run every ACK's send pass.)"""
+    (Were ACKs sent by the reader's thread, core 1 would also run every ACK's send pass.)  The
+    buffer is fixed: autotuned, the clamp grows past twice the window offered, the reader sends
+    window updates (tcp_cleanup_rbuf), and the flow's softirq work follows them to its core."""
     recv = 800.0
-    r = simulate(one_host(recv, 0, 1))
+    r = simulate(one_host(recv, 0, 1, rcvbuf_autotune=False))
     p = r.packets
     data = p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8) & (p.status == "delivered")]
     warm, until = 2e6, 2e7

@@ -72,6 +72,8 @@ RTO_MAX_NS = 120e9         # TCP_RTO_MAX
 DUPACK_THRESHOLD = 3       # net.ipv4.tcp_reordering default
 TCP_MSS_DEFAULT = 536      # include/net/tcp.h: tcp_bound_to_half_wnd halves windows above it
 MIN_TSO_SEGS = 2           # net.ipv4.tcp_min_tso_segs default
+TSO_WIN_DIVISOR = 3        # net.ipv4.tcp_tso_win_divisor default: a third of the window goes at once
+DEFER_RECENT_NS = 1e6      # tcp_tso_should_defer: defer only within 1 ms of the last send, for an ACK due within 1 ms
 PACING_SHIFT = 10          # sk_pacing_shift: tcp_tso_autosize sizes a GSO packet to ~1 ms (rate >> 10)
 TSO_RTT_LOG = 9            # net.ipv4.tcp_tso_rtt_log: the min-RTT bonus halves every 2^9 us
 INF = float("inf")
@@ -94,7 +96,7 @@ class Side:
         self.snd_nxt = 0
         self.high_tx = 0                 # highest byte sent + 1
         self.write_end = 0               # bytes the application wrote (tcp_stream: unbounded)
-        self.out: deque = deque()        # [start, end] of segments sent, not acked, in order
+        self.out: deque = deque()        # [start, end, sent_ns] of segments sent, not acked, in order
         self.cwnd = float(t.init_cwnd)
         self.cwnd_cnt = 0
         self.ssthresh = INF              # TCP_INFINITE_SSTHRESH
@@ -632,6 +634,7 @@ class TcpFlow(Flow):
         seg = s.out[0] if s.out else None
         if seg is None:
             return
+        seg[2] = self.engine._now                   # its skb's new timestamp
         self._send_segment(c, s, seg[0], seg[1])
 
     def _send_segment(self, c: Conn, s: Side, start: int, end: int, segments: int = 1) -> None:
@@ -672,6 +675,28 @@ class TcpFlow(Flow):
         auto = max(int(min(size, most)) // mss, MIN_TSO_SEGS)
         return min(goal, auto)
 
+    def _tso_defer(self, s: Side, most: int, queued: int) -> bool:
+        """tcp_tso_should_defer (net/ipv4/tcp_output.c): rather than send fewer than `most`
+        segments now, wait for the ACK that is about to come, unless in recovery or after a
+        loss, the last send was over 1 ms ago, the write-queue skb (`queued` bytes, up to
+        `most` segments) is a single segment, a third of the window (min(snd_wnd, cwnd)) can
+        go now, nothing is in flight, or the oldest segment's ACK is due later than
+        min(srtt / 2, 1 ms) from now."""
+        mss = s.mss
+        skb = min(most * mss, queued)
+        if skb <= mss or s.in_recovery or s.snd_nxt < s.high_tx or not s.out:
+            return False
+        now = self.engine._now
+        if now - s.lsnd_ns > DEFER_RECENT_NS:       # avoid bursts: defer only right after a send
+            return False
+        limit = min(s.peer_right - s.snd_nxt, (s.cwnd - len(s.out)) * mss)
+        if limit >= skb:
+            return False
+        if limit >= min(s.peer_right - s.snd_una, s.cwnd * mss) / TSO_WIN_DIVISOR:
+            return False
+        how_far = s.out[0][2] + s.srtt - now        # when the oldest segment's ACK is expected
+        return how_far <= min(s.srtt / 2, DEFER_RECENT_NS)
+
     def _push(self, c: Conn, s: Side) -> None:
         """tcp_write_xmit: send new segments while cwnd and the peer's window allow."""
         if not c.established[s.idx]:
@@ -694,15 +719,24 @@ class TcpFlow(Flow):
             wnd_end = s.peer_right
             idle = not s.out                        # tcp_event_data_sent: nothing in flight
             end, n = start, 0
-            while n < most and end < last and len(s.out) < s.cwnd:
+            now = self.engine._now
+            segs = []
+            flight = len(s.out)
+            while n < most and end < last and flight + n < s.cwnd:
                 e = min(end + s.mss, last)
                 if e > wnd_end:
                     break
-                s.out.append([end, e])              # cwnd counts segments (tcp_skb_pcount)
+                segs.append([end, e, now])          # cwnd counts segments (tcp_skb_pcount)
                 end = e
                 n += 1
             if n == 0:
                 break
+            if n < most and self._tso_defer(s, most, last - start):
+                # wait for the next ACK to send a bigger packet; deferring for cwnd counts as
+                # cwnd-limited (tcp_tso_should_defer sets is_cwnd_limited for tcp_cwnd_validate)
+                limited = (s.cwnd - flight) * s.mss < s.peer_right - s.snd_nxt
+                break
+            s.out.extend(segs)
             if idle:
                 s.cc.on_tx_start(s, self.engine._now - s.lsnd_ns, self.engine._now)
             if s.probe_armed != INF:                # the window opened: no probe (tcp_ack_probe)

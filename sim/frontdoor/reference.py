@@ -67,9 +67,8 @@ NOTES = {
     "rwnd_bytes": "the receive window's initial clamp (window_clamp), default net.ipv4.tcp_rmem's default; "
                   "the window offered is the free receive buffer up to it (docs/tcp.md)",
     "rcvbuf_autotune": "grow the receive buffer and the clamp with what the reader takes per RTT "
-                       "(tcp_rcv_space_adjust, net.ipv4.tcp_moderate_rcvbuf, on in Linux); default false: the host's "
-                       "rcvbuf_bytes (without TSO deferral, an autotuned cwnd-limited flow sends ever smaller "
-                       "GSO packets; docs/tcp.md)",
+                       "(tcp_rcv_space_adjust, net.ipv4.tcp_moderate_rcvbuf); false: the buffer stays the host's "
+                       "rcvbuf_bytes",
     "rmem_max_bytes": "the most the receive buffer grows to (net.ipv4.tcp_rmem max)",
     "init_cwnd": "initial congestion window, segments (TCP_INIT_CWND)",
     "delack_ns": "delayed-ACK timer (TCP_DELACK_MIN)",

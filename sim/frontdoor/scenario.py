@@ -206,7 +206,7 @@ class TcpSpec(Strict):
 
     mss_bytes: PositiveInt = 1448                 # payload per segment: 1500 MTU - 20 IP - 20 TCP - 12 timestamps
     rwnd_bytes: PositiveInt = 131072              # initial window clamp: net.ipv4.tcp_rmem default (tcp_rmem[1])
-    rcvbuf_autotune: StrictBool = False           # grow the receive buffer (DRS; Linux: tcp_moderate_rcvbuf=1)
+    rcvbuf_autotune: StrictBool = True            # grow the receive buffer (DRS, net.ipv4.tcp_moderate_rcvbuf)
     rmem_max_bytes: PositiveInt = 6291456         # the most it grows to: net.ipv4.tcp_rmem max (tcp_rmem[2])
     init_cwnd: PositiveInt = 10                   # TCP_INIT_CWND (include/net/tcp.h), segments
     delack_ns: PositiveFloat = 40e6               # delayed-ACK timer: TCP_DELACK_MIN, HZ/25
