@@ -46,6 +46,27 @@ def test_parse_and_attribute_perf_script():
     assert out["cpu_ns_per_packet"] == {"0": pytest.approx(1000.332), "1": pytest.approx(333.444)}
 
 
+def test_samples_are_split_by_cpu_and_context():
+    """Per CPU: NET_RX softirq (a net_rx_action / process_backlog frame), other kernel work,
+    user space, and softirq that ran on an idle CPU (not charged, but kept apart)."""
+    script = SCRIPT + """
+sockperf  1234/1234 [001]     333444 
+\tffffffff81000010 tcp_v4_rcv+0x1
+\tffffffff81000011 process_backlog+0x2
+\tffffffff81000012 net_rx_action+0x3
+
+swapper  0/0 [001]     333444 
+\tffffffff81000013 tcp_v4_rcv+0x1
+\tffffffff81000014 net_rx_action+0x3
+"""
+    out = perfstages.attribute(perfstages.parse_script(script), packets=1000, pids=set())
+    ctx = out["cpu_context_ns_per_packet"]
+    assert ctx["0"] == {"kernel": pytest.approx(1000.332)}
+    assert ctx["1"] == {"softirq": pytest.approx(333.444), "user": pytest.approx(333.444),
+                        "softirq_in_idle": pytest.approx(333.444)}
+    assert out["cpu_ns_per_packet"]["1"] == pytest.approx(666.888)      # the idle CPU's softirq is not charged
+
+
 def test_symbol_table_names_only_model_stages():
     from sim.core.stages import STAGE_NAMES
     c = perfstages.Classifier()

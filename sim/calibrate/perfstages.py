@@ -140,12 +140,15 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
     per_sent = max(sent, 1) / max(packets, 1) if sent else 1.0
     by_cat: defaultdict[str, float] = defaultdict(float)
     by_cpu: Counter = Counter()
+    contexts: defaultdict[int, Counter] = defaultdict(Counter)
     other_leaf: Counter = Counter()
     skipped: Counter = Counter()
     others: Counter = Counter()
     for s in samples:
         if s.comm.startswith(IDLE):
             skipped["idle"] += s.period_ns
+            if in_softirq(s.chain):             # softirq run on an idle CPU's interrupt exit
+                contexts[s.cpu]["softirq_in_idle"] += s.period_ns
             continue
         if not s.comm.startswith(OURS):
             skipped["other processes"] += s.period_ns
@@ -154,7 +157,9 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
         by_cpu[s.cpu] += s.period_ns
         if not s.chain or s.chain[0] == "[user]":
             by_cat["user"] += s.period_ns
+            contexts[s.cpu]["user"] += s.period_ns
             continue
+        contexts[s.cpu]["softirq" if in_softirq(s.chain) else "kernel"] += s.period_ns
         cat = classifier.classify(s.chain)
         by_cat[cat] += s.period_ns if in_softirq(s.chain) else s.period_ns / per_sent
         if cat == "other":
@@ -163,6 +168,10 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
     return {"packets": packets, "sent": sent, "samples": len(samples),
             "ns_per_packet": {k: v / per for k, v in sorted(by_cat.items(), key=lambda kv: -kv[1])},
             "cpu_ns_per_packet": {str(c): v / per for c, v in sorted(by_cpu.items())},
+            # per CPU, our processes' samples by context: NET_RX softirq (run from
+            # local_bh_enable, by ksoftirqd, or on an idle CPU), other kernel work, user space
+            "cpu_context_ns_per_packet": {str(c): {k: v / per for k, v in sorted(cnt.items())}
+                                          for c, cnt in sorted(contexts.items())},
             "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
             "other_top": {k: v / per for k, v in other_leaf.most_common(12)},
             "other_processes_top": {k: v / per for k, v in others.most_common(6)}}

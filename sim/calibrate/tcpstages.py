@@ -207,4 +207,21 @@ def _flood_table(rec: dict, names: list[str]) -> list[str]:
                                                   for n in names) + " |")
     lines.append("| k(data)packets/s in the perf window | " + " | ".join(
         f"{rec['setups'][n]['pps_in_window'] / 1000:.0f}" for n in names) + " |")
+    ctx = {n: cpu_contexts(rec["raw"]["floods"].get(n, [])) for n in names}
+    rows = sorted({(c, k) for n in names for c, ks in ctx[n].items() for k in ks})
+    for c, k in rows:
+        lines.append(f"| CPU {c} ({'sender' if c == str(rec['cpus'][0]) else 'sink'}) {k}, ns per data packet | "
+                     + " | ".join(f"{ctx[n].get(c, {}).get(k, 0.0):.0f}" for n in names) + " |")
     return lines
+
+
+def cpu_contexts(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Per CPU and context (softirq, kernel, user, softirq_in_idle), the median over rounds of
+    the ns per data packet our processes spent there (`perfstages.attribute`); {} for records
+    made before the split was kept."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for r in runs:
+        for c, ks in r.get("cpu_context_ns_per_packet", {}).items():
+            for k, v in ks.items():
+                per.setdefault(c, {}).setdefault(k, []).append(v)
+    return {c: {k: statistics.median(vs) for k, vs in ks.items()} for c, ks in per.items()}
