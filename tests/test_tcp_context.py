@@ -108,3 +108,35 @@ def test_a_lost_window_update_is_recovered_by_a_zero_window_probe(monkeypatch):
     monkeypatch.setattr(tcp_mod.TcpFlow, "_arm_probe", lambda self, s: None)
     last, probes = last_data_ns(sc)
     assert probes == 0 and last < 5e7
+
+
+def test_a_delayed_ack_leaves_from_the_core_that_received_the_segment(monkeypatch):
+    """tcp_rr with 100 ms of think time: the client's ACK of a response waits for the
+    delayed-ACK timer (40 ms), which fires on the CPU that armed it, the one whose softirq
+    received the response (core 1: the server's thread sends it there, veth keeps it there),
+    not the client's own core 0."""
+    from sim.core.cpu import Core
+    inline: list[tuple[float, int]] = []
+    fired: list[tuple[float, int]] = []
+    real_inline, real_fire = Core.run_inline, tcp_mod.TcpFlow._delack_fire
+
+    def run_inline(self, begin, end, arg):
+        inline.append((self.engine._now, self.idx))
+        real_inline(self, begin, end, arg)
+
+    def delack_fire(self, arg):
+        before = self.acks
+        real_fire(self, arg)
+        if self.acks > before:
+            fired.append((self.engine._now, arg[1].core))
+
+    monkeypatch.setattr(Core, "run_inline", run_inline)
+    monkeypatch.setattr(tcp_mod.TcpFlow, "_delack_fire", delack_fire)
+    sc = {"hosts": [{"name": "h", "scheme": "l2-routed", "cores": 2, "namespaces": 2}],
+          "flows": [{"kind": "tcp_rr", "src": "h:ns0", "dst": "h:ns1", "src_core": 0, "dst_core": 1,
+                     "size": {"bytes": 100}, "think_ns": 1e8}],
+          "run": {"duration_ns": 2.5e9, "warmup_ns": 0, "seed": 1}}
+    simulate(sc)
+    assert len(fired) >= 3          # after the first 16 responses, ACKed at once (quick-ACK mode)
+    for t, core in fired:
+        assert core == 1 and (t, 1) in inline
