@@ -22,9 +22,10 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
 - Handshake: SYN, SYN-ACK, ACK; the client's data leaves with its ACK, one RTT after the SYN.
   A lost SYN or SYN-ACK is retried after ``rto_init_ns``, doubling (tcp_retransmit_timer).
 - Sender (tcp_write_xmit, tcp_ack, tcp_cong_avoid): segments of ``mss_bytes``; segments in flight
-  <= cwnd and bytes beyond snd_una <= the peer's window (``rwnd_bytes``, constant: the
-  reading application keeps up); cwnd's growth and ssthresh are the side's congestion control
-  (``congestion``: CUBIC or Reno, `sim.core.tcp_cc`), called where Linux calls the
+  <= cwnd and nothing past the right edge of the peer's offered window; a packet smaller than
+  the size goal waits for an ACK due soon (TSO deferral, `_tso_defer`); a closed window with
+  nothing in flight arms the zero-window probe (`_arm_probe`); cwnd's growth and ssthresh are
+  the side's congestion control (``congestion``: CUBIC or Reno, `sim.core.tcp_cc`), called where Linux calls the
   tcp_congestion_ops hooks: slow start from ``init_cwnd`` (tcp_slow_start, cwnd += segments
   acked), then the algorithm's increase, both only while cwnd limited (tcp_is_cwnd_limited);
   3 duplicate ACKs: fast retransmit and NewReno
@@ -46,6 +47,16 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
   (piggybacked), which cancels a pending delayed ACK (tcp_event_ack_sent).  A side that sends
   data within ``delack_ns`` of receiving some is interactive (pingpong: no quick ACKs) until
   its delayed-ACK timer fires (inet_csk_enter/exit_pingpong_mode).
+- Window (__tcp_select_window, tcp_select_window, tcp_cleanup_rbuf, tcp_rcv_space_adjust): each
+  packet offers the free receive buffer (less unread and out-of-order data, x a full segment's
+  payload/truesize, at most the clamp; zero below an MSS or 1/16 of the buffer), never left of
+  the last offer; a read that lets the window double from half the clamp or less sends a
+  window update; the buffer and clamp grow with what the reader takes per RTT
+  (``rcvbuf_autotune``, up to ``rmem_max_bytes``).
+- Context: what TCP sends from its receive path or a timer (ACKs, ACK-clocked data, the
+  SYN-ACK, retransmissions, probes) leaves from softirq on the core that received the segment
+  or armed the timer (`sim.core.model.Model.emit` with ``softirq_core``); what the application
+  does (connect, a write, a window update after a read) from its thread.
 - Reads: a pure ACK is consumed by TCP in softirq (tcp_ack) and never reaches the
   application (`read_work_ns` cancels ``app_recv_ns``); a data segment costs the reader
   ``app_recv_ns``; the segment that completes a tcp_rr request also ``server_ns``.
