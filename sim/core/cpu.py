@@ -258,7 +258,8 @@ class Core:
         """Run the job (`begin`, `end`, `arg`) in softirq context as part of the softirq work
         that ends now on this core, or of a timer's softirq here: it starts when the core's
         current work ends (now, or after a job or stall in progress), ahead of anything queued
-        on the core, holds the core for its cost and ends with a plain engine event (`end(arg)`).
+        on the core, holds the core for its cost and ends with a plain engine event (`end(arg)`);
+        `begin(arg, core, start_ns)` is called at once, with the start it will have.
         It is not a NAPI packet: it counts toward no poll's quota, only toward the softirq
         round's time (a TCP segment that tcp_v4_rcv, or a TCP timer, transmits:
         net/ipv4/tcp_input.c tcp_data_snd_check, __tcp_ack_snd_check; tcp_timer.c)."""
