@@ -159,9 +159,10 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             by_cat["user"] += s.period_ns
             contexts[s.cpu]["user"] += s.period_ns
             continue
-        contexts[s.cpu]["softirq" if in_softirq(s.chain) else "kernel"] += s.period_ns
+        softirq = in_softirq(s.chain)
+        contexts[s.cpu]["softirq" if softirq else "kernel"] += s.period_ns
         cat = classifier.classify(s.chain)
-        by_cat[cat] += s.period_ns if in_softirq(s.chain) else s.period_ns / per_sent
+        by_cat[cat] += s.period_ns if softirq else s.period_ns / per_sent
         if cat == "other":
             other_leaf[s.chain[0]] += s.period_ns
     per = max(packets, 1)

@@ -248,9 +248,7 @@ class TcpFlow(Flow):
         c.syn_retries += 1
         c.syn_rto = min(c.syn_rto * 2, RTO_MAX_NS)
         self.timeouts += 1
-        self._ctx_core = self._timer_core(c.sides[0])
-        self._syn(c)
-        self._ctx_core = -1
+        self._from_timer(c.sides[0], self._syn, c)
 
     def _established(self, c: Conn, side: int) -> None:
         """Side `side` of `c` is established now (tcp_finish_connect / tcp_rcv_state_process).
@@ -261,14 +259,16 @@ class TcpFlow(Flow):
         self.on_established(c, side)
         self._ctx_core = ctx
 
-    def _timer_core(self, s: Side) -> int:
-        """The core a timer of side `s` fires on: where its TCP last ran in softirq (a timer
-        is armed, and fires, on the CPU that handled the segment: kernel/time/timer.c
-        add_timer -> the local CPU's base), else the flow's default core of its host."""
-        if s.core >= 0:
-            return s.core
-        host = self.model.hosts[self.src[0] if s.idx == 0 else self.dst[0]]
-        return self.idx % host.n_cores
+    def _from_timer(self, s: Side, send, *args) -> None:
+        """`send(*args)` from a timer of side `s`: in the timer's softirq on the core it fires
+        on, where the side's TCP last ran in softirq (a timer is armed, and fires, on the CPU
+        that handled the segment: kernel/time/timer.c add_timer -> the local CPU's base), else
+        the flow's default core of its host."""
+        self._ctx_core = s.core if s.core >= 0 else self.idx % len(self._apps(s).cores)
+        try:
+            send(*args)
+        finally:
+            self._ctx_core = -1
 
     def on_established(self, c: Conn, side: int) -> None:
         """A kind's hook: the side may send data."""
@@ -428,9 +428,7 @@ class TcpFlow(Flow):
             self.engine.at(s.delack_deadline - self.engine._now, self._delack_fire, (c, s, s.delack_deadline))
             return
         s.pingpong = False                          # tcp_delack_timer_handler leaves pingpong mode
-        self._ctx_core = self._timer_core(s)        # the timer's softirq
-        self._send_ack(c, s)
-        self._ctx_core = -1
+        self._from_timer(s, self._send_ack, c, s)
 
     # -- receive window ---------------------------------------------------------------------
     def _space(self, s: Side) -> tuple[float, int]:
@@ -446,8 +444,12 @@ class TcpFlow(Flow):
             s.rcvbuf = apps.rcvbuf_bytes
         return s.rcv_space
 
+    def _end(self, s: Side) -> tuple[int, int]:
+        """(host, namespace) of side `s`: the flow's src for side 0, its dst for side 1."""
+        return self.src if s.idx == 0 else self.dst
+
     def _apps(self, s: Side):
-        return self.model.hosts[self.src[0] if s.idx == 0 else self.dst[0]].apps
+        return self.model.hosts[self._end(s)[0]].apps
 
     def _free_window(self, s: Side) -> int:
         """The window side `s`'s free receive buffer allows now (__tcp_select_window): the free
@@ -512,8 +514,7 @@ class TcpFlow(Flow):
         """The application's socket for side `s` holds the buffers of the flow's connections on
         that side (the model gives a flow's connections one receive queue, `sim.core.apps`)."""
         apps = self._apps(s)
-        ns = self.src[1] if s.idx == 0 else self.dst[1]
-        sq = apps.socket_queue((ns, self.spec.port, s.idx))
+        sq = apps.socket_queue((self._end(s)[1], self.spec.port, s.idx))
         sq.limit = max(apps.rcvbuf_bytes, sum(c.sides[s.idx].rcvbuf or apps.rcvbuf_bytes for c in self.conns))
 
     def on_read(self, pkt) -> None:
@@ -637,9 +638,7 @@ class TcpFlow(Flow):
         s.backoff += 1
         s.rto = min(s.rto * 2, RTO_MAX_NS)
         self._arm_rto(s, now + s.rto)
-        self._ctx_core = self._timer_core(s)        # the timer's softirq (tcp_write_timer)
-        self._push(s.conn, s)
-        self._ctx_core = -1
+        self._from_timer(s, self._push, s.conn, s)   # tcp_write_timer
 
     def _retransmit_head(self, c: Conn, s: Side) -> None:
         seg = s.out[0] if s.out else None
@@ -781,9 +780,8 @@ class TcpFlow(Flow):
             s.probe_backoff = 0
             return
         self.probes += 1
-        self._ctx_core = self._timer_core(s)
-        self._emit(s.conn, s.idx, PROBE, s.snd_una, s.snd_una, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
-        self._ctx_core = -1
+        self._from_timer(s, self._emit, s.conn, s.idx, PROBE, s.snd_una, s.snd_una, s.rcv_nxt, HEADER_BYTES,
+                         s.ts_recent)
         s.probe_backoff += 1
         self._arm_probe(s)
 
