@@ -138,3 +138,33 @@ def test_a_profile_is_read_once_and_again_when_its_file_changes(tmp_path):
     os.utime(out, ns=(first_mtime := out.stat().st_mtime_ns, first_mtime + 1_000_000))
     again = load_profile(str(out))
     assert again is not first and again.name == "rewritten"
+
+
+def _measure_config(monkeypatch, argv: list[str], cpus: int = 2):
+    import argparse
+
+    from sim.calibrate import __main__ as cli
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(cli.sockperf, "available", lambda: True)
+    p = argparse.ArgumentParser()
+    cli._measure_args(p)
+    return cli._config(p.parse_args(argv))
+
+
+def test_busy_poll_puts_the_two_spinning_ends_on_two_cpus(monkeypatch):
+    from sim.calibrate.measure import regime
+    cfg = _measure_config(monkeypatch, ["--busy-poll"])
+    assert (cfg.client_cpu, cfg.server_cpu, cfg.busy_poll, cfg.tool) == (0, 1, True, "sockperf")
+    assert "busy-polling" in regime(cfg.to_dict()) and "CPUs 0 and 1" in regime(cfg.to_dict())
+    plain = _measure_config(monkeypatch, [])
+    assert (plain.client_cpu, plain.server_cpu, plain.busy_poll) == (0, 0, False)
+    assert regime(plain.to_dict()) == "ping-pong on CPU 0, blocking receives (wake-ups)"
+
+
+@pytest.mark.parametrize("argv, cpus, said", [
+    (["--busy-poll", "--pin", "same"], 2, "must not share a CPU"),
+    (["--busy-poll", "--tool", "python"], 2, "needs sockperf"),
+    (["--busy-poll"], 1, "needs two CPUs")])
+def test_busy_poll_refuses_what_would_not_measure_it(monkeypatch, argv, cpus, said):
+    with pytest.raises(SystemExit, match=said):
+        _measure_config(monkeypatch, argv, cpus)

@@ -78,6 +78,28 @@ def test_sockperf_passes_traffic_on_every_setup():
 
 
 @needs_sockperf
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two spinning ends need two CPUs")
+def test_busy_poll_pingpong_spins_both_ends_and_reaps_them():
+    """With busy-poll both sockperf ends open non-blocking sockets and pass traffic; both
+    processes are gone afterwards.  (That the ends spin rather than sleep is sockperf's
+    ``--nonblocked`` loop; the timing it gives is `make validate-real`'s business.)"""
+    cfg = Config(tool="sockperf", sockperf_s=1, client_cpu=0, server_cpu=1, busy_poll=True, rate=False)
+    seen: list[list[str]] = []
+    with Lab() as lab:
+        run_id = lab.run_id
+        real_popen, real_run = lab.popen, lab.run
+        lab.popen = lambda ns, argv, cpu=None: seen.append(argv) or real_popen(ns, argv, cpu)   # type: ignore
+        lab.run = lambda ns, argv, cpu=None, **kw: seen.append(argv) or real_run(ns, argv, cpu, **kw)   # type: ignore
+        for name in ("loopback", "veth"):
+            r = measure_rr(lab, by_name(name).build(lab), cfg)
+            assert r["round_trips"] > 0 and r["median_ns"] > 0 and r["lost"] == 0, name
+        assert lab.procs == []
+    sockperfs = [a for a in seen if a and a[0] == "sockperf"]
+    assert len(sockperfs) == 4 and all("--nonblocked" in a for a in sockperfs)
+    _assert_no_leftovers(run_id)
+
+
+@needs_sockperf
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a cross-core wake-up needs two CPUs")
 def test_wakeup_measures_both_pinnings_and_leaves_nothing(tmp_path, capsys):
     """`wakeup` runs the ping-pong on one CPU and on two, writes its record, derives a value and

@@ -21,7 +21,7 @@ from sim.calibrate import fit as fitmod
 from sim.calibrate import memory as memmod
 from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, tcprr, tcpstages, validate, wakeup
 from sim.calibrate.hostinfo import host_info, loadavg
-from sim.calibrate.measure import Config, measure_idle, measure_rounds, summarise
+from sim.calibrate.measure import Config, measure_idle, measure_rounds, regime, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
 from sim.calibrate.setups import IDLE_COUNTS, SETUPS, availability, by_name
 from sim.core.costs import CostProfile, load_profile
@@ -44,8 +44,13 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rate", action="store_true", help="skip the packet-rate floods")
     p.add_argument("--tool", choices=["auto", "sockperf", "python"], default="auto",
                    help="measuring program: sockperf (auto: when installed) or the Python ping-pong (fallback)")
-    p.add_argument("--pin", choices=["same", "split", "none"], default="same",
-                   help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1, or unpinned")
+    p.add_argument("--pin", choices=["same", "split", "none"], default=None,
+                   help="round-trip client/server CPUs: both on CPU 0 (default; least noise), 0 and 1 (the default "
+                        "and the only choice with --busy-poll), or unpinned")
+    p.add_argument("--busy-poll", action="store_true",
+                   help="round trips with both sockperf ends spinning on non-blocking sockets, on CPUs 0 and 1: "
+                        "no sleep and no wake-up, so a round trip is the CPU on its path (needs sockperf and "
+                        "two CPUs)")
     p.add_argument("--cleanup", action="store_true",
                    help="only remove leftovers (nsim-*) of runs whose process is gone "
                         "(live runs are left alone), then exit")
@@ -53,11 +58,21 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
 
 def _config(a) -> Config:
     two = (os.cpu_count() or 1) > 1
+    a.pin = a.pin or ("split" if a.busy_poll else "same")
+    if a.busy_poll:
+        if not two:
+            raise SystemExit("--busy-poll needs two CPUs (one spinning end each); this machine has one")
+        if a.pin != "split":
+            raise SystemExit(f"--busy-poll --pin {a.pin}: two spinning ends must not share a CPU (each would spin "
+                             "out its time slice); leave --pin out or use --pin split")
+        if a.tool == "python":
+            raise SystemExit("--busy-poll needs sockperf (--tool sockperf or auto), not the Python ping-pong")
     cpus = {"same": (0, 0), "split": (0, 1 if two else 0), "none": (None, None)}[a.pin]
     if a.rounds < 1 or not 10 <= a.round_trips <= 100_000:
         raise SystemExit("--rounds must be >= 1 and --round-trips in 10..100000")
+    tool = _tool("sockperf" if a.busy_poll else a.tool)
     return Config(rounds=a.rounds, round_trips=a.round_trips, client_cpu=cpus[0], server_cpu=cpus[1],
-                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0), tool=_tool(a.tool))
+                  rate=not a.no_rate, rate_cpus=(0, 1 if two else 0), tool=tool, busy_poll=a.busy_poll)
 
 
 def _tool(wanted: str, log=_log) -> str:
@@ -473,7 +488,8 @@ def validate_main(argv: list[str] | None = None) -> int:
               f"kernel-only increment {validate.worst_error(rows, 'held-out', 'extra_error_pct'):.0f}%, "
               f"rate ratio {validate.worst_error(rows, 'held-out', 'rate_error_pct'):.0f}% "
               f"(training: {validate.worst_error(rows, 'train'):.1f}%); measured with "
-              f"{record.get('measuring_program', 'python pingpong.py')}, load {info.get('loadavg')}")
+              f"{record.get('measuring_program', 'python pingpong.py')} ({regime(record.get('config', {}))}), "
+              f"load {info.get('loadavg')}")
         if record.get("skipped"):
             for k, v in record["skipped"].items():
                 print(f"not measured: {k} ({v})")

@@ -4,8 +4,9 @@ The program is sockperf (`sim.calibrate.sockperf`, ``Config.tool == "sockperf"``
 is installed, else netns-sim's Python `pingpong.py` (``"python"``, a fallback: Python's
 interpreter is most of its round trip).  `measure_rr` runs one server and one client (pinned
 with taskset as `Config` says) and returns the round trip in ns (median and other
-percentiles).  `measure_rate` runs a bounded flood against a sink and returns the packets per
-second delivered.
+percentiles); with ``Config.busy_poll`` both spin on their sockets instead of sleeping
+(sockperf only; the regime in which a round trip is the CPU on its path).  `measure_rate`
+runs a bounded flood against a sink and returns the packets per second delivered.
 `measure_rounds` interleaves all setups round after round (so slow drifts of the machine hit
 every setup alike) and `summarise` reports medians over rounds.  Every subprocess has a
 timeout; every loop in `pingpong.py` is bounded in count and time.
@@ -45,9 +46,19 @@ class Config:
     tool: str = "sockperf"          # "sockperf" or "python" (pingpong.py, the fallback)
     sockperf_s: int = 1             # sockperf: seconds per ping-pong run (whole seconds; ~0.55 s are timed)
     rate_s: int = 1                 # sockperf: seconds per throughput run (whole seconds)
+    busy_poll: bool = False         # sockperf: both ends spin on non-blocking sockets (no wake-up)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def regime(config: dict) -> str:
+    """How a record's round trips were taken (its ``config``), in words for a table's caption."""
+    cpus = config.get("client_cpu"), config.get("server_cpu")
+    where = "unpinned" if cpus == (None, None) else ("on CPU %s" % cpus[0] if cpus[0] == cpus[1]
+                                                     else "on CPUs %s and %s" % cpus)
+    how = "both ends busy-polling (no wake-up)" if config.get("busy_poll") else "blocking receives (wake-ups)"
+    return f"ping-pong {where}, {how}"
 
 
 def _wait_ready(p, timeout_s: float) -> None:
@@ -86,7 +97,7 @@ def _pair(lab: Lab, ep: Endpoints, server_mode: str, client_mode: str, count: in
 
 def measure_rr(lab: Lab, ep: Endpoints, cfg: Config, count: int | None = None) -> dict:
     if cfg.tool == "sockperf":
-        return sockperf.pingpong(lab, ep, cfg.sockperf_s, (cfg.client_cpu, cfg.server_cpu))
+        return sockperf.pingpong(lab, ep, cfg.sockperf_s, (cfg.client_cpu, cfg.server_cpu), spin=cfg.busy_poll)
     client, _ = _pair(lab, ep, "serve", "rr", count or cfg.round_trips, cfg, ["--warmup", str(cfg.warmup)])
     if not client.get("round_trips"):
         raise RuntimeError(f"no round trip completed between {ep.client_ns} and {ep.server_ns}:{ep.server_addr}")

@@ -8,6 +8,13 @@ subprocess timeout.
 
 - `pingpong`: ``sockperf ping-pong --full-rtt`` (one message in flight), the client's round
   trip percentiles in ns.  sockperf discards its own warm-up (0.4 s) before the timed part.
+  With ``spin=True`` both ends open non-blocking sockets (``--nonblocked``) and loop on
+  ``recvfrom()`` until a message is there (`SPIN`): neither ever sleeps, so the round trip
+  holds no wake-up and no scheduling, only the CPU on the path, the two programs' system
+  calls and, with the ends on two CPUs, the cache-line hand-offs between them.  (sockperf's
+  ``--lls``, SO_BUSY_POLL, polls the NAPI context a socket last received from instead:
+  include/net/busy_poll.h ``sk_can_busy_loop`` needs ``sk->sk_napi_id``, which loopback and a
+  veth without GRO or XDP never set, as they deliver through the per-CPU backlog.)
 - `throughput`: ``sockperf throughput`` (the client sends back to back, the server only
   receives); the *delivered* rate is counted by the kernel itself: the server namespace's UDP
   ``InDatagrams`` (``/proc/net/snmp`` is per namespace) before and after, over the client's
@@ -36,9 +43,12 @@ def available() -> bool:
     return shutil.which("sockperf") is not None
 
 
-def _server(lab: Lab, ep: Endpoints, cpu: int | None, timeout_s: float = 10.0):
-    srv = lab.popen(ep.server_ns, ["sockperf", "server", "-i", ep.server_addr, "-p", str(PORT), *_proto(ep)],
-                    cpu=cpu)
+SPIN = ["--nonblocked"]
+
+
+def _server(lab: Lab, ep: Endpoints, cpu: int | None, timeout_s: float = 10.0, extra: tuple = ()):
+    srv = lab.popen(ep.server_ns, ["sockperf", "server", "-i", ep.server_addr, "-p", str(PORT), *_proto(ep),
+                                   *extra], cpu=cpu)
     listing = "-Hnlt" if ep.tcp else "-Hnlu"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -104,14 +114,15 @@ def snmp_counters(lab: Lab, ns: str, proto: str = "Udp") -> dict[str, int]:
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
-def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None) -> dict:
+def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None, spin: bool = False) -> dict:
     """``sockperf ping-pong`` for `seconds`: the client's round-trip percentiles.  `during(pids)`,
     if given, is called while the ping-pong runs (the perf sampler, as in `throughput`) and its
-    result returned under ``during``."""
+    result returned under ``during``.  `spin`: both ends busy-poll their sockets (`SPIN`)."""
     client_cpu, server_cpu = cpus
-    srv = _server(lab, ep, server_cpu)
+    extra = SPIN if spin else []
+    srv = _server(lab, ep, server_cpu, extra=tuple(extra))
     argv = ["sockperf", "ping-pong", "-i", ep.server_addr, "-p", str(PORT), "-m", str(ep.size),
-            "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep)]
+            "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep), *extra]
     try:
         if during is None:
             stdout = lab.run(ep.client_ns, argv, cpu=client_cpu, timeout=seconds + 20).stdout
