@@ -11,6 +11,7 @@ setups) depend on how loaded the machine is and run only with ``make validate-re
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,6 +172,33 @@ with tcbpf.bpf_mount(lab.run_id):      # killed while its private bpf filesystem
     print("ready", flush=True)
     time.sleep(60)
 """
+
+
+@pytest.mark.parametrize("first", [SystemExit(143), None])
+def test_a_kill_during_cleanup_waits_until_it_is_done(monkeypatch, first):
+    """A SIGTERM that arrives while a run removes its namespaces (`timeout` and `pkill -f`
+    both reach a run under `timeout`) does not cut the cleanup short: everything is removed,
+    and the run still ends (SystemExit 143) if nothing else was ending it."""
+    from sim.calibrate.__main__ import _sigterm
+    real = netns.delete_namespaces
+
+    def killed_meanwhile(names):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(names)
+
+    monkeypatch.setattr(netns, "delete_namespaces", killed_meanwhile)
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            with Lab() as lab:
+                run_id = lab.run_id
+                by_name("veth").build(lab)
+                if first is not None:
+                    raise first
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert ended.value.code == 143
+    _assert_no_leftovers(run_id)
 
 
 def test_cleanup_removes_leftovers_of_a_killed_run_and_spares_a_live_one():

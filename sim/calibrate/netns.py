@@ -269,15 +269,21 @@ class Lab:
         return self
 
     def __exit__(self, *exc) -> None:
-        # Ctrl-C during cleanup would leave things behind: ignore it until we are done.
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        # A Ctrl-C or a kill during cleanup would leave things behind: hold them until we are
+        # done.  A second SIGTERM is common: `timeout` and `pkill -f` both reach the process
+        # when it runs under `timeout`, and the first one started this cleanup.
+        held: list[int] = []
+        old = ({s: signal.signal(s, lambda signo, _frame: held.append(signo))
+                for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {})
         try:
             failed = self.cleanup()
         finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+            for s, handler in old.items():
+                signal.signal(s, handler)
         if failed and exc[0] is None:
             raise RuntimeError(f"could not delete namespaces {failed}; run with --cleanup")
+        if held and exc[0] is None:      # a signal that arrived during cleanup still ends the run
+            raise KeyboardInterrupt if held[0] == signal.SIGINT else SystemExit(128 + held[0])
 
 
 def _main_thread() -> bool:
