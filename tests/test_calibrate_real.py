@@ -363,20 +363,22 @@ def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_noth
 
 @needs_sockperf
 @pytest.mark.skipif(shutil.which("perf") is None, reason="perf-stages needs perf (apt-get install linux-perf)")
-def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(tmp_path, capsys):
-    """Functional, no timing: the latency regime (sockperf ping-pong, both ends on CPU 0)
-    counts each message once (a reply per request across a veth; loopback's one namespace
-    counts both directions on one counter), charges the socket stages on both setups and
-    veth_xmit on the veth, and leaves nothing behind."""
+@pytest.mark.parametrize("regime", ["pingpong", pytest.param("busy-poll", marks=pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="two spinning ends need two CPUs"))])
+def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(tmp_path, capsys, regime):
+    """Functional, no timing: the latency regimes (sockperf ping-pong, both ends on CPU 0, or
+    both spinning on CPUs 0 and 1) count each message once (a reply per request across a
+    veth; loopback's one namespace counts both directions on one counter), charge the socket
+    stages on both setups and veth_xmit on the veth, and leave nothing behind."""
     out = tmp_path / "pp.json"
-    rc = main(["perf-stages", "--regime", "pingpong", "--setups", "loopback,veth", "--rounds", "1", "--freq", "2999",
+    rc = main(["perf-stages", "--regime", regime, "--setups", "loopback,veth", "--rounds", "1", "--freq", "2999",
                "--perf-s", "0.5", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     err = capsys.readouterr().err
     run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
     _assert_no_leftovers(run_id)
     rec = json.loads(out.read_text())
-    assert rec["regime"] == "pingpong"
+    assert rec["regime"] == regime
     veth, lo = rec["raw"]["veth"][0], rec["raw"]["loopback"][0]
     assert set(lo["counts_in_window"]) == {"received"}
     requests, replies = veth["counts_in_window"]["received"], veth["counts_in_window"]["returned"]

@@ -124,8 +124,10 @@ def run_perf_stages(a, log=_log) -> dict:
         for rnd in range(a.rounds):
             names = list(endpoints)[::-1 if rnd % 2 else 1]
             for name in names:
-                if a.regime == "pingpong":
-                    r = perfstages.record_pingpong(lab, endpoints[name], a.perf_s, a.freq, cpu=0)
+                if a.regime in ("pingpong", "busy-poll"):
+                    spin = a.regime == "busy-poll"
+                    r = perfstages.record_pingpong(lab, endpoints[name], a.perf_s, a.freq,
+                                                   cpus=(0, 1) if spin else (0, 0), spin=spin)
                     how = (f"RTT {r['rtt_median_ns'] / 1000:6.2f} us (CPU per round trip "
                            f"{r['rtt_from_window_ns'] / 1000:6.2f})")
                 else:
@@ -165,18 +167,22 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
     _perf_sampling_args(p, "perf-stages.json")
     p.add_argument("--mps", type=int, default=0,
                    help="flood rate, datagrams/s (default 0: back to back; sockperf paces --mps by spinning)")
-    p.add_argument("--regime", choices=["flood", "pingpong"], default="flood",
+    p.add_argument("--regime", choices=["flood", "pingpong", "busy-poll"], default="flood",
                    help="flood: sockperf throughput, sender CPU 0, sink CPU 1 (the rate regime); pingpong: "
                         "sockperf ping-pong with both ends on CPU 0, as calibrate measures round trips (the "
                         "latency regime, sampled by default at 499 Hz for 4 s: at 2999 Hz perf's stack "
-                        "unwinding slows the ping-pong by 5-12%%); ns per packet is then per message one way")
+                        "unwinding slows the ping-pong by 5-12%%); busy-poll: the ping-pong with both ends "
+                        "spinning on non-blocking sockets on CPUs 0 and 1, as calibrate --busy-poll (needs two "
+                        "CPUs); ns per packet is then per message one way")
     p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     p.add_argument("--from", dest="from_record", default=None,
                    help="analyse this perf-stages record again instead of measuring")
     p.set_defaults(freq=None, perf_s=None)
     a = p.parse_args(argv)
-    pingpong = a.regime == "pingpong"
+    pingpong = a.regime != "flood"
+    if a.regime == "busy-poll" and (os.cpu_count() or 1) < 2:
+        raise SystemExit("--regime busy-poll needs two CPUs (one spinning end each); this machine has one")
     a.freq = a.freq or (499 if pingpong else 2999)
     a.perf_s = a.perf_s or (4.0 if pingpong else 1.5)
 

@@ -350,8 +350,8 @@ def _pingpong_logs(ep: Endpoints, server: int, client: int) -> dict[str, Counter
     return {"received": received, "returned": CounterLog(client, ("InDatagrams",))}
 
 
-def record_pingpong(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpu: int = 0,
-                    warmup_s: float = 0.6) -> dict:
+def record_pingpong(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus: tuple = (0, 0),
+                    warmup_s: float = 0.6, spin: bool = False) -> dict:
     """The latency regime: a sockperf ping-pong (one message in flight) with client and server
     on the same `cpu`, as `calibrate` measures round trips, sampled by perf for `perf_s`.
     Packets = messages (requests + replies) in perf's window, so a category's ns per packet is
@@ -359,10 +359,15 @@ def record_pingpong(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 29
     message is in flight: the CPU per round trip is the round trip (``rtt_from_window_ns``,
     a check against sockperf's own median ``rtt_median_ns``), and a stage's CPU here is the
     latency it adds.  In a flood (`record`) the same stage runs with other caches, batches
-    and cross-CPU wake-ups: that is the rate regime."""
+    and cross-CPU wake-ups: that is the rate regime.
+
+    With ``spin`` (the busy-poll regime: `sockperf.SPIN`, client and server on two `cpus`)
+    neither end sleeps: a stage's CPU is still the latency it adds, no wake-up is in it, and
+    the spinning ``recvfrom()`` calls that find nothing are charged outside the model's stages
+    (the system-call categories and the programs' own code)."""
     with tempfile.TemporaryDirectory(prefix="nsim-perf-") as tmp:
         data = str(Path(tmp) / "perf.data")
-        pp = sockperf.pingpong(lab, ep, perf_s + warmup_s + 4.0, (cpu, cpu),
+        pp = sockperf.pingpong(lab, ep, perf_s + warmup_s + 4.0, cpus, spin=spin,
                                during=_sampler(lab, ep, data, perf_s, freq, warmup_s, _pingpong_logs))
         samples, window = _script(data)
     during = pp["during"]
