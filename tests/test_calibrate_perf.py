@@ -105,6 +105,25 @@ def test_increments_are_paired_by_round_and_rates_are_ratios():
     assert "| veth | held-out |" in validate.format_table(list(rows.values()))
 
 
+def test_an_increment_measured_over_enough_rounds_has_an_interval_the_prediction_is_judged_by():
+    """With 8 rounds the increment's 95 % interval is the range of its per-round values
+    (coverage 1 - 2/256); a prediction outside it is a miss larger than the rounds' scatter."""
+    prof = load_profile("default")
+    lo_rounds = [10_000.0] * 8
+    pred = validate.table({"loopback": {"rr_median_ns": 1e4, "rr_round_medians_ns": lo_rounds},
+                           "veth": {"rr_median_ns": 1e4, "rr_round_medians_ns": lo_rounds}},
+                          prof, 0.0, ["loopback"])[1]["extra_predicted_us"] * 1000
+    for shift, inside in ((pred - 100, True), (pred + 500, False)):
+        veth = [10_000 + shift + d for d in (-200, -100, -50, 0, 0, 50, 100, 300)]
+        summary = {"loopback": {"rr_median_ns": 1e4, "rr_round_medians_ns": lo_rounds},
+                   "veth": {"rr_median_ns": 1e4 + shift, "rr_round_medians_ns": veth}}
+        row = validate.table(summary, prof, 0.0, ["loopback"])[1]
+        assert row["extra_ci_us"] == pytest.approx([(shift - 200) / 1000, (shift + 300) / 1000])
+        assert row["extra_ci_coverage"] == pytest.approx(1 - 2 / 256)
+        assert row["extra_in_ci"] is inside
+        assert f"| {'yes' if inside else 'no'} |" in validate.format_table([row])
+
+
 def test_held_out_setups_are_never_trained_on():
     never = [s for s in SETUPS if s.fit_never]
     assert {s.name for s in never} >= {"chain2", "bridge-nf-fw100", "veth-1400"}

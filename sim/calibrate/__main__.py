@@ -453,6 +453,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         record["validation"] = rows
         side = profile_io.write(a.out, data, record)
         print(validate.format_table(rows))
+        print(validate.held_out_summary(rows))
         print(f"\napp (measuring program) {result.app_ns:.0f} ns/message; scales " +
               ", ".join(f"{k}={v:.3g}" for k, v in result.scales.items()))
         for k, v in result.notes.items():
@@ -490,6 +491,7 @@ def validate_main(argv: list[str] | None = None) -> int:
         print(f"profile {profile.name} ({profile.source_file}); measured on kernel {info.get('kernel')}, "
               f"{info.get('cpu_model')}; app {app:.0f} ns/message")
         print(validate.format_table(rows))
+        print(validate.held_out_summary(rows))
         print(f"\nworst |error| held out: round trip {validate.worst_error(rows, 'held-out'):.1f}%, "
               f"kernel-only increment {validate.worst_error(rows, 'held-out', 'extra_error_pct'):.0f}%, "
               f"rate ratio {validate.worst_error(rows, 'held-out', 'rate_error_pct'):.0f}% "

@@ -21,6 +21,7 @@ import statistics
 from sim.calibrate.predict import MESSAGES_PER_RTT, predict_rtt_ns
 from sim.calibrate.setups import by_name
 from sim.core.costs import CostProfile
+from sim.results.stats import median_ci
 
 
 def fit_app_only(summary: dict, profile: CostProfile, anchor: str = "loopback") -> float:
@@ -52,6 +53,7 @@ def table(summary: dict[str, dict], profile: CostProfile, app_ns: float, train: 
                "extra_predicted_us": d_pred / 1000,
                "extra_spread_us": (max(inc) - min(inc)) / 1000 if inc else None,
                "extra_error_pct": (100.0 * (d_pred - d_meas) / d_meas) if d_meas else None,
+               **_increment_ci(inc, d_pred),
                "spread_us": s.get("rr_spread_ns", 0.0) / 1000,
                "measured_kpps": s["pps"] / 1000 if "pps" in s else None}
         rate = s.get("path_pps")
@@ -62,6 +64,18 @@ def table(summary: dict[str, dict], profile: CostProfile, app_ns: float, train: 
             row["rate_error_pct"] = 100.0 * (row["rate_ratio_predicted"] / row["rate_ratio_measured"] - 1)
         rows.append(row)
     return rows
+
+
+def _increment_ci(inc: list[float], predicted_ns: float) -> dict:
+    """The measured increment's 95 % interval (distribution-free, over rounds: `median_ci`) and
+    whether the prediction lies inside it: outside it, the error is more than the rounds'
+    scatter.  None (no interval) with fewer than 6 rounds."""
+    ci = median_ci(inc) if len(inc) > 1 else None
+    if ci is None:
+        return {"extra_ci_us": None, "extra_ci_coverage": None, "extra_in_ci": None}
+    lo, hi, coverage = ci
+    return {"extra_ci_us": [lo / 1000, hi / 1000], "extra_ci_coverage": coverage,
+            "extra_in_ci": lo <= predicted_ns <= hi}
 
 
 def one_way_ns(setup, profile: CostProfile) -> float:
@@ -92,23 +106,48 @@ def _f(v, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
+def _interval(r: dict) -> str:
+    """The increment's 95 % interval, or (fewer than 6 rounds) its range over rounds."""
+    ci = r.get("extra_ci_us")
+    if ci:
+        return f"{ci[0]:.2f}..{ci[1]:.2f}"
+    return "" if r.get("extra_spread_us") is None else f"range {r['extra_spread_us']:.2f}"
+
+
 def format_table(rows: list[dict]) -> str:
+    """Markdown; the increment's bracket is its distribution-free 95 % interval over rounds
+    (`_increment_ci`), and "in CI" says whether the prediction lies inside it."""
     head = ("| setup | role | RTT measured / predicted (us) | error | increment over loopback: measured "
-            "[spread] / predicted (us) | increment error | rate ratio to loopback: measured / predicted | "
-            "rate error |")
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|"]
+            "[95% CI] / predicted (us) | increment error | predicted in CI | rate ratio to loopback: "
+            "measured / predicted | rate error |")
+    lines = [head, "|---|---|---:|---:|---:|---:|:-:|---:|---:|"]
     for r in rows:
         extra = ("" if r["extra_measured_us"] is None
-                 else f"{r['extra_measured_us']:.2f} [{_f(r.get('extra_spread_us'), '.2f')}] / "
-                      f"{r['extra_predicted_us']:.2f}")
+                 else f"{r['extra_measured_us']:.2f} [{_interval(r)}] / {r['extra_predicted_us']:.2f}")
+        inside = {True: "yes", False: "no", None: ""}[r.get("extra_in_ci")] if r["setup"] != "loopback" else ""
         ratio = ("" if "rate_ratio_measured" not in r
                  else f"{r['rate_ratio_measured']:.2f} / {r['rate_ratio_predicted']:.2f}")
         lines.append(f"| {r['setup']} | {r['role']} | {r['measured_us']:.2f} / {r['predicted_us']:.2f} | "
-                     f"{r['error_pct']:+.1f}% | {extra} | {_f(r.get('extra_error_pct'), '+.0f')}% | {ratio} | "
-                     f"{_f(r.get('rate_error_pct'), '+.0f')}% |")
+                     f"{r['error_pct']:+.1f}% | {extra} | {_f(r.get('extra_error_pct'), '+.0f')}% | {inside} | "
+                     f"{ratio} | {_f(r.get('rate_error_pct'), '+.0f')}% |")
     return "\n".join(lines).replace("| % |", "|  |")
 
 
 def worst_error(rows: list[dict], role: str, key: str = "error_pct") -> float:
     errs = [abs(r[key]) for r in rows if r["role"] == role and r.get(key) is not None]
     return max(errs) if errs else 0.0
+
+
+def held_out_summary(rows: list[dict], increment_pct: float = 20.0, rate_pct: float = 15.0) -> str:
+    """One line: how many held-out setups meet issue 12's targets (kernel-only increment within
+    `increment_pct`, rate ratio within `rate_pct`) and how many predictions lie inside the
+    measured increment's 95 % interval."""
+    held = [r for r in rows if r["role"] == "held-out"]
+    inc = [r for r in held if r.get("extra_error_pct") is not None]
+    rate = [r for r in held if r.get("rate_error_pct") is not None]
+    judged = [r for r in held if r.get("extra_in_ci") is not None]
+    return (f"held out: increment within {increment_pct:.0f}% for "
+            f"{sum(abs(r['extra_error_pct']) <= increment_pct for r in inc)} of {len(inc)}, "
+            f"rate ratio within {rate_pct:.0f}% for {sum(abs(r['rate_error_pct']) <= rate_pct for r in rate)} "
+            f"of {len(rate)}; prediction inside the increment's 95% interval for "
+            f"{sum(bool(r['extra_in_ci']) for r in judged)} of {len(judged)}")

@@ -1,4 +1,5 @@
-"""The one statistics helper: mean and 95 % confidence interval over replications.
+"""The statistics helpers: mean and 95 % confidence interval over replications, and a
+distribution-free interval for a median (`median_ci`, for measurements of the real kernel).
 
 Used by the result tables (`sim.sweep.aggregate`, summary.csv) and the report (`analysis`), so both
 give the same interval on the same data.  The interval is Student's t: mean ±
@@ -37,6 +38,25 @@ def mean_ci(values) -> tuple[float, float, int]:
     if n == 1:
         return float(x[0]), math.nan, 1
     return float(x.mean()), t_quantile(n - 1) * float(x.std(ddof=1)) / math.sqrt(n), n
+
+
+def median_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float] | None:
+    """Distribution-free confidence interval of the median of the non-NaN `values`: the order
+    statistics (x_(k), x_(n+1-k)) with the largest k whose coverage 1 - 2 P(B <= k - 1),
+    B ~ Binomial(n, 1/2), is at least `confidence` (the sign-test interval; it assumes only
+    independent draws of one continuous distribution).  Returns (low, high, coverage), or
+    None when even the whole range covers less (at 95 %: fewer than 6 values)."""
+    x = sorted(float(v) for v in values if v == v)
+    n = len(x)
+    best = None
+    below = 0        # P(B <= k - 1) * 2**n
+    for k in range(1, n // 2 + 1):
+        below += math.comb(n, k - 1)
+        coverage = 1.0 - 2.0 * below / 2 ** n
+        if coverage < confidence:
+            break
+        best = (x[k - 1], x[n - k], coverage)
+    return best
 
 
 def aggregate(frame: pd.DataFrame, keys: list[str], value: str = "value") -> pd.DataFrame:
