@@ -130,7 +130,8 @@ def fit_app(train: list[Setup], measured_ns: dict[str, float], profile: CostProf
     app = float(np.mean(gaps))
     if app < 0:
         notes["app"] = (f"the stage costs alone exceed the training round trips by {-app:.0f} ns per message "
-                        "(the flood's cross-CPU wake-ups cost more than the ping-pong's same-CPU ones): fixed at 0")
+                        "(stage costs read in another regime, e.g. a flood's cross-CPU wake-ups in socket_enqueue "
+                        "against a ping-pong's same-CPU ones or a busy-poll's none): fixed at 0")
         app = 0.0
     return FitResult(app, {g: 1.0 for g in GROUPS}, ["app"], notes, [s.name for s in train], 1)
 
