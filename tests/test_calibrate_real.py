@@ -121,23 +121,15 @@ def test_wakeup_measures_both_pinnings_and_leaves_nothing(tmp_path, capsys):
 
 
 @pytest.mark.kernel_timing
-def test_round_trips_grow_with_crossings():
-    cfg = Config(rounds=7, round_trips=1000, warmup=200, rate=False)   # differences are ~0.6 us
-    with Lab() as lab:
-        eps = {n: by_name(n).build(lab) for n in ("loopback", "veth", "routed")}
-        summary = summarise(measure_rounds(lab, eps, cfg, log=lambda m: None))
-        run_id = lab.run_id
-    med = {k: v["rr_median_ns"] for k, v in summary.items()}
-    assert 0 < med["loopback"] < med["veth"] < med["routed"], med
-    _assert_no_leftovers(run_id)
-
-
-@pytest.mark.kernel_timing
-@needs_sockperf
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two spinning ends need two CPUs")
-def test_busy_poll_round_trips_grow_with_crossings():
-    """With both ends busy-polling a round trip is the CPU on its path: each crossing adds."""
-    cfg = Config(rounds=5, tool="sockperf", sockperf_s=1, client_cpu=0, server_cpu=1, busy_poll=True, rate=False)
+@pytest.mark.parametrize("cfg", [
+    pytest.param(Config(rounds=7, round_trips=1000, warmup=200, rate=False), id="blocking"),   # differences ~0.6 us
+    pytest.param(Config(rounds=5, tool="sockperf", sockperf_s=1, client_cpu=0, server_cpu=1, busy_poll=True,
+                        rate=False),
+                 marks=[needs_sockperf, pytest.mark.skipif((os.cpu_count() or 1) < 2,
+                                                           reason="two spinning ends need two CPUs")],
+                 id="busy-poll")])
+def test_round_trips_grow_with_crossings(cfg):
+    """Each crossing adds to the round trip; busy-polling, a round trip is the CPU on its path."""
     with Lab() as lab:
         eps = {n: by_name(n).build(lab) for n in ("loopback", "veth", "routed")}
         summary = summarise(measure_rounds(lab, eps, cfg, log=lambda m: None))
