@@ -42,8 +42,11 @@ class Profile:
 
 def _find(name: str, res) -> Path | None:
     p = Path(name)
-    cands = [p] if p.suffix else [PROFILE_DIR / f"{name}.yaml"]
-    if p.suffix and not p.is_absolute():
+    # as sim.core.costs.load_profile reads it: a .yaml path or an existing file, else a name in
+    # sim/profiles (names may hold dots: amd-epyc-6.18.44)
+    path_like = p.suffix in (".yaml", ".yml") or p.is_file()
+    cands = [p] if path_like else [PROFILE_DIR / f"{name}.yaml"]
+    if path_like and not p.is_absolute():
         for r in res.runs:
             sf = r.metadata.get("scenario_file")
             if sf:

@@ -300,6 +300,9 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
     prof = describe_profile(res)
     doc.heading(3, f"Cost profile: {prof.name}")
     doc.para(" ".join(prof.description.split()) + (f" (file `{prof.path}`)" if prof.path else ""))
+    if prof.calibration:
+        from sim.calibrate.validate import record_summary
+        doc.para(record_summary(prof.calibration))
     if any(prof.overrides.get(k) for k in prof.overrides):
         doc.para("The scenario overrides: `" + json.dumps(prof.overrides) + "`")
     doc.para("Every value of the profile with its source and derivation is listed in the appendix.")

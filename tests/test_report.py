@@ -489,3 +489,24 @@ def test_socket_tables_section_equals_memory_and_packets(tmp_path):
     # the thread's premise: at equal size, per-namespace tables cost far more memory, shared ones lookups
     first = t["rows"][0]
     assert num(first[5])[0] > 10 and num(first[6])[0] > 10
+
+
+def test_a_calibrated_profile_says_where_it_was_measured_and_how_it_did(tmp_path):
+    """With a calibrated profile (the development machine's), the report's setup names the
+    machine and kernel it belongs to, how its round trips were taken and how many held-out
+    setups met issue 12's targets, counted from the profile's own validation rows."""
+    from sim.calibrate import profile_io
+    record = profile_io.read_calibration(ROOT / "sim" / "profiles" / "amd-epyc-6.18.44.yaml")
+    held = [r for r in record["validation"] if r["role"] == "held-out"]
+    within = sum(r["extra_error_pct"] is not None and abs(r["extra_error_pct"]) <= 20 for r in held)
+    res = tmp_path / "res"
+    _run("run", str(ROOT / "scenarios" / "hpc-multicast.yaml"), "--set", "run.duration_ns=1e6",
+         "--set", "run.warmup_ns=1e5", "--set", "cost_profile=amd-epyc-6.18.44", "--out", str(res), "--quiet")
+    _run("report", str(res))
+    text = " ".join((res / "report.md").read_text().split())
+    info = record["host"]
+    assert f"Calibrated on {info['cpu_model']} ({info['cpus']} CPUs), kernel {info['kernel']}" in text
+    assert "belongs to the machine it was measured on" in text
+    assert "blocking receives" in text and "stage costs measured with perf" in text
+    n_inc = sum(r["extra_error_pct"] is not None for r in held)
+    assert f"kernel-only increment within 20% for {within} of {n_inc}" in text

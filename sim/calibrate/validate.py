@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 
+from sim.calibrate.measure import regime
 from sim.calibrate.predict import MESSAGES_PER_RTT, predict_rtt_ns
 from sim.calibrate.setups import by_name
 from sim.core.costs import CostProfile
@@ -138,7 +139,8 @@ def worst_error(rows: list[dict], role: str, key: str = "error_pct") -> float:
     return max(errs) if errs else 0.0
 
 
-def held_out_summary(rows: list[dict], increment_pct: float = 20.0, rate_pct: float = 15.0) -> str:
+def held_out_summary(rows: list[dict], increment_pct: float = 20.0, rate_pct: float = 15.0,
+                     prefix: str = "held out: ") -> str:
     """One line: how many held-out setups meet issue 12's targets (kernel-only increment within
     `increment_pct`, rate ratio within `rate_pct`) and how many predictions lie inside the
     measured increment's 95 % interval."""
@@ -146,8 +148,31 @@ def held_out_summary(rows: list[dict], increment_pct: float = 20.0, rate_pct: fl
     inc = [r for r in held if r.get("extra_error_pct") is not None]
     rate = [r for r in held if r.get("rate_error_pct") is not None]
     judged = [r for r in held if r.get("extra_in_ci") is not None]
-    return (f"held out: increment within {increment_pct:.0f}% for "
+    line = (f"{prefix}increment within {increment_pct:.0f}% for "
             f"{sum(abs(r['extra_error_pct']) <= increment_pct for r in inc)} of {len(inc)}, "
             f"rate ratio within {rate_pct:.0f}% for {sum(abs(r['rate_error_pct']) <= rate_pct for r in rate)} "
-            f"of {len(rate)}; prediction inside the increment's 95% interval for "
-            f"{sum(bool(r['extra_in_ci']) for r in judged)} of {len(judged)}")
+            f"of {len(rate)}")
+    if judged:
+        line += (f"; prediction inside the increment's 95% interval for "
+                 f"{sum(bool(r['extra_in_ci']) for r in judged)} of {len(judged)}")
+    return line
+
+
+def record_summary(record: dict) -> str:
+    """A calibrated profile's record in a sentence or three, for the report: where and how it
+    was measured, and how its predictions did against that machine (`held_out_summary` of the
+    validation `calibrate` stored)."""
+    info = record.get("host") or (record.get("memory") or {}).get("host", {})
+    where = (f"{info.get('cpu_model', 'an unnamed CPU')} ({info.get('cpus', '?')} CPUs), kernel "
+             f"{info.get('kernel', '?')}, {str(info.get('date', '?'))[:10]}")
+    parts = [f"Calibrated on {where}; a calibrated profile belongs to the machine it was measured on."]
+    if record.get("summary"):
+        how = (f"Round trips measured with {record.get('measuring_program', 'an unnamed program')} "
+               f"({regime(record.get('config', {}))})")
+        perf = record.get("perf")
+        parts.append(how + ("; stage costs measured with perf, only the application's cost per message fitted."
+                            if perf else "; stage groups fitted to them."))
+    rows = record.get("validation") or []
+    if rows:
+        parts.append(held_out_summary(rows, prefix="Its held-out setups on that machine: kernel-only ") + ".")
+    return " ".join(parts)
