@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from sim.calibrate.measure import regime
 from sim.core.costs import CostProfile
 
 
@@ -50,7 +51,8 @@ def write(path: str | Path, data: dict, calibration: dict) -> Path:
                   "# notes (kept priors, fixed values): "
                   + "; ".join(f"{k}: {v}" for k, v in fit.get("kept_prior_or_fixed", {}).items())]
     if calibration.get("summary"):
-        lines.append("# measured round trips (median of per-round medians, us):")
+        how = regime(calibration.get("config", {}))
+        lines.append(f"# measured round trips (median of per-round medians, us; {how}):")
     for name, s in calibration.get("summary", {}).items():
         lines.append(f"#   {name:16s} {s['rr_median_ns'] / 1000:9.2f}"
                      + (f"   {s['pps'] / 1000:8.1f} kpps" if "pps" in s else ""))
