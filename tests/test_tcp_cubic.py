@@ -251,6 +251,20 @@ def test_hystart_ack_train_leaves_slow_start_half_a_delay_min_into_a_round():
         assert side.ssthresh == cc.exits[0][1]
 
 
+def test_hystart_ack_delay_is_four_gso_packets_of_the_pacing_rate_at_most_1_ms():
+    """hystart_ack_delay = min(1 ms, 4 sk_gso_max_size / sk_pacing_rate): BIG TCP's larger GSO
+    limit (gso_max_bytes above 64 KiB) widens it in proportion until the 1 ms cap."""
+    from sim.core.tcp_cc import pacing_rate_bytes_per_ns
+    side = FakeSide(cwnd=100)
+    side.srtt = 20e3                                         # 20 us: a fast path, the cap not reached
+    rate = pacing_rate_bytes_per_ns(side)
+    for gso in (65536, 185000, 8 * 65535):
+        assert Cubic(gso_max_bytes=gso).ack_delay_ns(side) == pytest.approx(min(1e6, 4 * gso / rate))
+    assert Cubic().ack_delay_ns(side) == pytest.approx(4 * 65536 / rate)     # the legacy 64 KiB by default
+    side.srtt = 0.0
+    assert Cubic(gso_max_bytes=185000).ack_delay_ns(side) == 0.0            # no RTT sample: no rate
+
+
 def test_epoch_shifts_by_the_idle_time():
     """cubictcp_cwnd_event(CA_EVENT_TX_START): an idle sender's epoch moves by the idle time,
     so the curve resumes where it stopped (never past now)."""

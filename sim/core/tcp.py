@@ -125,7 +125,7 @@ class Side:
         self.backoff = 0
         self.rto_deadline = INF
         self.rto_armed = INF             # fire time of the pending RTO callback (INF: none)
-        self.peer_wnd = t.rwnd_bytes     # the largest window the peer may offer (max_window)
+        self.peer_wnd = t.rwnd_bytes     # the largest window the peer offered (max_window; from its clamp)
         self.peer_right = 0              # right edge of the peer's offered window (snd_una + snd_wnd; its SYN's first)
         self.probe_armed = INF           # fire time of the pending zero-window probe (INF: none)
         self.probe_backoff = 0
@@ -551,6 +551,8 @@ class TcpFlow(Flow):
         win_update = right > s.peer_right
         if win_update:
             s.peer_right = right
+            if right - ack > s.peer_wnd:            # tcp_ack_update_window: max_window grows with
+                s.peer_wnd = right - ack            # the peer's autotuned buffer (tcp_bound_to_half_wnd)
         if ack > s.snd_una:
             acked = 0
             out = s.out

@@ -42,7 +42,7 @@ HYSTART_MIN_SAMPLES = 8
 HYSTART_DELAY_MIN_NS = 4e6      # HYSTART_DELAY_MIN, 4 ms
 HYSTART_DELAY_MAX_NS = 16e6     # HYSTART_DELAY_MAX, 16 ms
 HYSTART_ACK_DELAY_CAP_NS = 1e6  # hystart_ack_delay: at most USEC_PER_MSEC
-GSO_MAX_SIZE_BYTES = 65536      # sk_gso_max_size: GSO_LEGACY_MAX_SIZE (hystart_ack_delay)
+GSO_LEGACY_MAX_SIZE_BYTES = 65536   # sk_gso_max_size without BIG TCP: GSO_LEGACY_MAX_SIZE (hystart_ack_delay)
 PACING_SS_RATIO = 2.0           # net.ipv4.tcp_pacing_ss_ratio 200 (tcp_update_pacing_rate)
 PACING_CA_RATIO = 1.2           # net.ipv4.tcp_pacing_ca_ratio 120
 
@@ -135,8 +135,9 @@ class Cubic(CongestionControl):
     cubic function works in seconds.  State names follow struct bictcp; ``epoch_start`` None is
     the kernel's 0 (no epoch)."""
 
-    def __init__(self, hystart: bool = True) -> None:
+    def __init__(self, hystart: bool = True, gso_max_bytes: int = GSO_LEGACY_MAX_SIZE_BYTES) -> None:
         self.hystart = hystart
+        self.gso_max_bytes = gso_max_bytes       # sk_gso_max_size (the flow's gso_max_bytes)
         self.found = False
         self.round_start_ns = 0.0
         self.end_seq = 0
@@ -277,13 +278,12 @@ class Cubic(CongestionControl):
         s.ssthresh = s.cwnd
         self.exits.append((how, s.cwnd))
 
-    @staticmethod
-    def ack_delay_ns(s: SideLike) -> float:
+    def ack_delay_ns(self, s: SideLike) -> float:
         """hystart_ack_delay: min(1 ms, 4 sk_gso_max_size / sk_pacing_rate); 0 before an RTT
         sample (no rate)."""
         if s.srtt <= 0:
             return 0.0
-        return min(HYSTART_ACK_DELAY_CAP_NS, 4 * GSO_MAX_SIZE_BYTES / pacing_rate_bytes_per_ns(s))
+        return min(HYSTART_ACK_DELAY_CAP_NS, 4 * self.gso_max_bytes / pacing_rate_bytes_per_ns(s))
 
 
 def pacing_rate_bytes_per_ns(s: SideLike) -> float:
@@ -298,4 +298,7 @@ def make_cc(tcp_spec) -> CongestionControl:
     """The controller a `TcpSpec` names (``congestion``, ``hystart``)."""
     if tcp_spec.congestion == "reno":
         return Reno()
-    return Cubic(hystart=tcp_spec.hystart)
+    # sk_gso_max_size: the GSO limit of the route's device (gso_max_bytes; above 64 KiB, BIG
+    # TCP); with gso: false the model keeps the legacy 64 KiB, as before the limit was a setting
+    gso_max = tcp_spec.gso_max_bytes if tcp_spec.gso else GSO_LEGACY_MAX_SIZE_BYTES
+    return Cubic(hystart=tcp_spec.hystart, gso_max_bytes=gso_max)

@@ -77,7 +77,8 @@ NOTES = {
     "delayed_ack": "`false`: ACK every data segment",
     "gso": "GSO/TSO on send and GRO on receive: a packet carries up to `gso_max_bytes` of segments "
            "(docs/tcp.md); `false`: one packet per segment",
-    "gso_max_bytes": "payload of a GSO packet at most (sk_gso_max_size), mss_bytes..65536 (GSO_LEGACY_MAX_SIZE)",
+    "gso_max_bytes": "payload of a GSO packet at most (sk_gso_max_size), mss_bytes..524280 (GSO_MAX_SIZE); "
+                     "default 65536 (GSO_LEGACY_MAX_SIZE), above it BIG TCP",
     "congestion": "congestion control, `cubic` (Linux's default, tcp_cubic.c) or `reno`",
     "hystart": "CUBIC: HyStart leaves slow start on an ACK train or a delay rise (`false`: only a loss does)",
     "loss_rate": "probability that the link loses a packet (each direction, independent draws; 0 <= p < 1); "

@@ -198,6 +198,7 @@ class SizeSpec(Strict):
 
 TCP_KINDS = ("tcp_stream", "tcp_rr")
 GSO_LEGACY_MAX_BYTES = 65536      # GSO_LEGACY_MAX_SIZE (include/linux/netdevice.h): the most without BIG TCP
+GSO_MAX_BYTES = 8 * 65535         # GSO_MAX_SIZE = 8 * GSO_MAX_SEGS (include/linux/netdevice.h): BIG TCP's ceiling
 TWO_WAY_KINDS = ("rr",) + TCP_KINDS      # packets go both ways between two namespaces
 
 
@@ -214,7 +215,7 @@ class TcpSpec(Strict):
     rto_init_ns: PositiveFloat = 1e9              # TCP_TIMEOUT_INIT (RFC 6298)
     delayed_ack: StrictBool = True                # False: ACK every segment (TCP_QUICKACK on every read)
     gso: StrictBool = True                        # GSO/TSO on send, GRO on receive (False: a packet per segment)
-    gso_max_bytes: PositiveInt = 65536            # payload of a GSO packet at most: GSO_LEGACY_MAX_SIZE
+    gso_max_bytes: PositiveInt = 65536            # payload of a GSO packet at most: GSO_LEGACY_MAX_SIZE; above: BIG TCP
     congestion: Literal["cubic", "reno"] = "cubic"    # net.ipv4.tcp_congestion_control (Linux: cubic)
     hystart: StrictBool = True                    # tcp_cubic.c's hystart module parameter (cubic only)
 
@@ -226,10 +227,11 @@ class TcpSpec(Strict):
         if self.rwnd_bytes < self.mss_bytes:
             raise ValueError(f"rwnd_bytes: {self.rwnd_bytes} is below one segment (mss_bytes {self.mss_bytes}): "
                              f"the sender could never send; set rwnd_bytes >= {self.mss_bytes}")
-        if not self.mss_bytes <= self.gso_max_bytes <= GSO_LEGACY_MAX_BYTES:
+        if not self.mss_bytes <= self.gso_max_bytes <= GSO_MAX_BYTES:
             raise ValueError(f"gso_max_bytes: {self.gso_max_bytes} is outside mss_bytes ({self.mss_bytes}).."
-                             f"{GSO_LEGACY_MAX_BYTES}: a GSO packet holds at least one segment, and above 64 KiB "
-                             "is BIG TCP, not modelled; to send one segment per packet set gso: false")
+                             f"{GSO_MAX_BYTES}: a GSO packet holds at least one segment, and no device takes more "
+                             f"than GSO_MAX_SIZE (8 x 65535); {GSO_LEGACY_MAX_BYTES} is the default, above it is "
+                             "BIG TCP; to send one segment per packet set gso: false")
         if self.congestion != "cubic" and "hystart" in self.model_fields_set:
             raise ValueError(f"hystart: HyStart is CUBIC's slow-start exit (tcp_cubic.c), not {self.congestion}'s: "
                              "remove hystart or set congestion: cubic")
