@@ -214,3 +214,22 @@ def test_a_lossy_link_loses_each_frame_of_a_gso_packet_independently():
     assert runs(0, 5 * MSS, (), MSS) == [(0, 5 * MSS)]
     assert runs(0, 5 * MSS, (1, 3), MSS) == [(0, MSS), (2 * MSS, 3 * MSS), (4 * MSS, 5 * MSS)]
     assert runs(100, 100 + 2 * MSS + 10, (0,), MSS) == [(100 + MSS, 100 + 2 * MSS + 10)]
+
+
+def test_half_the_peers_largest_window_bounds_the_packet_as_the_window_grows():
+    """tcp_bound_to_half_wnd halves max_window, the largest window the peer has offered
+    (tcp_ack_update_window), not its first: a stream that starts at a 32 KB window (packets of
+    at most 11 segments) sends far larger ones once autotuning has opened the window, up to
+    BIG TCP's gso_max_bytes (here 64 segments); without autotuning it stays at half of 32 KB."""
+    def largest_segments(autotune: bool) -> int:
+        sc = {"hosts": [{"name": "a", "scheme": "host"}, {"name": "b", "scheme": "host"}],
+              "links": [{"a": "a", "b": "b", "rate_bps": 10e9, "delay_ns": 5e4}],
+              "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0",
+                         "tcp": {"rwnd_bytes": 32768, "gso_max_bytes": 64 * MSS, "rcvbuf_autotune": autotune}}],
+              "run": {"duration_ns": 5e7, "warmup_ns": 0}}
+        r = simulate(sc)
+        sender = r.model.flows[0].conns[0].sides[0]
+        assert sender.peer_wnd >= 32768 and (sender.peer_wnd > 32768) == autotune
+        return int((r.packets.size_bytes.max() - HEADER_BYTES) // MSS)
+    assert largest_segments(False) == 32768 // 2 // MSS
+    assert largest_segments(True) == 64
