@@ -47,6 +47,11 @@ def _assert_no_leftovers(run_id):
     assert not list(Path(tempfile.gettempdir()).glob(f"nsim-{run_id}-bpffs-*"))
 
 
+def _run_id(err: str) -> str:
+    """The run id a command printed on stderr ("run <id>: namespaces nsim-<id>-*, ...")."""
+    return next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+
+
 def test_every_available_setup_passes_traffic():
     with Lab() as lab:
         missing = availability(lab)
@@ -116,7 +121,7 @@ def test_wakeup_measures_both_pinnings_and_leaves_nothing(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "| loopback | fit |" in captured.out
     # its own run's namespaces only: another run going on at the same time keeps its own
-    run_id = next(line.split()[1].rstrip(":") for line in captured.err.splitlines() if line.startswith("run "))
+    run_id = _run_id(captured.err)
     _assert_no_leftovers(run_id)
 
 
@@ -244,7 +249,7 @@ def test_two_calibrations_at_once_both_succeed(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
-    ids = {line.split()[1].rstrip(":") for _, err in outs for line in err.splitlines() if line.startswith("run ")}
+    ids = {_run_id(err) for _, err in outs}
     assert len(ids) == 2, ids
     for rid in ids:
         _assert_no_leftovers(rid)
@@ -291,7 +296,7 @@ def _memory_only(tmp_path, capsys) -> tuple[dict, object]:
                "--memory-veth", "10,20"])
     assert rc == 0, capsys.readouterr().err
     err = capsys.readouterr().err
-    run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+    run_id = _run_id(err)
     _assert_no_leftovers(run_id)
     return profile_io.read_calibration(out)["memory"], out
 
@@ -318,8 +323,9 @@ def test_memory_only_finds_a_namespace_and_a_veth_pair_cost_memory(tmp_path, cap
 
 
 @pytest.mark.parametrize("exc, status", [(RuntimeError("injected failure"), 1), (KeyboardInterrupt(), 130)])
-def test_memory_failure_mid_run_leaves_nothing_behind(monkeypatch, tmp_path, exc, status):
-    """A failure or Ctrl-C while the namespaces and veth pairs exist removes them all."""
+def test_memory_failure_mid_run_leaves_nothing_behind(monkeypatch, tmp_path, capsys, exc, status):
+    """A failure or Ctrl-C while the namespaces and veth pairs exist removes them all.  (Only
+    this run's namespaces are looked at: another test suite's may exist meanwhile.)"""
     real, calls = memory.snapshot, {"n": 0}
     seen = {}
 
@@ -335,9 +341,8 @@ def test_memory_failure_mid_run_leaves_nothing_behind(monkeypatch, tmp_path, exc
     rc = main(["calibrate", "--memory-only", "--out", str(out), "--memory-namespaces", "5",
                "--memory-veth", "3,6"])
     assert rc == status
-    ours = [n for n in seen["namespaces"] if n.endswith("-mva")]
-    assert ours, "the veth phase had started"
-    run_id = netns.run_id_of(ours[0])
+    run_id = _run_id(capsys.readouterr().err)
+    assert f"nsim-{run_id}-mva" in seen["namespaces"], "the veth phase had started"
     _assert_no_leftovers(run_id)
     assert not out.exists() and not profile_io.sidecar(out).exists()
 
@@ -358,7 +363,7 @@ def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_noth
                "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     err = capsys.readouterr().err
-    run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+    run_id = _run_id(err)
     _assert_no_leftovers(run_id)
     rec = json.loads(out.read_text())
     assert set(rec["offloads"]["veth-tcp"].values()) == {"off"}
@@ -383,7 +388,7 @@ def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(t
                "--perf-s", "0.5", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     err = capsys.readouterr().err
-    run_id = next(line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("run "))
+    run_id = _run_id(err)
     _assert_no_leftovers(run_id)
     rec = json.loads(out.read_text())
     assert rec["regime"] == regime
