@@ -309,3 +309,27 @@ def test_the_epyc_profiles_bpf_stages_are_the_recorded_differences():
     epyc = load_profile("amd-epyc-6.18.44")
     for stage in ("tc_bpf", "l2_another_round"):
         assert epyc.stages[stage].base_ns == pytest.approx(got[stage].base_ns, abs=0.5), stage
+
+
+def test_busy_polling_a_round_trip_is_the_stage_cpu_on_its_path():
+    """The committed busy-poll record (perf during sockperf ping-pongs whose ends spin on CPUs 0
+    and 1): nobody sleeps, so the scheduler gets almost nothing and socket_enqueue holds no
+    wake-up (well below the flood's cross-CPU value); and a setup's round trip over veth's is
+    twice its extra model-stage CPU per message, within 12%, on every setup that adds kernel
+    stages the model has (not bridge-nf, whose br_netfilter hooks perf charges partly outside
+    the stages, nor veth-1400, whose extra cost is the copy in recvfrom, not a model stage)."""
+    import json
+    import statistics
+    from pathlib import Path
+    rec = json.loads((Path(perfstages.__file__).parent.parent / "profiles" /
+                      "amd-epyc-6.18.44.busy-poll-stages.json").read_text())
+    assert rec["regime"] == "busy-poll"
+    for name, s in rec["setups"].items():
+        assert s["ns_per_packet"].get("scheduler", 0.0) < 50, name
+        assert s["ns_per_packet"]["socket_enqueue"] < 1000, name
+    rtt = {n: statistics.median(r["rtt_median_ns"] for r in runs) for n, runs in rec["raw"].items()}
+    cpu = {n: statistics.median(perfstages.stage_sum(r["ns_per_packet"]) for r in runs)
+           for n, runs in rec["raw"].items()}
+    for name in set(rtt) - {"veth", "loopback", "bridge-nf", "veth-1400"}:
+        ratio = 2 * (cpu[name] - cpu["veth"]) / (rtt[name] - rtt["veth"])
+        assert 0.88 < ratio < 1.12, (name, ratio)
