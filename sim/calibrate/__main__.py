@@ -56,12 +56,17 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
                         "(live runs are left alone), then exit")
 
 
+def _two_cpus_to_spin(option: str) -> None:
+    """A busy-polling ping-pong spins one end on each of CPUs 0 and 1: refuse `option` on one CPU."""
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit(f"{option} needs two CPUs (one spinning end each); this machine has one")
+
+
 def _config(a) -> Config:
     two = (os.cpu_count() or 1) > 1
     a.pin = a.pin or ("split" if a.busy_poll else "same")
     if a.busy_poll:
-        if not two:
-            raise SystemExit("--busy-poll needs two CPUs (one spinning end each); this machine has one")
+        _two_cpus_to_spin("--busy-poll")
         if a.pin != "split":
             raise SystemExit(f"--busy-poll --pin {a.pin}: two spinning ends must not share a CPU (each would spin "
                              "out its time slice); leave --pin out or use --pin split")
@@ -181,8 +186,8 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
     p.set_defaults(freq=None, perf_s=None)
     a = p.parse_args(argv)
     pingpong = a.regime != "flood"
-    if a.regime == "busy-poll" and (os.cpu_count() or 1) < 2:
-        raise SystemExit("--regime busy-poll needs two CPUs (one spinning end each); this machine has one")
+    if a.regime == "busy-poll":
+        _two_cpus_to_spin("--regime busy-poll")
     a.freq = a.freq or (499 if pingpong else 2999)
     a.perf_s = a.perf_s or (4.0 if pingpong else 1.5)
 

@@ -43,7 +43,7 @@ def available() -> bool:
     return shutil.which("sockperf") is not None
 
 
-SPIN = ["--nonblocked"]
+SPIN = ("--nonblocked",)
 
 
 def _server(lab: Lab, ep: Endpoints, cpu: int | None, timeout_s: float = 10.0, extra: tuple = ()):
@@ -119,8 +119,8 @@ def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None, 
     if given, is called while the ping-pong runs (the perf sampler, as in `throughput`) and its
     result returned under ``during``.  `spin`: both ends busy-poll their sockets (`SPIN`)."""
     client_cpu, server_cpu = cpus
-    extra = SPIN if spin else []
-    srv = _server(lab, ep, server_cpu, extra=tuple(extra))
+    extra = SPIN if spin else ()
+    srv = _server(lab, ep, server_cpu, extra=extra)
     argv = ["sockperf", "ping-pong", "-i", ep.server_addr, "-p", str(PORT), "-m", str(ep.size),
             "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep), *extra]
     try:

@@ -71,7 +71,7 @@ def _increment_ci(inc: list[float], predicted_ns: float) -> dict:
     """The measured increment's 95 % interval (distribution-free, over rounds: `median_ci`) and
     whether the prediction lies inside it: outside it, the error is more than the rounds'
     scatter.  None (no interval) with fewer than 6 rounds."""
-    ci = median_ci(inc) if len(inc) > 1 else None
+    ci = median_ci(inc)
     if ci is None:
         return {"extra_ci_us": None, "extra_ci_coverage": None, "extra_in_ci": None}
     lo, hi, coverage = ci

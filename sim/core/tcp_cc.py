@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Protocol, Sized
 
+from sim.frontdoor.scenario import GSO_LEGACY_MAX_BYTES
+
 # tcp_cubic.c module parameters (their defaults) and constants
 BICTCP_BETA_SCALE = 1024
 BETA = 717                      # beta: cwnd after a loss is 717/1024 of it
@@ -42,7 +44,6 @@ HYSTART_MIN_SAMPLES = 8
 HYSTART_DELAY_MIN_NS = 4e6      # HYSTART_DELAY_MIN, 4 ms
 HYSTART_DELAY_MAX_NS = 16e6     # HYSTART_DELAY_MAX, 16 ms
 HYSTART_ACK_DELAY_CAP_NS = 1e6  # hystart_ack_delay: at most USEC_PER_MSEC
-GSO_LEGACY_MAX_SIZE_BYTES = 65536   # sk_gso_max_size without BIG TCP: GSO_LEGACY_MAX_SIZE (hystart_ack_delay)
 PACING_SS_RATIO = 2.0           # net.ipv4.tcp_pacing_ss_ratio 200 (tcp_update_pacing_rate)
 PACING_CA_RATIO = 1.2           # net.ipv4.tcp_pacing_ca_ratio 120
 
@@ -135,7 +136,7 @@ class Cubic(CongestionControl):
     cubic function works in seconds.  State names follow struct bictcp; ``epoch_start`` None is
     the kernel's 0 (no epoch)."""
 
-    def __init__(self, hystart: bool = True, gso_max_bytes: int = GSO_LEGACY_MAX_SIZE_BYTES) -> None:
+    def __init__(self, hystart: bool = True, gso_max_bytes: int = GSO_LEGACY_MAX_BYTES) -> None:
         self.hystart = hystart
         self.gso_max_bytes = gso_max_bytes       # sk_gso_max_size (the flow's gso_max_bytes)
         self.found = False
@@ -300,5 +301,5 @@ def make_cc(tcp_spec) -> CongestionControl:
         return Reno()
     # sk_gso_max_size: the GSO limit of the route's device (gso_max_bytes; above 64 KiB, BIG
     # TCP); with gso: false the model keeps the legacy 64 KiB, as before the limit was a setting
-    gso_max = tcp_spec.gso_max_bytes if tcp_spec.gso else GSO_LEGACY_MAX_SIZE_BYTES
+    gso_max = tcp_spec.gso_max_bytes if tcp_spec.gso else GSO_LEGACY_MAX_BYTES
     return Cubic(hystart=tcp_spec.hystart, gso_max_bytes=gso_max)
