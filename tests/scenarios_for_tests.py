@@ -12,9 +12,10 @@ MODERN = ("veth-bpf-peer", "netkit", "ipvlan-l2", "ipvlan-l3", "ipvlan-l3s", "ma
 def schemes_with(trip: str) -> list[str]:
     """The built-in schemes that define `trip` (ipvlan-l3/l3s have no local multicast: the kernel drops it)."""
     return [s for s in SCHEMES if trip in builtin_registry().get(s).trips]
-# Every stage cost zero except a 1000 ns NIC RX stage: a one-pass host with a known service time.
+# Every stage cost zero except a 1000 ns NIC RX stage: a one-pass host with a known service time
+# (nothing per NAPI poll either: each packet's service is its own).
 UNIT_STAGE_COSTS = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0}
-                    for name in builtin_registry().get("host").spec.trips["wire_to_ns"][0].stages}
+                    for name in (*builtin_registry().get("host").spec.trips["wire_to_ns"][0].stages, "napi_poll")}
 
 
 def one_host(scheme="host", namespaces=1, cores=1, flows=(), duration_ns=1e8, seed=1, **host):

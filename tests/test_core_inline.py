@@ -8,12 +8,18 @@ from sim.core.engine import Engine
 
 
 class Host:
-    """What a Core needs of its host: the engine, the window, and a pass's begin and end."""
+    """What a Core needs of its host: the engine, the window, a pass's begin and end, and the
+    NAPI poll's own cost (none here)."""
+
+    napi_poll_ns = 0.0
 
     def __init__(self) -> None:
         self.engine = Engine()
         self.warmup_ns, self.until_ns = 0.0, 1e12
         self.log: list[tuple[str, str, float]] = []
+
+    def open_poll(self, pkt) -> float:
+        return 0.0
 
     def begin_pass(self, pkt, core, start_ns: float) -> float:
         self.log.append(("start", pkt, start_ns))

@@ -5,7 +5,9 @@ Parameters (all linear in the round trip, see `sim.calibrate.predict`):
 - ``app``: ns per message paid by the application (absolute; free in every fit);
 - one *scale* per stage group in `GROUPS`: every cost term of the group's stages is the
   prior times the group's scale, so the priors' split within a group is kept and only the
-  group total is learnt from the data.
+  group total is learnt from the data.  Stage terms in no group (a NAPI poll, a BPF program)
+  keep their prior: their share of each round trip is taken off before the fit
+  (`ungrouped_ns`).
 
 Which groups the data can separate depends on the training setups: a group crossed by no
 training setup keeps its prior (scale 1); groups crossed in fixed proportion to others (e.g.
@@ -74,6 +76,14 @@ def group_columns(setup: Setup, prior: CostProfile) -> dict[str, float]:
     return cols
 
 
+def ungrouped_ns(setup: Setup, prior: CostProfile) -> float:
+    """ns of the setup's round trip from stage terms no group scales (napi_poll, tc_bpf, ...):
+    they keep their prior in every fit."""
+    grouped = {pair for pairs in GROUPS.values() for pair in pairs}
+    return sum(u * getattr(prior.stages[s], TERMS[t]) for (s, t), u in path_units(setup).items()
+               if (s, t) not in grouped)
+
+
 def _identifiable(a: np.ndarray) -> np.ndarray:
     """Per column: is the unit vector in the row space of `a` (its value pinned by the data)?"""
     proj = np.linalg.pinv(a) @ a
@@ -84,7 +94,7 @@ def _identifiable(a: np.ndarray) -> np.ndarray:
 def fit(train: list[Setup], measured_ns: dict[str, float], prior: CostProfile) -> FitResult:
     names = list(PRIORITY)
     x = np.array([[group_columns(s, prior)[p] for p in names] for s in train], dtype=float)
-    y = np.array([measured_ns[s.name] for s in train], dtype=float)
+    y = np.array([measured_ns[s.name] - ungrouped_ns(s, prior) for s in train], dtype=float)
     values = {p: 1.0 for p in names}
     values["app"] = 0.0
     notes: dict[str, str] = {}

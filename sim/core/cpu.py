@@ -10,7 +10,12 @@ Contract (docs/execution.md gives the kernel functions each rule follows):
   holds the core for its whole cost.  When the core is free it starts, in this order:
 
   1. softirq work, unless it has been handed to ksoftirqd.  The `Napi` at the head of the
-     poll list gives up to ``napi_weight`` packets, then moves to the tail (napi_poll); a
+     poll list gives up to ``napi_weight`` packets, then moves to the tail (napi_poll); the
+     packet that opens each such poll also pays the poll's own work (stage ``napi_poll``:
+     net_rx_action's __napi_poll, the poll function's entry and exit), and a packet that a
+     pass queues back on the same backlog meanwhile is served in that poll (process_backlog
+     splices the backlog again before it completes), so a ping-pong pays one poll per
+     packet per CPU however many veth hops it crosses there; a
      net_rx_action round ends after ``netdev_budget`` packets or ``netdev_budget_usecs``;
      with work left the round restarts (handle_softirqs) unless ``max_softirq_restart``
      rounds or ``max_softirq_time_ns`` have gone by or a thread waits for the core
@@ -104,11 +109,13 @@ class Core:
                  "job_arg", "job_end", "job_thread", "job_napi", "poll_list", "backlog",
                  "round_pkts", "round_start", "restarts", "episode_start", "in_softirq",
                  "deferred", "ksoftirqd", "runq", "vclock", "warmup_ns", "until_ns", "later", "on_event",
-                 "begin_pass", "end_pass", "calendar", "ids")
+                 "begin_pass", "end_pass", "open_poll", "poll_ns", "calendar", "ids")
 
     def __init__(self, idx: int, host, limits: SoftirqLimits, backlog_limit: int) -> None:
-        """`host` provides ``begin_pass(pkt, core) -> cost_ns``, ``end_pass(pkt)``, `engine`,
-        ``warmup_ns`` and ``until_ns``."""
+        """`host` provides ``begin_pass(pkt, core) -> cost_ns``, ``end_pass(pkt)``,
+        ``open_poll(pkt) -> cost_ns`` (the pass just begun opens a napi_poll: add the poll's
+        own work to it), ``napi_poll_ns`` (0: no such cost), `engine`, ``warmup_ns`` and
+        ``until_ns``."""
         self.idx = idx
         self.host = host
         self.engine = host.engine
@@ -141,6 +148,8 @@ class Core:
         self.on_event = self._on_event       # bound once: the hot paths schedule it per job
         self.begin_pass = host.begin_pass
         self.end_pass = host.end_pass
+        self.open_poll = host.open_poll
+        self.poll_ns = host.napi_poll_ns
 
     # -- arrivals ----------------------------------------------------------------------
     def napi_add(self, napi: Napi, pkt) -> bool:
@@ -386,6 +395,8 @@ class Core:
         napi = self.poll_list[0]
         pkt = napi.items.popleft()
         cost = self.begin_pass(pkt, self, now)
+        if not napi.quota_used and self.poll_ns:    # the first packet of a napi_poll call
+            cost += self.open_poll(pkt)
         if th is not None:
             th.vruntime_ns += cost
         stop = now + cost

@@ -71,7 +71,7 @@ from sim.core.nscodes import ROOT_NS, WIRE_NS
 from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
 from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
-from sim.core.stages import STAGE_NAMES
+from sim.core.stages import STAGE_INDEX, STAGE_NAMES
 from sim.core.tcpcost import tcp_stages
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
@@ -79,6 +79,7 @@ from sim.core.txq import TxQueues
 # Stages that run once per frame the NIC receives: a packet of k frames (a TCP GSO packet,
 # `sim.core.packet`) pays their base cost k times, every other stage's once (docs/tcp.md, GRO).
 PER_FRAME_STAGES = ("vnic_demux", "nic_rx")
+NAPI_POLL = STAGE_INDEX["napi_poll"]       # charged per poll by open_poll, never listed in a pass
 ROOT_ROUTES = 4            # local and main table entries of a host with one address
 CHILD_ROUTES = 4
 
@@ -114,6 +115,8 @@ class Host:
         limits = SoftirqLimits(hd.napi_weight, hd.netdev_budget, hd.netdev_budget_usecs * 1e3,
                                hd.max_softirq_restart, hd.max_softirq_time_ns)
         backlog = spec.netdev_max_backlog or hd.netdev_max_backlog
+        self.napi_poll_ns = profile.stages["napi_poll"].base_ns     # before the cores bind it
+        self._poll_vecs: dict[int, int] = {}                         # see open_poll
         self.cores = [Core(i, self, limits, backlog) for i in range(spec.cores)]
         self.n_cores = spec.cores
         self.ring_packets = spec.rx_ring_packets or hd.rx_ring_packets
@@ -402,6 +405,23 @@ class Host:
         pkt.passes += (vec_id, start_ns - pkt.enq_ns, 1.0)
         pkt.core = core.idx
         return cost
+
+    def open_poll(self, pkt) -> float:
+        """`pkt`'s pass, just begun (`begin_pass`), is the first packet of a napi_poll call:
+        charge it the poll's own work too (stage ``napi_poll``, net/core/dev.c net_rx_action ->
+        __napi_poll -> the poll function, process_backlog or a driver's; napi_complete_done), so
+        a batch of packets shares one poll's cost.  Return the extra ns (scaled like the pass
+        when pass costs are random)."""
+        passes = pkt.passes
+        vid = passes[-3]
+        with_poll = self._poll_vecs.get(vid)
+        if with_poll is None:
+            book = self.model.recorder.cost_book
+            vec = dict(book.vector(vid))
+            vec[NAPI_POLL] = vec.get(NAPI_POLL, 0.0) + self.napi_poll_ns
+            with_poll = self._poll_vecs[vid] = book.intern(tuple(sorted(vec.items())), book.mask(vid))
+        passes[-3] = with_poll
+        return self.napi_poll_ns * passes[-1]
 
     def _begin_pass_scaled(self, pkt, core: Core, start_ns: float) -> float:
         """`begin_pass` on a host with random pass costs (without conntrack)."""

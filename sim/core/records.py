@@ -104,6 +104,10 @@ class CostBook:
         """The sparse ``((stage_index, cost_ns), ...)`` vector of id `vid`."""
         return self._vectors[vid]
 
+    def mask(self, vid: int) -> int:
+        """The hook-point mask of vector id `vid`."""
+        return self._masks[vid]
+
     def masks(self) -> np.ndarray:
         """The hook-point mask of every vector id."""
         return np.asarray(self._masks or [0], dtype=np.int64)

@@ -59,6 +59,10 @@ MEMORY_STRUCTURES: tuple[str, ...] = ("netns_struct", "net_device", "veth_pair",
 BUILTIN_FILE = Path(__file__).parent.parent / "data" / "schemes.yaml"
 Role = Literal["root", "src", "dst"]
 NIC_TX = STAGE_INDEX["nic_tx"]
+# Stages the execution model charges itself, never a scheme's pass: name -> why.
+NOT_LISTED: dict[str, str] = {
+    "napi_poll": "the packet that opens a NAPI poll pays it (sim.core.cpu), whichever pass it runs; remove it",
+}
 
 
 class Capabilities(BaseModel):
@@ -94,6 +98,8 @@ class PassSpec(BaseModel):
                 raise ValueError(f"unknown stage {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
                                  + f" Known stages: {', '.join(known)}. A new stage is declared in the "
                                  "scenario's stages: block, e.g. stages: {tc_policy: {base_ns: 40, group: bpf}}")
+            if name in NOT_LISTED:
+                raise ValueError(f"stage {name!r} is not listed in a pass: {NOT_LISTED[name]}")
             if ":" in token and token.split(":", 1)[1].rstrip("*") not in ("root", "src", "dst"):
                 raise ValueError(f"stage {token!r}: a namespace switch names root, src or dst, e.g. 'ns_switch:dst'")
         return self

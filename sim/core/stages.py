@@ -87,6 +87,11 @@ STAGES: tuple[StageInfo, ...] = (
     # an RX handler's RX_HANDLER_ANOTHER changed skb->dev (appended likewise)
     StageInfo("l2_another_round", "l2", "none", "__netif_receive_skb_core's another_round on the new device "
               "(taps, RX handler, ingress hook, protocol delivery; no NAPI poll or backlog)", "l2"),
+    # A NAPI poll's own work, paid once per napi_poll call by the packet that opens it, not per
+    # packet (appended likewise; sim.core.cpu charges it, the schemes never list it)
+    StageInfo("napi_poll", "l2", "none", "net_rx_action's per-poll work: __napi_poll, the poll function's entry "
+              "and exit (process_backlog's splice of the backlog under its lock, napi_complete_done); paid by "
+              "the first packet of each poll", "l2"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
