@@ -75,6 +75,21 @@ def test_symbol_table_names_only_model_stages():
     assert c.classify(["nft_do_chain", "nf_hook_slow", "ip_rcv_core", "ip_rcv"]) == "nf_prerouting"
 
 
+def test_backlog_enqueue_is_charged_as_its_device_and_the_poll_as_napi_poll():
+    """netif_rx's work belongs to the device that calls it, as the model's stages say: veth_xmit
+    for a veth (and macvlan), dev_xmit for loopback (dev_queue_xmit + loopback_xmit); the NAPI
+    poll's own frames are napi_poll, a receive under them is l2_demux."""
+    c = perfstages.Classifier()
+    enqueue = ["_raw_spin_lock", "enqueue_to_backlog", "netif_rx_internal", "__netif_rx"]
+    assert c.classify([*enqueue, "veth_forward_skb", "veth_xmit", "dev_hard_start_xmit"]) == "veth_xmit"
+    assert c.classify([*enqueue, "dev_forward_skb", "macvlan_start_xmit"]) == "veth_xmit"
+    assert c.classify([*enqueue, "loopback_xmit", "dev_hard_start_xmit", "__dev_queue_xmit"]) == "dev_xmit"
+    assert c.classify(["eth_type_trans", "loopback_xmit"]) == "dev_xmit"
+    assert c.classify(["_raw_spin_lock_irq", "process_backlog", "__napi_poll", "net_rx_action"]) == "napi_poll"
+    assert c.classify(["__netif_receive_skb_core", "__netif_receive_skb_one_core", "process_backlog",
+                       "__napi_poll", "net_rx_action"]) == "l2_demux"
+
+
 REPORT = """sockperf: [Valid Duration] RunTime=0.550 sec; SentMessages=37339; ReceivedMessages=37339
 sockperf: ====> avg-rtt=14.713 (std-dev=3.752)
 sockperf: # dropped messages = 0; # duplicated messages = 0; # out-of-order messages = 0
