@@ -357,7 +357,11 @@ def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_noth
     complete.  (With TCP_NODELAY an idle flood sends each 32-byte write as its own segment,
     but when the sender outruns the path, as on a loaded machine, writes wait in the write
     queue and leave together: 191 bytes per segment was seen with another CPU-bound job
-    running.  So the payload per segment is bounded, not pinned at 32.)"""
+    running.  So the payload per segment is bounded, not pinned at 32.  Its lower bound allows
+    the 2 % that the data segments, InSegs, and the device's counters may differ by when logged
+    by separate readers, as for the segments per skb; the payload bytes are one read,
+    rx_bytes less a header per rx_packet: read apart, a 2 % skew between those two came out as
+    6 % of payload on a loaded machine.)"""
     out = tmp_path / "tcp.json"
     rc = main(["tcp-stages", "--rounds", "1", "--perf-s", "0.5", "--floods", "veth-tcp", "--pp-seconds", "1",
                "--out", str(out)])
@@ -369,7 +373,7 @@ def test_tcp_stages_counts_one_segment_per_skb_with_offloads_off_and_leaves_noth
     assert set(rec["offloads"]["veth-tcp"].values()) == {"off"}
     s = rec["setups"]["veth-tcp"]
     assert s["data_segments_per_rx_skb"] == pytest.approx(1.0, rel=0.02)
-    assert 32.0 * 0.98 <= s["payload_bytes_per_data_segment"] <= 1448.0
+    assert 32.0 * 0.97 <= s["payload_bytes_per_data_segment"] <= 1448.0
     assert s["ns_per_packet"]["tcp_send"] > 0 and s["ns_per_packet"]["tcp_rcv"] > 0
     assert all(rec["pingpong"][n]["round_trips"] > 0 for n in ("udp", "tcp", "tcp-no-offload"))
 

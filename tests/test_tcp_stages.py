@@ -184,3 +184,22 @@ def test_tcp_perf_samples_are_charged_to_tcp_categories_and_priced_per_segment()
     assert seg["acks_per_data_segment"] == 0.5 and seg["data_segments_per_rx_skb"] == 1.0
     assert seg["payload_bytes_per_data_segment"] == 32.0
     assert seg["rx_bytes_per_skb"] == 98.0            # 32 payload + 66 Ethernet/IP/TCP(timestamps)
+    run["counts_in_window"]["rx_payload"] = 33_000    # the one-read payload counter wins where logged
+    assert tcpstages.per_segment(run)["payload_bytes_per_data_segment"] == 33.0
+
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  500000    5000    0    0    0     0          0         0   500000    5000    0    0    0     0       0          0
+ veth0:  98000    1000    0    0    0     0          0         0    66000    1000    0    0    0     0       0          0
+ veth1:  9800     100    0    0    0     0          0         0    0    0    0    0    0     0       0          0
+"""
+
+
+def test_the_payload_counter_takes_one_header_per_packet_off_the_same_read(monkeypatch):
+    """rx_bytes less 66 bytes per rx_packet, over the devices but lo, from one read of net/dev."""
+    import io
+    monkeypatch.setattr(perfstages, "open", lambda path: io.StringIO(NET_DEV), raising=False)
+    assert perfstages.netdev_reader(1, "rx_packets")() == 1100
+    assert perfstages.netdev_reader(1, "rx_bytes")() == 107800
+    assert perfstages.netdev_reader(1, "rx_bytes", ("rx_packets", 66))() == 107800 - 66 * 1100

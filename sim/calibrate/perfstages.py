@@ -198,17 +198,25 @@ def snmp_reader(pid: int, proto: str, fields: tuple[str, ...]) -> Callable[[], i
     return read
 
 
-def netdev_reader(pid: int, column: str) -> Callable[[], int]:
+NETDEV_COLUMNS = {"rx_bytes": 0, "rx_packets": 1, "tx_bytes": 8, "tx_packets": 9}
+TCP_FRAME_HEADER_BYTES = 66          # Ethernet 14 + IPv4 20 + TCP 20 + timestamps option 12
+
+
+def netdev_reader(pid: int, column: str, minus_per_packet: tuple[str, int] | None = None) -> Callable[[], int]:
     """A reader of one column (``rx_packets``, ``rx_bytes``) of ``/proc/PID/net/dev`` summed
     over the namespace's devices other than ``lo``: what its veth received, in skbs as the
-    device saw them (a GSO/GRO skb counts once) and in bytes (Ethernet frames)."""
+    device saw them (a GSO/GRO skb counts once) and in bytes (Ethernet frames).
+    ``minus_per_packet=("rx_packets", 66)`` subtracts 66 bytes per packet of that column from
+    the same read (payload bytes: two counters logged apart would skew by their reads'
+    distance, and a difference of large numbers multiplies that skew)."""
     path = f"/proc/{pid}/net/dev"
-    idx = {"rx_bytes": 0, "rx_packets": 1, "tx_bytes": 8, "tx_packets": 9}[column]
+    idx = NETDEV_COLUMNS[column]
+    sub_idx, per = (NETDEV_COLUMNS[minus_per_packet[0]], minus_per_packet[1]) if minus_per_packet else (idx, 0)
 
     def read() -> int:
         with open(path) as f:
-            rows = [ln.split(":", 1) for ln in f if ":" in ln]
-        return sum(int(vals.split()[idx]) for name, vals in rows if name.strip() != "lo")
+            rows = [ln.split(":", 1)[1].split() for ln in f if ":" in ln and ln.split(":", 1)[0].strip() != "lo"]
+        return sum(int(v[idx]) - per * int(v[sub_idx]) for v in rows)
     return read
 
 
@@ -271,14 +279,17 @@ def _logs(ep: Endpoints, server: int, client: int) -> dict[str, CounterLog]:
     RcvbufErrors) and ``sent`` (client OutDatagrams).  TCP: ``received`` = the server's InSegs
     (data segments; the handshake is over before the window), ``sent`` = the client's OutSegs,
     ``acks`` = the server's OutSegs (the pure ACKs it returns), and the server's veth
-    ``rx_skbs`` / ``rx_bytes`` (equal to the segments when TSO/GSO/GRO are off)."""
+    ``rx_skbs`` / ``rx_bytes`` (equal to the segments when TSO/GSO/GRO are off) and
+    ``rx_payload``, its bytes less one TCP frame header per skb (one read)."""
     if not ep.tcp:
         return {"received": CounterLog(server), "sent": CounterLog(client, ("OutDatagrams",))}
     return {"received": CounterLog(server, read=snmp_reader(server, "Tcp", ("InSegs",))),
             "sent": CounterLog(client, read=snmp_reader(client, "Tcp", ("OutSegs",))),
             "acks": CounterLog(server, read=snmp_reader(server, "Tcp", ("OutSegs",))),
             "rx_skbs": CounterLog(server, read=netdev_reader(server, "rx_packets")),
-            "rx_bytes": CounterLog(server, read=netdev_reader(server, "rx_bytes"))}
+            "rx_bytes": CounterLog(server, read=netdev_reader(server, "rx_bytes")),
+            "rx_payload": CounterLog(server, read=netdev_reader(server, "rx_bytes",
+                                                               ("rx_packets", TCP_FRAME_HEADER_BYTES)))}
 
 
 def _sampler(lab: Lab, ep: Endpoints, data: str, perf_s: float, freq: int, warmup_s: float,
@@ -334,7 +345,8 @@ def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus:
                 "sent_pps_in_window": sent / seconds})
     if ep.tcp:
         out["counts_in_window"] = {k: round(during[k].between(*window)) for k in ("received", "sent", "acks",
-                                                                                 "rx_skbs", "rx_bytes")}
+                                                                                 "rx_skbs", "rx_bytes",
+                                                                                 "rx_payload")}
     return out
 
 

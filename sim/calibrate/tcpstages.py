@@ -47,7 +47,6 @@ OFFLOADS = ("tso", "gso", "gro")
 FLOODS = ("veth-udp", "veth-tcp", "veth-tcp-offload", "veth-tcp-bulk", "veth-tcp-bulk-offload")
 DEFAULT_FLOODS = FLOODS[:3]
 BULK_BYTES = 65000
-FRAME_HEADER_BYTES = 66              # Ethernet 14 + IPv4 20 + TCP 20 + timestamps option 12
 MODEL_TCP_STAGES: dict[str, tuple[str, ...]] = {"tcp_send": ("tcp_send", "socket_send"),
                                                 "tcp_rcv": ("tcp_rcv", "socket_enqueue")}
 
@@ -82,8 +81,10 @@ def per_segment(run: dict) -> dict:
             "acks_per_data_segment": acks / max(data, 1),
             "data_segments_per_rx_skb": data / c["rx_skbs"] if c["rx_skbs"] else None,
             "rx_bytes_per_skb": c["rx_bytes"] / max(c["rx_skbs"], 1),
-            # one frame header per skb, a GSO skb's included
-            "payload_bytes_per_data_segment": (c["rx_bytes"] - FRAME_HEADER_BYTES * c["rx_skbs"]) / max(data, 1)}
+            # one frame header per skb, a GSO skb's included; from one counter read where the
+            # record has it (rx_payload), else from two logged apart
+            "payload_bytes_per_data_segment": c.get("rx_payload", c["rx_bytes"] - perfstages.TCP_FRAME_HEADER_BYTES
+                                                    * c["rx_skbs"]) / max(data, 1)}
 
 
 def merge_tcp(runs: list[dict]) -> dict:
