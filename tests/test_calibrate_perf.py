@@ -348,3 +348,28 @@ def test_busy_polling_a_round_trip_is_the_stage_cpu_on_its_path():
     for name in set(rtt) - {"veth", "loopback", "bridge-nf", "veth-1400"}:
         ratio = 2 * (cpu[name] - cpu["veth"]) / (rtt[name] - rtt["veth"])
         assert 0.88 < ratio < 1.12, (name, ratio)
+
+
+def test_a_poll_is_paid_once_per_packet_and_a_receive_once_per_hop():
+    """The committed busy-poll record taken with napi_poll as its own category: per packet, the
+    NAPI poll's CPU does not grow with the veth hops a packet crosses on its CPU (one poll:
+    process_backlog serves the re-queued packet in the same poll), while l2_demux's does (one
+    __netif_receive_skb_core per hop): veth 1 hop, routed 2, chain2 3.  And the model says the
+    same (`predict.path_units`: one napi_poll per packet, l2_demux per hop)."""
+    import json
+    from pathlib import Path
+
+    from sim.calibrate.predict import path_units
+    rec = json.loads((Path(perfstages.__file__).parent.parent / "profiles" /
+                      "amd-epyc-6.18.44.busy-poll-stages-2.json").read_text())
+    ns = {n: rec["setups"][n]["ns_per_packet"] for n in ("veth", "routed", "chain2")}
+    hops = {"veth": 1, "routed": 2, "chain2": 3}
+    for n, h in hops.items():
+        units = path_units(by_name(n))
+        assert units[("napi_poll", "base")] == 2 and units[("l2_demux", "base")] == 2 * h
+    polls = [ns[n]["napi_poll"] for n in hops]
+    assert max(polls) < 1.3 * min(polls)                        # flat in the hops (3 hops vs 1)
+    per_hop = [ns[n]["l2_demux"] / h for n, h in hops.items()]
+    assert ns["chain2"]["l2_demux"] > 2 * ns["veth"]["l2_demux"]    # grows with them
+    assert max(per_hop) < 1.5 * min(per_hop)
+    assert min(polls) > 3 * max(per_hop)                        # and the poll was most of the old l2_demux
