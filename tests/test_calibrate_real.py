@@ -400,8 +400,10 @@ def test_perf_stages_pingpong_regime_counts_both_directions_and_leaves_nothing(t
     assert set(lo["counts_in_window"]) == {"received"}
     requests, replies = veth["counts_in_window"]["received"], veth["counts_in_window"]["returned"]
     # one message in flight: a reply per request (the two counters are logged every 50 ms and
-    # interpolated to perf's window, hence a tolerance; counting a direction twice would be 2x)
-    assert requests > 100 and replies == pytest.approx(requests, rel=0.02)
+    # interpolated to perf's 0.5 s window: one interval is a tenth of it, and a ping-pong slowed
+    # by other jobs is not steady within one (2.8 % apart was seen beside three other suites),
+    # hence the tolerance; counting a direction twice would be 2x)
+    assert requests > 100 and replies == pytest.approx(requests, rel=0.15)
     assert veth["packets"] == pytest.approx(requests + replies, abs=1)
     for r in (veth, lo):
         assert r["ns_per_packet"]["socket_send"] > 0 and r["ns_per_packet"]["socket_enqueue"] > 0
