@@ -25,7 +25,8 @@ entries for ``per_entry_ns``), so the mean CPU per packet under any other profil
 * held at the run's value (`Affine.held_ns`, listed in `Affine.held`) when that does not
   decompose: a hook with rules, conntrack or the legacy backend (their terms are in its
   price), a stage whose traversals the plan cannot give (multicast fan-out), a column that
-  is not a whole number of traversals (``cost_distribution: exponential``).  A stage with a
+  is not a whole number of traversals (``cost_distribution: exponential``), a stage the plan
+  runs more than once that the profile prices apart on a repeat (``repeat_ns``).  A stage with a
   zero column that costs more than 0 per traversal was not traversed; one that costs 0 and
   has no range is moot; one that costs 0 but has a range takes its traversals from the plan.
 
@@ -269,6 +270,11 @@ def decompose(d: pd.DataFrame, profile, plan: Optional[dict[str, int]], ranges=N
         kind = STAGE_INFO[stage].entry_kind if stage in STAGE_INFO else (c.entries or "none")
         ranged = any((stage, t) in ranges for t in TERMS)
         per = c.base_ns + c.per_byte_ns * size
+        if (c.repeat_ns not in (None, c.base_ns) and not kind.startswith("nf:") and plan is not None
+                and plan.get(stage, 0) > 1):
+            if total:
+                hold(stage, total, "run again on the path and priced apart on a repeat (repeat_ns)")
+            continue
         if kind.startswith("nf:"):
             if total == 0.0:
                 continue                         # no hook registered: nf_hook() returns at once

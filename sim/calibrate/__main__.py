@@ -146,9 +146,13 @@ def run_perf_stages(a, log=_log) -> dict:
             "mps": a.mps, "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
 
 
-def _print_perf_fit(rec: dict, prior) -> None:
+REPEAT_HELP = ("price a stage's repeat traversals (the second and later time one packet runs it) apart from "
+               "its first, where some fitting setups run it again and some once (repeat_ns; docs/calibration.md)")
+
+
+def _print_perf_fit(rec: dict, prior, repeat: bool = False) -> None:
     """Per-traversal stage costs from the fitting setups, and the held-out setups predicted."""
-    estimates = perfprofile.all_estimates(rec, prior)
+    estimates = perfprofile.all_estimates(rec, prior, repeat)
     print("\nStage costs per traversal (fitting setups, then stages by difference; held out: "
           + ", ".join(n for n in rec["setups"] if by_name(n).fit_never) + ")")
     print(perfprofile.estimates_table(estimates, prior))
@@ -183,6 +187,7 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     p.add_argument("--from", dest="from_record", default=None,
                    help="analyse this perf-stages record again instead of measuring")
+    p.add_argument("--repeat-prices", action="store_true", help=REPEAT_HELP)
     p.set_defaults(freq=None, perf_s=None)
     a = p.parse_args(argv)
     pingpong = a.regime != "flood"
@@ -196,7 +201,7 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
             rec = json.loads(Path(a.from_record).read_text())
             print(f"regime: {rec.get('regime', 'flood')}; CPU ns per packet (median over rounds)")
             print(perfstages.by_setup_table(rec["setups"], list(rec["setups"])))
-            _print_perf_fit(rec, load_profile("default"))
+            _print_perf_fit(rec, load_profile("default"), a.repeat_prices)
             return 0
         check_environment()
         rec = run_perf_stages(a)
@@ -205,7 +210,7 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
         print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
               f"CPU ns per packet (median of {a.rounds} rounds)")
         print(perfstages.by_setup_table(rec["setups"], list(rec["setups"])))
-        _print_perf_fit(rec, load_profile("default"))
+        _print_perf_fit(rec, load_profile("default"), a.repeat_prices)
         print(f"wrote {a.out}")
         return 0
 
@@ -372,6 +377,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     p.add_argument("--perf", default=None,
                    help="a perf-stages record: stage costs are taken from it (\"measured (perf)\") and only the "
                         "application's cost per message is fitted to the round trips")
+    p.add_argument("--repeat-prices", action="store_true", help="with --perf: " + REPEAT_HELP)
     p.add_argument("--measurements", default=None,
                    help="take the round trips and rates from this earlier calibration record (a calibrated "
                         "profile or its .calibration.json) instead of measuring now")
@@ -385,6 +391,8 @@ def calibrate_main(argv: list[str] | None = None) -> int:
                    help="measure only memory (no timing setups); the profile is --prior with memory_bytes' measured "
                         "terms set")
     a = p.parse_args(argv)
+    if a.repeat_prices and not a.perf:
+        p.error("--repeat-prices prices stage costs from a perf-stages record: give --perf RECORD too")
 
     def memory_only() -> int:
         prior = load_profile(a.prior)
@@ -433,7 +441,7 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         where = f"{info['cpu_model']} ({info['cpus']} CPUs), kernel {info['kernel']}, {info['date']}"
         if a.perf:
             perf = json.loads(Path(a.perf).read_text())
-            estimates = perfprofile.all_estimates(perf, prior)
+            estimates = perfprofile.all_estimates(perf, prior, a.repeat_prices)
             pinfo = perf["host"]
             data = perfprofile.with_estimates(prior, estimates, f"{pinfo['cpu_model']}, kernel {pinfo['kernel']}")
             result = fitmod.fit_app(train, {n: s["rr_median_ns"] for n, s in summary.items()},
@@ -442,7 +450,8 @@ def calibrate_main(argv: list[str] | None = None) -> int:
             data["description"] = (f"Calibrated by netns-sim calibrate on {where}: stage costs measured with perf "
                                    f"({a.perf}); application cost per message fitted to {result.train}. "
                                    f"Calibration record: {profile_io.sidecar(a.out).name}.")
-            record["perf"] = {"file": a.perf, "host": pinfo, "estimates": {k: vars(e) for k, e in estimates.items()}}
+            record["perf"] = {"file": a.perf, "host": pinfo, "repeat_prices": a.repeat_prices,
+                              "estimates": {k: vars(e) for k, e in estimates.items()}}
         else:
             result = fitmod.fit(train, {n: s["rr_median_ns"] for n, s in summary.items()}, prior)
             data = fitmod.apply(prior, result, a.name,

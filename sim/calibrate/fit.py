@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units, predict_rtt_ns
+from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units, predict_rtt_ns, term_ns
 from sim.calibrate.setups import Setup
 from sim.core.costs import CostProfile
 
@@ -72,7 +72,7 @@ def group_columns(setup: Setup, prior: CostProfile) -> dict[str, float]:
     units = path_units(setup)
     cols = {"app": float(MESSAGES_PER_RTT)}
     for g, pairs in GROUPS.items():
-        cols[g] = sum(units.get((s, t), 0.0) * getattr(prior.stages[s], TERMS[t]) for s, t in pairs)
+        cols[g] = sum(units.get((s, t), 0.0) * term_ns(prior.stages[s], t) for s, t in pairs)
     return cols
 
 
@@ -80,7 +80,7 @@ def ungrouped_ns(setup: Setup, prior: CostProfile) -> float:
     """ns of the setup's round trip from stage terms no group scales (napi_poll, tc_bpf, ...):
     they keep their prior in every fit."""
     grouped = {pair for pairs in GROUPS.values() for pair in pairs}
-    return sum(u * getattr(prior.stages[s], TERMS[t]) for (s, t), u in path_units(setup).items()
+    return sum(u * term_ns(prior.stages[s], t) for (s, t), u in path_units(setup).items()
                if (s, t) not in grouped)
 
 
@@ -157,6 +157,8 @@ def apply(prior: CostProfile, result: FitResult, name: str, description: str) ->
                  else f"prior (group {g}: {result.notes.get(g, 'kept')})")
         for stage, term in pairs:
             field_name = TERMS[term]
+            if data["stages"][stage][field_name] is None:
+                continue                        # no repeat_ns: a repeat follows base_ns, scaled already
             data["stages"][stage][field_name] = round(data["stages"][stage][field_name] * s, 6)
             data["stages"][stage]["source"] = _join(data["stages"][stage].get("source", ""), field_name, label, s)
             if field_name in data["stages"][stage].get("range", {}) and g in result.free:
@@ -168,6 +170,6 @@ def apply(prior: CostProfile, result: FitResult, name: str, description: str) ->
 def _join(old: str, term: str, label: str, scale: float) -> str:
     """One source string per stage, saying per term where its value comes from."""
     entry = f"{term}: {label}"
-    if old.startswith(("base_ns:", "per_byte_ns:", "per_entry_ns:")):
+    if old.startswith(("base_ns:", "repeat_ns:", "per_byte_ns:", "per_entry_ns:")):
         return old + "; " + entry
     return entry + (f"; prior's source: {old}" if old else "")

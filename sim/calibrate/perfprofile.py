@@ -9,6 +9,11 @@ trip).  So, per stage, over the *fitting* setups (every measured setup except th
 - a stage whose entry count does not vary across the fitting setups (or has none):
   ``base_ns = sum(measured - prior per-entry cost) / sum(times paid)``, a units-weighted
   mean; its range is the lowest and highest per-setup value ``measured / times paid``.
+  With ``repeat=True`` (``--repeat-prices``), a stage that some fitting setups pay again on
+  one path (a second IP input after a router's, a router's transmit after the sender's) and
+  others pay once is fitted by least squares of ``measured - prior per-entry cost = base *
+  first + repeat * repeats``, which gives it a ``repeat_ns`` (docs/calibration.md, "A repeat
+  traversal costs less than the first").
 - a stage whose entries vary (netfilter hooks with 0, 100, 1000 rules): least squares of
   ``measured = base * times + per_entry * entries``; a negative coefficient is fixed at 0.
 - per-byte terms and stages no fitting setup pays keep the prior (labelled so), except the
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.calibrate.predict import MESSAGES_PER_RTT, TERMS, path_units
+from sim.calibrate.predict import MESSAGES_PER_RTT, path_units, term_ns
 from sim.calibrate.setups import Setup, by_name
 from sim.core.costs import CostProfile
 from sim.core.stages import STAGE_NAMES
@@ -45,6 +50,9 @@ class StageEstimate:
     high_ns: float
     setups: list[str] = field(default_factory=list)
     method: str = ""
+    repeat_ns: float | None = None           # None: a repeat traversal costs base_ns
+    repeat_low_ns: float = 0.0               # lowest and highest per-setup repeat
+    repeat_high_ns: float = 0.0
 
 
 def one_way_units(setup: Setup) -> dict[tuple[str, str], float]:
@@ -58,8 +66,10 @@ def one_way_units(setup: Setup) -> dict[tuple[str, str], float]:
 SPLIT_FROM: dict[str, str] = {"napi_poll": "l2_demux"}
 
 
-def estimate(measured: dict[str, dict[str, float]], prior: CostProfile) -> dict[str, StageEstimate]:
-    """Per-stage values from `measured` = {setup: {stage: CPU ns per packet}} of the fitting setups."""
+def estimate(measured: dict[str, dict[str, float]], prior: CostProfile,
+             repeat: bool = False) -> dict[str, StageEstimate]:
+    """Per-stage values from `measured` = {setup: {stage: CPU ns per packet}} of the fitting
+    setups; `repeat`: price a stage's repeat traversals apart where the setups allow it."""
     fitting = {n: m for n, m in measured.items() if not by_name(n).fit_never}
     out: dict[str, StageEstimate] = {}
     for stage in STAGE_NAMES:
@@ -70,11 +80,11 @@ def estimate(measured: dict[str, dict[str, float]], prior: CostProfile) -> dict[
         rows = []
         for name, m in fitting.items():
             u = one_way_units(by_name(name))
-            times = u.get((stage, "base"), 0.0)
-            if times:
-                rows.append((name, times, u.get((stage, "entry"), 0.0), m.get(stage, 0.0)))
+            first, repeats = u.get((stage, "base"), 0.0), u.get((stage, "repeat"), 0.0)
+            if first + repeats:
+                rows.append((name, first, repeats, u.get((stage, "entry"), 0.0), m.get(stage, 0.0)))
         if rows:
-            out[stage] = _estimate_stage(stage, rows, prior)
+            out[stage] = _estimate_stage(stage, rows, prior, repeat)
     return out
 
 
@@ -99,7 +109,8 @@ def by_difference(raw: dict[str, list[dict]]) -> dict[str, StageEstimate]:
     for stage, (category, name, base) in BY_DIFFERENCE.items():
         if name not in raw or base not in raw:
             continue
-        times = one_way_units(by_name(name)).get((stage, "base"), 0.0)
+        u = one_way_units(by_name(name))
+        times = u.get((stage, "base"), 0.0) + u.get((stage, "repeat"), 0.0)
         if not times:
             raise ValueError(f"{name} does not pay {stage}: BY_DIFFERENCE is wrong")
         diffs = [(a["ns_per_packet"].get(category, 0.0) - b["ns_per_packet"].get(category, 0.0)) / times
@@ -115,20 +126,25 @@ def record_measured(rec: dict) -> dict[str, dict[str, float]]:
     return {n: s["ns_per_packet"] for n, s in rec["setups"].items()}
 
 
-def all_estimates(rec: dict, prior: CostProfile) -> dict[str, StageEstimate]:
+def all_estimates(rec: dict, prior: CostProfile, repeat: bool = False) -> dict[str, StageEstimate]:
     """`estimate` over a perf-stages record's fitting setups, then `by_difference` for the
     stages it could not give."""
-    out = estimate(record_measured(rec), prior)
+    out = estimate(record_measured(rec), prior, repeat)
     for stage, e in by_difference(rec.get("raw", {})).items():
         out.setdefault(stage, e)
     return out
 
 
-def _estimate_stage(stage: str, rows: list[tuple[str, float, float, float]], prior: CostProfile) -> StageEstimate:
+def _estimate_stage(stage: str, rows: list[tuple[str, float, float, float, float]],
+                    prior: CostProfile, repeat: bool = False) -> StageEstimate:
+    """One stage's values from `rows` = (setup, first traversals, repeat traversals, entries,
+    measured ns) per fitting setup (per packet one way); see the module docstring."""
     names = [r[0] for r in rows]
-    times = np.array([r[1] for r in rows])
-    entries = np.array([r[2] for r in rows])
-    y = np.array([r[3] for r in rows])
+    first = np.array([r[1] for r in rows])
+    repeats = np.array([r[2] for r in rows])
+    times = first + repeats
+    entries = np.array([r[3] for r in rows])
+    y = np.array([r[4] for r in rows])
     per_setup = y / times
     spread = entries.max() / max(entries.min(), 1.0) if entries.max() > 0 else 1.0
     if len(rows) >= 3 and spread >= MIN_ENTRY_SPREAD:
@@ -145,10 +161,35 @@ def _estimate_stage(stage: str, rows: list[tuple[str, float, float, float]], pri
                              names, method)
     prior_entry = prior.stages[stage].per_entry_ns
     net = y - prior_entry * entries
+    subtracted = " (prior per-entry subtracted)" if entries.any() else ""
+    split = _first_and_repeat(stage, names, first, repeats, net) if repeat else None
+    if split is not None:
+        split.method += subtracted
+        return split
     base = float(net.sum() / times.sum())
     per_setup = net / times
     return StageEstimate(stage, max(base, 0.0), None, float(per_setup.min()), float(per_setup.max()), names,
-                         f"mean over {len(rows)} setups" + (" (prior per-entry subtracted)" if entries.any() else ""))
+                         f"mean over {len(rows)} setups" + subtracted)
+
+
+def _first_and_repeat(stage: str, names: list[str], first: np.ndarray, repeats: np.ndarray,
+                      net: np.ndarray) -> StageEstimate | None:
+    """Least squares of ``net = base * first + repeat * repeats`` when some setups pay the
+    stage again and some only once, both coefficients come out non-negative and the repeat
+    below the first; else None (one cost per traversal).  The ranges: the once-only setups'
+    ``net / first``, and the others' ``(net - base * first) / repeats``."""
+    once, again = repeats == 0, repeats > 0
+    if not once.any() or not again.any():
+        return None
+    (base, repeat), *_ = np.linalg.lstsq(np.column_stack([first, repeats]), net, rcond=None)
+    if base < 0 or repeat < 0 or repeat >= base:
+        return None
+    base_each = net[once] / first[once]
+    repeat_each = (net[again] - base * first[again]) / repeats[again]
+    return StageEstimate(stage, float(base), None, float(base_each.min()), float(base_each.max()), names,
+                         f"first and repeat traversals, least squares over {len(names)} setups "
+                         f"({int(again.sum())} pay it again)", float(repeat), float(repeat_each.min()),
+                         float(repeat_each.max()))
 
 
 def with_estimates(prior: CostProfile, estimates: dict[str, StageEstimate], where: str) -> dict:
@@ -157,11 +198,18 @@ def with_estimates(prior: CostProfile, estimates: dict[str, StageEstimate], wher
     for stage, e in estimates.items():
         st = data["stages"][stage]
         st["base_ns"] = round(e.base_ns, 1)
-        labels = [f"base_ns: measured (perf, {where}; per traversal {e.low_ns:.0f}..{e.high_ns:.0f} "
+        traversal = "per traversal" if e.repeat_ns is None else "per first traversal"
+        labels = [f"base_ns: measured (perf, {where}; {traversal} {e.low_ns:.0f}..{e.high_ns:.0f} "
                   f"over {', '.join(e.setups)})"]
         rng = dict(st.get("range") or {})
         low, high = rng.get("base_ns", (e.base_ns, e.base_ns))
         rng["base_ns"] = (max(0.0, round(min(low, e.low_ns, e.base_ns), 1)), round(max(high, e.high_ns, e.base_ns), 1))
+        if e.repeat_ns is not None:
+            st["repeat_ns"] = round(e.repeat_ns, 1)
+            labels.append(f"repeat_ns: measured (perf, {where}; {e.method}; per setup "
+                          f"{e.repeat_low_ns:.0f}..{e.repeat_high_ns:.0f})")
+            rng["repeat_ns"] = (max(0.0, round(min(e.repeat_low_ns, e.repeat_ns), 1)),
+                                round(max(e.repeat_high_ns, e.repeat_ns), 1))
         if e.per_entry_ns is not None:
             st["per_entry_ns"] = round(e.per_entry_ns, 2)
             labels.append(f"per_entry_ns: measured (perf, {where}; {e.method})")
@@ -179,7 +227,7 @@ def stage_ns(setup: Setup, profile: CostProfile) -> dict[str, float]:
     """{stage: CPU ns per packet one way} that `profile` charges on `setup`'s path."""
     out: dict[str, float] = {}
     for (stage, term), units in one_way_units(setup).items():
-        out[stage] = out.get(stage, 0.0) + units * getattr(profile.stages[stage], TERMS[term])
+        out[stage] = out.get(stage, 0.0) + units * term_ns(profile.stages[stage], term)
     return out
 
 
@@ -191,11 +239,13 @@ def unmodelled_ns(ns_per_packet: dict[str, float]) -> float:
 def estimates_table(estimates: dict[str, StageEstimate], prior: CostProfile) -> str:
     """Markdown: per stage, the prior vs the perf value per traversal, its per-setup range and method."""
     lines = ["| stage | prior base (ns) | perf base per traversal (ns) | per-setup range (ns) | "
-             "prior per entry | perf per entry | how |", "|---|---:|---:|---:|---:|---:|---|"]
+             "perf repeat traversal (ns) | prior per entry | perf per entry | how |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for stage, e in estimates.items():
         p = prior.stages[stage]
         per_entry = "" if e.per_entry_ns is None else f"{e.per_entry_ns:.2f}"
-        lines.append(f"| {stage} | {p.base_ns:g} | {e.base_ns:.0f} | {e.low_ns:.0f}..{e.high_ns:.0f} | "
+        repeat = "" if e.repeat_ns is None else f"{e.repeat_ns:.0f} ({e.repeat_low_ns:.0f}..{e.repeat_high_ns:.0f})"
+        lines.append(f"| {stage} | {p.base_ns:g} | {e.base_ns:.0f} | {e.low_ns:.0f}..{e.high_ns:.0f} | {repeat} | "
                      f"{p.per_entry_ns:g} | {per_entry} | {e.method} |")
     return "\n".join(lines)
 

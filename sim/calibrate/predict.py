@@ -10,8 +10,9 @@ and ``app`` is the application's cost per message (``app_recv_ns``: for the meas
 program, Python's interpreter and system-call overhead plus the wake-up).  Because every
 stage costs ``base + per_byte * bytes + per_entry * entries``, the RTT is linear in the
 profile: `path_units` finds, by simulating one transaction with unit costs, how many times
-each term of each stage is paid (base: count; per_byte: bytes; per_entry: entries), so
-`predict_rtt_ns` prices any profile exactly and without simulating.  `simulate_rtt_ns` runs
+each term of each stage is paid (base: count of first traversals; repeat: count of repeat
+traversals, priced ``repeat_ns`` or, without one, ``base_ns``; per_byte: bytes; per_entry:
+entries), so `predict_rtt_ns` prices any profile exactly and without simulating.  `simulate_rtt_ns` runs
 the full simulator instead (used by the tests to check the two agree).
 """
 
@@ -21,12 +22,17 @@ from functools import lru_cache
 from typing import NoReturn
 
 from sim.calibrate.setups import CUSTOM_SCHEMES, Setup
-from sim.core.costs import CostProfile
+from sim.core.costs import CostProfile, StageCost
 from sim.core.simulate import simulate
 from sim.core.stages import STAGE_NAMES
 
-TERMS = {"base": "base_ns", "byte": "per_byte_ns", "entry": "per_entry_ns"}
+TERMS = {"base": "base_ns", "repeat": "repeat_ns", "byte": "per_byte_ns", "entry": "per_entry_ns"}
 MESSAGES_PER_RTT = 2
+
+
+def term_ns(cost: StageCost, term: str) -> float:
+    """The price of one unit of `term` (a key of `TERMS`) of a stage costing `cost`."""
+    return cost.repeat_or_base_ns if term == "repeat" else getattr(cost, TERMS[term])
 
 
 def scenario(setup: Setup, cost_profile: str = "default", stage_overrides: dict | None = None,
@@ -69,7 +75,8 @@ def _units(key: tuple) -> dict[tuple[str, str], float]:
     setup = Setup("units", "", _never_built, scheme, namespaces, same_ns, rules, idle, size=size)
     units: dict[tuple[str, str], float] = {}
     for term, field in TERMS.items():
-        unit = {name: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for name in STAGE_NAMES}
+        unit = {name: {"base_ns": 0.0, "repeat_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0}
+                for name in STAGE_NAMES}
         for name in STAGE_NAMES:
             unit[name][field] = 1.0
         pk = simulate(scenario(setup, stage_overrides=unit)).packets
@@ -84,14 +91,15 @@ def _units(key: tuple) -> dict[tuple[str, str], float]:
 
 
 def path_units(setup: Setup) -> dict[tuple[str, str], float]:
-    """{(stage, term): units paid per round trip}; term is base (count), byte or entry."""
+    """{(stage, term): units paid per round trip}; term is base (count of first traversals),
+    repeat (count of repeat traversals), byte or entry."""
     return dict(_units(_key(setup)))
 
 
 def predict_rtt_ns(setup: Setup, profile: CostProfile, app_ns: float) -> float:
     total = MESSAGES_PER_RTT * app_ns
     for (stage, term), units in path_units(setup).items():
-        total += units * getattr(profile.stages[stage], TERMS[term])
+        total += units * term_ns(profile.stages[stage], term)
     return total
 
 

@@ -1,9 +1,11 @@
 """Cost profiles: the CPU cost of each stage and the sizes used by the memory model.
 
 A stage costs ``base_ns + per_byte_ns * size_bytes + per_entry_ns * entries`` (see
-`sim.core.stages` for what `entries` counts).  A profile is a YAML file; the default one is
-`sim/profiles/default.yaml`, whose comments name the public source of every value.  A
-scenario names a profile (``default`` or a path) and may override any value.
+`sim.core.stages` for what `entries` counts); a stage may price its repeat traversals (the
+second and later time one packet runs it on one host) with ``repeat_ns`` in place of
+``base_ns``.  A profile is a YAML file; the default one is `sim/profiles/default.yaml`, whose
+comments name the public source of every value.  A scenario names a profile (``default`` or a
+path) and may override any value.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ PROFILE_DIR = Path(__file__).parent.parent / "profiles"
 
 
 COST_TERMS = ("base_ns", "per_byte_ns", "per_entry_ns")
+RANGED_TERMS = Literal["base_ns", "per_byte_ns", "per_entry_ns", "repeat_ns"]
 
 
 class StageCost(BaseModel):
@@ -43,8 +46,12 @@ class StageCost(BaseModel):
     base_ns: NonNegativeFloat = 0.0
     per_byte_ns: NonNegativeFloat = 0.0
     per_entry_ns: NonNegativeFloat = 0.0
-    range: dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"],
-                tuple[NonNegativeFloat, NonNegativeFloat]] = {}
+    # The base of a repeat traversal: the second and later time one packet runs this stage on
+    # one host (a second router in a row, the receiver's IP input after the router's), when its
+    # code and the packet's cache lines are still warm.  None: a repeat costs base_ns
+    # (docs/calibration.md, "A repeat traversal costs less than the first").
+    repeat_ns: Optional[NonNegativeFloat] = None
+    range: dict[RANGED_TERMS, tuple[NonNegativeFloat, NonNegativeFloat]] = {}
     source: str = ""
     # Only in a profile's declared stage (a name not built in; docs/stages.md): its report group
     # and what per_entry_ns counts.
@@ -55,6 +62,11 @@ class StageCost(BaseModel):
         for term, (low, high) in self.range.items():
             if low > high:
                 raise ValueError(f"range of {term}: low {low:g} > high {high:g}")
+
+    @property
+    def repeat_or_base_ns(self) -> float:
+        """What a repeat traversal's base costs: ``repeat_ns``, or ``base_ns`` without one."""
+        return self.base_ns if self.repeat_ns is None else self.repeat_ns
 
 
 class NetfilterCosts(BaseModel):

@@ -76,6 +76,8 @@ from sim.core.tcpcost import tcp_stages
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
+REPEAT_UID_BASE = 1 << 50                   # uids of passes that repeat stages (Host._repeat_passes)
+
 # Stages that run once per frame the NIC receives: a packet of k frames (a TCP GSO packet,
 # `sim.core.packet`) pays their base cost k times, every other stage's once (docs/tcp.md, GRO).
 PER_FRAME_STAGES = ("vnic_demux", "nic_rx")
@@ -138,6 +140,8 @@ class Host:
         self.base = [c.base_ns for c in costs]
         self.per_byte = [c.per_byte_ns for c in costs]
         self.per_entry = [c.per_entry_ns for c in costs]
+        self.repeat_base = [c.repeat_ns for c in costs]     # None: a repeat traversal costs base_ns
+        self._repeat_uids: dict[tuple[int, frozenset[int]], int] = {}    # see _repeat_passes
         self._per_frame = frozenset(STAGE_NAMES.index(n) for n in PER_FRAME_STAGES)
         self.table_config = table_config(scheme.spec, spec, profile)     # lookups and memory: one size
         self.tables = SocketTables(self.table_config.mode, max(spec.namespaces, 1),
@@ -185,12 +189,31 @@ class Host:
         """`scheme`'s trips as this host runs them: with br_netfilter's hooks (a bridging
         scheme, ``br_netfilter`` on) and RPS's split passes (``rps_cpus``)."""
         plans = (br_netfilter_trips(scheme) if self._br_nf_on and bridges(scheme) else None) or scheme.trips
-        return rps_plans(plans) if self._rps else plans
+        plans = rps_plans(plans) if self._rps else plans
+        return {trip: self._repeat_passes(passes) for trip, passes in plans.items()}
 
     def _prepare_passes(self, specs, compiled: tuple[CompiledPass, ...]) -> tuple[CompiledPass, ...]:
         """A composed trip (`sim.core.mixing`) as this host runs it (as `_prepare_scheme`)."""
         passes = (br_netfilter_passes(specs, compiled) if self._br_nf_on else None) or compiled
-        return rps_plans({"ns_to_ns": passes})["ns_to_ns"] if self._rps else passes
+        passes = rps_plans({"ns_to_ns": passes})["ns_to_ns"] if self._rps else passes
+        return self._repeat_passes(passes)
+
+    def _repeat_passes(self, passes: tuple[CompiledPass, ...]) -> tuple[CompiledPass, ...]:
+        """`passes`, one trip, with each pass that runs a stage an earlier pass of the trip ran,
+        and that the profile prices as a repeat (``repeat_ns``), replaced by a copy that knows
+        which (``repeat``; its own uid, so its price is cached apart).  `_price` charges those
+        stages ``repeat_ns``, as it does a stage's second run within one pass.  Unchanged when
+        the profile has no ``repeat_ns``."""
+        out: list[CompiledPass] = []
+        earlier: set[int] = set()
+        for p in passes:
+            rep = frozenset(i for i in earlier if self.repeat_base[i] is not None)
+            if rep:
+                uid = self._repeat_uids.setdefault((p.uid, rep), REPEAT_UID_BASE + len(self._repeat_uids))
+                p = replace(p, uid=uid, repeat=rep)
+            out.append(p)
+            earlier.update(st.index for st in p.stages)
+        return tuple(out)
 
     @staticmethod
     def _group_config(scheme: Scheme, spec, profile: CostProfile) -> TableConfig:
@@ -306,6 +329,7 @@ class Host:
             if p.loop_stages is not None and pkt.src_ns in members:   # the sender's loopback clone
                 work = [(st, tuple(m for m in ms if m != pkt.src_ns)) for st, ms in work]
                 work += [(st, (None,)) for st in p.loop_stages]
+        ran = set(p.repeat)                     # stages this packet ran before on this host
         for st, targets in work:
             i = st.index
             kind = st.entry_kind
@@ -334,7 +358,12 @@ class Host:
                     c = self.base[i] + self.per_byte[i] * size + self._br_nf_ns
                 else:
                     entries = self._entries(kind, st.role, pkt, m)
-                    base = self.base[i] * pkt.frames if pkt.frames > 1 and i in self._per_frame else self.base[i]
+                    base = self.base[i]
+                    if i in ran and self.repeat_base[i] is not None:
+                        base = self.repeat_base[i]
+                    ran.add(i)
+                    if pkt.frames > 1 and i in self._per_frame:
+                        base *= pkt.frames
                     c = base + self.per_byte[i] * size + self.per_entry[i] * entries
                 vec[i] = vec.get(i, 0.0) + c
                 total += c

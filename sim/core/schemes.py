@@ -228,6 +228,9 @@ class CompiledPass:
     root_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     loop_stages: tuple[CompiledStage, ...] | None = None    # see the module docstring
     steer: bool = False     # RPS (sim.core.host.rps_plans): the packet moves to another core's backlog after it
+    # stage indexes the packet ran in an earlier pass of its trip, whose cost profile prices a
+    # repeat traversal (``repeat_ns``; sim.core.host.Host._repeat_passes)
+    repeat: frozenset[int] = frozenset()
     has_tx: bool = field(init=False, default=False, compare=False)   # may hand packets to the NIC (nic_tx)
     tx: int = field(init=False, default=0, compare=False)            # nic_tx stages a unicast packet runs
     # wire, root or loop stages, or steer: its end may do more than queue the packet's next pass

@@ -54,7 +54,8 @@ NOTES = {
     "memory_namespace_counts": "namespace counts at which memory.csv is computed",
     "topology.host": "fields given to every generated host (any `hosts[]` key but name)",
     "topology.uplink": "leaf-spine links (default: `link`)",
-    "cost_overrides.stages": "`{stage: {base_ns, per_byte_ns, per_entry_ns}}` over the cost profile",
+    "cost_overrides.stages": "`{stage: {base_ns, per_byte_ns, per_entry_ns, repeat_ns}}` over the cost profile "
+                             "(`repeat_ns`: the base of the second and later traversal by one packet on one host)",
     "cost_overrides.host": "host defaults of the profile (netdev_max_backlog, ...)",
     "cost_overrides.memory_bytes": "structure sizes of the profile, bytes (an overridden size loses its range)",
     "flows[].size.bytes": "const size, bytes (default 64)",

@@ -323,7 +323,7 @@ class RunSpec(Strict):
 
 
 class CostOverrides(Strict):
-    stages: dict[str, dict[Literal["base_ns", "per_byte_ns", "per_entry_ns"], NonNegativeFloat]] = {}
+    stages: dict[str, dict[Literal["base_ns", "per_byte_ns", "per_entry_ns", "repeat_ns"], NonNegativeFloat]] = {}
     host: dict[str, Float] = {}
     memory_bytes: dict[str, Float] = {}
     netfilter: dict[str, dict] = {}       # {br_netfilter: {base_ns: ..}, backends: {NAME: {..}}, ...}
