@@ -29,8 +29,8 @@ from sim.frontdoor.yamlpos import read
 PROFILE_DIR = Path(__file__).parent.parent / "profiles"
 
 
-COST_TERMS = ("base_ns", "per_byte_ns", "per_entry_ns")
-RANGED_TERMS = Literal["base_ns", "per_byte_ns", "per_entry_ns", "repeat_ns"]
+# A stage's cost terms: what a range may span and a scenario's cost_overrides may set.
+StageTerm = Literal["base_ns", "per_byte_ns", "per_entry_ns", "repeat_ns"]
 
 
 class StageCost(BaseModel):
@@ -51,7 +51,7 @@ class StageCost(BaseModel):
     # code and the packet's cache lines are still warm.  None: a repeat costs base_ns
     # (docs/calibration.md, "A repeat traversal costs less than the first").
     repeat_ns: Optional[NonNegativeFloat] = None
-    range: dict[RANGED_TERMS, tuple[NonNegativeFloat, NonNegativeFloat]] = {}
+    range: dict[StageTerm, tuple[NonNegativeFloat, NonNegativeFloat]] = {}
     source: str = ""
     # Only in a profile's declared stage (a name not built in; docs/stages.md): its report group
     # and what per_entry_ns counts.

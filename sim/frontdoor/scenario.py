@@ -23,6 +23,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from sim.core.costs import StageTerm
 from sim.core.nscodes import WIRE_NS
 from sim.core.stages import DECLARED_ENTRY_KINDS, GROUPS, NF_CHAINS, declared_problem
 from sim.frontdoor.endpoints import parse, resolve
@@ -323,7 +324,7 @@ class RunSpec(Strict):
 
 
 class CostOverrides(Strict):
-    stages: dict[str, dict[Literal["base_ns", "per_byte_ns", "per_entry_ns", "repeat_ns"], NonNegativeFloat]] = {}
+    stages: dict[str, dict[StageTerm, NonNegativeFloat]] = {}
     host: dict[str, Float] = {}
     memory_bytes: dict[str, Float] = {}
     netfilter: dict[str, dict] = {}       # {br_netfilter: {base_ns: ..}, backends: {NAME: {..}}, ...}
