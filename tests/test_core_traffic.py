@@ -51,6 +51,11 @@ def test_size_distributions_have_their_means():
     assert p[p.flow == "u"].size_bytes.between(100, 1500).all()
 
 
+def read_ns(size_bytes):
+    """The default profile's read of a packet of `size_bytes`: recvmsg and its copy (sim.core.apps)."""
+    return PROFILE.host.app_recv_ns + PROFILE.host.app_recv_per_byte_ns * size_bytes
+
+
 def test_request_response_is_a_closed_loop():
     sc = one_host("l2-routed", namespaces=2, flows=[{"kind": "rr", "src": "h1:ns0", "dst": "h1:ns1",
                                                      "server_ns": 5000, "think_ns": 10_000}], duration_ns=2e7)
@@ -59,13 +64,13 @@ def test_request_response_is_a_closed_loop():
     req, resp = p[p.direction == "request"], p[p.direction == "response"]
     assert len(req) - len(resp) in (0, 1)                 # never more than one outstanding
     merged = resp.merge(req, on="seq", suffixes=("_resp", "_req"))
-    app = PROFILE.host.app_recv_ns
     wake = PROFILE.host.wakeup_local_ns         # one core: each reader is woken on its own core
     # each response leaves after the server's thread was woken, read the request and served it
     gap = merged.t_sent_ns_resp - merged.t_done_ns_req
-    assert np.allclose(gap, wake + app + 5000)
+    assert np.allclose(gap, wake + read_ns(merged.size_bytes_req) + 5000)
     # transactions per second = 1 / (round trip + wake-ups + reads + server work + think)
-    cycle = (merged.latency_ns_req + merged.latency_ns_resp).mean() + 2 * (wake + app) + 5000 + 10_000
+    reads = read_ns(merged.size_bytes_req) + read_ns(merged.size_bytes_resp)
+    cycle = (merged.latency_ns_req + merged.latency_ns_resp + reads).mean() + 2 * wake + 5000 + 10_000
     assert len(resp) == pytest.approx(2e7 / cycle, rel=0.02)
 
 
@@ -100,13 +105,13 @@ def test_rr_exponential_server_and_think_times():
     p = rr_exponential_run(1)
     req, resp = p[p.direction == "request"], p[p.direction == "response"]
     merged = resp.merge(req, on="seq", suffixes=("_resp", "_req"))
-    app, wake = PROFILE.host.app_recv_ns, PROFILE.host.wakeup_local_ns
-    work = (merged.t_sent_ns_resp - merged.t_done_ns_req - wake - app).to_numpy()
+    wake = PROFILE.host.wakeup_local_ns
+    work = (merged.t_sent_ns_resp - merged.t_done_ns_req - wake - read_ns(merged.size_bytes_req)).to_numpy()
     # the next request leaves think_ns after the client read the response
     sent = np.sort(req.t_sent_ns.to_numpy())
     done = np.sort(resp.t_done_ns.to_numpy())
     n = min(len(done), len(sent) - 1)
-    think = sent[1:n + 1] - done[:n] - wake - app
+    think = sent[1:n + 1] - done[:n] - wake - read_ns(resp.size_bytes.iloc[0])
     for x, mean in ((work, 5000), (think, 10_000)):
         assert len(x) > 5000 and x.min() >= 0
         assert x.mean() == pytest.approx(mean, rel=0.03)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import pytest
 
 from sim.core import tcp as tcp_mod
+from sim.core.costs import load_profile
 from sim.core.simulate import simulate
 from sim.core.tcp import HEADER_BYTES
 
 MSS = 1448
+PROFILE = load_profile("default")
 
 
 def one_host(app_recv_ns, src_core, dst_core, dur=2e7, **tcp):
@@ -41,7 +43,8 @@ def two_hosts(app_recv_ns, dur=5e7, loss=0.0, **tcp):
 def test_the_receivers_application_core_only_reads():
     """Sender on core 0, reader on core 1 of one host: veth hands every packet to the backlog
     of the core that sent it, so the receiver's TCP runs on core 0 and its ACKs leave from
-    core 0's softirq; the reader's core does nothing but read (app_recv_ns per data packet).
+    core 0's softirq; the reader's core does nothing but read (app_recv_ns + the copy,
+    app_recv_per_byte_ns x its bytes, per data packet).
     (Were ACKs sent by the reader's thread, core 1 would also run every ACK's send pass.)  The
     buffer is fixed: autotuned, the clamp grows past twice the window offered, the reader sends
     window updates (tcp_cleanup_rbuf), and the flow's softirq work follows them to its core."""
@@ -50,11 +53,14 @@ def test_the_receivers_application_core_only_reads():
     p = r.packets
     data = p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8) & (p.status == "delivered")]
     warm, until = 2e6, 2e7
-    reads = ((data.t_done_ns >= warm) & (data.t_done_ns < until)).sum()
+    read = data[(data.t_done_ns >= warm) & (data.t_done_ns < until)]
+    copy = PROFILE.host.app_recv_per_byte_ns
+    assert copy > 0
     busy = r.cores.set_index("core").busy_ns
     assert r.model.flows[0].acks > 100
-    assert busy[1] == pytest.approx(reads * recv, abs=2 * recv)
-    assert busy[0] > 5 * busy[1]
+    most = recv + copy * data.size_bytes.max()
+    assert busy[1] == pytest.approx(len(read) * recv + copy * read.size_bytes.sum(), abs=2 * most)
+    assert busy[0] > 2 * busy[1]
 
 
 def test_an_ack_leaves_as_its_segment_is_processed_not_after_the_reader():

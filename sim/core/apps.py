@@ -22,11 +22,14 @@ Contract:
   buffer the flow gave the socket, `SocketQueue.limit`: TCP's autotuned one) until the
   application's read of it *ends* (udp_recvmsg -> skb_consume_udp -> udp_rmem_release);
   overflow drops with ``socket_rcvbuf_full``.  The packet is recorded ``delivered`` when it
-  enters the socket.  The read is a job of the socket's thread costing ``app_recv_ns`` plus
-  the flow's own work per message (`read_work_ns`, e.g. ``server_ns``); at its end the flow's
-  ``on_read`` runs if the flow observes reads.  A read of cost 0 is no job: ``on_read`` runs at
-  once.  A send made by ``on_read`` from the reading socket is the thread's next job, ahead of
-  reads queued meanwhile (recvmsg, work, sendmsg, recvmsg: a reply is not held back).
+  enters the socket.  The read is a job of the socket's thread costing `read_cost_ns`
+  (``app_recv_ns`` plus ``app_recv_per_byte_ns`` x the packet's bytes: recvmsg's copy to user
+  space, net/core/datagram.c skb_copy_datagram_iter, called by udp_recvmsg and
+  tcp_recvmsg_locked) plus the flow's own work per message (`read_work_ns`, e.g.
+  ``server_ns``); at its end the flow's ``on_read`` runs if the flow observes reads.  A host
+  with ``app_recv_ns`` 0 has no reading application: it copies nothing either.  A read of cost
+  0 is no job: ``on_read`` runs at once.  A send made by ``on_read`` from the reading socket
+  is the thread's next job, ahead of reads queued meanwhile (recvmsg, work, sendmsg, recvmsg: a reply is not held back).
 - Wake-ups: a read that finds its thread asleep wakes it.  Same core as the waker (the core
   that ran the enqueueing pass): the thread becomes runnable ``wakeup_local_ns`` later.
   Another core: the waker's core spends ``wakeup_ipi_send_ns`` of CPU (the IPI), and the thread
@@ -67,7 +70,8 @@ class Apps:
     """The application threads and sockets of one host; see the module docstring."""
 
     def __init__(self, host, *, sndbuf_bytes: int, rcvbuf_bytes: int, truesize_overhead: int,
-                 app_recv_ns: float, sockets_per_namespace: int, wake: WakeCosts) -> None:
+                 app_recv_ns: float, app_recv_per_byte_ns: float, sockets_per_namespace: int,
+                 wake: WakeCosts) -> None:
         self.host = host
         self.engine = host.engine
         self.model = host.model
@@ -76,6 +80,7 @@ class Apps:
         self.rcvbuf_bytes = rcvbuf_bytes
         self.truesize_overhead = truesize_overhead
         self.app_recv_ns = app_recv_ns
+        self.recv_per_byte_ns = app_recv_per_byte_ns if app_recv_ns > 0 else 0.0
         self.per_ns = sockets_per_namespace
         self.wake_costs = wake
         self.threads: dict[tuple[int, int, int], Thread] = {}       # (ns, port, side) -> thread
@@ -144,7 +149,9 @@ class Apps:
         self.model.record_delivered(pkt, ns, now)
         flow = pkt.owner
         observes = flow.observes_reads
-        cost = self.app_recv_ns + flow.read_work_ns(pkt) if observes else self.app_recv_ns
+        cost = self.app_recv_ns + self.recv_per_byte_ns * pkt.size      # `read_cost_ns`, inline
+        if observes:
+            cost += flow.read_work_ns(pkt)
         if cost <= 0:
             if observes:
                 flow.on_read(pkt)
@@ -178,6 +185,10 @@ class Apps:
             return
         th.waking = True
         self.engine.at(delay, core.woken, th)
+
+    def read_cost_ns(self, pkt) -> float:
+        """CPU of the application's read of `pkt` (recvmsg and its copy), the flow's work aside."""
+        return self.app_recv_ns + self.recv_per_byte_ns * pkt.size
 
     def socket_queue(self, key: tuple[int, int, int]) -> SocketQueue:
         """The receive queue of socket `key` (ns, port, side), created on first use."""

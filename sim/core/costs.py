@@ -107,6 +107,9 @@ class HostDefaults(BaseModel):
     rcvbuf_bytes: PositiveInt = 212992
     skb_truesize_overhead_bytes: NonNegativeInt = 768
     app_recv_ns: NonNegativeFloat = 0.0
+    # recvmsg's copy of the packet to user space, per byte (`sim.core.apps`): read = app_recv_ns
+    # + this x the packet's bytes; nothing on a host whose app_recv_ns is 0 (no application reads)
+    app_recv_per_byte_ns: NonNegativeFloat = 0.0
     # Execution (sim.core.cpu, sim.core.apps); defaults are the kernel's, see default.yaml.
     sndbuf_bytes: PositiveInt = 212992
     napi_weight: PositiveInt = 64

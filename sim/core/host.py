@@ -132,6 +132,8 @@ class Host:
                          rcvbuf_bytes=spec.rcvbuf_bytes or hd.rcvbuf_bytes,
                          truesize_overhead=hd.skb_truesize_overhead_bytes,
                          app_recv_ns=hd.app_recv_ns if spec.app_recv_ns is None else spec.app_recv_ns,
+                         app_recv_per_byte_ns=(hd.app_recv_per_byte_ns if spec.app_recv_per_byte_ns is None
+                                               else spec.app_recv_per_byte_ns),
                          sockets_per_namespace=spec.sockets_per_namespace,
                          wake=WakeCosts(hd.wakeup_local_ns, hd.wakeup_ipi_ns, hd.wakeup_ipi_send_ns))
         self.namespaces = spec.namespaces

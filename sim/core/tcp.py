@@ -58,8 +58,9 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
   or armed the timer (`sim.core.model.Model.emit` with ``softirq_core``); what the application
   does (connect, a write, a window update after a read) from its thread.
 - Reads: a pure ACK is consumed by TCP in softirq (tcp_ack) and never reaches the
-  application (`read_work_ns` cancels ``app_recv_ns``); a data segment costs the reader
-  ``app_recv_ns``; the segment that completes a tcp_rr request also ``server_ns``.
+  application (`read_work_ns` cancels the read's cost); a data packet costs the reader
+  ``app_recv_ns`` + ``app_recv_per_byte_ns`` x its bytes (tcp_recvmsg's copy); the segment
+  that completes a tcp_rr request also ``server_ns``.
 
 Results per flow (`TcpFlow.tcp_stats`): in-order payload delivered at or after warm-up per
 second, the stage CPU of the flow's packets per GB of it, data segments, retransmissions,
@@ -189,7 +190,7 @@ class TcpFlow(Flow):
         self._pkts: dict[int, tuple] = {}    # seq -> (side, kind, start, end, ack, tsval, tsecr)
         self._read_work: dict[int, float] = {}   # seq -> application work of its read
         self._book_sums: dict[int, float] = {}
-        self._app_recv: Optional[tuple[float, float]] = None
+        self._readers: Optional[tuple] = None     # the Apps of side 0's and side 1's hosts
         self._quick_max = min(self.tcp.rwnd_bytes // (2 * self.tcp.mss_bytes), MAX_QUICKACKS)
         self._ctx_core = -1              # >= 0: running in softirq on that core (sends go inline there)
         self._unread: set[int] = set()   # seqs of data packets delivered and not yet read
@@ -210,12 +211,13 @@ class TcpFlow(Flow):
         for c in self.conns:
             self.engine.at(self.spec.start_ns, self._syn, c)
 
-    def _app_recv_ns(self, side: int) -> float:
-        """app_recv_ns of the host that `side` is on."""
-        if self._app_recv is None:
+    def _read_cost_ns(self, side: int, pkt) -> float:
+        """What reading `pkt` would cost the application of the host `side` is on
+        (`sim.core.apps.Apps.read_cost_ns`)."""
+        if self._readers is None:
             hosts = self.model.hosts
-            self._app_recv = (hosts[self.src[0]].apps.app_recv_ns, hosts[self.dst[0]].apps.app_recv_ns)
-        return self._app_recv[side]
+            self._readers = (hosts[self.src[0]].apps, hosts[self.dst[0]].apps)
+        return self._readers[side].read_cost_ns(pkt)
 
     def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
               tsecr: float = 0.0, segments: int = 1) -> None:
@@ -302,10 +304,10 @@ class TcpFlow(Flow):
         if kind == SYN:
             if not c.established[1]:
                 self._emit(c, 1, SYNACK, 0, 0, 0, SYN_BYTES)     # (again, for a retried SYN)
-            self._read_work[pkt.seq] = -self._app_recv_ns(me)
+            self._read_work[pkt.seq] = -self._read_cost_ns(me, pkt)
             return
         if kind == SYNACK:
-            self._read_work[pkt.seq] = -self._app_recv_ns(me)
+            self._read_work[pkt.seq] = -self._read_cost_ns(me, pkt)
             if c.established[0]:
                 return
             rtt = self.engine._now - c.syn_sent_ns
@@ -318,7 +320,7 @@ class TcpFlow(Flow):
         if not c.established[me]:                           # the third ACK (or the first data)
             self._established(c, me)
         if end == start:
-            self._read_work[pkt.seq] = -self._app_recv_ns(me)    # pure ACK: consumed in softirq
+            self._read_work[pkt.seq] = -self._read_cost_ns(me, pkt)    # pure ACK: consumed in softirq
             self._ack_in(c, s, ack, tsecr, False, right)
             if kind == PROBE:                                    # a zero-window probe: answer it
                 self._send_ack(c, s)

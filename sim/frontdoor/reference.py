@@ -90,6 +90,10 @@ NOTES = {
     "rps_cpus": "RPS: cores that run the rest of the receive pass after the driver's `nic_rx` stage",
     "xps": "XPS: a packet handed to the NIC takes the TX queue of its core (core c -> queue c mod "
            "`rx_queues`), so its TX completion runs there; `false`: the queue of its flow hash",
+    "app_recv_ns": "CPU of each read (recvmsg) on the reading thread's core; 0: no application reads "
+                   "(default: the profile's `host.app_recv_ns`)",
+    "app_recv_per_byte_ns": "recvmsg's copy to user space, per byte of the packet, added to `app_recv_ns` "
+                            "(default: the profile's)",
     "sndbuf_bytes": "socket send buffer (truesize); a full one drops new sends as `sender_blocked`",
     "socket_tables": "the other era's socket tables for a scheme with a `socket_era` (default: the scheme's; "
                      "`per_namespace` as first posted, `shared_permuted` mainline's)",

@@ -87,6 +87,7 @@ class HostSpec(Strict):
     rx_ring_packets: Optional[PositiveInt] = None
     rcvbuf_bytes: Optional[PositiveInt] = None
     app_recv_ns: Optional[NonNegativeFloat] = None
+    app_recv_per_byte_ns: Optional[NonNegativeFloat] = None  # recvmsg's copy per byte; default: profile host.*
     cost_distribution: Literal["deterministic", "exponential"] = "deterministic"
     sndbuf_bytes: Optional[PositiveInt] = None               # default: profile host.sndbuf_bytes
     rx_queues: Optional[PositiveInt] = None                  # NIC RX queues (RSS); default: one per core
