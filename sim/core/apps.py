@@ -17,7 +17,8 @@ Contract:
   orphan the skb when they hand it on, a NIC frees it on TX completion, charged when the
   send pass ends, `sim.core.txq`).  A packet that would overflow it is not sent: it is recorded as dropped
   with reason ``sender_blocked`` (the application was blocked in sendmsg, sock_wait_for_wmem,
-  and an open-loop source counts what it could not send).
+  and an open-loop source counts what it could not send).  A TCP segment is exempt: TCP
+  keeps its own send buffer of bytes written and not yet acknowledged (`sim.core.tcp`).
 - Receiving: a packet entering a socket counts ``truesize`` against ``rcvbuf_bytes`` (or the
   buffer the flow gave the socket, `SocketQueue.limit`: TCP's autotuned one) until the
   application's read of it *ends* (udp_recvmsg -> skb_consume_udp -> udp_rmem_release);
@@ -89,6 +90,7 @@ class Apps:
         self.begin_send = host.begin_pass
         self.end_send = self._end_send
         self.begin_read = self._begin_read
+        self.begin_tcp_read = self._begin_tcp_read
         self.end_read = self._end_read
         self.undo_read = self._undo_read
 
@@ -113,7 +115,7 @@ class Apps:
         if th is None:
             spec = pkt.owner.spec
             th = self.thread(pkt.src_ns, pkt.port, side, spec.dst_core if side else spec.src_core)
-        if pkt.step == 0:
+        if pkt.step == 0 and not pkt.tcp:           # TCP charges its own send buffer (sim.core.tcp)
             charged = pkt.size + self.truesize_overhead
             if th.sndbuf_bytes + charged > self.sndbuf_bytes:
                 self.model.drop(pkt, "sender_blocked", self.host.name)
@@ -121,14 +123,10 @@ class Apps:
             th.sndbuf_bytes += charged
         pkt.enq_ns = self.engine._now
         pkt.sender = th
-        if th.core.run_now(th, self.begin_send, self.end_send, pkt):
-            return
-        th.jobs.append((self.begin_send, self.end_send, pkt))
-        if not (th.queued or th.on_cpu or th.waking):   # the application itself sends: no wake-up
-            th.core.ready(th)
+        self.run_job(th, self.begin_send, self.end_send, pkt)
 
     def _end_send(self, pkt) -> None:
-        if pkt.step == 0:
+        if pkt.step == 0 and not pkt.tcp:
             pkt.sender.sndbuf_bytes -= pkt.size + self.truesize_overhead
         self.host.end_pass(pkt)
 
@@ -161,7 +159,8 @@ class Apps:
         if th is None:
             spec = flow.spec
             th = sq.reader = self.thread(*key, spec.dst_core if pkt.direction == 0 else spec.src_core)
-        job = (self.begin_read, self.end_read if observes else None, (sq, pkt, truesize, cost, th))
+        job = (self.begin_tcp_read if flow.tcp_segments else self.begin_read, self.end_read if observes else None,
+               (sq, pkt, truesize, cost, th))
         if th.queued or th.on_cpu or th.waking:
             th.jobs.append(job)
             return
@@ -170,12 +169,7 @@ class Apps:
             th.jobs.append(job)
             core.ready(th)
             return
-        if waker is core:                           # asleep: wake it up
-            delay = self.wake_costs.local_ns
-        else:
-            w = self.wake_costs
-            delay = w.ipi_ns
-            waker.stall(w.ipi_send_ns)
+        delay = self._wake_delay(core, waker)      # asleep: wake it up
         if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
             held.append((now + delay + cost, truesize))     # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
@@ -190,6 +184,39 @@ class Apps:
         """CPU of the application's read of `pkt` (recvmsg and its copy), the flow's work aside."""
         return self.app_recv_ns + self.recv_per_byte_ns * pkt.size
 
+    def run_job(self, th: Thread, begin, end, arg) -> None:
+        """Queue the job (`begin`, `end`, `arg`) on `th`, which is running or about to run (the
+        application itself goes on: no wake-up)."""
+        if th.core.run_now(th, begin, end, arg):
+            return
+        th.jobs.append((begin, end, arg))
+        if not (th.queued or th.on_cpu or th.waking):
+            th.core.ready(th)
+
+    def wake(self, th: Thread, begin, end, arg, waker: Core) -> None:
+        """Queue the job on `th` and wake it if it sleeps, from work on core `waker` (as a read
+        wakes its reader: `wakeup_local_ns` or an IPI; e.g. a writer waiting for send-buffer
+        space, sk_stream_write_space)."""
+        th.jobs.append((begin, end, arg))
+        if th.queued or th.on_cpu or th.waking:
+            return
+        core = th.core
+        delay = 0.0 if th.quiet_until > self.engine._now else self._wake_delay(core, waker)
+        if delay <= 0:
+            core.ready(th)
+            return
+        th.waking = True
+        self.engine.at(delay, core.woken, th)
+
+    def _wake_delay(self, core: Core, waker: Core) -> float:
+        """Delay until a thread of `core` woken by work on `waker` may run; an IPI's CPU is
+        charged to `waker`."""
+        if waker is core:
+            return self.wake_costs.local_ns
+        w = self.wake_costs
+        waker.stall(w.ipi_send_ns)
+        return w.ipi_ns
+
     def socket_queue(self, key: tuple[int, int, int]) -> SocketQueue:
         """The receive queue of socket `key` (ns, port, side), created on first use."""
         sq = self.sockets.get(key)
@@ -202,11 +229,17 @@ class Apps:
         sq.held.append((start_ns + cost, truesize))
         return cost
 
+    def _begin_tcp_read(self, arg, core: Core, start_ns: float) -> float:
+        """`_begin_read` of a TCP segment: the read holds its socket from now to its end
+        (lock_sock in tcp_recvmsg, `sim.core.tcp.TcpFlow.on_read_start`)."""
+        arg[1].owner.on_read_start(arg[1])
+        return self._begin_read(arg, core, start_ns)
+
     def _undo_read(self, arg) -> None:
         arg[0].held.pop()                           # the socket's latest read: this one
     def _end_read(self, arg) -> None:
         pkt, jobs = arg[1], arg[4].jobs
         n = len(jobs)
         pkt.owner.on_read(pkt)
-        if n and len(jobs) > n:                     # a reply sent from this read (recv, work, send):
-            jobs.rotate(1)                          # it runs before the thread's next read
+        if n and len(jobs) > n:                     # replies sent from this read (recv, work, send):
+            jobs.rotate(len(jobs) - n)              # they run before the thread's next read

@@ -72,7 +72,7 @@ from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
 from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_INDEX, STAGE_NAMES
-from sim.core.tcpcost import tcp_stages
+from sim.core.tcpcost import TCP_SEND, WRITTEN, tcp_stages
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
@@ -332,6 +332,7 @@ class Host:
                 work = [(st, tuple(m for m in ms if m != pkt.src_ns)) for st, ms in work]
                 work += [(st, (None,)) for st in p.loop_stages]
         ran = set(p.repeat)                     # stages this packet ran before on this host
+        copied = pkt.tcp == WRITTEN             # its write copied the payload: tcp_send copies none
         for st, targets in work:
             i = st.index
             kind = st.entry_kind
@@ -366,7 +367,9 @@ class Host:
                     ran.add(i)
                     if pkt.frames > 1 and i in self._per_frame:
                         base *= pkt.frames
-                    c = base + self.per_byte[i] * size + self.per_entry[i] * entries
+                    c = base + self.per_entry[i] * entries
+                    if not (copied and i == TCP_SEND):
+                        c += self.per_byte[i] * size
                 vec[i] = vec.get(i, 0.0) + c
                 total += c
                 tx += i == NIC_TX

@@ -179,11 +179,12 @@ class Model:
         return j
 
     def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1, wire_size: int | None = None,
-             softirq_core: int = -1) -> None:
+             softirq_core: int = -1, tcp: int | None = None) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped); `frames`
         and `wire_size` as `sim.core.packet.Packet`'s (a TCP GSO packet's; default one frame of `size`).
         `softirq_core` >= 0: sent from softirq context on that core of the sending host
-        (`sim.core.host.Host.start_trip`); -1: by the sending socket's thread."""
+        (`sim.core.host.Host.start_trip`); -1: by the sending socket's thread.  `tcp`: the packet's
+        ``tcp`` in place of the flow's ``tcp_segments`` (`sim.core.tcpcost.WRITTEN`)."""
         if direction:
             (dh, dn), (sh, sn) = flow.src, flow.dst
         else:
@@ -195,7 +196,7 @@ class Model:
         self.generated += 1
         pkt = Packet(pid, flow.idx, seq, direction, sh, sn, dh, dn, flow.spec.port, size, self.engine._now, flow,
                      frames, wire_size)
-        pkt.tcp = flow.tcp_segments
+        pkt.tcp = flow.tcp_segments if tcp is None else tcp
         self.live[pid] = pkt
         src = self.hosts[sh]
         if flow.group is None:

@@ -75,6 +75,7 @@ from collections import deque
 from typing import Optional
 
 from sim.core.tcp_cc import make_cc, pacing_rate_bytes_per_ns
+from sim.core.tcpcost import TCP_SEND, WRITTEN
 from sim.core.traffic import FLOW_KINDS, Flow, SizeSampler, TransactionCounts, _exponential
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
@@ -90,6 +91,12 @@ PACING_SHIFT = 10          # sk_pacing_shift: tcp_tso_autosize sizes a GSO packe
 TSO_RTT_LOG = 9            # net.ipv4.tcp_tso_rtt_log: the min-RTT bonus halves every 2^9 us
 INF = float("inf")
 TRACE_LIMIT = 100_000      # cwnd changes kept per connection (`Side.trace`)
+# tcp_sndbuf_expand (net/ipv4/tcp_input.c): per_mss = roundup_pow_of_two(mss + MAX_TCP_HEADER +
+# SKB_DATA_ALIGN(sizeof(struct skb_shared_info))) + SKB_DATA_ALIGN(sizeof(struct sk_buff)); x86-64:
+# MAX_TCP_HEADER 320, shared info 320, sk_buff 256 (4352 bytes for a 1448-byte MSS)
+SNDBUF_MSS_HEADROOM = 640
+SNDBUF_SKB_BYTES = 256
+SNDBUF_EXPAND = 2          # tcp_sndbuf_expand: sndmem = 2 x segments x per_mss (no sndbuf_expand hook: Reno, CUBIC)
 
 SYN, SYNACK, DATA, PROBE = 1, 2, 0, 3     # packet kinds (PROBE: a zero-window probe, tcp_xmit_probe_skb)
 
@@ -116,7 +123,9 @@ class Side:
         self.in_recovery = False
         self.recover = 0                 # NewReno: high_tx when fast recovery started
         self.rto_recover = -1            # high_tx at the last RTO: no fast retransmit below it
-        self.cwnd_limited = False
+        self.cwnd_limited = False        # the last window was cwnd-limited (is_cwnd_limited)
+        self.max_out = 0                 # most segments in flight in it (max_packets_out)
+        self.usage_seq = 0               # its end (cwnd_usage_seq)
         self.cc = make_cc(t)             # congestion control (sim.core.tcp_cc)
         self.lsnd_ns = 0.0               # lsndtime: when data last left
         self.srtt = 0.0
@@ -154,6 +163,16 @@ class Side:
         self.delack_armed = INF
         self.msgs: deque = deque()       # tcp_rr: ends of the messages this side is to receive
         self.core = -1                   # core of its host that last ran its TCP in softirq (-1: none yet)
+        # the socket owned by its application (sock_owned_by_user): a read or write job holds it
+        self.owned = 0                   # jobs of its thread inside lock_sock .. release_sock
+        self.backlog: list[tuple] = []   # what TCP sent meanwhile (`TcpFlow._emit`'s arguments), held to release
+        self.push_pending = False        # an ACK meanwhile would have sent new data: push at the release
+        # a writing sender (tcp_stream's side 0, `TcpStreamFlow`)
+        self.writes = False
+        self.sndbuf = 0                  # its send buffer (sk_sndbuf), payload bytes
+        self.writing = 0                 # bytes the write job now running copies
+        self.nospace = False             # it found the buffer full (SOCK_NOSPACE): ACKs check for space
+        self.asleep = False              # waiting for send-buffer space (sk_stream_wait_memory)
         self.trace: list[tuple[float, float]] = []
 
     def set_cwnd(self, cwnd: float) -> None:
@@ -187,14 +206,18 @@ class TcpFlow(Flow):
         self.n_conn = spec.connections
         self.conns = [Conn(self, c) for c in range(self.n_conn)]
         self._n = 0                      # packets emitted: seq = n * connections + connection
-        self._pkts: dict[int, tuple] = {}    # seq -> (side, kind, start, end, ack, tsval, tsecr)
+        self._pkts: dict[int, tuple] = {}    # seq -> (side, kind, start, end, ack, tsval, tsecr, right)
         self._read_work: dict[int, float] = {}   # seq -> application work of its read
         self._book_sums: dict[int, float] = {}
         self._readers: Optional[tuple] = None     # the Apps of side 0's and side 1's hosts
         self._quick_max = min(self.tcp.rwnd_bytes // (2 * self.tcp.mss_bytes), MAX_QUICKACKS)
         self._ctx_core = -1              # >= 0: running in softirq on that core (sends go inline there)
+        self._defer: Optional[Side] = None   # the owned side whose TCP runs now: its sends wait for release
+        self._reading: set[int] = set()      # seqs whose read job is running (it owns the socket)
+        self._working: set[int] = set()      # seqs whose read job holds the application's work too
         self._unread: set[int] = set()   # seqs of data packets delivered and not yet read
         self.probes = 0                  # zero-window probes sent
+        self.released = 0                # packets held while the application owned a socket, sent at its release
         # results
         self.window_bytes = 0            # in-order payload delivered at or after warm-up
         self.window_cpu_ns = 0.0         # stage CPU of the flow's packets that ended at or after warm-up
@@ -220,20 +243,27 @@ class TcpFlow(Flow):
         return self._readers[side].read_cost_ns(pkt)
 
     def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
-              tsecr: float = 0.0, segments: int = 1) -> None:
+              tsecr: float = 0.0, segments: int = 1, written: bool = False) -> None:
         """Send a packet now, unless run.max_packets is spent (the flow falls silent).  A data
         packet of several `segments` (GSO) is that many frames on the wire, each with its headers.
-        Every packet offers the sending side's receive window (`_offer`)."""
+        Every packet offers the sending side's receive window (`_offer`).  `written`: its payload
+        was copied by a write (`sim.core.tcpcost.WRITTEN`).  While the side's TCP runs for a
+        socket its application owns (`_defer`), the packet waits in the socket's backlog for
+        the release (`_unlock`), as tcp_v4_rcv -> tcp_add_backlog defers the whole processing."""
+        if self._defer is not None:
+            self._defer.backlog.append((conn, side, kind, start, end, ack, size, tsecr, segments, written))
+            return
         if self.model.packet_budget_spent():
             return
         seq = self._n * self.n_conn + conn.idx
         self._n += 1
         self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr, self._offer(conn.sides[side]))
         self.sent += 1
+        tcp = WRITTEN if written else None
         if segments == 1:
-            self.model.emit(self, seq, side, size, 1, None, self._ctx_core)
+            self.model.emit(self, seq, side, size, 1, None, self._ctx_core, tcp)
         else:
-            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES, self._ctx_core)
+            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES, self._ctx_core, tcp)
 
     # -- handshake --------------------------------------------------------------------------
     def _syn(self, c: Conn) -> None:
@@ -256,33 +286,49 @@ class TcpFlow(Flow):
         """Side `side` of `c` is established now (tcp_finish_connect / tcp_rcv_state_process).
         The kind's hook is the application's (its first write): process context."""
         c.established[side] = True
-        ctx = self._ctx_core
-        self._ctx_core = -1
+        ctx, defer = self._ctx_core, self._defer
+        self._ctx_core, self._defer = -1, None
         self.on_established(c, side)
-        self._ctx_core = ctx
+        self._ctx_core, self._defer = ctx, defer
 
     def _from_timer(self, s: Side, send, *args) -> None:
         """`send(*args)` from a timer of side `s`: in the timer's softirq on the core it fires
         on, where the side's TCP last ran in softirq (a timer is armed, and fires, on the CPU
         that handled the segment: kernel/time/timer.c add_timer -> the local CPU's base), else
-        the flow's default core of its host."""
+        the flow's default core of its host.  A timer that fires while the application owns the
+        socket is deferred to its release (tcp_delack_timer / tcp_write_timer set
+        TCP_*_TIMER_DEFERRED, tcp_release_cb runs them): what it sends waits in the backlog."""
         self._ctx_core = s.core if s.core >= 0 else self.idx % len(self._apps(s).cores)
+        if s.owned:
+            self._defer = s
         try:
             send(*args)
         finally:
             self._ctx_core = -1
+            self._defer = None
 
     def on_established(self, c: Conn, side: int) -> None:
         """A kind's hook: the side may send data."""
 
+    def _write_space(self, s: Side) -> None:
+        """A kind's hook: an ACK freed send-buffer space while side `s`'s writer sleeps."""
+
     # -- packets arriving -------------------------------------------------------------------
     def read_work_ns(self, pkt) -> float:
-        return self._read_work.pop(pkt.seq, 0.0)
+        work = self._read_work.pop(pkt.seq, 0.0)
+        if work > 0:
+            self._working.add(pkt.seq)
+        return work
 
     def on_delivered(self, pkt, read_done_ns: float) -> None:
         """`pkt` entered its socket: TCP's receive path (tcp_v4_rcv) ran in softirq on the
         core of the pass that delivered it, so whatever it sends (ACKs, data the ACK lets
-        out, the SYN-ACK) leaves from that core's softirq (`sim.core.host.Host.start_trip`)."""
+        out, the SYN-ACK) leaves from that core's softirq (`sim.core.host.Host.start_trip`);
+        unless the application owns the socket (a read or write job of the side runs): then
+        what it sends waits for the release and leaves from the application's thread
+        (`_unlock`).  The state changes at once; the kernel would make them at the release
+        too (tcp_add_backlog, __release_sock -> tcp_v4_do_rcv), with the same outcome for the
+        sends, which is what the model's timing follows."""
         info = self._pkts.pop(pkt.seq, None)
         if info is None:
             return
@@ -290,10 +336,13 @@ class TcpFlow(Flow):
         c = self.conns[pkt.seq % self.n_conn]
         s = c.sides[1 - info[0]]
         s.core = self._ctx_core = pkt.core
+        if s.owned:
+            self._defer = s
         try:
             self._receive(pkt, info, c, s)
         finally:
             self._ctx_core = -1
+            self._defer = None
 
     def _receive(self, pkt, info: tuple, c: Conn, s: Side) -> None:
         """`on_delivered`'s TCP processing of `pkt` (`info` its send record) by side `s` of `c`."""
@@ -321,7 +370,7 @@ class TcpFlow(Flow):
             self._established(c, me)
         if end == start:
             self._read_work[pkt.seq] = -self._read_cost_ns(me, pkt)    # pure ACK: consumed in softirq
-            self._ack_in(c, s, ack, tsecr, False, right)
+            self._ack_in(c, s, ack, tsecr, False, right, start if kind == DATA else 0)   # start: SACKed segments
             if kind == PROBE:                                    # a zero-window probe: answer it
                 self._send_ack(c, s)
             return
@@ -519,11 +568,26 @@ class TcpFlow(Flow):
         sq = apps.socket_queue((self._end(s)[1], self.spec.port, s.idx))
         sq.limit = max(apps.rcvbuf_bytes, sum(c.sides[s.idx].rcvbuf or apps.rcvbuf_bytes for c in self.conns))
 
+    def on_read_start(self, pkt) -> None:
+        """The application's read of data packet `pkt` starts (tcp_recvmsg -> lock_sock): it
+        owns the socket until the read ends (`on_read`).  A read job that holds the
+        application's own work after recvmsg (a tcp_rr server's ``server_ns``) does not: the
+        kernel released the socket when recvmsg returned, and the job's end is later."""
+        if pkt.seq in self._working:
+            self._working.discard(pkt.seq)
+            return
+        if pkt.seq in self._unread:
+            self._reading.add(pkt.seq)
+            self.conns[pkt.seq % self.n_conn].sides[1 - pkt.direction].owned += 1
+
     def on_read(self, pkt) -> None:
         """The application read data packet `pkt` (tcp_recvmsg): the buffer may grow
         (`_rcv_space_adjust`), then tcp_cleanup_rbuf: if the window it offers had fallen to half
         the clamp or less and the read lets it offer at least twice as much, it sends a window
-        update now, from its own thread."""
+        update now, from its own thread.  A read that owned the socket first sends what TCP
+        held meanwhile (release_sock; the kernel does so after tcp_cleanup_rbuf, but the held
+        ACKs carry the window the read freed, so sending them first spares an ACK behind a
+        newer one)."""
         if pkt.seq not in self._unread:
             return
         self._unread.discard(pkt.seq)
@@ -532,25 +596,74 @@ class TcpFlow(Flow):
         s.rcv_held -= pkt.size + self._space(s)[1]
         s.copied += pkt.size - HEADER_BYTES
         self._rcv_space_adjust(s)
+        if pkt.seq in self._reading:
+            self._reading.discard(pkt.seq)
+            self._unlock(s)
         now_wnd = s.rcv_right - s.rcv_nxt           # tcp_receive_window
         if 2 * now_wnd <= s.clamp:
             new = self._free_window(s)
             if new and new >= 2 * now_wnd:
                 self._send_ack(c, s)
 
+    def _unlock(self, s: Side) -> None:
+        """release_sock (net/core/sock.c) by the job of side `s`'s thread that owned its socket:
+        what TCP sent meanwhile leaves now, from the thread (process context: each packet's first
+        pass is a job of the thread, `sim.core.apps.Apps.send`), and the socket stays owned
+        until those sends are done, when it is released again (__release_sock loops until the
+        backlog is empty, so nothing TCP sends later overtakes them); then it is free."""
+        if s.backlog or s.push_pending:
+            held, s.backlog = s.backlog, []
+            self.released += len(held)
+            for args in held:
+                self._emit(*args)
+            if s.push_pending:
+                s.push_pending = False
+                self._push(s.conn, s)
+            self._apps(s).run_job(self._thread(s), _no_cpu, self._release_job, s)
+            return
+        s.owned -= 1
+        if not s.owned:
+            self.on_unlocked(s)
+
+    def _release_job(self, s: Side) -> None:
+        """The end of a release job (`_unlock` queued it behind the sends it made): release
+        again; what that sends, and the next release, run before the thread's other jobs (reads
+        queued meanwhile), still inside the same release_sock."""
+        jobs = self._thread(s).jobs
+        n = len(jobs)
+        self._unlock(s)
+        if n and len(jobs) > n:
+            jobs.rotate(len(jobs) - n)
+
+    def on_unlocked(self, s: Side) -> None:
+        """A kind's hook: side `s`'s application released its socket."""
+
+    def _thread(self, s: Side):
+        """The application thread of side `s`'s socket (`sim.core.apps`)."""
+        return self._apps(s).thread(self._end(s)[1], self.spec.port, s.idx,
+                                    self.spec.dst_core if s.idx else self.spec.src_core)
+
     def _send_ack(self, c: Conn, s: Side) -> None:
-        """A pure ACK from side `s` now."""
+        """A pure ACK from side `s` now.  While `s` holds out-of-order data its ACKs carry SACK
+        blocks (tcp_sack_option, SACK on by default: net.ipv4.tcp_sack); the model sends the
+        count of segments they cover, as the pure ACK's start and end (else 0)."""
         s.delack_deadline = INF
         s.rcv_wup = s.rcv_nxt
         self.acks += 1
-        self._emit(c, s.idx, DATA, 0, 0, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
+        sacked = sum(-(-(e - b) // s.mss) for b, e in s.ooo.items()) if s.ooo else 0
+        self._emit(c, s.idx, DATA, sacked, sacked, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
 
     # -- sender -----------------------------------------------------------------------------
-    def _ack_in(self, c: Conn, s: Side, ack: int, tsecr: float, carries_data: bool, right: int) -> None:
-        """Side `s` receives an ACK of `ack` echoing the send time `tsecr` (0: none) and offering
-        a window up to `right` (tcp_ack_update_window: an ACK that opens the window is no
-        duplicate, FLAG_WIN_UPDATE)."""
+    def _ack_in(self, c: Conn, s: Side, ack: int, tsecr: float, carries_data: bool, right: int,
+                sacked: int = 0) -> None:
+        """Side `s` receives an ACK of `ack` echoing the send time `tsecr` (0: none), offering a
+        window up to `right` (tcp_ack_update_window: an ACK that opens the window is no
+        duplicate, FLAG_WIN_UPDATE) and SACKing `sacked` segments above it.  Fast recovery
+        starts at the third duplicate ACK or once three segments above the hole are SACKed,
+        however few ACKs carried them (tcp_time_to_recover: tcp_dupack_heuristics counts SACKed
+        segments; a GRO packet of many segments makes one duplicate ACK)."""
         win_update = right > s.peer_right
+        una = s.snd_una
         if win_update:
             s.peer_right = right
             if right - ack > s.peer_wnd:            # tcp_ack_update_window: max_window grows with
@@ -589,7 +702,7 @@ class TcpFlow(Flow):
             s.dupacks += 1
             if s.in_recovery:
                 s.set_cwnd(s.cwnd + 1)
-            elif s.dupacks == DUPACK_THRESHOLD and s.snd_una > s.rto_recover:
+            elif max(s.dupacks, sacked) >= DUPACK_THRESHOLD and s.snd_una > s.rto_recover:
                 s.ssthresh = s.cc.ssthresh(s)           # tcp_init_cwnd_reduction
                 s.cwnd_cnt = 0
                 s.recover = s.high_tx
@@ -597,6 +710,8 @@ class TcpFlow(Flow):
                 self._retransmit_head(c, s)
                 s.set_cwnd(s.ssthresh + DUPACK_THRESHOLD)
         self._push(c, s)
+        if s.nospace and ack > una:
+            self._write_space(s)
 
     def _rtt_sample(self, s: Side, rtt: float) -> None:
         """RFC 6298 with Linux's floor (tcp_rtt_estimator, tcp_set_rto)."""
@@ -666,7 +781,8 @@ class TcpFlow(Flow):
         s.rcv_wup = s.rcv_nxt
         if self.engine._now - s.last_rcv_ns < self.tcp.delack_ns:
             s.pingpong = True                       # tcp_event_data_sent: a reply within ato
-        self._emit(c, s.idx, DATA, start, end, s.rcv_nxt, end - start + HEADER_BYTES, s.ts_recent, segments)
+        self._emit(c, s.idx, DATA, start, end, s.rcv_nxt, end - start + HEADER_BYTES, s.ts_recent, segments,
+                   s.writes)
 
     def _gso_segs(self, s: Side) -> int:
         """Segments one packet of `s` may carry now (tcp_write_xmit): at most tcp_xmit_size_goal's
@@ -712,10 +828,15 @@ class TcpFlow(Flow):
         return how_far <= min(s.srtt / 2, DEFER_RECENT_NS)
 
     def _push(self, c: Conn, s: Side) -> None:
-        """tcp_write_xmit: send new segments while cwnd and the peer's window allow."""
+        """tcp_write_xmit: send new segments while cwnd and the peer's window allow.  Not while
+        the application owns the socket and TCP runs for a packet it holds (`_defer`): the
+        push waits for the release, so new data leaves in order from the owner's thread."""
         if not c.established[s.idx]:
             return
-        limited = False
+        if self._defer is s:
+            s.push_pending = True
+            return
+        limited = sent = False
         stopped = self.engine._now >= self.stop_ns
         while s.snd_nxt < s.write_end:
             if len(s.out) >= s.cwnd:
@@ -738,7 +859,9 @@ class TcpFlow(Flow):
             flight = len(s.out)
             while n < most and end < last and flight + n < s.cwnd:
                 e = min(end + s.mss, last)
-                if e > wnd_end:
+                # Nagle (tcp_nagle_check, Minshall's variant aside): a writer's partial segment
+                # waits for more bytes or for the ACK of what is in flight
+                if e > wnd_end or (e - end < s.mss and s.writes and (flight or n)):
                     break
                 segs.append([end, e, now])          # cwnd counts segments (tcp_skb_pcount)
                 end = e
@@ -757,10 +880,15 @@ class TcpFlow(Flow):
                 s.probe_armed = INF
                 s.probe_backoff = 0
             s.snd_nxt = end
+            sent = True
             self._send_segment(c, s, start, end, n)
             if s.rto_deadline == INF:
                 self._arm_rto(s, self.engine._now + s.rto)
-        s.cwnd_limited = limited
+        if (sent or limited) and (s.snd_una >= s.usage_seq or limited
+                                  or (not s.cwnd_limited and len(s.out) > s.max_out)):
+            s.cwnd_limited = limited                # tcp_cwnd_validate
+            s.max_out = len(s.out)
+            s.usage_seq = s.snd_nxt
         if (not s.out and s.snd_nxt < s.write_end and s.probe_armed == INF
                 and s.snd_nxt + min(s.mss, s.write_end - s.snd_nxt) > s.peer_right
                 and not (stopped and s.snd_nxt >= s.high_tx)):
@@ -799,13 +927,112 @@ class TcpFlow(Flow):
 
 
 class TcpStreamFlow(TcpFlow):
-    """Bulk data from src to dst on each connection (the sender always has data)."""
+    """Bulk data from src to dst on each connection: the sender's thread writes as long as its
+    send buffer has room (iperf3's or netperf's loop of sendmsg calls; net/ipv4/tcp.c
+    tcp_sendmsg_locked):
+
+    - a write is a job of the sender's thread copying up to one GSO packet's payload
+      (``gso_max_bytes``; ``mss_bytes`` without GSO) or what the buffer has room for, at the
+      sending host's ``tcp_send`` per-byte price (skb_copy_to_page_nocache), so the packets
+      that carry those bytes pay no copy in their pass (`sim.core.tcpcost.WRITTEN`); at its end
+      it pushes (tcp_push -> tcp_write_xmit, from the thread), then releases the socket
+      (release_sock: what TCP sent while the write owned it leaves then, `_unlock`) and the
+      next write starts;
+    - the buffer holds the bytes written and not yet acknowledged (sk_wmem_queued, counted in
+      payload bytes: a GSO skb's truesize is within 2 % of its payload); it starts at
+      tcp_sndbuf_expand's size (tcp_init_buffer_space: 2 x max(10, cwnd) x per_mss) and grows
+      the same way, up to ``wmem_max_bytes``, when an ACK frees space while the writer waits and
+      cwnd is not full (tcp_check_space -> tcp_new_space, tcp_should_expand_sndbuf);
+    - a full buffer puts the writer to sleep (sk_stream_wait_memory); an ACK that leaves at
+      least a third of it free wakes it (sk_stream_write_space: free >= queued / 2), with a
+      read's wake-up costs (`sim.core.apps.Apps.wake`).
+    """
 
     def on_established(self, c: Conn, side: int) -> None:
         if side == 0:
             s = c.sides[0]
-            s.write_end = 1 << 62
-            self._push(c, s)
+            s.writes = True
+            s.sndbuf = self._sndbuf_goal(s)
+            self._write_more(s)
+
+    def _sndbuf_goal(self, s: Side) -> int:
+        """tcp_sndbuf_expand's buffer for side `s` now, at most ``wmem_max_bytes``."""
+        per_mss = (1 << (s.mss + SNDBUF_MSS_HEADROOM - 1).bit_length()) + SNDBUF_SKB_BYTES
+        segs = max(int(s.cwnd), self.tcp.init_cwnd, DUPACK_THRESHOLD + 1)
+        return min(SNDBUF_EXPAND * segs * per_mss, self.tcp.wmem_max_bytes)
+
+    def _room(self, s: Side) -> int:
+        return s.sndbuf - (s.write_end - s.snd_una)
+
+    def _write_more(self, s: Side) -> None:
+        """Queue the next write on the sender's thread, or sleep while the buffer it found full
+        is not writeable again (sk_stream_wait_memory; the ACKs its release processed may
+        already have made it so, `_write_space`)."""
+        if not self.active():
+            return
+        if s.nospace or self._room(s) <= 0:
+            s.nospace = True
+            s.asleep = True
+            return
+        self._apps(s).run_job(self._thread(s), self._write_begin, self._write_end, s)
+
+    def _grow_sndbuf(self, s: Side) -> None:
+        """tcp_new_space -> tcp_should_expand_sndbuf: unless cwnd is full, tcp_sndbuf_expand."""
+        if len(s.out) < s.cwnd:
+            s.sndbuf = max(s.sndbuf, self._sndbuf_goal(s))
+
+    def _writeable(self, s: Side) -> bool:
+        """sk_stream_is_writeable: the free space is at least half what is queued (a third free)."""
+        queued = s.write_end - s.snd_una
+        return s.sndbuf - queued >= queued / 2
+
+    def _copy_ns_per_byte(self, s: Side) -> float:
+        return self.model.hosts[self._end(s)[0]].per_byte[TCP_SEND]
+
+    def _write_begin(self, s: Side, core, start_ns: float) -> float:
+        chunk = self.tcp.gso_max_bytes if self.tcp.gso else s.mss
+        s.writing = max(min(chunk, self._room(s)), 0)
+        s.owned += 1                                # lock_sock
+        return s.writing * self._copy_ns_per_byte(s)
+
+    def _write_end(self, s: Side) -> None:
+        n, s.writing = s.writing, 0
+        s.write_end += n
+        if self._room(s) <= 0:
+            s.nospace = True                        # tcp_sendmsg_locked -> wait_for_space
+        if self.engine._now >= self.model.warmup_ns:
+            self.window_cpu_ns += n * self._copy_ns_per_byte(s)    # tcp_send's copy, paid here
+        self._push(s.conn, s)                       # tcp_push, from the thread
+        # release_sock once the pushes (and the softirq they raise on this core) are done
+        self._apps(s).run_job(self._thread(s), _no_cpu, self._release_job, s)
+
+    def on_unlocked(self, s: Side) -> None:
+        if s.writes:
+            self._write_more(s)                     # the next sendmsg
+
+    def _write_space(self, s: Side) -> None:
+        """An ACK freed buffer space after the writer found it full (tcp_check_space with
+        SOCK_NOSPACE): tcp_new_space grows the buffer unless cwnd is full, and
+        sk_stream_write_space clears SOCK_NOSPACE and wakes a sleeping writer once a third is
+        free."""
+        self._grow_sndbuf(s)
+        if not self._writeable(s):
+            return
+        s.nospace = False
+        if not s.asleep:
+            return                                  # still in its release: it writes on by itself
+        s.asleep = False
+        if not self.active():
+            return
+        apps = self._apps(s)
+        th = self._thread(s)
+        waker = apps.cores[self._ctx_core] if self._ctx_core >= 0 else th.core
+        apps.wake(th, self._write_begin, self._write_end, s, waker)
+
+
+def _no_cpu(arg, core, start_ns: float) -> float:
+    """The begin of a job that costs no CPU (a release: its sends are jobs of their own)."""
+    return 0.0
 
 
 class TcpRrFlow(TransactionCounts, TcpFlow):

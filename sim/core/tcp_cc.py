@@ -55,6 +55,7 @@ class SideLike(Protocol):
     ssthresh: float
     cwnd_cnt: int
     cwnd_limited: bool
+    max_out: int
     snd_una: int
     snd_nxt: int
     srtt: float
@@ -65,6 +66,16 @@ class SideLike(Protocol):
         """The segments in flight."""
 
     def set_cwnd(self, cwnd: float) -> None: ...
+
+
+def is_cwnd_limited(s: SideLike) -> bool:
+    """tcp_is_cwnd_limited (include/net/tcp.h): in slow start, while cwnd is below twice the
+    most segments in flight in the last window (max_packets_out), so a sender limited by its
+    application or send buffer still doubles what it used; after, whether the last window was
+    cwnd-limited (tcp_cwnd_validate, `sim.core.tcp.TcpFlow._push`)."""
+    if s.cwnd < s.ssthresh:
+        return s.cwnd < 2 * s.max_out
+    return s.cwnd_limited
 
 
 def slow_start(s: SideLike, acked: int) -> int:
@@ -117,7 +128,7 @@ class Reno(CongestionControl):
     """tcp_reno_cong_avoid and tcp_reno_ssthresh (net/ipv4/tcp_cong.c)."""
 
     def cong_avoid(self, s: SideLike, acked: int, now_ns: float) -> None:
-        if not s.cwnd_limited or acked <= 0:        # tcp_is_cwnd_limited
+        if not is_cwnd_limited(s) or acked <= 0:
             return
         if s.cwnd < s.ssthresh:                     # tcp_in_slow_start
             acked = slow_start(s, acked)
@@ -172,7 +183,7 @@ class Cubic(CongestionControl):
     # -- growth -----------------------------------------------------------------------------
     def cong_avoid(self, s: SideLike, acked: int, now_ns: float) -> None:
         """cubictcp_cong_avoid."""
-        if not s.cwnd_limited or acked <= 0:
+        if not is_cwnd_limited(s) or acked <= 0:
             return
         if s.cwnd < s.ssthresh:
             acked = slow_start(s, acked)

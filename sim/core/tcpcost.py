@@ -20,6 +20,11 @@ the same passes with four differences, each read in Linux 6.18 and seen in ``per
 
 The pass "delivers to the socket" when it runs ``socket_lookup`` (early demux's lookup,
 __inet_lookup_established, stays priced there).  UDP datagrams keep the scheme's stages.
+
+A data packet whose payload its sender's write already copied into the socket (`WRITTEN`: a
+``tcp_stream`` sender's writes, `sim.core.tcp`) pays no ``tcp_send`` per-byte term in its
+pass: tcp_sendmsg_locked copied the bytes (skb_copy_to_page_nocache) in the write, and
+tcp_write_xmit / __tcp_transmit_skb send a clone of the queued skb without copying again.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ SOCKET_ENQUEUE = STAGE_INDEX["socket_enqueue"]
 SOCKET_LOOKUP = STAGE_INDEX["socket_lookup"]
 ROUTE_INPUT = STAGE_INDEX["route_input"]
 ROUTE_OUTPUT = STAGE_INDEX["route_output"]
-TCP_INSTEAD = {SOCKET_SEND: STAGE_INDEX["tcp_send"], SOCKET_ENQUEUE: STAGE_INDEX["tcp_rcv"]}
+TCP_SEND = STAGE_INDEX["tcp_send"]
+TCP_INSTEAD = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: STAGE_INDEX["tcp_rcv"]}
+WRITTEN = 2     # a packet's `tcp` for a data packet whose bytes a write copied (True: any other segment)
 
 
 @lru_cache(maxsize=None)

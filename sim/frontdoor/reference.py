@@ -70,6 +70,8 @@ NOTES = {
     "rcvbuf_autotune": "grow the receive buffer and the clamp with what the reader takes per RTT "
                        "(tcp_rcv_space_adjust, net.ipv4.tcp_moderate_rcvbuf); false: the buffer stays the host's "
                        "rcvbuf_bytes",
+    "wmem_max_bytes": "the most a `tcp_stream` sender's send buffer grows to (net.ipv4.tcp_wmem max); it holds "
+                      "the bytes written and not yet acknowledged",
     "rmem_max_bytes": "the most the receive buffer grows to (net.ipv4.tcp_rmem max)",
     "init_cwnd": "initial congestion window, segments (TCP_INIT_CWND)",
     "delack_ns": "delayed-ACK timer (TCP_DELACK_MIN)",

@@ -211,6 +211,7 @@ class TcpSpec(Strict):
     rwnd_bytes: PositiveInt = 131072              # initial window clamp: net.ipv4.tcp_rmem default (tcp_rmem[1])
     rcvbuf_autotune: StrictBool = True            # grow the receive buffer (DRS, net.ipv4.tcp_moderate_rcvbuf)
     rmem_max_bytes: PositiveInt = 6291456         # the most it grows to: net.ipv4.tcp_rmem max (tcp_rmem[2])
+    wmem_max_bytes: PositiveInt = 4194304         # tcp_stream's send buffer at most: tcp_wmem[2]
     init_cwnd: PositiveInt = 10                   # TCP_INIT_CWND (include/net/tcp.h), segments
     delack_ns: PositiveFloat = 40e6               # delayed-ACK timer: TCP_DELACK_MIN, HZ/25
     rto_min_ns: PositiveFloat = 200e6             # TCP_RTO_MIN, HZ/5
@@ -226,6 +227,10 @@ class TcpSpec(Strict):
         if not 64 <= self.mss_bytes <= 65483:
             raise ValueError(f"mss_bytes: {self.mss_bytes} is outside 64..65483 (Linux's smallest MSS is 88, "
                              "TCP_MIN_MSS; the largest an IPv4 packet allows is 65483); 1448 is Ethernet's")
+        if self.wmem_max_bytes < 2 * self.mss_bytes:
+            raise ValueError(f"wmem_max_bytes: {self.wmem_max_bytes} holds fewer than two segments (mss_bytes "
+                             f"{self.mss_bytes}): the writer could not keep one in flight while it writes the next; "
+                             f"set wmem_max_bytes >= {2 * self.mss_bytes} (Linux's default is 4194304)")
         if self.rwnd_bytes < self.mss_bytes:
             raise ValueError(f"rwnd_bytes: {self.rwnd_bytes} is below one segment (mss_bytes {self.mss_bytes}): "
                              f"the sender could never send; set rwnd_bytes >= {self.mss_bytes}")

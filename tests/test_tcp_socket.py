@@ -1,0 +1,84 @@
+"""A TCP socket owned by its application, and a bulk sender that writes (sim.core.tcp, docs/tcp.md).
+
+- While a read or a write holds the socket (lock_sock .. release_sock), what TCP sends for it
+  waits in the backlog and leaves from the application's thread at the release
+  (net/ipv4/tcp_ipv4.c tcp_v4_rcv -> tcp_add_backlog; net/core/sock.c __release_sock).
+- A ``tcp_stream`` sender writes into a send buffer (net/ipv4/tcp.c tcp_sendmsg_locked): the
+  copy is paid by the write on the sender's thread, not by the packets; a full buffer puts the
+  writer to sleep until an ACK frees a third of it (net/core/stream.c sk_stream_write_space).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.core.costs import load_profile
+from sim.core.simulate import simulate
+from sim.core.tcp import HEADER_BYTES
+
+PROFILE = load_profile("default")
+RTT_NS = 1e6                        # two 500 us links' worth of propagation, each way once
+
+
+def two_hosts(wmem_max_bytes=4194304, stages=None, dur=2e8, rate_bps=10e9, app_recv_ns=800.0, **tcp):
+    """tcp_stream a -> b over `rate_bps` and 0.5 ms; each host's RX queue on core 0, the
+    applications on core 1."""
+    host = lambda n: {"name": n, "scheme": "host", "cores": 2, "rx_queues": 1, "app_recv_ns": app_recv_ns}  # noqa: E731
+    sc = {"hosts": [host("a"), host("b")],
+          "links": [{"a": "a", "b": "b", "rate_bps": rate_bps, "delay_ns": RTT_NS / 2}],
+          "flows": [{"kind": "tcp_stream", "src": "a:ns0", "dst": "b:ns0", "src_core": 1, "dst_core": 1,
+                     "tcp": {"wmem_max_bytes": wmem_max_bytes, **tcp}}],
+          "run": {"duration_ns": dur, "warmup_ns": min(5e7, dur / 2), "seed": 1}}
+    if stages:
+        sc["cost_overrides"] = {"stages": stages}
+    return simulate(sc)
+
+
+def test_a_written_packet_pays_no_copy_its_write_does():
+    """The data packets' tcp_send is its base alone; the copy (tcp_send's per_byte x the bytes
+    written) is CPU of the writes, counted in the flow's CPU per GB: raising per_byte by x adds
+    x ns per byte, i.e. x * 1e9 ns per GB (to within what was written but not yet delivered)."""
+    tcp_send = PROFILE.stages["tcp_send"]
+    r0 = two_hosts(stages={"tcp_send": {"per_byte_ns": 0.0}}, dur=1e8)
+    r1 = two_hosts(stages={"tcp_send": {"per_byte_ns": 0.3}}, dur=1e8)
+    p = r1.packets
+    data = p[(p.direction == "request") & (p.size_bytes > 100)]          # not the SYN (60 bytes)
+    assert len(data) > 1000 and (data.tcp_send_ns == tcp_send.base_ns).all()
+    extra = r1.flows.cpu_ns_per_gb[0] - r0.flows.cpu_ns_per_gb[0]
+    assert extra == pytest.approx(0.3 * 1e9, rel=0.03)
+
+
+@pytest.mark.parametrize("wmem", [262_144, 1_048_576])
+def test_the_send_buffer_bounds_the_flight(wmem):
+    """With the receive window and cwnd large, the send buffer (at most wmem_max_bytes) holds
+    every byte in flight, and the writer refills it once a third is free: the flight stays
+    between 2/3 and all of it, so throughput is between 2/3 x S / srtt and S / min RTT."""
+    r = two_hosts(wmem)
+    f = r.model.flows[0]
+    s = f.conns[0].sides[0]
+    thr = r.flows.throughput_bytes_per_s[0]
+    assert s.sndbuf == wmem and f.timeouts == 0
+    assert 2 / 3 * wmem / (s.srtt / 1e9) <= thr <= wmem / (s.min_rtt / 1e9)
+    assert thr < 0.95 * 10e9 / 8                  # not the link: the buffer limits it
+
+
+def test_the_send_buffer_grows_with_cwnd_from_tcp_sndbuf_expand():
+    """tcp_init_buffer_space: 2 x max(10, cwnd) x per_mss (4352 bytes for a 1448-byte MSS) at
+    the start, growing with cwnd while the writer waits, up to wmem_max_bytes."""
+    r = two_hosts(dur=6e7)
+    s = r.model.flows[0].conns[0].sides[0]
+    assert s.sndbuf == 4194304                   # a 1.25 MB/ms path: cwnd outgrows it
+    r = two_hosts(dur=1.5e6)                     # just established: one RTT in, no ACK of data yet
+    assert r.model.flows[0].conns[0].sides[0].sndbuf == 2 * 10 * 4352
+
+
+def test_acks_held_while_the_reader_owns_the_socket_leave_from_its_thread():
+    """The reader on core 1 (the RX queue is core 0's) reads a segment in 20 us, back to back
+    (the window paces the sender to it): ACKs that TCP produces in core 0's softirq while a read holds the socket
+    leave at the read's end from the reader's thread (`released`); nothing is lost or sent
+    twice, and only the read running when the run stops still owns the socket."""
+    r = two_hosts(dur=5e7, rate_bps=1e9, app_recv_ns=20_000.0, gso=False)
+    f = r.model.flows[0]
+    assert f.released > 0 and f.retransmits == 0 and f.timeouts == 0
+    snd, rcv = f.conns[0].sides
+    assert snd.snd_una <= rcv.rcv_nxt and rcv.owned <= 1
