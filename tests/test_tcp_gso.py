@@ -1,7 +1,8 @@
 """GSO/TSO on send and GRO on receive for TCP flows (`sim.core.tcp`, docs/tcp.md) against theory.
 
 The cost formulas use a profile with every stage free but three (cost_overrides): a send's
-`tcp_send` (base B, per byte beta: it runs once per packet, on all its bytes), the
+`tcp_send` (base B once per packet; per byte beta, paid by the sender's writes for the payload
+and by a pure ACK's pass for its 52 bytes), the
 receiving NIC's `nic_rx` (base F, once per frame: the driver's RX and GRO) and the
 receiver's `tcp_rcv` (base E).  A data packet of k segments of MSS bytes is
 k MSS + 52 bytes (one set of headers: the skb stays whole; the wire carries k frames).
@@ -52,16 +53,20 @@ def stream_run(k: int, two_hosts: bool, rate=100e9, delay=5e3, cost_b=B, beta=BE
     return simulate(sc)
 
 
-def cpu_per_byte(k: int, frames_cost: bool) -> float:
-    """Stage CPU per payload byte of a stream in batches of k: a data packet's passes (B + beta
-    (k MSS + 52), E, and F per frame when it crossed a NIC) and its share of ACKs (52-byte
-    packets: one per GRO packet of two or more full segments, __tcp_ack_snd_check; per
-    segment, one per two)."""
+def cpu_per_byte(r, frames_cost: bool, warmup_ns: float) -> float:
+    """Stage CPU per payload byte of a stream, from the packets that ended after warm-up: each
+    data packet's passes (B, E, and F per frame when it crossed a NIC), each pure ACK's (B +
+    beta 52, E, F), and the writes' copy, beta per payload byte (the sender's writes pay
+    tcp_send's per-byte term, not the packets: sim.core.tcpcost.WRITTEN)."""
     f = F if frames_cost else 0.0
-    data = B + BETA * (k * MSS + HEADER_BYTES) + E + k * f
-    ack = B + BETA * HEADER_BYTES + E + f
-    acks_per_packet = 0.5 if k == 1 else 1.0
-    return (data + acks_per_packet * ack) / (k * MSS)
+    p = r.packets
+    p = p[p.t_done_ns >= warmup_ns]
+    data = p[(p.direction == "request") & (p.size_bytes > 100)]
+    acks = p[(p.direction == "response") & (p.size_bytes == HEADER_BYTES)]
+    frames = np.ceil((data.size_bytes - HEADER_BYTES) / MSS).sum()
+    payload = r.model.flows[0].window_bytes
+    cpu = len(data) * (B + E) + frames * f + len(acks) * (B + BETA * HEADER_BYTES + E + f) + BETA * payload
+    return cpu / payload
 
 
 @pytest.mark.parametrize("two_hosts", [True, False], ids=["two-hosts-tso-gro", "one-host-veth"])
@@ -70,9 +75,15 @@ def test_cpu_per_gb_follows_the_affine_cost_of_the_batch(two_hosts):
     are 92,672 bytes: BIG TCP); the per-frame stage (nic_rx: driver RX and GRO) counts k times
     when the segments crossed a NIC, and not at all between two namespaces of one host (the
     skb stays whole, veth is GSO-capable)."""
-    got = {k: stream_run(k, two_hosts).flows.cpu_ns_per_gb[0] / 1e9 for k in (1, 2, 8, 32, 64)}
-    for k, v in got.items():
-        assert v == pytest.approx(cpu_per_byte(k, two_hosts), rel=0.01), k
+    got = {}
+    for k in (1, 2, 8, 32, 64):
+        r = stream_run(k, two_hosts)
+        got[k] = r.flows.cpu_ns_per_gb[0] / 1e9
+        assert got[k] == pytest.approx(cpu_per_byte(r, two_hosts, 2e7 / 4), rel=0.01), k
+        p = r.packets
+        data = p[(p.direction == "request") & (p.size_bytes > 100)]
+        segments = np.ceil((data.size_bytes - HEADER_BYTES) / MSS)
+        assert segments.max() == k and segments.mean() >= k / 3, k     # batches of k, and each 64 KiB write's rest
     assert got[64] < got[32] < got[8] < got[2] < got[1]
 
 

@@ -82,3 +82,24 @@ def test_acks_held_while_the_reader_owns_the_socket_leave_from_its_thread():
     assert f.released > 0 and f.retransmits == 0 and f.timeouts == 0
     snd, rcv = f.conns[0].sides
     assert snd.snd_una <= rcv.rcv_nxt and rcv.owned <= 1
+
+
+def test_a_recovery_the_peer_reports_spurious_is_undone_and_reordering_grows():
+    """tcp_try_undo_dsack: when every retransmission of a recovery comes back as a D-SACK (the
+    peer had the data: it was late, not lost), cwnd and ssthresh return to their values before
+    it, and tp->reordering rises to the SACKed extent that started it, so the same reordering
+    does not start another (tcp_check_sack_reordering; at most tcp_max_reordering)."""
+    r = two_hosts(dur=3e6, rate_bps=1e9, gso=False)
+    f = r.model.flows[0]
+    c = f.conns[0]
+    s = c.sides[0]
+    assert len(s.out) >= 5 and not s.in_recovery
+    cwnd, ssthresh = s.cwnd, s.ssthresh
+    ack, right = s.snd_una, s.peer_right
+    f._ack_in(c, s, ack, 0.0, False, right, sacked=4)      # four segments SACKed above the hole
+    assert s.in_recovery and s.cwnd < cwnd and f.retransmits == 1
+    f._dsack_in(s)                                           # the peer had it already
+    assert not s.in_recovery and s.cwnd == cwnd and s.ssthresh == ssthresh
+    assert s.reordering == 5
+    f._ack_in(c, s, ack, 0.0, False, right, sacked=4)      # the same extent again: no recovery
+    assert not s.in_recovery and f.retransmits == 1

@@ -83,6 +83,7 @@ SYN_BYTES = 60             # IPv4 20 + TCP 20 + MSS 4, SACK-permitted 2, timesta
 MAX_QUICKACKS = 16         # TCP_MAX_QUICKACKS (include/net/tcp.h)
 RTO_MAX_NS = 120e9         # TCP_RTO_MAX
 DUPACK_THRESHOLD = 3       # net.ipv4.tcp_reordering default
+MAX_REORDERING = 300       # net.ipv4.tcp_max_reordering default
 TCP_MSS_DEFAULT = 536      # include/net/tcp.h: tcp_bound_to_half_wnd halves windows above it
 MIN_TSO_SEGS = 2           # net.ipv4.tcp_min_tso_segs default
 TSO_WIN_DIVISOR = 3        # net.ipv4.tcp_tso_win_divisor default: a third of the window goes at once
@@ -96,9 +97,11 @@ TRACE_LIMIT = 100_000      # cwnd changes kept per connection (`Side.trace`)
 # MAX_TCP_HEADER 320, shared info 320, sk_buff 256 (4352 bytes for a 1448-byte MSS)
 SNDBUF_MSS_HEADROOM = 640
 SNDBUF_SKB_BYTES = 256
+WRITE_BYTES = 65536        # a tcp_stream write (one sendmsg; netperf's default on Linux is 16 KiB, iperf3's 128 KiB)
 SNDBUF_EXPAND = 2          # tcp_sndbuf_expand: sndmem = 2 x segments x per_mss (no sndbuf_expand hook: Reno, CUBIC)
 
 SYN, SYNACK, DATA, PROBE = 1, 2, 0, 3     # packet kinds (PROBE: a zero-window probe, tcp_xmit_probe_skb)
+DSACK = 4                  # a pure ACK reporting a duplicate segment (D-SACK, RFC 2883; net.ipv4.tcp_dsack)
 
 
 class Side:
@@ -123,6 +126,12 @@ class Side:
         self.in_recovery = False
         self.recover = 0                 # NewReno: high_tx when fast recovery started
         self.rto_recover = -1            # high_tx at the last RTO: no fast retransmit below it
+        self.reordering = DUPACK_THRESHOLD   # tp->reordering: SACKed segments that start recovery
+        self.sacked_seen = 0             # most segments SACKed above snd_una since it last moved
+        self.undo_cwnd = 0.0             # cwnd before the recovery under way (0: nothing to undo)
+        self.undo_ssthresh = INF
+        self.undo_retrans = 0            # its retransmissions not yet reported duplicate (undo_retrans)
+        self.undo_sacked = 0             # most segments SACKed above the hole during that recovery
         self.cwnd_limited = False        # the last window was cwnd-limited (is_cwnd_limited)
         self.max_out = 0                 # most segments in flight in it (max_packets_out)
         self.usage_seq = 0               # its end (cwnd_usage_seq)
@@ -370,9 +379,18 @@ class TcpFlow(Flow):
             self._established(c, me)
         if end == start:
             self._read_work[pkt.seq] = -self._read_cost_ns(me, pkt)    # pure ACK: consumed in softirq
-            self._ack_in(c, s, ack, tsecr, False, right, start if kind == DATA else 0)   # start: SACKed segments
+            if kind == DSACK:                                    # not a duplicate ACK: it reports one
+                self._dsack_in(s)
+                self._ack_in(c, s, ack, tsecr, True, right)
+            else:
+                self._ack_in(c, s, ack, tsecr, False, right, start if kind == DATA else 0)   # start: SACKed
             if kind == PROBE:                                    # a zero-window probe: answer it
                 self._send_ack(c, s)
+            return
+        if end <= s.rcv_nxt:             # all of it a duplicate: tcp_data_queue drops it, nothing to read
+            self._read_work[pkt.seq] = -self._read_cost_ns(me, pkt)
+            self._ack_in(c, s, ack, tsecr, True, right)
+            self._data_in(c, s, start, end, tsval)
             return
         self._unread.add(pkt.seq)
         s.rcv_held += pkt.size + self._space(s)[1]
@@ -428,10 +446,10 @@ class TcpFlow(Flow):
         s.last_rcv_ns = now
         if start <= s.rcv_wup:                      # RFC 7323: echo the earliest unacked segment's TSval
             s.ts_recent = tsval
-        if end <= s.rcv_nxt:                        # a duplicate: ACK at once (tcp_send_dupack)
+        if end <= s.rcv_nxt:                        # a duplicate: ACK at once (tcp_send_dupack), D-SACK
             s.quick = max(s.quick, self._quick_max)      # tcp_enter_quickack_mode
             s.pingpong = False
-            self._send_ack(c, s)
+            self._send_ack(c, s, DSACK)
             return
         if start > s.rcv_nxt:                       # out of order: queue it, duplicate ACK now
             if s.ooo.get(start, 0) < end:
@@ -643,7 +661,7 @@ class TcpFlow(Flow):
         return self._apps(s).thread(self._end(s)[1], self.spec.port, s.idx,
                                     self.spec.dst_core if s.idx else self.spec.src_core)
 
-    def _send_ack(self, c: Conn, s: Side) -> None:
+    def _send_ack(self, c: Conn, s: Side, kind: int = DATA) -> None:
         """A pure ACK from side `s` now.  While `s` holds out-of-order data its ACKs carry SACK
         blocks (tcp_sack_option, SACK on by default: net.ipv4.tcp_sack); the model sends the
         count of segments they cover, as the pure ACK's start and end (else 0)."""
@@ -651,7 +669,7 @@ class TcpFlow(Flow):
         s.rcv_wup = s.rcv_nxt
         self.acks += 1
         sacked = sum(-(-(e - b) // s.mss) for b, e in s.ooo.items()) if s.ooo else 0
-        self._emit(c, s.idx, DATA, sacked, sacked, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
+        self._emit(c, s.idx, kind, sacked, sacked, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
 
     # -- sender -----------------------------------------------------------------------------
     def _ack_in(self, c: Conn, s: Side, ack: int, tsecr: float, carries_data: bool, right: int,
@@ -671,9 +689,13 @@ class TcpFlow(Flow):
         if ack > s.snd_una:
             acked = 0
             out = s.out
+            late = bool(out) and not out[0][3]      # the hole is filled by its original: it came late
             while out and out[0][1] <= ack:
                 out.popleft()
                 acked += 1
+            if late and s.sacked_seen >= s.reordering:   # reordering, not loss (tcp_check_sack_reordering)
+                s.reordering = min(s.sacked_seen + 1, MAX_REORDERING)
+            s.sacked_seen = 0
             if out and out[0][0] < ack:
                 out[0][0] = ack
             rtt = self.engine._now - tsecr if tsecr > 0 else None
@@ -700,9 +722,13 @@ class TcpFlow(Flow):
                 s.rto_deadline = INF
         elif ack == s.snd_una and s.out and not carries_data and not win_update:
             s.dupacks += 1
+            s.sacked_seen = max(s.sacked_seen, sacked)
+            s.undo_sacked = max(s.undo_sacked, sacked, s.dupacks)
             if s.in_recovery:
                 s.set_cwnd(s.cwnd + 1)
-            elif max(s.dupacks, sacked) >= DUPACK_THRESHOLD and s.snd_una > s.rto_recover:
+            elif max(s.dupacks, sacked) >= s.reordering and s.snd_una > s.rto_recover:
+                s.undo_cwnd, s.undo_ssthresh, s.undo_retrans = s.cwnd, s.ssthresh, 0   # tcp_init_undo
+                s.undo_sacked = max(s.dupacks, sacked)
                 s.ssthresh = s.cc.ssthresh(s)           # tcp_init_cwnd_reduction
                 s.cwnd_cnt = 0
                 s.recover = s.high_tx
@@ -712,6 +738,23 @@ class TcpFlow(Flow):
         self._push(c, s)
         if s.nospace and ack > una:
             self._write_space(s)
+
+    def _dsack_in(self, s: Side) -> None:
+        """The peer received a segment twice (a D-SACK): one retransmission was spurious.  When
+        every retransmission of the recovery under way (or just ended) proved so, the loss was
+        reordering: undo the window reduction (tcp_try_undo_dsack -> tcp_undo_cwnd_reduction)
+        and wait for more SACKed segments before the next recovery (tp->reordering: the extent
+        seen, as tcp_check_sack_reordering measures it, at most tcp_max_reordering)."""
+        if not s.undo_cwnd:
+            return
+        s.undo_retrans -= 1
+        if s.undo_retrans > 0:
+            return
+        s.reordering = min(max(s.reordering, s.undo_sacked + 1), MAX_REORDERING)
+        s.set_cwnd(max(s.cwnd, s.undo_cwnd))
+        s.ssthresh = max(s.ssthresh, s.undo_ssthresh)
+        s.in_recovery = False
+        s.undo_cwnd = 0.0
 
     def _rtt_sample(self, s: Side, rtt: float) -> None:
         """RFC 6298 with Linux's floor (tcp_rtt_estimator, tcp_set_rto)."""
@@ -744,6 +787,8 @@ class TcpFlow(Flow):
             return
         # tcp_retransmit_timer -> tcp_enter_loss: go back to snd_una with one segment
         self.timeouts += 1
+        s.undo_cwnd = 0.0                           # no D-SACK undo past an RTO (its go-back-N duplicates)
+        s.sacked_seen = 0
         if s.backoff == 0:                          # the first expiry; a backed-off one keeps ssthresh
             s.ssthresh = s.cc.ssthresh(s)
         s.cc.on_loss_state(s, now)                  # tcp_set_ca_state(sk, TCP_CA_Loss)
@@ -764,6 +809,9 @@ class TcpFlow(Flow):
         if seg is None:
             return
         seg[2] = self.engine._now                   # its skb's new timestamp
+        seg[3] = True                               # TCPCB_EVER_RETRANS
+        if s.undo_cwnd:
+            s.undo_retrans += 1
         self._send_segment(c, s, seg[0], seg[1])
 
     def _send_segment(self, c: Conn, s: Side, start: int, end: int, segments: int = 1) -> None:
@@ -863,7 +911,7 @@ class TcpFlow(Flow):
                 # waits for more bytes or for the ACK of what is in flight
                 if e > wnd_end or (e - end < s.mss and s.writes and (flight or n)):
                     break
-                segs.append([end, e, now])          # cwnd counts segments (tcp_skb_pcount)
+                segs.append([end, e, now, e <= s.high_tx])  # cwnd counts segments (tcp_skb_pcount)
                 end = e
                 n += 1
             if n == 0:
@@ -931,8 +979,8 @@ class TcpStreamFlow(TcpFlow):
     send buffer has room (iperf3's or netperf's loop of sendmsg calls; net/ipv4/tcp.c
     tcp_sendmsg_locked):
 
-    - a write is a job of the sender's thread copying up to one GSO packet's payload
-      (``gso_max_bytes``; ``mss_bytes`` without GSO) or what the buffer has room for, at the
+    - a write is a job of the sender's thread copying `WRITE_BYTES` (or one GSO packet's payload,
+      ``gso_max_bytes``, if more) or what the buffer has room for, at the
       sending host's ``tcp_send`` per-byte price (skb_copy_to_page_nocache), so the packets
       that carry those bytes pay no copy in their pass (`sim.core.tcpcost.WRITTEN`); at its end
       it pushes (tcp_push -> tcp_write_xmit, from the thread), then releases the socket
@@ -990,7 +1038,7 @@ class TcpStreamFlow(TcpFlow):
         return self.model.hosts[self._end(s)[0]].per_byte[TCP_SEND]
 
     def _write_begin(self, s: Side, core, start_ns: float) -> float:
-        chunk = self.tcp.gso_max_bytes if self.tcp.gso else s.mss
+        chunk = max(self.tcp.gso_max_bytes, WRITE_BYTES)
         s.writing = max(min(chunk, self._room(s)), 0)
         s.owned += 1                                # lock_sock
         return s.writing * self._copy_ns_per_byte(s)
