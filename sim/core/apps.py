@@ -123,7 +123,11 @@ class Apps:
             th.sndbuf_bytes += charged
         pkt.enq_ns = self.engine._now
         pkt.sender = th
-        self.run_job(th, self.begin_send, self.end_send, pkt)
+        if th.core.run_now(th, self.begin_send, self.end_send, pkt):     # `run_job`, inline: the hot path
+            return
+        th.jobs.append((self.begin_send, self.end_send, pkt))
+        if not (th.queued or th.on_cpu or th.waking):   # the application itself sends: no wake-up
+            th.core.ready(th)
 
     def _end_send(self, pkt) -> None:
         if pkt.step == 0 and not pkt.tcp:
@@ -169,7 +173,12 @@ class Apps:
             th.jobs.append(job)
             core.ready(th)
             return
-        delay = self._wake_delay(core, waker)      # asleep: wake it up
+        if waker is core:                           # asleep: wake it up (`_wake_delay`, inline)
+            delay = self.wake_costs.local_ns
+        else:
+            w = self.wake_costs
+            delay = w.ipi_ns
+            waker.stall(w.ipi_send_ns)
         if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
             held.append((now + delay + cost, truesize))     # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
