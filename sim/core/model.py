@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-import sim.core.tcp  # noqa: F401  (registers the TCP flow kinds in FLOW_KINDS)
+import sim.core.tcp_kinds  # noqa: F401  (registers the TCP flow kinds in FLOW_KINDS)
 from sim.core.costs import CostProfile, load_profile
 from sim.core.engine import Engine
 from sim.core.host import Host
