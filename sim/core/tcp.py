@@ -677,9 +677,10 @@ class TcpFlow(Flow):
         """Side `s` receives an ACK of `ack` echoing the send time `tsecr` (0: none), offering a
         window up to `right` (tcp_ack_update_window: an ACK that opens the window is no
         duplicate, FLAG_WIN_UPDATE) and SACKing `sacked` segments above it.  Fast recovery
-        starts at the third duplicate ACK or once three segments above the hole are SACKed,
-        however few ACKs carried them (tcp_time_to_recover: tcp_dupack_heuristics counts SACKed
-        segments; a GRO packet of many segments makes one duplicate ACK)."""
+        starts at `Side.reordering` (3 at first) duplicate ACKs or once that many segments above
+        the hole are SACKed, however few ACKs carried them (tcp_time_to_recover:
+        tcp_dupack_heuristics counts SACKed segments; a GRO packet of many segments makes one
+        duplicate ACK)."""
         win_update = right > s.peer_right
         una = s.snd_una
         if win_update:
