@@ -43,8 +43,10 @@ def two_hosts(app_recv_ns, dur=5e7, loss=0.0, **tcp):
 def test_the_receivers_application_core_only_reads():
     """Sender on core 0, reader on core 1 of one host: veth hands every packet to the backlog
     of the core that sent it, so the receiver's TCP runs on core 0 and its ACKs leave from
-    core 0's softirq; the reader's core does nothing but read (app_recv_ns + the copy,
-    app_recv_per_byte_ns x its bytes, per data packet).
+    core 0's softirq; the reader's core reads (app_recv_ns + the copy, app_recv_per_byte_ns x
+    its bytes, per data packet) and runs the TCP receive (tcp_rcv) of each segment that found
+    the socket owned by a read: tcp_v4_rcv left it in the socket's backlog and the read's
+    release_sock processes it (its pass records no tcp_rcv).
     (Were ACKs sent by the reader's thread, core 1 would also run every ACK's send pass.)  The
     buffer is fixed: autotuned, the clamp grows past twice the window offered, the reader sends
     window updates (tcp_cleanup_rbuf), and the flow's softirq work follows them to its core."""
@@ -58,8 +60,12 @@ def test_the_receivers_application_core_only_reads():
     assert copy > 0
     busy = r.cores.set_index("core").busy_ns
     assert r.model.flows[0].acks > 100
+    backlogged = (read.tcp_rcv_ns == 0).sum()
+    assert 0 < backlogged < len(read)
+    assert (data.tcp_rcv_ns[data.tcp_rcv_ns > 0] == PROFILE.stages["tcp_rcv"].base_ns).all()
     most = recv + copy * data.size_bytes.max()
-    assert busy[1] == pytest.approx(len(read) * recv + copy * read.size_bytes.sum(), abs=2 * most)
+    owner = len(read) * recv + copy * read.size_bytes.sum() + backlogged * PROFILE.stages["tcp_rcv"].base_ns
+    assert busy[1] == pytest.approx(owner, abs=2 * most)
     assert busy[0] > 2 * busy[1]
 
 
@@ -80,15 +86,21 @@ def test_a_slow_reader_paces_the_sender_without_loss(read_ns):
     """The reader's core reads one 1448-byte segment per read_ns (plus its copy) and the link and
     softirq are far faster: the window closes as the buffer fills and reopens as the reader
     frees it, so the flow delivers one segment per read with no segment dropped at the socket.
-    The reader's core also sends the ACKs TCP held while a read owned the socket (release_sock):
-    its time per segment is the read, the copy and its share of those ACKs' send passes."""
+    The reader's core also runs, at the release (release_sock), the TCP receive (tcp_rcv) of
+    the segments that arrived while a read owned the socket and sends the ACKs TCP held
+    meanwhile: its time per segment is the read, the copy, and its share of those segments'
+    tcp_rcv and of those ACKs' send passes."""
     r = simulate(two_hosts(read_ns))
     f = r.model.flows[0]
     p = r.packets
     acks = p[(p.direction == "response") & (p.size_bytes == HEADER_BYTES)]
     ack_pass = (acks.tcp_send_ns + acks.ip_output_ns + acks.dev_xmit_ns + acks.nic_tx_ns).iloc[0]
     assert 0 < f.released <= f.acks
-    per_read = read_ns + PROFILE.host.app_recv_per_byte_ns * (MSS + HEADER_BYTES) + f.released / f.segments_delivered * ack_pass
+    data = p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8) & (p.status == "delivered")]
+    backlogged = (data.tcp_rcv_ns == 0).mean()      # their tcp_rcv ran at the reader's release
+    assert backlogged > 0.5
+    per_read = (read_ns + PROFILE.host.app_recv_per_byte_ns * (MSS + HEADER_BYTES) + f.released / f.segments_delivered * ack_pass
+                + backlogged * PROFILE.stages["tcp_rcv"].base_ns)
     assert r.flows.throughput_bytes_per_s[0] == pytest.approx(MSS / per_read * 1e9, rel=0.01)
     assert not (r.packets.drop_reason == "socket_rcvbuf_full").any()
     assert r.flows.retransmits[0] == 0 and r.flows.timeouts[0] == 0

@@ -84,6 +84,27 @@ def test_acks_held_while_the_reader_owns_the_socket_leave_from_its_thread():
     assert snd.snd_una <= rcv.rcv_nxt and rcv.owned <= 1
 
 
+@pytest.mark.parametrize("app_recv_ns", [800.0, 20_000.0])
+def test_a_segment_that_finds_its_socket_owned_is_processed_at_the_release(app_recv_ns):
+    """ACKs that reach the sender while a write holds its socket, and data that reaches the
+    receiver while a read holds its socket, wait in the socket's backlog: their delivering pass
+    records no tcp_rcv (the owner's release_sock runs it), every other segment's records the
+    whole stage; the flow counts each once (`backlogged`).  A slower reader holds its socket
+    more of the time (a segment per 20 us, against one per 12 us on the 1 Gbit/s link), so more
+    of the data waits."""
+    r = two_hosts(dur=3e7, rate_bps=1e9, app_recv_ns=app_recv_ns, gso=False)
+    f = r.model.flows[0]
+    p = r.packets
+    seg = p[p.status == "delivered"]
+    assert set(seg.tcp_rcv_ns.unique()) <= {0.0, PROFILE.stages["tcp_rcv"].base_ns}
+    assert (seg.tcp_rcv_ns == 0).sum() == f.backlogged
+    data = seg[seg.direction == "request"]
+    acks = seg[seg.direction == "response"]
+    assert (acks.tcp_rcv_ns == 0).any()                 # the writer owned the sender's socket
+    share = (data.tcp_rcv_ns == 0).mean()
+    assert share < 0.5 if app_recv_ns < 1000 else share > 0.9
+
+
 def test_a_recovery_the_peer_reports_spurious_is_undone_and_reordering_grows():
     """tcp_try_undo_dsack: when every retransmission of a recovery comes back as a D-SACK (the
     peer had the data: it was late, not lost), cwnd and ssthresh return to their values before

@@ -72,7 +72,7 @@ from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
 from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_INDEX, STAGE_NAMES
-from sim.core.tcpcost import TCP_SEND, WRITTEN, tcp_stages
+from sim.core.tcpcost import BACKLOGGED, TCP_RCV, TCP_SEND, WRITTEN, receives, tcp_stages
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
@@ -109,6 +109,10 @@ class Host:
             self.begin_pass = self._begin_pass_ct       # type: ignore[method-assign]
         elif spec.cost_distribution == "exponential":
             self.begin_pass = self._begin_pass_scaled   # type: ignore[method-assign]
+        if model.tcp:                                   # TCP segments may find their socket owned
+            self._begin_untracked = self.begin_pass
+            self.begin_pass = self._begin_pass_tcp      # type: ignore[method-assign]
+            self._receives: dict[int, bool] = {}
         self.engine = model.engine
         self.rng = rng
         self.warmup_ns = model.warmup_ns
@@ -332,9 +336,13 @@ class Host:
                 work = [(st, tuple(m for m in ms if m != pkt.src_ns)) for st, ms in work]
                 work += [(st, (None,)) for st in p.loop_stages]
         ran = set(p.repeat)                     # stages this packet ran before on this host
-        copied = pkt.tcp == WRITTEN             # its write copied the payload: tcp_send copies none
+        bits = pkt.tcp or 0
+        copied = bits & WRITTEN                 # its write copied the payload: tcp_send copies none
+        backlogged = bits & BACKLOGGED          # tcp_rcv runs later, in the owner's release_sock
         for st, targets in work:
             i = st.index
+            if backlogged and i == TCP_RCV:
+                continue
             kind = st.entry_kind
             chain = KIND_CHAIN.get(kind)
             for m in targets:
@@ -461,6 +469,27 @@ class Host:
         """`begin_pass` on a host with random pass costs (without conntrack)."""
         vec_id, cost, _ = self.pass_cost(pkt.plan[pkt.step], pkt)
         return self._charge(pkt, core, start_ns, vec_id, cost)
+
+    def _begin_pass_tcp(self, pkt, core: Core, start_ns: float) -> float:
+        """`begin_pass` on a host of a run with TCP flows: a TCP segment whose pass delivers it
+        to a socket its application owns now (`sim.core.tcp.TcpFlow.backlogs`) is marked
+        `BACKLOGGED` and priced without ``tcp_rcv`` (tcp_v4_rcv -> tcp_add_backlog,
+        `sim.core.tcpcost`); then the host's own begin."""
+        if pkt.tcp and not pkt.tcp & BACKLOGGED:
+            p = pkt.plan[pkt.step]
+            r = self._receives.get(p.uid)
+            if r is None:
+                r = self._receives[p.uid] = receives(p.stages)
+            if r and pkt.owner.backlogs(pkt):
+                pkt.tcp |= BACKLOGGED
+        return self._begin_untracked(pkt, core, start_ns)
+
+    def tcp_rcv_ns(self, pkt) -> float:
+        """CPU (ns) of ``tcp_rcv`` for TCP segment `pkt` on this host, as its delivering pass
+        would have charged it (scaled like a pass when pass costs are random): what the owner
+        of a socket pays for a segment that waited in its backlog (`BACKLOGGED`)."""
+        c = self.base[TCP_RCV] + self.per_byte[TCP_RCV] * pkt.size
+        return c * self._scale() if self.random_costs else c
 
     def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:
         """Record `pkt`'s pass (cost vector `vec_id`, `cost` ns, scaled when pass costs are

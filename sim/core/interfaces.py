@@ -57,6 +57,8 @@ class FlowSource(Protocol):
 
 
 class FlowKind(Protocol):
+    tcp_segments: bool              # its flows' packets are TCP segments (`sim.core.tcpcost`)
+
     def __call__(self, idx: int, spec: "FlowSpec", model: "ModelServices",
                  rng: np.random.Generator) -> FlowSource: ...
 
@@ -71,6 +73,7 @@ class ModelServices(Protocol):
     until_ns: float
     generated: int
     packet_limit: float
+    tcp: bool                       # some flow's packets are TCP segments (`sim.core.tcpcost`)
 
     def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1,
              wire_size: int | None = None, softirq_core: int = -1, tcp: int | None = None) -> None: ...

@@ -93,6 +93,7 @@ class Model:
                                  random_costs=any(h.cost_distribution != "deterministic" for h in scenario.hosts),
                                  sink=record_sink, chunk_rows=chunk_rows, stage_names=self.stages.names)
         self._reason_code = {r: i for i, r in enumerate(reasons)}
+        self.tcp = any(FLOW_KINDS[f.kind].tcp_segments for f in scenario.flows)   # before the hosts
         self.hosts: list[Host] = []
         self.host_index: dict[str, int] = {}
         for i, hspec in enumerate(scenario.hosts):

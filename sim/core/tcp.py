@@ -82,7 +82,7 @@ from collections import deque
 from typing import Optional
 
 from sim.core.tcp_cc import make_cc, pacing_rate_bytes_per_ns
-from sim.core.tcpcost import WRITTEN
+from sim.core.tcpcost import BACKLOGGED, WRITTEN
 from sim.core.traffic import Flow
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
@@ -176,6 +176,7 @@ class Side:
         self.owned = 0                   # jobs of its thread inside lock_sock .. release_sock
         self.backlog: list[tuple] = []   # what TCP sent meanwhile (`TcpFlow._emit`'s arguments), held to release
         self.push_pending = False        # an ACK meanwhile would have sent new data: push at the release
+        self.rcv_cpu_ns = 0.0            # tcp_rcv of the segments that waited meanwhile: the release runs it
         # a writing sender (tcp_stream's side 0, `TcpStreamFlow`)
         self.writes = False
         self.sndbuf = 0                  # its send buffer (sk_sndbuf), payload bytes
@@ -227,6 +228,7 @@ class TcpFlow(Flow):
         self._unread: set[int] = set()   # seqs of data packets delivered and not yet read
         self.probes = 0                  # zero-window probes sent
         self.released = 0                # packets held while the application owned a socket, sent at its release
+        self.backlogged = 0              # segments that found their socket owned: tcp_rcv at the release
         # results
         self.window_bytes = 0            # in-order payload delivered at or after warm-up
         self.window_cpu_ns = 0.0         # stage CPU of the flow's packets that ended at or after warm-up
@@ -329,6 +331,32 @@ class TcpFlow(Flow):
             self._working.add(pkt.seq)
         return work
 
+    def backlogs(self, pkt) -> bool:
+        """Whether segment `pkt`, whose delivering pass begins now, finds its socket owned by
+        its application (tcp_v4_rcv: sock_owned_by_user -> tcp_add_backlog): its ``tcp_rcv``
+        then runs at the owner's release (`sim.core.tcpcost.BACKLOGGED`, `_backlogged_rcv`)."""
+        info = self._pkts.get(pkt.seq)
+        return info is not None and self.conns[pkt.seq % self.n_conn].sides[1 - info[0]].owned > 0
+
+    def _backlogged_rcv(self, pkt, s: Side) -> None:
+        """`pkt` waited in side `s`'s socket backlog (`BACKLOGGED`): its ``tcp_rcv`` is the
+        owner's, run at its release (`_unlock`); if the owner released the socket while the
+        delivering pass ran, the softirq that delivered it runs it now (tcp_v4_do_rcv)."""
+        self.backlogged += 1
+        apps = self._apps(s)
+        cost = apps.host.tcp_rcv_ns(pkt)
+        if s.owned:
+            s.rcv_cpu_ns += cost
+        else:
+            self.window_cpu_ns += apps.host.cores[pkt.core].stall(cost)
+
+    def _release_rcv(self, cost: float, core, start_ns: float) -> float:
+        """The begin of a release's job that runs the backlogged segments' ``tcp_rcv``
+        (__release_sock -> sk_backlog_rcv = tcp_v4_do_rcv), `cost` ns, on the owner's thread."""
+        if start_ns >= self.model.warmup_ns:
+            self.window_cpu_ns += cost
+        return cost
+
     def on_delivered(self, pkt, read_done_ns: float) -> None:
         """`pkt` entered its socket: TCP's receive path (tcp_v4_rcv) ran in softirq on the
         core of the pass that delivered it, so whatever it sends (ACKs, data the ACK lets
@@ -345,6 +373,8 @@ class TcpFlow(Flow):
         c = self.conns[pkt.seq % self.n_conn]
         s = c.sides[1 - info[0]]
         s.core = self._ctx_core = pkt.core
+        if pkt.tcp & BACKLOGGED:
+            self._backlogged_rcv(pkt, s)
         if s.owned:
             self._defer = s
         try:
@@ -422,6 +452,8 @@ class TcpFlow(Flow):
         info = self._pkts.pop(pkt.seq, None)
         if info is not None:
             self._account(pkt)
+            if pkt.tcp & BACKLOGGED:            # dropped at the socket after the backlog (tcp_data_queue)
+                self._backlogged_rcv(pkt, self.conns[pkt.seq % self.n_conn].sides[1 - info[0]])
             if info[1] == DATA and info[3] > info[2]:
                 self.segments_dropped += pkt.frames
         self._read_work.pop(pkt.seq, None)
@@ -629,7 +661,11 @@ class TcpFlow(Flow):
         pass is a job of the thread, `sim.core.apps.Apps.send`), and the socket stays owned
         until those sends are done, when it is released again (__release_sock loops until the
         backlog is empty, so nothing TCP sends later overtakes them); then it is free."""
-        if s.backlog or s.push_pending:
+        if s.backlog or s.push_pending or s.rcv_cpu_ns:
+            apps = self._apps(s)
+            if s.rcv_cpu_ns:                    # tcp_v4_do_rcv of each backlogged segment first
+                cost, s.rcv_cpu_ns = s.rcv_cpu_ns, 0.0
+                apps.run_job(self._thread(s), self._release_rcv, None, cost)
             held, s.backlog = s.backlog, []
             self.released += len(held)
             for args in held:
@@ -637,7 +673,7 @@ class TcpFlow(Flow):
             if s.push_pending:
                 s.push_pending = False
                 self._push(s.conn, s)
-            self._apps(s).run_job(self._thread(s), no_cpu, self._release_job, s)
+            apps.run_job(self._thread(s), no_cpu, self._release_job, s)
             return
         s.owned -= 1
         if not s.owned:

@@ -25,6 +25,12 @@ A data packet whose payload its sender's write already copied into the socket (`
 ``tcp_stream`` sender's writes, `sim.core.tcp`) pays no ``tcp_send`` per-byte term in its
 pass: tcp_sendmsg_locked copied the bytes (skb_copy_to_page_nocache) in the write, and
 tcp_write_xmit / __tcp_transmit_skb send a clone of the queued skb without copying again.
+
+A segment that reaches a socket its application owns (`BACKLOGGED`: a read or write job of
+that side runs, `sim.core.tcp`) pays no ``tcp_rcv`` in the pass that delivers it: tcp_v4_rcv
+finds sock_owned_by_user and only queues the skb on the socket's backlog (tcp_add_backlog);
+tcp_v4_do_rcv runs later, in the owner's release_sock (__release_sock), and the flow charges
+that ``tcp_rcv`` to the owner's thread then (`Host.tcp_rcv_ns`).
 """
 
 from __future__ import annotations
@@ -40,8 +46,12 @@ SOCKET_LOOKUP = STAGE_INDEX["socket_lookup"]
 ROUTE_INPUT = STAGE_INDEX["route_input"]
 ROUTE_OUTPUT = STAGE_INDEX["route_output"]
 TCP_SEND = STAGE_INDEX["tcp_send"]
-TCP_INSTEAD = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: STAGE_INDEX["tcp_rcv"]}
-WRITTEN = 2     # a packet's `tcp` for a data packet whose bytes a write copied (True: any other segment)
+TCP_RCV = STAGE_INDEX["tcp_rcv"]
+TCP_INSTEAD = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: TCP_RCV}
+# a packet's `tcp` (`sim.core.packet.Packet.tcp`) is 0/False for a UDP datagram, else bits:
+SEGMENT = 1     # a TCP segment (True)
+WRITTEN = 2     # a data segment whose bytes a write copied
+BACKLOGGED = 4  # its socket was owned when the pass that delivers it began: no tcp_rcv in that pass
 
 
 @lru_cache(maxsize=None)
@@ -53,3 +63,10 @@ def tcp_stages(stages: tuple) -> tuple:
                 for st in stages
                 if st.index != ROUTE_OUTPUT and not (delivers and st.index == ROUTE_INPUT))
     return stages if out == stages else out
+
+
+@lru_cache(maxsize=None)
+def receives(stages: tuple) -> bool:
+    """Whether a pass of these compiled stages enqueues to the receiving socket (its
+    ``socket_enqueue``, ``tcp_rcv`` for a TCP segment)."""
+    return any(st.index == SOCKET_ENQUEUE for st in stages)
