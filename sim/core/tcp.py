@@ -181,6 +181,7 @@ class Side:
         self.writes = False
         self.sndbuf = 0                  # its send buffer (sk_sndbuf), payload bytes
         self.writing = 0                 # bytes the write job now running copies
+        self.filled = False              # that write fills the buffer (it had less room than a write)
         self.nospace = False             # it found the buffer full (SOCK_NOSPACE): ACKs check for space
         self.asleep = False              # waiting for send-buffer space (sk_stream_wait_memory)
         self.trace: list[tuple[float, float]] = []

@@ -34,8 +34,10 @@ class TcpStreamFlow(TcpFlow):
       tcp_sndbuf_expand's size (tcp_init_buffer_space: 2 x max(10, cwnd) x per_mss) and grows
       the same way, up to ``wmem_max_bytes``, when an ACK frees space while the writer waits and
       cwnd is not full (tcp_check_space -> tcp_new_space, tcp_should_expand_sndbuf);
-    - a full buffer puts the writer to sleep (sk_stream_wait_memory); an ACK that leaves at
-      least a third of it free wakes it (sk_stream_write_space: free >= queued / 2), with a
+    - a write that fills the buffer (it had less room than it would copy) puts the writer to
+      sleep (tcp_sendmsg_locked sets SOCK_NOSPACE at wait_for_space, sk_stream_wait_memory),
+      even if ACKs that arrived during the copy freed some again; an ACK that leaves at least
+      a third of it free wakes it (sk_stream_write_space: free >= queued / 2), with a
       read's wake-up costs (`sim.core.apps.Apps.wake`).
     """
 
@@ -82,14 +84,16 @@ class TcpStreamFlow(TcpFlow):
 
     def _write_begin(self, s: Side, core, start_ns: float) -> float:
         chunk = max(self.tcp.gso_max_bytes, WRITE_BYTES)
-        s.writing = max(min(chunk, self._room(s)), 0)
+        room = self._room(s)
+        s.writing = max(min(chunk, room), 0)
+        s.filled = room < chunk                     # it fills the buffer: SOCK_NOSPACE
         s.owned += 1                                # lock_sock
         return s.writing * self._copy_ns_per_byte(s)
 
     def _write_end(self, s: Side) -> None:
         n, s.writing = s.writing, 0
         s.write_end += n
-        if self._room(s) <= 0:
+        if s.filled or self._room(s) <= 0:          # ACKs meanwhile may have freed some again
             s.nospace = True                        # tcp_sendmsg_locked -> wait_for_space
         if self.engine._now >= self.model.warmup_ns:
             self.window_cpu_ns += n * self._copy_ns_per_byte(s)    # tcp_send's copy, paid here
