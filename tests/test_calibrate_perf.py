@@ -3,7 +3,7 @@ validate-real: pure functions, no root needed."""
 
 import pytest
 
-from sim.calibrate import perfstages, sockperf, validate
+from sim.calibrate import perfstages, sockperf, tcpstages, validate
 from sim.calibrate.setups import SETUPS, by_name
 from sim.core.costs import StageCost, load_profile
 
@@ -65,6 +65,13 @@ swapper  0/0 [001]     333444
     assert ctx["1"] == {"softirq": pytest.approx(333.444), "user": pytest.approx(333.444),
                         "softirq_in_idle": pytest.approx(333.444)}
     assert out["cpu_ns_per_packet"]["1"] == pytest.approx(666.888)      # the idle CPU's softirq is not charged
+    cats = out["cpu_category_ns_per_packet"]            # the kernel part, by category and context
+    assert cats["1"] == {"tcp_rcv (softirq)": pytest.approx(333.444)}
+    assert sum(cats["0"].values()) == pytest.approx(ctx["0"]["kernel"])
+    assert out["cpu_leaf_top"]["1"] == {"tcp_v4_rcv": pytest.approx(333.444)}
+    merged = perfstages.merge([dict(out, loadavg="0", pps_in_window=1.0)] * 3)
+    assert merged["cpu_category_ns_per_packet"] == cats
+    assert "CPU 1" in "\n".join(tcpstages.cpu_table("x", merged))
 
 
 def test_symbol_table_names_only_model_stages():

@@ -141,6 +141,8 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
     by_cat: defaultdict[str, float] = defaultdict(float)
     by_cpu: Counter = Counter()
     contexts: defaultdict[int, Counter] = defaultdict(Counter)
+    cpu_cats: defaultdict[int, Counter] = defaultdict(Counter)     # category per context, per CPU
+    cpu_leaves: defaultdict[int, Counter] = defaultdict(Counter)   # kernel leaf symbols, per CPU
     other_leaf: Counter = Counter()
     skipped: Counter = Counter()
     others: Counter = Counter()
@@ -162,6 +164,8 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
         softirq = in_softirq(s.chain)
         contexts[s.cpu]["softirq" if softirq else "kernel"] += s.period_ns
         cat = classifier.classify(s.chain)
+        cpu_cats[s.cpu][f"{cat} ({'softirq' if softirq else 'kernel'})"] += s.period_ns
+        cpu_leaves[s.cpu][s.chain[0]] += s.period_ns
         by_cat[cat] += s.period_ns if softirq else s.period_ns / per_sent
         if cat == "other":
             other_leaf[s.chain[0]] += s.period_ns
@@ -173,6 +177,12 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             # local_bh_enable, by ksoftirqd, or on an idle CPU), other kernel work, user space
             "cpu_context_ns_per_packet": {str(c): {k: v / per for k, v in sorted(cnt.items())}
                                           for c, cnt in sorted(contexts.items())},
+            # per CPU, our processes' kernel samples by category and context ("tcp_rcv (softirq)"),
+            # and the leaf functions that took most (e.g. the read's copy, rep_movs_alternative)
+            "cpu_category_ns_per_packet": {str(c): {k: v / per for k, v in cnt.most_common()}
+                                           for c, cnt in sorted(cpu_cats.items())},
+            "cpu_leaf_top": {str(c): {k: v / per for k, v in cnt.most_common(15)}
+                             for c, cnt in sorted(cpu_leaves.items())},
             "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
             "other_top": {k: v / per for k, v in other_leaf.most_common(12)},
             "other_processes_top": {k: v / per for k, v in others.most_common(6)}}
@@ -403,6 +413,11 @@ def merge(runs: list[dict]) -> dict:
                 "other_processes_top"):
         names = dict.fromkeys(k for r in runs for k in r[key])
         out[key] = {k: statistics.median(r[key].get(k, 0.0) for r in runs) for k in names}
+    for key in ("cpu_context_ns_per_packet", "cpu_category_ns_per_packet", "cpu_leaf_top"):
+        cpus = dict.fromkeys(c for r in runs for c in r.get(key, {}))
+        out[key] = {c: {k: statistics.median(r.get(key, {}).get(c, {}).get(k, 0.0) for r in runs)
+                        for k in dict.fromkeys(k for r in runs for k in r.get(key, {}).get(c, {}))}
+                    for c in cpus}
     out["spread_ns_per_packet"] = {k: max(r["ns_per_packet"].get(k, 0.0) for r in runs)
                                    - min(r["ns_per_packet"].get(k, 0.0) for r in runs)
                                    for k in out["ns_per_packet"]}

@@ -171,9 +171,10 @@ def _ethtool_version() -> str:
 
 def table(rec: dict) -> str:
     """Markdown: ns per segment per category of each TCP flood (per datagram for UDP), the
-    model's TCP stages, and the ping-pong medians."""
+    model's TCP stages, where each CPU spent its time (`cpu_table`), and the ping-pong medians."""
     names = list(rec["setups"])
     lines = _flood_table(rec, names) if names else []
+    lines += [line for n in names for line in cpu_table(n, rec["setups"][n])]
     pp = rec["pingpong"]
     raw = rec["raw"]["pingpong"]
     if not pp:
@@ -185,6 +186,26 @@ def table(rec: dict) -> str:
         lines.append(f"| {n} | {p['median_ns'] / 1000:.2f} | {p['p25_ns'] / 1000:.2f} | {p['p75_ns'] / 1000:.2f} "
                      f"| {p['p99_ns'] / 1000:.2f} | {p['round_trips']} | {paired:+.2f} |")
     return "\n".join(lines)
+
+
+def cpu_table(name: str, setup: dict) -> list[str]:
+    """Markdown: flood `name`'s kernel CPU on each CPU by category and context (softirq or
+    other kernel work), and user space, ns per data packet (median over rounds): which CPU runs
+    what (the model's per-core split, docs/tcp.md).  Empty for a record made before these
+    figures were kept."""
+    cats = setup.get("cpu_category_ns_per_packet")
+    if not cats:
+        return []
+    cpus = sorted(cats)
+    user = {c: setup.get("cpu_context_ns_per_packet", {}).get(c, {}).get("user", 0.0) for c in cpus}
+    rows = sorted(dict.fromkeys(k for c in cpus for k in cats[c]),
+                  key=lambda k: -sum(cats[c].get(k, 0.0) for c in cpus))
+    lines = ["", f"{name}: ns per data packet by CPU", "",
+             "| category (context) | " + " | ".join(f"CPU {c}" for c in cpus) + " |", "|---|" + "---:|" * len(cpus)]
+    lines += [f"| {k} | " + " | ".join(f"{cats[c].get(k, 0.0):.0f}" for c in cpus) + " |" for k in rows]
+    lines.append("| user space | " + " | ".join(f"{user[c]:.0f}" for c in cpus) + " |")
+    lines.append("| **all** | " + " | ".join(f"{sum(cats[c].values()) + user[c]:.0f}" for c in cpus) + " |")
+    return lines
 
 
 def _flood_table(rec: dict, names: list[str]) -> list[str]:
