@@ -85,10 +85,12 @@ def test_an_ack_leaves_as_its_segment_is_processed_not_after_the_reader():
 def test_a_slow_reader_paces_the_sender_without_loss(read_ns):
     """The reader's core reads one 1448-byte segment per read_ns (plus its copy) and the link and
     softirq are far faster: the window closes as the buffer fills and reopens as the reader
-    frees it, so the flow delivers one segment per read with no segment dropped at the socket.
+    frees it, so the flow delivers one segment per read with no segment dropped at the socket
+    and no loss (a spurious retransmission is undone).
     The reader's core also runs, at the release (release_sock), the TCP receive (tcp_rcv) of
-    the segments that arrived while a read owned the socket and sends the ACKs TCP held
-    meanwhile: its time per segment is the read, the copy, and its share of those segments'
+    the segments that arrived while a read owned the socket, and sends the ACKs TCP held
+    meanwhile and those its reads send (tcp_cleanup_rbuf: a delayed ACK the unread data held
+    back): its time per segment is the read, the copy, and its share of those segments'
     tcp_rcv and of those ACKs' send passes."""
     r = simulate(two_hosts(read_ns))
     f = r.model.flows[0]
@@ -99,11 +101,15 @@ def test_a_slow_reader_paces_the_sender_without_loss(read_ns):
     data = p[(p.direction == "request") & (p.size_bytes > HEADER_BYTES + 8) & (p.status == "delivered")]
     backlogged = (data.tcp_rcv_ns == 0).mean()      # their tcp_rcv ran at the reader's release
     assert backlogged > 0.5
-    per_read = (read_ns + PROFILE.host.app_recv_per_byte_ns * (MSS + HEADER_BYTES) + f.released / f.segments_delivered * ack_pass
+    thread_acks = f.released + f.thread_acks            # the receiver sends nothing but ACKs
+    per_read = (read_ns + PROFILE.host.app_recv_per_byte_ns * (MSS + HEADER_BYTES) + thread_acks / f.segments_delivered * ack_pass
                 + backlogged * PROFILE.stages["tcp_rcv"].base_ns)
     assert r.flows.throughput_bytes_per_s[0] == pytest.approx(MSS / per_read * 1e9, rel=0.01)
     assert not (r.packets.drop_reason == "socket_rcvbuf_full").any()
-    assert r.flows.retransmits[0] == 0 and r.flows.timeouts[0] == 0
+    # no loss: at most a few spurious fast retransmits (data the writer's thread and the
+    # softirq send can pass each other in slow start), each undone by its D-SACK
+    assert r.flows.retransmits[0] <= 0.01 * f.segments_delivered and r.flows.timeouts[0] == 0
+    assert f.conns[0].sides[0].ssthresh == float("inf")
     assert r.cores.set_index(["host", "core"]).utilisation[("b", 1)] > 0.99
 
 

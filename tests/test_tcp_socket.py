@@ -105,6 +105,41 @@ def test_a_segment_that_finds_its_socket_owned_is_processed_at_the_release(app_r
     assert share < 0.5 if app_recv_ns < 1000 else share > 0.9
 
 
+def test_an_ack_the_unread_data_holds_back_is_sent_by_the_readers_read():
+    """__tcp_ack_snd_check ACKs more than one full segment at once only if the reader has read
+    everything or the window it could offer has not shrunk; else tcp_cleanup_rbuf sends the
+    ACK when the reader reads.  A reader that takes every packet at once (no reading
+    application: app_recv_ns 0) never leaves one for its thread; a slow one (20 us per
+    segment, against 12 us per segment on the link) leaves most of them, and its thread sends
+    them.  Either way about one ACK goes per two segments (delayed ACKs)."""
+    fast = two_hosts(dur=3e7, rate_bps=1e9, app_recv_ns=0.0, gso=False).model.flows[0]
+    slow = two_hosts(dur=3e7, rate_bps=1e9, app_recv_ns=20_000.0, gso=False).model.flows[0]
+    assert fast.thread_acks == 0 and fast.released == 0
+    assert slow.thread_acks > 0.5 * slow.acks
+    for f in (fast, slow):
+        assert f.acks / f.segments_delivered == pytest.approx(0.5, abs=0.05)
+
+
+def test_only_new_data_needs_room_in_a_full_receive_buffer():
+    """A full buffer drops new data (tcp_try_rmem_schedule) but not a pure ACK, a SYN or a
+    segment wholly below rcv_nxt, which TCP consumes without queueing (tcp_ack,
+    tcp_data_queue); a UDP datagram always needs room."""
+    from types import SimpleNamespace
+
+    from sim.core.tcp import DATA, SYN
+    r = two_hosts(dur=2e6)
+    f = r.model.flows[0]
+    rcv = f.conns[0].sides[1]
+    nxt = rcv.rcv_nxt
+    cases = {100: ((0, DATA, nxt, nxt + 1448), True), 101: ((0, DATA, nxt - 2896, nxt), False),
+             102: ((0, DATA, nxt - 1448, nxt + 1448), True), 103: ((1, DATA, 0, 0), False),
+             104: ((0, SYN, 0, 0), False)}
+    for seq, (info, needs) in cases.items():
+        f._pkts[seq * f.n_conn] = (*info, 0, 0.0, 0.0, 0)
+        assert f.buffers(SimpleNamespace(seq=seq * f.n_conn)) is needs, info
+    assert r.model.flows[0].__class__.__mro__[-2].buffers(f, SimpleNamespace(seq=-1)) is True
+
+
 def test_a_recovery_the_peer_reports_spurious_is_undone_and_reordering_grows():
     """tcp_try_undo_dsack: when every retransmission of a recovery comes back as a D-SACK (the
     peer had the data: it was late, not lost), cwnd and ssthresh return to their values before

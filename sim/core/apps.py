@@ -145,11 +145,11 @@ class Apps:
         held = sq.held
         while held and held[0][0] <= now:
             sq.bytes -= held.popleft()[1]
-        if sq.bytes + truesize > sq.limit:
+        flow = pkt.owner
+        if sq.bytes + truesize > sq.limit and flow.buffers(pkt):
             self.model.record_drop(pkt, ns, "socket_rcvbuf_full", self.host.name)
             return
         self.model.record_delivered(pkt, ns, now)
-        flow = pkt.owner
         observes = flow.observes_reads
         cost = self.app_recv_ns + self.recv_per_byte_ns * pkt.size      # `read_cost_ns`, inline
         if observes:

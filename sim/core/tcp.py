@@ -227,9 +227,11 @@ class TcpFlow(Flow):
         self._reading: set[int] = set()      # seqs whose read job is running (it owns the socket)
         self._working: set[int] = set()      # seqs whose read job holds the application's work too
         self._unread: set[int] = set()   # seqs of data packets delivered and not yet read
+        self._instant: set[int] = set()  # of those, the ones read at once (no reading application)
         self.probes = 0                  # zero-window probes sent
         self.released = 0                # packets held while the application owned a socket, sent at its release
         self.backlogged = 0              # segments that found their socket owned: tcp_rcv at the release
+        self.thread_acks = 0             # pure ACKs an application's thread sent itself (tcp_cleanup_rbuf)
         # results
         self.window_bytes = 0            # in-order payload delivered at or after warm-up
         self.window_cpu_ns = 0.0         # stage CPU of the flow's packets that ended at or after warm-up
@@ -332,6 +334,17 @@ class TcpFlow(Flow):
             self._working.add(pkt.seq)
         return work
 
+    def buffers(self, pkt) -> bool:
+        """Only new data takes room in the receive buffer: TCP consumes a pure ACK, a SYN and a
+        duplicate segment without queueing them (tcp_ack; tcp_data_queue drops a segment
+        wholly below rcv_nxt before tcp_try_rmem_schedule), so a full buffer drops none of
+        those."""
+        info = self._pkts.get(pkt.seq)
+        if info is None:
+            return True
+        _, kind, start, end = info[:4]
+        return kind == DATA and end > start and end > self.conns[pkt.seq % self.n_conn].sides[1 - info[0]].rcv_nxt
+
     def backlogs(self, pkt) -> bool:
         """Whether segment `pkt`, whose delivering pass begins now, finds its socket owned by
         its application (tcp_v4_rcv: sock_owned_by_user -> tcp_add_backlog): its ``tcp_rcv``
@@ -383,6 +396,8 @@ class TcpFlow(Flow):
         finally:
             self._ctx_core = -1
             self._defer = None
+        if pkt.seq in self._unread and self._read_cost_ns(s.idx, pkt) + self._read_work.get(pkt.seq, 0.0) <= 0:
+            self._instant.add(pkt.seq)              # no reading application: Apps.deliver reads it at once
 
     def _receive(self, pkt, info: tuple, c: Conn, s: Side) -> None:
         """`on_delivered`'s TCP processing of `pkt` (`info` its send record) by side `s` of `c`."""
@@ -507,13 +522,23 @@ class TcpFlow(Flow):
         elif s.quick > 0 and not s.pingpong:
             s.quick -= 1
             self._send_ack(c, s)
-        elif s.rcv_nxt - s.rcv_wup > s.mss:        # __tcp_ack_snd_check: more than one full segment
+        elif s.rcv_nxt - s.rcv_wup > s.mss and self._window_advances(s):    # __tcp_ack_snd_check
             self._send_ack(c, s)
         elif s.delack_deadline == INF:              # tcp_send_delayed_ack
             s.delack_deadline = now + self.tcp.delack_ns
             if s.delack_armed > s.delack_deadline:
                 s.delack_armed = s.delack_deadline
                 self.engine.at(self.tcp.delack_ns, self._delack_fire, (c, s, s.delack_deadline))
+
+    def _window_advances(self, s: Side) -> bool:
+        """__tcp_ack_snd_check's condition for ACKing more than one full segment at once: the
+        application has read everything (rcv_nxt - copied_seq below SO_RCVLOWAT, 1 byte) or
+        the window side `s` could offer now is no smaller than the one it offered last
+        (__tcp_select_window >= rcv_wnd: "right edge of window advances far enough").  Else
+        the ACK is delayed, and the reader's tcp_cleanup_rbuf sends it (`on_read`), from the
+        reader's thread, unless the delayed-ACK timer fires first."""
+        return (s.rcv_nxt <= s.copied or self._apps(s).app_recv_ns <= 0      # no reader: read at once
+                or self._free_window(s) >= s.rcv_right - s.rcv_wup)
 
     def on_in_order(self, c: Conn, s: Side) -> None:
         """A kind's hook: `s.rcv_nxt` advanced."""
@@ -633,9 +658,11 @@ class TcpFlow(Flow):
 
     def on_read(self, pkt) -> None:
         """The application read data packet `pkt` (tcp_recvmsg): the buffer may grow
-        (`_rcv_space_adjust`), then tcp_cleanup_rbuf: if the window it offers had fallen to half
-        the clamp or less and the read lets it offer at least twice as much, it sends a window
-        update now, from its own thread.  A read that owned the socket first sends what TCP
+        (`_rcv_space_adjust`), then tcp_cleanup_rbuf (net/ipv4/tcp.c __tcp_cleanup_rbuf) sends
+        an ACK now, from its own thread, if one is scheduled (a delayed ACK) and more than a
+        full segment arrived since the last (`_window_advances` left it to the reader), or if
+        the window it offers had fallen to half the clamp or less and the read lets it offer
+        at least twice as much (a window update).  A read that owned the socket first sends what TCP
         held meanwhile (release_sock; the kernel does so after tcp_cleanup_rbuf, but the held
         ACKs carry the window the read freed, so sending them first spares an ACK behind a
         newer one)."""
@@ -644,12 +671,27 @@ class TcpFlow(Flow):
         self._unread.discard(pkt.seq)
         c = self.conns[pkt.seq % self.n_conn]
         s = c.sides[1 - pkt.direction]
+        if pkt.seq in self._instant:                # no reading application: "read" in the softirq
+            self._instant.discard(pkt.seq)          # that delivered it, and what it sends leaves there
+            self._ctx_core = pkt.core
+            try:
+                self._read_done(c, s, pkt)
+            finally:
+                self._ctx_core = -1
+            return
+        self._read_done(c, s, pkt)
+
+    def _read_done(self, c: Conn, s: Side, pkt) -> None:
+        """`on_read`'s work for data packet `pkt` read by side `s` of `c`."""
         s.rcv_held -= pkt.size + self._space(s)[1]
         s.copied += pkt.size - HEADER_BYTES
         self._rcv_space_adjust(s)
         if pkt.seq in self._reading:
             self._reading.discard(pkt.seq)
             self._unlock(s)
+        if s.delack_deadline != INF and s.rcv_nxt - s.rcv_wup > s.mss:
+            self._send_ack(c, s)                    # a delayed ACK of more than a full segment
+            return
         now_wnd = s.rcv_right - s.rcv_nxt           # tcp_receive_window
         if 2 * now_wnd <= s.clamp:
             new = self._free_window(s)
@@ -705,6 +747,8 @@ class TcpFlow(Flow):
         s.delack_deadline = INF
         s.rcv_wup = s.rcv_nxt
         self.acks += 1
+        if self._ctx_core < 0 and self._defer is None:
+            self.thread_acks += 1
         sacked = sum(-(-(e - b) // s.mss) for b, e in s.ooo.items()) if s.ooo else 0
         self._emit(c, s.idx, kind, sacked, sacked, s.rcv_nxt, HEADER_BYTES, s.ts_recent)
 

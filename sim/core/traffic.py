@@ -4,7 +4,8 @@ Each flow draws from its own `numpy.random.Generator` (spawned from the run's ge
 adding a flow does not change the others' samples.  A flow hands each new packet to
 ``model.emit(flow, seq, direction, size)``; the model routes it.  Flows are notified by
 ``on_delivered(pkt, read_done_ns)`` (the packet entered its socket), ``on_read(pkt)`` (the
-application's read of it ended; only when ``observes_reads``) and ``on_dropped(pkt)``;
+application's read of it ended; only when ``observes_reads``) and ``on_dropped(pkt)``, and asked
+``buffers(pkt)`` (does it need room in a full receive buffer);
 ``read_work_ns(pkt)`` is the application's own CPU work per message read, run by the reading
 socket's thread (`sim.core.apps`).  Kinds live in `FLOW_KINDS`, a registry: a new kind is
 any `sim.core.interfaces.FlowKind` (same constructor, ``start()`` and the hooks).
@@ -123,6 +124,11 @@ class Flow:
 
     def on_dropped(self, pkt) -> None:
         pass
+
+    def buffers(self, pkt) -> bool:
+        """Whether `pkt`, reaching a full receive buffer, needs room in it (asked only then):
+        every datagram does."""
+        return True
 
 
 class OpenLoopFlow(Flow):
