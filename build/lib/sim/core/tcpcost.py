@@ -1,0 +1,72 @@
+"""Which stages a TCP segment runs where a UDP datagram runs the scheme's stages (issue 15).
+
+A scheme's trips list the stages of a UDP datagram.  A TCP segment - data or pure ACK - runs
+the same passes with four differences, each read in Linux 6.18 and seen in ``perf`` on it
+(``python -m sim.calibrate tcp-stages``, docs/calibration.md):
+
+- ``socket_send`` -> ``tcp_send``: the segment is built and sent by TCP (net/ipv4/tcp.c
+  tcp_sendmsg_locked; net/ipv4/tcp_output.c tcp_write_xmit, __tcp_transmit_skb, or
+  __tcp_send_ack for a pure ACK), not by udp_sendmsg;
+- ``socket_enqueue`` -> ``tcp_rcv``: received by TCP (net/ipv4/tcp_ipv4.c tcp_v4_rcv ->
+  tcp_v4_do_rcv; net/ipv4/tcp_input.c tcp_rcv_established: tcp_ack, tcp_data_queue /
+  tcp_queue_rcv, __tcp_ack_snd_check, tcp_data_ready's wake-up), not by udp_queue_rcv_skb;
+- no ``route_output``: a connected TCP socket transmits on its cached route
+  (net/ipv4/ip_output.c __ip_queue_xmit: __sk_dst_check, a route lookup only when the cache
+  is empty);
+- no ``route_input`` in the pass that delivers to the socket: early demux
+  (net/ipv4/ip_input.c ip_rcv_finish_core -> tcp_v4_early_demux, which finds the established
+  socket and sets its cached input route sk->sk_rx_dst on the skb), so ip_route_input_noref
+  is not called.  A forwarding namespace has no such socket and still routes.
+
+The pass "delivers to the socket" when it runs ``socket_lookup`` (early demux's lookup,
+__inet_lookup_established, stays priced there).  UDP datagrams keep the scheme's stages.
+
+A data packet whose payload its sender's write already copied into the socket (`WRITTEN`: a
+``tcp_stream`` sender's writes, `sim.core.tcp`) pays no ``tcp_send`` per-byte term in its
+pass: tcp_sendmsg_locked copied the bytes (skb_copy_to_page_nocache) in the write, and
+tcp_write_xmit / __tcp_transmit_skb send a clone of the queued skb without copying again.
+
+A segment that reaches a socket its application owns (`BACKLOGGED`: a read or write job of
+that side runs, `sim.core.tcp`) pays no ``tcp_rcv`` in the pass that delivers it: tcp_v4_rcv
+finds sock_owned_by_user and only queues the skb on the socket's backlog (tcp_add_backlog);
+tcp_v4_do_rcv runs later, in the owner's release_sock (__release_sock), and the flow charges
+that ``tcp_rcv`` to the owner's thread then (`Host.tcp_rcv_ns`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+
+from sim.core.stages import STAGE_INDEX
+
+SOCKET_SEND = STAGE_INDEX["socket_send"]
+SOCKET_ENQUEUE = STAGE_INDEX["socket_enqueue"]
+SOCKET_LOOKUP = STAGE_INDEX["socket_lookup"]
+ROUTE_INPUT = STAGE_INDEX["route_input"]
+ROUTE_OUTPUT = STAGE_INDEX["route_output"]
+TCP_SEND = STAGE_INDEX["tcp_send"]
+TCP_RCV = STAGE_INDEX["tcp_rcv"]
+TCP_INSTEAD = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: TCP_RCV}
+# a packet's `tcp` (`sim.core.packet.Packet.tcp`) is 0/False for a UDP datagram, else bits:
+SEGMENT = 1     # a TCP segment (True)
+WRITTEN = 2     # a data segment whose bytes a write copied
+BACKLOGGED = 4  # its socket was owned when the pass that delivers it began: no tcp_rcv in that pass
+
+
+@lru_cache(maxsize=None)
+def tcp_stages(stages: tuple) -> tuple:
+    """A pass's compiled stages (`sim.core.schemes.CompiledStage`) as a TCP segment runs them
+    (see the module docstring); the same tuple when nothing changes."""
+    delivers = any(st.index == SOCKET_LOOKUP for st in stages)
+    out = tuple(replace(st, index=TCP_INSTEAD[st.index]) if st.index in TCP_INSTEAD else st
+                for st in stages
+                if st.index != ROUTE_OUTPUT and not (delivers and st.index == ROUTE_INPUT))
+    return stages if out == stages else out
+
+
+@lru_cache(maxsize=None)
+def receives(stages: tuple) -> bool:
+    """Whether a pass of these compiled stages enqueues to the receiving socket (its
+    ``socket_enqueue``, ``tcp_rcv`` for a TCP segment)."""
+    return any(st.index == SOCKET_ENQUEUE for st in stages)
