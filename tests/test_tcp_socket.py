@@ -105,6 +105,21 @@ def test_a_segment_that_finds_its_socket_owned_is_processed_at_the_release(app_r
     assert share < 0.5 if app_recv_ns < 1000 else share > 0.9
 
 
+def test_a_write_that_fills_the_buffer_lets_the_next_acks_grow_it():
+    """Same host, the writer on core 0 and the reader on core 1: ACKs reach the sender's
+    socket while a write holds it and are processed at its release, so the space a write
+    found full is partly free again when the write ends.  The write still set SOCK_NOSPACE
+    when it hit the limit (tcp_sendmsg_locked's wait_for_space), and the ACKs after it grow
+    the buffer (tcp_new_space -> tcp_sndbuf_expand) past its first 87,040 bytes."""
+    r = simulate({"hosts": [{"name": "h", "scheme": "l2-bridged", "cores": 2, "namespaces": 2}],
+                  "flows": [{"kind": "tcp_stream", "src": "h:ns0", "dst": "h:ns1", "src_core": 0, "dst_core": 1}],
+                  "run": {"duration_ns": 1e7, "warmup_ns": 2e6, "seed": 1}})
+    f = r.model.flows[0]
+    s = f.conns[0].sides[0]
+    assert f.backlogged > 0                                 # ACKs did wait for the writer's release
+    assert s.sndbuf > 4 * 87_040                            # it stayed at 87,040 before
+
+
 def test_an_ack_the_unread_data_holds_back_is_sent_by_the_readers_read():
     """__tcp_ack_snd_check ACKs more than one full segment at once only if the reader has read
     everything or the window it could offer has not shrunk; else tcp_cleanup_rbuf sends the
