@@ -120,11 +120,11 @@ def test_a_lost_window_update_is_recovered_by_a_zero_window_probe(monkeypatch):
     200 ms) gets the window reopened.  Without the probe timer the connection stays silent."""
     real = tcp_mod.TcpFlow._send_ack
 
-    def lossy(self, c, s):
+    def lossy(self, c, s, *kind):
         if self._ctx_core < 0 and self.engine._now < 3e7 and s.idx == 1 and s.rcv_nxt == s.rcv_wup:
             self._offer(s)                  # the receiver believes it offered the window
             return
-        real(self, c, s)
+        real(self, c, s, *kind)
 
     monkeypatch.setattr(tcp_mod.TcpFlow, "_send_ack", lossy)
 

@@ -1,10 +1,11 @@
 """GSO/TSO on send and GRO on receive for TCP flows (`sim.core.tcp`, docs/tcp.md) against theory.
 
-The cost formulas use a profile with every stage free but three (cost_overrides): a send's
+The cost formulas use a profile with every stage free but four (cost_overrides): a send's
 `tcp_send` (base B once per packet; per byte beta, paid by the sender's writes for the payload
 and by a pure ACK's pass for its 52 bytes), the
-receiving NIC's `nic_rx` (base F, once per frame: the driver's RX and GRO) and the
-receiver's `tcp_rcv` (base E).  A data packet of k segments of MSS bytes is
+receiving NIC's `nic_rx` (base F, once per frame: the driver's RX and GRO), the
+receiver's `tcp_rcv` (base E) for a data packet and `tcp_ack` (base A) for a pure ACK.  A data
+packet of k segments of MSS bytes is
 k MSS + 52 bytes (one set of headers: the skb stays whole; the wire carries k frames).
 """
 
@@ -18,20 +19,21 @@ from sim.core.stages import STAGE_NAMES
 from sim.core.tcp import HEADER_BYTES
 
 MSS = 1448
-B, BETA, F, E = 2000.0, 0.25, 700.0, 300.0
+B, BETA, F, E, A = 2000.0, 0.25, 700.0, 300.0, 120.0
 RWND = 128 * MSS                  # a multiple of every batch tested; with init_cwnd as large, the first
 # flight is packets of exactly k segments, and ACK clocking keeps them so (each ACK frees one packet's)
 FREE_HOST = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, "tx_completion_ns": 0}
 
 
 def priced(cost_b=B, beta=BETA):
-    """cost_overrides: every stage free but tcp_send, nic_rx and tcp_rcv (TCP's stages in place
-    of socket_send and socket_enqueue, sim.core.tcpcost; and no br_netfilter surcharge on the
-    bridge of l2-bridged)."""
+    """cost_overrides: every stage free but tcp_send, nic_rx, tcp_rcv and tcp_ack (TCP's stages in
+    place of socket_send and socket_enqueue, sim.core.tcpcost; and no br_netfilter surcharge on
+    the bridge of l2-bridged)."""
     stages = {n: {"base_ns": 0, "per_byte_ns": 0, "per_entry_ns": 0} for n in STAGE_NAMES}
     stages["tcp_send"] = {"base_ns": cost_b, "per_byte_ns": beta, "per_entry_ns": 0}
     stages["nic_rx"] = {"base_ns": F, "per_byte_ns": 0, "per_entry_ns": 0}
     stages["tcp_rcv"] = {"base_ns": E, "per_byte_ns": 0, "per_entry_ns": 0}
+    stages["tcp_ack"] = {"base_ns": A, "per_byte_ns": 0, "per_entry_ns": 0}
     return {"stages": stages, "host": FREE_HOST, "netfilter": {"br_netfilter": {"base_ns": 0}}}
 
 
@@ -56,7 +58,7 @@ def stream_run(k: int, two_hosts: bool, rate=100e9, delay=5e3, cost_b=B, beta=BE
 def cpu_per_byte(r, frames_cost: bool, warmup_ns: float) -> float:
     """Stage CPU per payload byte of a stream, from the packets that ended after warm-up: each
     data packet's passes (B, E, and F per frame when it crossed a NIC), each pure ACK's (B +
-    beta 52, E, F), and the writes' copy, beta per payload byte (the sender's writes pay
+    beta 52, A, F), and the writes' copy, beta per payload byte (the sender's writes pay
     tcp_send's per-byte term, not the packets: sim.core.tcpcost.WRITTEN)."""
     f = F if frames_cost else 0.0
     p = r.packets
@@ -65,7 +67,7 @@ def cpu_per_byte(r, frames_cost: bool, warmup_ns: float) -> float:
     acks = p[(p.direction == "response") & (p.size_bytes == HEADER_BYTES)]
     frames = np.ceil((data.size_bytes - HEADER_BYTES) / MSS).sum()
     payload = r.model.flows[0].window_bytes
-    cpu = len(data) * (B + E) + frames * f + len(acks) * (B + BETA * HEADER_BYTES + E + f) + BETA * payload
+    cpu = len(data) * (B + E) + frames * f + len(acks) * (B + BETA * HEADER_BYTES + A + f) + BETA * payload
     return cpu / payload
 
 
@@ -90,14 +92,14 @@ def test_cpu_per_gb_follows_the_affine_cost_of_the_batch(two_hosts):
 def test_cpu_bound_stream_grows_with_the_batch_as_the_formula_says():
     """One core per host and a send that costs 5 us + 2 ns per byte (the copy from user): the
     sender's core is the bottleneck (at least twice the receiver's load here); per data packet
-    it runs the send, 5000 + 2 (k MSS + 52) ns, and the receipt of its share of ACKs (F + E
+    it runs the send, 5000 + 2 (k MSS + 52) ns, and the receipt of its share of ACKs (F + A
     each: one per packet; per segment one per two), so it moves k MSS bytes in that time."""
     cost_b, beta = 5000.0, 2.0
     got = {}
     for k in (1, 4, 16, 64):                  # 64: BIG TCP (92,672-byte packets)
         got[k] = stream_run(k, True, cost_b=cost_b, beta=beta, dur=5e7, cores=1).flows.throughput_bytes_per_s[0]
         acks = 0.5 if k == 1 else 1.0
-        sender = cost_b + beta * (k * MSS + HEADER_BYTES) + acks * (F + E)
+        sender = cost_b + beta * (k * MSS + HEADER_BYTES) + acks * (F + A)
         receiver = k * F + E + acks * (cost_b + beta * HEADER_BYTES)
         assert sender > 2 * receiver
         assert got[k] == pytest.approx(k * MSS / sender * 1e9, rel=0.03), k

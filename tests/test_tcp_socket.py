@@ -89,18 +89,19 @@ def test_a_segment_that_finds_its_socket_owned_is_processed_at_the_release(app_r
     """ACKs that reach the sender while a write holds its socket, and data that reaches the
     receiver while a read holds its socket, wait in the socket's backlog: their delivering pass
     records no tcp_rcv (the owner's release_sock runs it), every other segment's records the
-    whole stage; the flow counts each once (`backlogged`).  A slower reader holds its socket
+    whole stage (a pure ACK's: tcp_ack); the flow counts each once (`backlogged`).  A slower reader holds its socket
     more of the time (a segment per 20 us, against one per 12 us on the 1 Gbit/s link), so more
     of the data waits."""
     r = two_hosts(dur=3e7, rate_bps=1e9, app_recv_ns=app_recv_ns, gso=False)
     f = r.model.flows[0]
     p = r.packets
     seg = p[p.status == "delivered"]
-    assert set(seg.tcp_rcv_ns.unique()) <= {0.0, PROFILE.stages["tcp_rcv"].base_ns}
-    assert (seg.tcp_rcv_ns == 0).sum() == f.backlogged
-    data = seg[seg.direction == "request"]
-    acks = seg[seg.direction == "response"]
-    assert (acks.tcp_rcv_ns == 0).any()                 # the writer owned the sender's socket
+    data = seg[(seg.direction == "request") & (seg.size_bytes > HEADER_BYTES)]
+    acks = seg[(seg.direction == "response") & (seg.size_bytes == HEADER_BYTES)]    # not the SYN-ACK
+    assert set(data.tcp_rcv_ns.unique()) <= {0.0, PROFILE.stages["tcp_rcv"].base_ns} and (data.tcp_ack_ns == 0).all()
+    assert set(acks.tcp_ack_ns.unique()) <= {0.0, PROFILE.stages["tcp_ack"].base_ns} and (acks.tcp_rcv_ns == 0).all()
+    assert ((seg.tcp_rcv_ns == 0) & (seg.tcp_ack_ns == 0)).sum() == f.backlogged
+    assert (acks.tcp_ack_ns == 0).any()                 # the writer owned the sender's socket
     share = (data.tcp_rcv_ns == 0).mean()
     assert share < 0.5 if app_recv_ns < 1000 else share > 0.9
 

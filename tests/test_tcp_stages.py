@@ -4,15 +4,17 @@ stages a TCP segment pays, against the profile; and the per-segment arithmetic o
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from sim.calibrate import perfstages, tcpstages
 from sim.core.costs import load_profile
 from sim.core.simulate import simulate
+from sim.core.tcp import HEADER_BYTES
 
 UDP_ONLY = ("socket_send_ns", "socket_enqueue_ns")
-TCP_ONLY = ("tcp_send_ns", "tcp_rcv_ns")
+TCP_ONLY = ("tcp_send_ns", "tcp_rcv_ns", "tcp_ack_ns")
 
 
 def _records(scheme: str, flows: list[dict]) -> pd.DataFrame:
@@ -26,8 +28,9 @@ def _records(scheme: str, flows: list[dict]) -> pd.DataFrame:
 @pytest.mark.parametrize("scheme", ["host", "l2-bridged", "l2-routed"])
 def test_tcp_segments_pay_tcp_stages_and_udp_datagrams_do_not(scheme):
     """Flow 0 is TCP_RR, flow 1 UDP rr, on one host: every delivered TCP row pays tcp_send and
-    tcp_rcv at the profile's price for its size and no socket_send, socket_enqueue or
-    route_output; every UDP row pays no TCP stage and socket_send at its price."""
+    tcp_rcv (a pure ACK: tcp_ack) at the profile's price for its size and no socket_send,
+    socket_enqueue or route_output; every UDP row pays no TCP stage and socket_send at its
+    price."""
     prof = load_profile("default")
     df = _records(scheme, [{"kind": "tcp_rr", "src": "h:ns0", "dst": "h:ns1", "size": {"bytes": 64}},
                            {"kind": "rr", "src": "h:ns0", "dst": "h:ns1", "size": {"bytes": 64}}])
@@ -40,7 +43,10 @@ def test_tcp_segments_pay_tcp_stages_and_udp_datagrams_do_not(scheme):
         return c.base_ns + c.per_byte_ns * size
     assert (tcp[list(UDP_ONLY) + ["route_output_ns"]] == 0).all().all()
     assert tcp.tcp_send_ns.to_numpy() == pytest.approx(price("tcp_send", tcp.size_bytes).to_numpy())
-    assert tcp.tcp_rcv_ns.to_numpy() == pytest.approx(price("tcp_rcv", tcp.size_bytes).to_numpy())
+    ack = tcp.size_bytes == HEADER_BYTES                  # pure ACKs (the handshake's third, a lone one)
+    assert tcp[~ack].tcp_rcv_ns.to_numpy() == pytest.approx(price("tcp_rcv", tcp[~ack].size_bytes).to_numpy())
+    assert (tcp[~ack].tcp_ack_ns == 0).all() and (tcp[ack].tcp_rcv_ns == 0).all()
+    assert tcp[ack].tcp_ack_ns.to_numpy() == pytest.approx(price("tcp_ack", tcp[ack].size_bytes).to_numpy())
     assert (udp[list(TCP_ONLY)] == 0).all().all()
     assert udp.socket_send_ns.to_numpy() == pytest.approx(price("socket_send", udp.size_bytes).to_numpy())
     assert udp.socket_enqueue_ns.to_numpy() == pytest.approx(price("socket_enqueue", udp.size_bytes).to_numpy())
@@ -70,10 +76,10 @@ def test_tcp_rr_transaction_cpu_is_the_sum_of_its_packets_stage_costs():
     assert flow.window_cpu_ns == pytest.approx(done[stage_cols].to_numpy().sum(), rel=1e-9)
     per_packet = done[stage_cols].sum(axis=1)
     prof = res.profile
-    assert (done.tcp_send_ns + done.tcp_rcv_ns).to_numpy() == pytest.approx(
-        (prof.stages["tcp_send"].base_ns + prof.stages["tcp_send"].per_byte_ns * done.size_bytes
-         + prof.stages["tcp_rcv"].base_ns + prof.stages["tcp_rcv"].per_byte_ns * done.size_bytes).to_numpy())
-    assert (per_packet > done.tcp_send_ns + done.tcp_rcv_ns).all()
+    rcv = np.where(done.size_bytes == HEADER_BYTES, prof.stages["tcp_ack"].base_ns, prof.stages["tcp_rcv"].base_ns)
+    assert (done.tcp_send_ns + done.tcp_rcv_ns + done.tcp_ack_ns).to_numpy() == pytest.approx(
+        prof.stages["tcp_send"].base_ns + prof.stages["tcp_send"].per_byte_ns * done.size_bytes.to_numpy() + rcv)
+    assert (per_packet > done.tcp_send_ns + done.tcp_rcv_ns + done.tcp_ack_ns).all()
 
 
 # Seven samples of `perf script -F comm,pid,tid,cpu,period,ip,sym` recorded on the 2-vCPU AMD
