@@ -72,7 +72,7 @@ from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
 from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_INDEX, STAGE_NAMES
-from sim.core.tcpcost import BACKLOGGED, TCP_RCV, TCP_SEND, WRITTEN, receives, tcp_stages
+from sim.core.tcpcost import BACKLOGGED, PURE_ACK, TCP_ACK, TCP_RCV, TCP_SEND, WRITTEN, receives, segment_stages
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
@@ -304,7 +304,7 @@ class Host:
         k = (p.uid, pkt.tcp, bool(pkt.wire_hosts))
         r = self._chain_stages.get(k)
         if r is None:
-            stages = tcp_stages(p.stages) if pkt.tcp else p.stages
+            stages = segment_stages(p.stages, pkt.tcp)
             if p.wire_stages and pkt.wire_hosts:
                 stages = (*stages, *p.wire_stages)
             r = self._chain_stages[k] = any(st.entry_kind == "sock_chain" for st in stages)
@@ -323,7 +323,7 @@ class Host:
         root_side = 1 if p.uid in self._sender_uids else 2
         size = pkt.size
         members = pkt.members
-        stages = tcp_stages(p.stages) if pkt.tcp else p.stages      # a TCP segment: sim.core.tcpcost
+        stages = segment_stages(p.stages, pkt.tcp)      # a TCP segment's: sim.core.tcpcost
         work: list[tuple] = [(st, members if (st.per_member and members is not None) else (None,))
                              for st in stages]
         if p.wire_stages and pkt.wire_hosts:
@@ -341,7 +341,7 @@ class Host:
         backlogged = bits & BACKLOGGED          # tcp_rcv runs later, in the owner's release_sock
         for st, targets in work:
             i = st.index
-            if backlogged and i == TCP_RCV:
+            if backlogged and (i == TCP_RCV or i == TCP_ACK):
                 continue
             kind = st.entry_kind
             chain = KIND_CHAIN.get(kind)
@@ -485,10 +485,12 @@ class Host:
         return self._begin_untracked(pkt, core, start_ns)
 
     def tcp_rcv_ns(self, pkt) -> float:
-        """CPU (ns) of ``tcp_rcv`` for TCP segment `pkt` on this host, as its delivering pass
-        would have charged it (scaled like a pass when pass costs are random): what the owner
-        of a socket pays for a segment that waited in its backlog (`BACKLOGGED`)."""
-        c = self.base[TCP_RCV] + self.per_byte[TCP_RCV] * pkt.size
+        """CPU (ns) of ``tcp_rcv`` (``tcp_ack`` for a pure ACK) for TCP segment `pkt` on this
+        host, as its delivering pass would have charged it (scaled like a pass when pass costs
+        are random): what the owner of a socket pays for a segment that waited in its backlog
+        (`BACKLOGGED`)."""
+        i = TCP_ACK if pkt.tcp & PURE_ACK else TCP_RCV
+        c = self.base[i] + self.per_byte[i] * pkt.size
         return c * self._scale() if self.random_costs else c
 
     def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:

@@ -32,8 +32,8 @@ class Packet:
     host_trip: str         # trip name on the current host
     far_trip: str | None   # a unicast's host trip on its destination host, when that is another
     sender: object         # the sending socket's thread (sim.core.apps), during its send pass
-    tcp: int               # a TCP segment (its flow's `tcp_segments`; `sim.core.tcpcost.WRITTEN`: its
-                           # payload copied by a write), priced by sim.core.tcpcost
+    tcp: int               # 0/False: a datagram; else a TCP segment, with the bits of sim.core.tcpcost
+                           # (WRITTEN, BACKLOGGED, PURE_ACK) that say how it is priced
     __slots__ = ("pid", "origin", "flow", "seq", "direction", "trip", "scheme", "src_host",
                  "src_ns", "dst_host", "dst_ns", "port", "size", "t_sent", "route_code",
                  "link_queue_ns", "passes", "hop", "members", "wire_hosts", "core", "owner",

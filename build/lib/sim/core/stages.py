@@ -92,6 +92,10 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo("napi_poll", "l2", "none", "net_rx_action's per-poll work: __napi_poll, the poll function's entry "
               "and exit (process_backlog's splice of the backlog under its lock, napi_complete_done); paid by "
               "the first packet of each poll", "l2"),
+    # A pure ACK's receive, apart from a data segment's tcp_rcv (appended likewise; sim.core.tcpcost)
+    StageInfo("tcp_ack", "l4", "none", "tcp_v4_rcv after the lookup for a segment without data: "
+              "tcp_ack, tcp_clean_rtx_queue (frees what it acknowledges); nothing queued, nobody woken",
+              "socket"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

@@ -82,7 +82,7 @@ from collections import deque
 from typing import Optional
 
 from sim.core.tcp_cc import make_cc, pacing_rate_bytes_per_ns
-from sim.core.tcpcost import BACKLOGGED, WRITTEN
+from sim.core.tcpcost import BACKLOGGED, PURE_ACK, SEGMENT, WRITTEN
 from sim.core.traffic import Flow
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
@@ -273,7 +273,7 @@ class TcpFlow(Flow):
         self._n += 1
         self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr, self._offer(conn.sides[side]))
         self.sent += 1
-        tcp = WRITTEN if written else None
+        tcp = WRITTEN if written else (SEGMENT | PURE_ACK if end == start and kind not in (SYN, SYNACK) else None)
         if segments == 1:
             self.model.emit(self, seq, side, size, 1, None, self._ctx_core, tcp)
         else:

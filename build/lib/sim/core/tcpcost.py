@@ -10,6 +10,9 @@ the same passes with four differences, each read in Linux 6.18 and seen in ``per
 - ``socket_enqueue`` -> ``tcp_rcv``: received by TCP (net/ipv4/tcp_ipv4.c tcp_v4_rcv ->
   tcp_v4_do_rcv; net/ipv4/tcp_input.c tcp_rcv_established: tcp_ack, tcp_data_queue /
   tcp_queue_rcv, __tcp_ack_snd_check, tcp_data_ready's wake-up), not by udp_queue_rcv_skb;
+  a pure ACK (`PURE_ACK`) runs ``tcp_ack`` there instead: tcp_ack and tcp_clean_rtx_queue,
+  with nothing queued and no reader woken (tcp_rcv_established's fast path for a pure ACK,
+  or its slow path without data: no tcp_data_queue, no tcp_data_ready);
 - no ``route_output``: a connected TCP socket transmits on its cached route
   (net/ipv4/ip_output.c __ip_queue_xmit: __sk_dst_check, a route lookup only when the cache
   is empty);
@@ -47,22 +50,31 @@ ROUTE_INPUT = STAGE_INDEX["route_input"]
 ROUTE_OUTPUT = STAGE_INDEX["route_output"]
 TCP_SEND = STAGE_INDEX["tcp_send"]
 TCP_RCV = STAGE_INDEX["tcp_rcv"]
+TCP_ACK = STAGE_INDEX["tcp_ack"]
 TCP_INSTEAD = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: TCP_RCV}
+TCP_INSTEAD_ACK = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: TCP_ACK}
 # a packet's `tcp` (`sim.core.packet.Packet.tcp`) is 0/False for a UDP datagram, else bits:
 SEGMENT = 1     # a TCP segment (True)
 WRITTEN = 2     # a data segment whose bytes a write copied
 BACKLOGGED = 4  # its socket was owned when the pass that delivers it began: no tcp_rcv in that pass
+PURE_ACK = 8    # a segment without data (not a SYN): it runs tcp_ack where a data segment runs tcp_rcv
 
 
 @lru_cache(maxsize=None)
-def tcp_stages(stages: tuple) -> tuple:
+def tcp_stages(stages: tuple, ack: bool = False) -> tuple:
     """A pass's compiled stages (`sim.core.schemes.CompiledStage`) as a TCP segment runs them
-    (see the module docstring); the same tuple when nothing changes."""
+    (see the module docstring), `ack`: a pure ACK's; the same tuple when nothing changes."""
     delivers = any(st.index == SOCKET_LOOKUP for st in stages)
-    out = tuple(replace(st, index=TCP_INSTEAD[st.index]) if st.index in TCP_INSTEAD else st
+    instead = TCP_INSTEAD_ACK if ack else TCP_INSTEAD
+    out = tuple(replace(st, index=instead[st.index]) if st.index in instead else st
                 for st in stages
                 if st.index != ROUTE_OUTPUT and not (delivers and st.index == ROUTE_INPUT))
     return stages if out == stages else out
+
+
+def segment_stages(stages: tuple, tcp) -> tuple:
+    """The stages a packet whose `sim.core.packet.Packet.tcp` is `tcp` runs for `stages`."""
+    return tcp_stages(stages, bool(tcp & PURE_ACK)) if tcp else stages
 
 
 @lru_cache(maxsize=None)
