@@ -334,6 +334,10 @@ class TcpFlow(Flow):
             self._working.add(pkt.seq)
         return work
 
+    def _receiver(self, pkt, info: tuple) -> Side:
+        """The side that receives `pkt`, whose send record is `info`."""
+        return self.conns[pkt.seq % self.n_conn].sides[1 - info[0]]
+
     def buffers(self, pkt) -> bool:
         """Only new data takes room in the receive buffer: TCP consumes a pure ACK, a SYN and a
         duplicate segment without queueing them (tcp_ack; tcp_data_queue drops a segment
@@ -343,14 +347,14 @@ class TcpFlow(Flow):
         if info is None:
             return True
         _, kind, start, end = info[:4]
-        return kind == DATA and end > start and end > self.conns[pkt.seq % self.n_conn].sides[1 - info[0]].rcv_nxt
+        return kind == DATA and end > start and end > self._receiver(pkt, info).rcv_nxt
 
     def backlogs(self, pkt) -> bool:
         """Whether segment `pkt`, whose delivering pass begins now, finds its socket owned by
         its application (tcp_v4_rcv: sock_owned_by_user -> tcp_add_backlog): its ``tcp_rcv``
         then runs at the owner's release (`sim.core.tcpcost.BACKLOGGED`, `_backlogged_rcv`)."""
         info = self._pkts.get(pkt.seq)
-        return info is not None and self.conns[pkt.seq % self.n_conn].sides[1 - info[0]].owned > 0
+        return info is not None and self._receiver(pkt, info).owned > 0
 
     def _backlogged_rcv(self, pkt, s: Side) -> None:
         """`pkt` waited in side `s`'s socket backlog (`BACKLOGGED`): its ``tcp_rcv`` is the
@@ -469,7 +473,7 @@ class TcpFlow(Flow):
         if info is not None:
             self._account(pkt)
             if pkt.tcp & BACKLOGGED:            # dropped at the socket after the backlog (tcp_data_queue)
-                self._backlogged_rcv(pkt, self.conns[pkt.seq % self.n_conn].sides[1 - info[0]])
+                self._backlogged_rcv(pkt, self._receiver(pkt, info))
             if info[1] == DATA and info[3] > info[2]:
                 self.segments_dropped += pkt.frames
         self._read_work.pop(pkt.seq, None)
