@@ -58,8 +58,9 @@ def stream_run(k: int, two_hosts: bool, rate=100e9, delay=5e3, cost_b=B, beta=BE
 def cpu_per_byte(r, frames_cost: bool, warmup_ns: float) -> float:
     """Stage CPU per payload byte of a stream, from the packets that ended after warm-up: each
     data packet's passes (B, E, and F per frame when it crossed a NIC), each pure ACK's (B +
-    beta 52, A, F), and the writes' copy, beta per payload byte (the sender's writes pay
-    tcp_send's per-byte term, not the packets: sim.core.tcpcost.WRITTEN)."""
+    beta 52, A, F), the writes' copy, beta per payload byte (the sender's writes pay
+    tcp_send's per-byte term, not the packets: sim.core.tcpcost.WRITTEN), and what the
+    applications spun in lock_sock while softirq sent for their socket (`TcpFlow._lock_sock`)."""
     f = F if frames_cost else 0.0
     p = r.packets
     p = p[p.t_done_ns >= warmup_ns]
@@ -67,7 +68,8 @@ def cpu_per_byte(r, frames_cost: bool, warmup_ns: float) -> float:
     acks = p[(p.direction == "response") & (p.size_bytes == HEADER_BYTES)]
     frames = np.ceil((data.size_bytes - HEADER_BYTES) / MSS).sum()
     payload = r.model.flows[0].window_bytes
-    cpu = len(data) * (B + E) + frames * f + len(acks) * (B + BETA * HEADER_BYTES + A + f) + BETA * payload
+    spun = r.model.flows[0].lock_wait_ns        # lock_sock spinning while softirq sends for the socket
+    cpu = len(data) * (B + E) + frames * f + len(acks) * (B + BETA * HEADER_BYTES + A + f) + BETA * payload + spun
     return cpu / payload
 
 

@@ -240,9 +240,12 @@ class Apps:
 
     def _begin_tcp_read(self, arg, core: Core, start_ns: float) -> float:
         """`_begin_read` of a TCP segment: the read holds its socket from now to its end
-        (lock_sock in tcp_recvmsg, `sim.core.tcp.TcpFlow.on_read_start`)."""
-        arg[1].owner.on_read_start(arg[1])
-        return self._begin_read(arg, core, start_ns)
+        (lock_sock in tcp_recvmsg, `sim.core.tcp.TcpFlow.on_read_start`), after spinning while
+        softirq holds the socket's lock."""
+        sq, pkt, truesize, cost, _ = arg
+        cost += pkt.owner.on_read_start(pkt, start_ns)
+        sq.held.append((start_ns + cost, truesize))
+        return cost
 
     def _undo_read(self, arg) -> None:
         arg[0].held.pop()                           # the socket's latest read: this one

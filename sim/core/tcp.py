@@ -61,6 +61,9 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
 - Ownership: while a read or a write of the application holds a side's socket (lock_sock ..
   release_sock), what TCP sends for it is held (`Side.backlog`, a pending push) and leaves
   from the application's thread at the release (`_unlock`: tcp_add_backlog, __release_sock).
+  While softirq sends for a side (the first pass of what it sends, `Side.tx_until`) it holds
+  the socket's spinlock: a read or write that begins meanwhile spins (`_lock_sock`), so one
+  socket's sends never overlap and reach a NIC in order.
 - Loss and reordering: fast recovery starts at `Side.reordering` duplicate ACKs or SACKed
   segments; a D-SACK for every retransmission of a recovery undoes it and raises
   `Side.reordering` (tcp_try_undo_dsack, tcp_check_sack_reordering).
@@ -177,6 +180,8 @@ class Side:
         self.backlog: list[tuple] = []   # what TCP sent meanwhile (`TcpFlow._emit`'s arguments), held to release
         self.push_pending = False        # an ACK meanwhile would have sent new data: push at the release
         self.rcv_cpu_ns = 0.0            # tcp_rcv of the segments that waited meanwhile: the release runs it
+        self.tx_until = 0.0              # end of the pass of what its TCP last sent from softirq: until
+                                         # then softirq holds the socket's spinlock (bh_lock_sock)
         # a writing sender (tcp_stream's side 0, `TcpStreamFlow`)
         self.writes = False
         self.sndbuf = 0                  # its send buffer (sk_sndbuf), payload bytes
@@ -231,6 +236,8 @@ class TcpFlow(Flow):
         self.probes = 0                  # zero-window probes sent
         self.released = 0                # packets held while the application owned a socket, sent at its release
         self.backlogged = 0              # segments that found their socket owned: tcp_rcv at the release
+        self.lock_waits = 0              # lock_sock calls that spun while softirq sent for the socket
+        self.lock_wait_ns = 0.0          # the CPU spun by those that began at or after warm-up (in window_cpu_ns)
         self.thread_acks = 0             # pure ACKs an application's thread sent itself (tcp_cleanup_rbuf)
         # results
         self.window_bytes = 0            # in-order payload delivered at or after warm-up
@@ -263,7 +270,9 @@ class TcpFlow(Flow):
         Every packet offers the sending side's receive window (`_offer`).  `written`: its payload
         was copied by a write (`sim.core.tcpcost.WRITTEN`).  While the side's TCP runs for a
         socket its application owns (`_defer`), the packet waits in the socket's backlog for
-        the release (`_unlock`), as tcp_v4_rcv -> tcp_add_backlog defers the whole processing."""
+        the release (`_unlock`), as tcp_v4_rcv -> tcp_add_backlog defers the whole processing.
+        A packet sent from softirq holds the socket's spinlock until its first pass (down to
+        the device) ends (`Side.tx_until`, `_lock_sock`)."""
         if self._defer is not None:
             self._defer.backlog.append((conn, side, kind, start, end, ack, size, tsecr, segments, written))
             return
@@ -274,10 +283,14 @@ class TcpFlow(Flow):
         self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr, self._offer(conn.sides[side]))
         self.sent += 1
         tcp = WRITTEN if written else (SEGMENT | PURE_ACK if end == start and kind not in (SYN, SYNACK) else None)
+        ctx = self._ctx_core
         if segments == 1:
-            self.model.emit(self, seq, side, size, 1, None, self._ctx_core, tcp)
+            self.model.emit(self, seq, side, size, 1, None, ctx, tcp)
         else:
-            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES, self._ctx_core, tcp)
+            self.model.emit(self, seq, side, size, segments, size + (segments - 1) * HEADER_BYTES, ctx, tcp)
+        if ctx >= 0:                                # its first pass runs inline there, under the lock
+            s = conn.sides[side]
+            s.tx_until = self._apps(s).cores[ctx].busy_until
 
     # -- handshake --------------------------------------------------------------------------
     def _syn(self, c: Conn) -> None:
@@ -648,17 +661,38 @@ class TcpFlow(Flow):
         sq = apps.socket_queue((self._end(s)[1], self.spec.port, s.idx))
         sq.limit = max(apps.rcvbuf_bytes, sum(c.sides[s.idx].rcvbuf or apps.rcvbuf_bytes for c in self.conns))
 
-    def on_read_start(self, pkt) -> None:
-        """The application's read of data packet `pkt` starts (tcp_recvmsg -> lock_sock): it
-        owns the socket until the read ends (`on_read`).  A read job that holds the
-        application's own work after recvmsg (a tcp_rr server's ``server_ns``) does not: the
-        kernel released the socket when recvmsg returned, and the job's end is later."""
+    def _lock_sock(self, s: Side, start_ns: float) -> float:
+        """lock_sock by side `s`'s application at `start_ns` (net/core/sock.c lock_sock_nested:
+        spin_lock_bh(&sk->sk_lock.slock)): the CPU it spins while softirq still holds the
+        socket's spinlock, sending (`Side.tx_until`; tcp_v4_rcv holds bh_lock_sock through
+        tcp_rcv_established -> tcp_data_snd_check / __tcp_ack_snd_check -> tcp_transmit_skb ->
+        dev_queue_xmit, and a TCP timer through its handler).  So the application's own sends
+        cannot overtake those, as in Linux, where one socket's transmissions are serialized by
+        its lock down to the qdisc."""
+        wait = s.tx_until - start_ns
+        if wait <= 0:
+            return 0.0
+        self.lock_waits += 1
+        if start_ns >= self.model.warmup_ns:
+            self.lock_wait_ns += wait
+            self.window_cpu_ns += wait
+        return wait
+
+    def on_read_start(self, pkt, start_ns: float) -> float:
+        """The application's read of data packet `pkt` starts at `start_ns` (tcp_recvmsg ->
+        lock_sock, which may spin first: the returned ns, `_lock_sock`): it owns the socket
+        until the read ends (`on_read`).  A read job that holds the application's own work after
+        recvmsg (a tcp_rr server's ``server_ns``) does not: the kernel released the socket when
+        recvmsg returned, and the job's end is later."""
+        s = self.conns[pkt.seq % self.n_conn].sides[1 - pkt.direction]
         if pkt.seq in self._working:
             self._working.discard(pkt.seq)
-            return
-        if pkt.seq in self._unread:
-            self._reading.add(pkt.seq)
-            self.conns[pkt.seq % self.n_conn].sides[1 - pkt.direction].owned += 1
+            return self._lock_sock(s, start_ns)
+        if pkt.seq not in self._unread:
+            return 0.0
+        self._reading.add(pkt.seq)
+        s.owned += 1
+        return self._lock_sock(s, start_ns)
 
     def on_read(self, pkt) -> None:
         """The application read data packet `pkt` (tcp_recvmsg): the buffer may grow

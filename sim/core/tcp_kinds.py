@@ -38,7 +38,8 @@ class TcpStreamFlow(TcpFlow):
       sleep (tcp_sendmsg_locked sets SOCK_NOSPACE at wait_for_space, sk_stream_wait_memory),
       even if ACKs that arrived during the copy freed some again; an ACK that leaves at least
       a third of it free wakes it (sk_stream_write_space: free >= queued / 2), with a
-      read's wake-up costs (`sim.core.apps.Apps.wake`).
+      read's wake-up costs (`sim.core.apps.Apps.wake`), once what that ACK sent has left
+      (tcp_data_snd_check pushes, then tcp_check_space wakes).
     """
 
     def on_established(self, c: Conn, side: int) -> None:
@@ -87,8 +88,8 @@ class TcpStreamFlow(TcpFlow):
         room = self._room(s)
         s.writing = max(min(chunk, room), 0)
         s.filled = room < chunk                     # it fills the buffer: SOCK_NOSPACE
-        s.owned += 1                                # lock_sock
-        return s.writing * self._copy_ns_per_byte(s)
+        s.owned += 1                                # lock_sock, spinning while softirq sends
+        return self._lock_sock(s, start_ns) + s.writing * self._copy_ns_per_byte(s)
 
     def _write_end(self, s: Side) -> None:
         n, s.writing = s.writing, 0
@@ -120,9 +121,17 @@ class TcpStreamFlow(TcpFlow):
         if not self.active():
             return
         apps = self._apps(s)
-        th = self._thread(s)
-        waker = apps.cores[self._ctx_core] if self._ctx_core >= 0 else th.core
-        apps.wake(th, self._write_begin, self._write_end, s, waker)
+        waker = apps.cores[self._ctx_core] if self._ctx_core >= 0 else self._thread(s).core
+        after = s.tx_until - self.engine._now       # tcp_data_snd_check: the push's sends first
+        if after > 0:
+            self.engine.at(after, self._wake_writer, (s, waker))
+        else:
+            self._wake_writer((s, waker))
+
+    def _wake_writer(self, arg) -> None:
+        """sk_stream_write_space's wake-up of side `s`'s sleeping writer from core `waker`."""
+        s, waker = arg
+        self._apps(s).wake(self._thread(s), self._write_begin, self._write_end, s, waker)
 
 
 class TcpRrFlow(TransactionCounts, TcpFlow):
