@@ -175,3 +175,31 @@ def test_a_recovery_the_peer_reports_spurious_is_undone_and_reordering_grows():
     assert s.reordering == 5
     f._ack_in(c, s, ack, 0.0, False, right, sacked=4)      # the same extent again: no recovery
     assert not s.in_recovery and f.retransmits == 1
+
+
+def test_a_partial_ack_retransmits_only_a_hole_that_a_later_delivery_shows_lost():
+    """In recovery with SACK (Linux's default), a segment is marked lost only when one sent after
+    it was delivered (tcp_identify_packet_loss -> tcp_rack_mark_lost, RACK; tcp_newreno_mark_lost
+    is for connections without SACK): segments SACKed above it, or a retransmission that the
+    ACK acknowledges, once min_rtt has passed since it left (sooner, the ACK may be the
+    original's: tcp_rack_advance).  So a partial ACK of the late original of a reordered
+    segment, with nothing SACKed above, retransmits nothing; one that SACK or a delivered
+    retransmission shows lost does; one riding on data, which carries no SACK count in the
+    model, does as NewReno does."""
+    r = two_hosts(dur=3e6, rate_bps=1e9, gso=False)
+    f = r.model.flows[0]
+    c = f.conns[0]
+    s = c.sides[0]
+    assert len(s.out) >= 8 and not s.in_recovery
+    right, now = s.peer_right, f.engine._now
+    f._ack_in(c, s, s.snd_una, 0.0, False, right, sacked=4)     # fast retransmit of the head
+    assert s.in_recovery and f.retransmits == 1
+    f._ack_in(c, s, s.out[1][0], 0.0, False, right, sacked=0)   # its original, late: nothing lost
+    assert s.in_recovery and f.retransmits == 1
+    f._ack_in(c, s, s.out[1][0], 0.0, False, right, sacked=2)   # SACKed above: a hole
+    assert s.in_recovery and f.retransmits == 2
+    s.out[0][2], s.out[1][2] = now - s.min_rtt, now - 2 * s.min_rtt
+    f._ack_in(c, s, s.out[1][0], 0.0, False, right, sacked=0)   # that retransmission, an RTT on
+    assert s.in_recovery and f.retransmits == 3
+    f._ack_in(c, s, s.out[1][0], 0.0, True, right)              # on data: NewReno
+    assert s.in_recovery and f.retransmits == 4

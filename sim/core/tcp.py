@@ -32,7 +32,8 @@ docs/tcp.md describes the model and the kernel functions each rule follows; in s
   3 duplicate ACKs: fast retransmit and NewReno
   fast recovery (RFC 6582: ssthresh from the algorithm (Reno max(cwnd/2, 2), CUBIC
   max(cwnd 717/1024, 2)), cwnd = ssthresh + 3, +1 per further
-  duplicate, a partial ACK retransmits the next hole (one segment), a full ACK deflates to ssthresh; Linux
+  duplicate, a partial ACK retransmits the next hole (one segment) if a later delivery shows it
+  lost (`_ack_in`), a full ACK deflates to ssthresh; Linux
   without SACK does NewReno, with PRR's window instead of inflation); RTO (RFC 6298 with
   Linux's floor: RTO = srtt + max(4 rttvar, ``rto_min_ns``), tcp_set_rto), on expiry
   ssthresh from the algorithm, cwnd = 1 and go-back-N from snd_una (tcp_enter_loss), the RTO
@@ -799,7 +800,16 @@ class TcpFlow(Flow):
         starts at `Side.reordering` (3 at first) duplicate ACKs or once that many segments above
         the hole are SACKed, however few ACKs carried them (tcp_time_to_recover:
         tcp_dupack_heuristics counts SACKed segments; a GRO packet of many segments makes one
-        duplicate ACK)."""
+        duplicate ACK).  In recovery a partial ACK retransmits the next hole only if a segment
+        sent after it was delivered: segments above it are SACKed, or what the ACK acknowledges
+        was sent later (a retransmission).  With SACK, Linux marks a segment lost only so
+        (tcp_identify_packet_loss -> tcp_rack_mark_lost, RACK: the delivered segment's send
+        time against the hole's, a retransmission's only once min_rtt has passed since it left,
+        tcp_rack_advance; here without RACK's reordering window; NewReno's
+        tcp_newreno_mark_lost is for connections without SACK), so after a reordering, whose
+        late originals fill the holes with nothing above them, it sends nothing again.  (The
+        model carries SACK counts on pure ACKs only: a partial ACK riding on data retransmits
+        as NewReno does.)"""
         win_update = right > s.peer_right
         una = s.snd_una
         if win_update:
@@ -810,9 +820,13 @@ class TcpFlow(Flow):
             acked = 0
             out = s.out
             late = bool(out) and not out[0][3]      # the hole is filled by its original: it came late
+            newest = 0.0                            # the latest send time of what it acknowledges
+            now = self.engine._now
             while out and out[0][1] <= ack:
-                out.popleft()
-                acked += 1
+                seg = out.popleft()
+                if seg[2] > newest and not (seg[3] and now - seg[2] < s.min_rtt):
+                    newest = seg[2]                 # (tcp_rack_advance: a retransmission acked
+                acked += 1                          # sooner than min_rtt may be its original's ACK)
             if late and s.sacked_seen >= s.reordering:   # reordering, not loss (tcp_check_sack_reordering)
                 s.reordering = min(s.sacked_seen + 1, MAX_REORDERING)
             s.sacked_seen = 0
@@ -831,8 +845,9 @@ class TcpFlow(Flow):
                 if ack >= s.recover:                # full ACK: leave recovery, deflate
                     s.in_recovery = False
                     s.set_cwnd(s.ssthresh)
-                else:                               # partial ACK: retransmit the next hole
-                    self._retransmit_head(c, s)
+                else:                               # partial ACK: retransmit the next hole,
+                    if sacked or carries_data or (out and newest > out[0][2]):    # if it is one (above)
+                        self._retransmit_head(c, s)
                     s.set_cwnd(max(s.cwnd - acked + 1, 1.0))
             else:
                 s.cc.cong_avoid(s, acked, self.engine._now)
