@@ -19,7 +19,7 @@ import yaml
 
 from sim.calibrate import fit as fitmod
 from sim.calibrate import memory as memmod
-from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, tcprr, tcpstages, validate, wakeup
+from sim.calibrate import perfprofile, perfstages, profile_io, sockperf, tcpreorder, tcprr, tcpstages, validate, wakeup
 from sim.calibrate.hostinfo import host_info, loadavg
 from sim.calibrate.measure import Config, measure_idle, measure_rounds, regime, summarise
 from sim.calibrate.netns import Lab, Unavailable, check_environment, cleanup_leftovers
@@ -605,8 +605,37 @@ def _cleanup() -> int:
     return 1 if done["failed"] else 0
 
 
+def tcp_reorder_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate tcp-reorder",
+                                description="Whether a TCP stream's segments arrive out of order over a "
+                                            "routed veth path, one segment per skb, sender and sink on two "
+                                            "CPUs or one (sim/calibrate/tcpreorder.py).")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5.0, help="sockperf seconds per placement and round")
+    p.add_argument("--placements", default="1,0;0,0", help="sender,sink CPU pairs separated by ';'")
+    p.add_argument("--out", default="tcp-reorder.json")
+    p.add_argument("--cleanup", action="store_true", help="as for calibrate")
+    a = p.parse_args(argv)
+
+    def body() -> int:
+        pairs = [tuple(int(c) for c in pair.split(",")) for pair in a.placements.split(";") if pair]
+        if not pairs or any(len(x) != 2 or min(x) < 0 for x in pairs) or a.rounds < 1 or a.seconds <= 0:
+            raise ValueError("--placements takes sender,sink CPU pairs (e.g. '1,0;0,0'); "
+                             "--rounds and --seconds must be positive")
+        check_environment()
+        rec = tcpreorder.run(a.rounds, a.seconds, [(x[0], x[1]) for x in pairs], _log)
+        rec["host"] = host_info()
+        Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
+        print("\n".join(tcpreorder.table(rec)))
+        print(f"wrote {a.out}")
+        return 0
+
+    return _guarded("tcp-reorder", a, body, bad_input=(ValueError,))
+
+
 COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main,
-            "tcp-stages": tcp_stages_main, "tcp-rr": tcp_rr_main, "wakeup": wakeup_main}
+            "tcp-stages": tcp_stages_main, "tcp-rr": tcp_rr_main, "tcp-reorder": tcp_reorder_main,
+            "wakeup": wakeup_main}
 
 
 def main(argv: list[str] | None = None) -> int:
