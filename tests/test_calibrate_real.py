@@ -438,8 +438,7 @@ def test_the_bpf_redirect_setups_bypass_the_routers_ip_layer(setup, tag, program
 def test_tcp_reorder_counts_a_streams_segments_and_leaves_nothing(tmp_path, capsys):
     """Functional, no timing: a one-second stream per placement is counted at both ends
     (segments received, none of them more out of order than received, retransmissions no more
-    than sent) and the run removes its namespaces; bad placements are refused before anything
-    is built."""
+    than sent) and the run removes its namespaces."""
     out = tmp_path / "reorder.json"
     rc = main(["tcp-reorder", "--rounds", "1", "--seconds", "1", "--placements", "1,0;0,0", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
@@ -450,5 +449,3 @@ def test_tcp_reorder_counts_a_streams_segments_and_leaves_nothing(tmp_path, caps
         c = p["runs"][0]["counters"]
         assert c["InSegs"] > 1000 and c["OutSegs"] > 1000
         assert 0 <= c["TCPOFOQueue"] <= c["InSegs"] and 0 <= c["RetransSegs"] <= c["OutSegs"]
-    assert main(["tcp-reorder", "--placements", "1", "--out", str(tmp_path / "x.json")]) == 2
-    assert not (tmp_path / "x.json").exists()

@@ -45,6 +45,15 @@ def test_the_record_says_one_cpu_never_reorders_and_two_sometimes_do():
     assert len(tcpreorder.table(rec)) == 2 + len(rec["placements"])
 
 
+@pytest.mark.parametrize("placements", ["1", "x,0", "", "1,0;-1,0"])
+def test_bad_placements_are_refused_before_anything_is_built(placements, tmp_path, capsys):
+    from sim.calibrate.__main__ import main
+    out = tmp_path / "x.json"
+    assert main(["tcp-reorder", "--placements", placements, "--out", str(out)]) == 2
+    assert "--placements takes sender,sink CPU pairs" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_the_model_on_one_core_keeps_a_veth_streams_order_as_the_kernel_does():
     """The model's side of the one-CPU placement: a per-segment stream between two containers of
     one host (l2-routed: veth, the root forwards, veth), sender and reader on core 0: every

@@ -618,7 +618,10 @@ def tcp_reorder_main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     def body() -> int:
-        pairs = [tuple(int(c) for c in pair.split(",")) for pair in a.placements.split(";") if pair]
+        try:
+            pairs = [tuple(int(c) for c in pair.split(",")) for pair in a.placements.split(";") if pair]
+        except ValueError:
+            pairs = []
         if not pairs or any(len(x) != 2 or min(x) < 0 for x in pairs) or a.rounds < 1 or a.seconds <= 0:
             raise ValueError("--placements takes sender,sink CPU pairs (e.g. '1,0;0,0'); "
                              "--rounds and --seconds must be positive")
