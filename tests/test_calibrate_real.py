@@ -435,16 +435,18 @@ def test_the_bpf_redirect_setups_bypass_the_routers_ip_layer(setup, tag, program
 
 @needs_sockperf
 @pytest.mark.skipif(shutil.which("ethtool") is None, reason="tcp-reorder needs ethtool (apt-get install ethtool)")
-def test_tcp_reorder_counts_a_streams_segments_and_leaves_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("offloads", [[], ["--offloads"]], ids=["one-segment-skbs", "offloads-on"])
+def test_tcp_reorder_counts_a_streams_segments_and_leaves_nothing(offloads, tmp_path, capsys):
     """Functional, no timing: a one-second stream per placement is counted at both ends
     (segments received, none of them more out of order than received, retransmissions no more
     than sent) and the run removes its namespaces."""
     out = tmp_path / "reorder.json"
-    rc = main(["tcp-reorder", "--rounds", "1", "--seconds", "1", "--placements", "1,0;0,0", "--out", str(out)])
+    rc = main(["tcp-reorder", "--rounds", "1", "--seconds", "1", "--placements", "1,0;0,0", *offloads,
+               "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     _assert_no_leftovers(_run_id(capsys.readouterr().err))
     rec = json.loads(out.read_text())
-    assert set(rec["placements"]) == {"1,0", "0,0"}
+    assert set(rec["placements"]) == {"1,0", "0,0"} and rec["offloads"] is bool(offloads)
     for p in rec["placements"].values():
         c = p["runs"][0]["counters"]
         assert c["InSegs"] > 1000 and c["OutSegs"] > 1000

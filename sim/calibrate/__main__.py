@@ -613,6 +613,7 @@ def tcp_reorder_main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="sockperf seconds per placement and round")
     p.add_argument("--placements", default="1,0;0,0", help="sender,sink CPU pairs separated by ';'")
+    p.add_argument("--offloads", action="store_true", help="TSO, GSO and GRO on (default off: one segment per skb)")
     p.add_argument("--out", default="tcp-reorder.json")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     a = p.parse_args(argv)
@@ -626,7 +627,7 @@ def tcp_reorder_main(argv: list[str] | None = None) -> int:
             raise ValueError("--placements takes sender,sink CPU pairs (e.g. '1,0;0,0'); "
                              "--rounds and --seconds must be positive")
         check_environment()
-        rec = tcpreorder.run(a.rounds, a.seconds, [(x[0], x[1]) for x in pairs], _log)
+        rec = tcpreorder.run(a.rounds, a.seconds, [(x[0], x[1]) for x in pairs], _log, offloads=a.offloads)
         rec["host"] = host_info()
         Path(a.out).write_text(json.dumps(rec, indent=1, default=str))
         print("\n".join(tcpreorder.table(rec)))

@@ -2,7 +2,8 @@
 (issue 15: the model's claim that a veth path reorders, and a NIC path does not.)
 
 Setup: c1 -- r -- c2 (`sim.calibrate.setups.build_routed`: r forwards, no netfilter table),
-TSO, GSO and GRO off on every veth (`tcpstages.set_offloads`: one segment per skb).  A bulk
+TSO, GSO and GRO off on every veth (`tcpstages.set_offloads`: one segment per skb), or with
+``offloads`` on.  A bulk
 stream, ``sockperf tp --tcp`` with 65,000-byte writes, from c1 to c2 for `seconds`, once per
 CPU placement and round (placements interleaved within each round): sender and sink on two
 CPUs, and both on one.  Counters of each end's namespace (TCP's MIBs are per namespace),
@@ -63,10 +64,13 @@ def rates(c: dict[str, int]) -> dict[str, float]:
             "retrans_per_segment": c["RetransSegs"] / max(c["OutSegs"], 1)}
 
 
-def run(rounds: int, seconds: float, placements: list[tuple[int, int]], log: Callable[[str], None]) -> dict:
+def run(rounds: int, seconds: float, placements: list[tuple[int, int]], log: Callable[[str], None],
+        offloads: bool = False) -> dict:
     """Measure every (sender CPU, sink CPU) of `placements` `rounds` times, interleaved; return
     the record: per placement the runs (``runs``: counters, their shares (`rates`), segments
-    received per second, load average) and the medians of the shares over the rounds."""
+    received per second, load average) and the medians of the shares over the rounds.
+    `offloads`: TSO, GSO and GRO on (veth's GRO is off by default; on, veth receives through
+    its own NAPI poll) instead of off."""
     if shutil.which("ethtool") is None:
         raise Unavailable(ETHTOOL_HINT)
     if not sockperf.available():
@@ -76,7 +80,7 @@ def run(rounds: int, seconds: float, placements: list[tuple[int, int]], log: Cal
         log(f"run {lab.run_id}: namespaces nsim-{lab.run_id}-*")
         ep = build_routed(lab, "ro")
         for ns in lab.namespaces:                   # the two ends and the router
-            set_offloads(lab, ns, on=False)
+            set_offloads(lab, ns, on=offloads)
         ep = dataclasses.replace(ep, tcp=True, size=BULK_BYTES)
         for rnd in range(rounds):
             for cpus in placements[::-1 if rnd % 2 else 1]:
@@ -90,7 +94,7 @@ def run(rounds: int, seconds: float, placements: list[tuple[int, int]], log: Cal
                 per.setdefault(key, []).append(one)
                 log(f"  round {rnd + 1}: sender CPU {cpus[0]}, sink CPU {cpus[1]}: {c['InSegs']} segments in, "
                     f"{c['TCPOFOQueue']} queued out of order, {c['RetransSegs']} retransmitted; load {one['loadavg']}")
-    return {"seconds": seconds, "rounds": rounds, "write_bytes": BULK_BYTES,
+    return {"seconds": seconds, "rounds": rounds, "write_bytes": BULK_BYTES, "offloads": offloads,
             "placements": {k: {"runs": v, **{m: statistics.median(r[m] for r in v)
                                              for m in ("ofo_per_segment", "retrans_per_segment")}}
                            for k, v in per.items()}}
