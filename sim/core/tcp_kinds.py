@@ -131,7 +131,8 @@ class TcpStreamFlow(TcpFlow):
     def _wake_writer(self, arg) -> None:
         """sk_stream_write_space's wake-up of side `s`'s sleeping writer from core `waker`."""
         s, waker = arg
-        self._apps(s).wake(self._thread(s), self._write_begin, self._write_end, s, waker)
+        if self.active():                           # (the flow may have stopped meanwhile)
+            self._apps(s).wake(self._thread(s), self._write_begin, self._write_end, s, waker)
 
 
 class TcpRrFlow(TransactionCounts, TcpFlow):
