@@ -74,6 +74,30 @@ swapper  0/0 [001]     333444
     assert "CPU 1" in "\n".join(tcpstages.cpu_table("x", merged))
 
 
+def test_tcp_write_xmit_is_charged_to_whoever_called_it():
+    """Where a TCP sender's data leaves from, per sample (leaf first): the context of the
+    outermost tcp_write_xmit by its callers only.  A writer's push whose dev_queue_xmit runs
+    receive work inline (local_bh_enable -> do_softirq) is still the writer's; an ACK processed
+    in softirq that lets data out is softirq; the owner's release processing a backlogged ACK is
+    release_sock; no tcp_write_xmit frame, no charge."""
+    writer = ["tcp_v4_rcv", "net_rx_action", "do_softirq", "__local_bh_enable_ip", "__dev_queue_xmit",
+              "tcp_write_xmit", "tcp_push", "tcp_sendmsg_locked", "tcp_sendmsg", "__sys_sendto"]
+    acked = ["veth_xmit", "tcp_write_xmit", "tcp_data_snd_check", "tcp_rcv_established", "tcp_v4_rcv",
+             "process_backlog", "net_rx_action", "handle_softirqs"]
+    released = ["veth_xmit", "tcp_write_xmit", "tcp_rcv_established", "tcp_v4_do_rcv", "__release_sock",
+                "release_sock", "tcp_sendmsg"]
+    assert perfstages.xmit_context(writer) == "sendmsg"
+    assert perfstages.xmit_context(acked) == "softirq"
+    assert perfstages.xmit_context(released) == "release_sock"
+    assert perfstages.xmit_context(["tcp_v4_rcv", "net_rx_action"]) is None
+    samples = [perfstages.Sample("sockperf", 1, cpu, 100, chain) for cpu, chain in
+               ((1, writer), (1, writer), (1, released), (0, acked), (0, ["tcp_v4_rcv", "net_rx_action"]))]
+    out = perfstages.attribute(samples, packets=10, pids=set())
+    assert out["cpu_write_xmit_ns_per_packet"] == {"0": {"softirq": 10.0}, "1": {"release_sock": 10.0, "sendmsg": 20.0}}
+    shares = tcpstages.write_xmit_shares(perfstages.merge([dict(out, loadavg="0", pps_in_window=1.0)] * 3))
+    assert shares == [("0", "softirq", 0.25), ("1", "release_sock", 0.25), ("1", "sendmsg", 0.5)]
+
+
 def test_symbol_table_names_only_model_stages():
     from sim.core.stages import STAGE_NAMES
     c = perfstages.Classifier()

@@ -128,6 +128,22 @@ def in_softirq(chain: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(sym, pat) for sym in chain for pat in SOFTIRQ_FRAMES)
 
 
+def xmit_context(chain: list[str]) -> str | None:
+    """Who called TCP's data transmit in this sample (None: no ``tcp_write_xmit`` frame): the
+    context of the outermost ``tcp_write_xmit``, judged by its callers only, so receive work
+    that a process-context transmit runs inline (dev_queue_xmit -> local_bh_enable ->
+    do_softirq) still counts as process context.  ``softirq``: an ACK processed in softirq let
+    data out (tcp_v4_rcv -> tcp_data_snd_check); ``release_sock``: the owner's release
+    processed it (__release_sock -> tcp_v4_do_rcv); ``sendmsg``: the writer's own push."""
+    outer = max((i for i, sym in enumerate(chain) if sym == "tcp_write_xmit"), default=None)
+    if outer is None:
+        return None
+    callers = chain[outer + 1:]
+    if in_softirq(callers):
+        return "softirq"
+    return "release_sock" if "__release_sock" in callers else "sendmsg"
+
+
 def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: Classifier | None = None,
               sent: int | None = None) -> dict:
     """ns per packet per category, per CPU, and what was not charged.
@@ -143,6 +159,7 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
     contexts: defaultdict[int, Counter] = defaultdict(Counter)
     cpu_cats: defaultdict[int, Counter] = defaultdict(Counter)     # category per context, per CPU
     cpu_leaves: defaultdict[int, Counter] = defaultdict(Counter)   # kernel leaf symbols, per CPU
+    xmit: defaultdict[int, Counter] = defaultdict(Counter)         # tcp_write_xmit's callers, per CPU
     other_leaf: Counter = Counter()
     skipped: Counter = Counter()
     others: Counter = Counter()
@@ -166,6 +183,9 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
         cat = classifier.classify(s.chain)
         cpu_cats[s.cpu][f"{cat} ({'softirq' if softirq else 'kernel'})"] += s.period_ns
         cpu_leaves[s.cpu][s.chain[0]] += s.period_ns
+        who = xmit_context(s.chain)
+        if who is not None:
+            xmit[s.cpu][who] += s.period_ns
         by_cat[cat] += s.period_ns if softirq else s.period_ns / per_sent
         if cat == "other":
             other_leaf[s.chain[0]] += s.period_ns
@@ -183,6 +203,10 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
                                            for c, cnt in sorted(cpu_cats.items())},
             "cpu_leaf_top": {str(c): {k: v / per for k, v in cnt.most_common(15)}
                              for c, cnt in sorted(cpu_leaves.items())},
+            # per CPU, the samples under tcp_write_xmit by who called it (`xmit_context`): where
+            # a TCP sender's data leaves from
+            "cpu_write_xmit_ns_per_packet": {str(c): {k: v / per for k, v in sorted(cnt.items())}
+                                             for c, cnt in sorted(xmit.items())},
             "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
             "other_top": {k: v / per for k, v in other_leaf.most_common(12)},
             "other_processes_top": {k: v / per for k, v in others.most_common(6)}}
@@ -413,7 +437,8 @@ def merge(runs: list[dict]) -> dict:
                 "other_processes_top"):
         names = dict.fromkeys(k for r in runs for k in r[key])
         out[key] = {k: statistics.median(r[key].get(k, 0.0) for r in runs) for k in names}
-    for key in ("cpu_context_ns_per_packet", "cpu_category_ns_per_packet", "cpu_leaf_top"):
+    for key in ("cpu_context_ns_per_packet", "cpu_category_ns_per_packet", "cpu_leaf_top",
+                "cpu_write_xmit_ns_per_packet"):
         cpus = dict.fromkeys(c for r in runs for c in r.get(key, {}))
         out[key] = {c: {k: statistics.median(r.get(key, {}).get(c, {}).get(k, 0.0) for r in runs)
                         for k in dict.fromkeys(k for r in runs for k in r.get(key, {}).get(c, {}))}

@@ -205,7 +205,21 @@ def cpu_table(name: str, setup: dict) -> list[str]:
     lines += [f"| {k} | " + " | ".join(f"{cats[c].get(k, 0.0):.0f}" for c in cpus) + " |" for k in rows]
     lines.append("| user space | " + " | ".join(f"{user[c]:.0f}" for c in cpus) + " |")
     lines.append("| **all** | " + " | ".join(f"{sum(cats[c].values()) + user[c]:.0f}" for c in cpus) + " |")
+    xmit = setup.get("cpu_write_xmit_ns_per_packet")
+    if xmit:
+        lines += ["", f"{name}: CPU under tcp_write_xmit by its caller (where data leaves from), share of all", "",
+                  "| CPU | caller | share |", "|---|---|---:|"]
+        lines += [f"| {c} | {who} | {share:.1%} |" for c, who, share in write_xmit_shares(setup)]
     return lines
+
+
+def write_xmit_shares(setup: dict) -> list[tuple[str, str, float]]:
+    """(CPU, caller, share) of a flood's samples under tcp_write_xmit (`perfstages.xmit_context`):
+    the share of TCP's data transmit that each CPU ran from softirq (an ACK let data out), from
+    the owner's release_sock or from the writer's sendmsg.  Empty for older records."""
+    xmit = setup.get("cpu_write_xmit_ns_per_packet") or {}
+    total = sum(v for per in xmit.values() for v in per.values())
+    return [(c, who, v / total) for c, per in sorted(xmit.items()) for who, v in sorted(per.items())] if total else []
 
 
 def _flood_table(rec: dict, names: list[str]) -> list[str]:
