@@ -118,8 +118,6 @@ class TcpStreamFlow(TcpFlow):
         if not s.asleep:
             return                                  # still in its release: it writes on by itself
         s.asleep = False
-        if not self.active():
-            return
         apps = self._apps(s)
         waker = apps.cores[self._ctx_core] if self._ctx_core >= 0 else self._thread(s).core
         after = s.tx_until - self.engine._now       # tcp_data_snd_check: the push's sends first
