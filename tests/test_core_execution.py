@@ -329,13 +329,14 @@ def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
     of the sending thread; its other passes follow on that core's backlog; the last pass queues
     a read on the receiving thread.  A read that finds its thread asleep (no job, none running,
     no wake-up on its way) wakes it: runnable `local_ns` later if the enqueueing pass ran on the
-    thread's core, else `ipi_ns` later, the enqueueing core then spending `ipi_send_ns` of CPU.
+    thread's core, the enqueueing core then spending `local_send_ns` of CPU, else `ipi_ns`
+    later, the enqueueing core then spending `ipi_send_ns`.
     The client sends the next request think_ns after it read the response (at once if 0); all
     N requests of a flow are sent at time 0.  (Softirq budgets and ksoftirqd are left out: each
     send's backlog passes run right after it, so a softirq run never has more than a few.)
     flows: dicts n, client_core, server_core, think_ns, request / response (pass ns, send
     first), client_read, server_read (ns)."""
-    local_ns, ipi_ns, ipi_send_ns = wake
+    local_ns, ipi_ns, ipi_send_ns, local_send_ns = (*wake, 0.0)[:4]
     now, cal, order = [0.0], [], itertools.count()
     cores, threads, done = {}, {}, [[0, 0.0] for _ in flows]
 
@@ -397,10 +398,10 @@ def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
         th.jobs.appendleft(job) if first else th.jobs.append(job)
         if not asleep:
             return kick(th.core)
+        if waker is not None:                   # the waker's CPU, whatever the delay
+            waker.stall += ipi_send_ns if waker is not th.core else local_send_ns
         if waker is None or waker is th.core and local_ns <= 0 or waker is not th.core and ipi_ns <= 0:
             return runnable(th)
-        if waker is not th.core:
-            waker.stall += ipi_send_ns
         th.waking = True
 
         def woken():
@@ -453,7 +454,7 @@ def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
 def check_rr_against_schedule(r):
     """Every rr flow of run `r` within 5% of `rr_schedule` (X and mean transaction time)."""
     w = r.model.hosts[0].apps.wake_costs
-    ref = rr_schedule(rr_flows(r), r.scenario.run.duration_ns, (w.local_ns, w.ipi_ns, w.ipi_send_ns))
+    ref = rr_schedule(rr_flows(r), r.scenario.run.duration_ns, (w.local_ns, w.ipi_ns, w.ipi_send_ns, w.local_send_ns))
     for (tps, mean_ns), (n_ref, sum_ref) in zip(rr_measured(r), ref):
         assert tps == pytest.approx(n_ref / r.scenario.run.duration_ns * 1e9, rel=0.05)
         assert mean_ns == pytest.approx(sum_ref / n_ref, rel=0.05)
@@ -560,6 +561,50 @@ def test_rr_exponential_server_with_kernel_costs_is_near_product_form(cores, con
 
 
 # -- wake-ups ------------------------------------------------------------------------------------------
+LOCAL_SEND_NS = 1300.0
+
+
+@pytest.mark.parametrize("client, server, think_ns", [(0, 0, 0.0), (0, 1, 0.0), (0, 0, 5000.0)])
+def test_a_wake_up_costs_its_waker_cpu_once_per_wake(client, server, think_ns):
+    """A same-core wake-up charges `wakeup_local_send_ns` to the waker, a cross-core one
+    `wakeup_ipi_send_ns`, once per wake and never for a reader that is awake: one transaction
+    in flight sleeps both ends every time (two wakes per transaction), so each core's busy time
+    grows by exactly what its `wakeup_ns` counts, the schedule still matches `rr_schedule`, and
+    the counted wake-up CPU is the price times the wakes."""
+    def run(local_send_ns):
+        sc = rr_scenario(2, 1, 0.0, think_ns, pairs=[(client, server)])
+        sc["cost_overrides"]["host"] = {"wakeup_local_send_ns": local_send_ns}
+        return simulate(sc)
+    base, priced = run(0.0), run(LOCAL_SEND_NS)
+    check_rr_against_schedule(priced)
+    n = priced.model.flows[0].transactions
+    price = LOCAL_SEND_NS if client == server else HOST.wakeup_ipi_send_ns
+    woke = priced.cores.wakeup_ns.sum() / price
+    assert woke == pytest.approx(2 * n, abs=2)                       # both ends, every transaction
+    if client == server:
+        assert base.cores.wakeup_ns.sum() == 0.0                     # local wakes free before
+        per_tx = (priced.cores.busy_ns.sum() - priced.cores.wakeup_ns.sum()) / n
+        assert per_tx == pytest.approx(base.cores.busy_ns.sum() / base.model.flows[0].transactions, rel=1e-3)
+    else:                                                            # local price unused
+        assert priced.cores.busy_ns.sum() == pytest.approx(base.cores.busy_ns.sum(), rel=1e-9)
+
+
+def test_a_reader_kept_busy_is_not_woken_per_packet():
+    """A flood into a reader slower than the flood: the reader's queue never empties, so after
+    its first wake-up no packet finds it asleep (sock_def_readable wakes only a sleeper): the
+    wake-up CPU is one price, not one per packet."""
+    sc = one_host("l2-routed", namespaces=2, cores=2, duration_ns=2e6, app_recv_ns=5000.0,
+                  flows=[{"kind": "constant", "src": "h1:ns0", "dst": "h1:ns1", "rate_pps": 500_000,
+                          "src_core": 0, "dst_core": 1}])
+    sc["cost_overrides"] = {"host": {"wakeup_local_send_ns": LOCAL_SEND_NS}}
+    r = simulate(sc)
+    reads = r.model.hosts[0].apps
+    got = len(delivered(r.packets))
+    assert got > 100
+    assert r.cores.wakeup_ns.sum() == pytest.approx(HOST.wakeup_ipi_send_ns, rel=1e-9)
+    assert reads.wakeup_ns == [HOST.wakeup_ipi_send_ns, 0.0]          # charged to the waker's core
+
+
 def test_cross_core_wakeup_adds_latency_not_reader_cpu():
     same, _, same_ns = rr_run(2, 1, 0.0, src_core=0, dst_core=0)
     cross, _, cross_ns = rr_run(2, 1, 0.0, src_core=0, dst_core=1)

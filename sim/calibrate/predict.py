@@ -57,7 +57,8 @@ def scenario(setup: Setup, cost_profile: str = "default", stage_overrides: dict 
     if setup.scheme in CUSTOM_SCHEMES:
         sc["schemes"] = {setup.scheme: CUSTOM_SCHEMES[setup.scheme]}
     # The measured app cost per message already holds the reader's wake-up: none on top.
-    overrides: dict = {"host": {"wakeup_local_ns": 0.0, "wakeup_ipi_ns": 0.0, "wakeup_ipi_send_ns": 0.0}}
+    overrides: dict = {"host": {"wakeup_local_ns": 0.0, "wakeup_ipi_ns": 0.0, "wakeup_ipi_send_ns": 0.0,
+                                "wakeup_local_send_ns": 0.0}}
     if stage_overrides:
         overrides["stages"] = stage_overrides
     sc["cost_overrides"] = overrides

@@ -32,10 +32,17 @@ Contract:
   0 is no job: ``on_read`` runs at once.  A send made by ``on_read`` from the reading socket
   is the thread's next job, ahead of reads queued meanwhile (recvmsg, work, sendmsg, recvmsg: a reply is not held back).
 - Wake-ups: a read that finds its thread asleep wakes it.  Same core as the waker (the core
-  that ran the enqueueing pass): the thread becomes runnable ``wakeup_local_ns`` later.
-  Another core: the waker's core spends ``wakeup_ipi_send_ns`` of CPU (the IPI), and the thread
-  becomes runnable ``wakeup_ipi_ns`` later on its own core, which spends no CPU meanwhile
-  (delivery of the IPI and exit from idle).  A sender's own send never waits for a wake-up.
+  that ran the enqueueing pass): the waker's core spends ``wakeup_local_send_ns`` of CPU
+  (try_to_wake_up enqueueing the thread on its own runqueue) and the thread becomes runnable
+  ``wakeup_local_ns`` later.  Another core: the waker's core spends ``wakeup_ipi_send_ns`` of
+  CPU (try_to_wake_up with the IPI), and the thread becomes runnable ``wakeup_ipi_ns`` later on
+  its own core, which spends no CPU meanwhile (delivery of the IPI and exit from idle).  Only a
+  thread asleep is woken: in Linux sock_def_readable calls the wake-up only when
+  ``skwq_has_sleeper`` finds a waiter (net/core/sock.c), so a reader that is running or
+  runnable costs its waker nothing; the socket's enqueue itself (``socket_enqueue``,
+  ``tcp_rcv``) is priced without the wake-up.  The waker's wake-up CPU is part of its core's
+  busy time and is counted apart per core (`wakeup_ns`).  A sender's own send never waits for
+  a wake-up.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class WakeCosts:
     local_ns: float         # same core: delay until the woken thread may run
     ipi_ns: float           # other core: delay until the woken thread may run
     ipi_send_ns: float      # other core: CPU on the waker's core
+    local_send_ns: float = 0.0      # same core: CPU on the waker's core
 
 
 class SocketQueue:
@@ -84,6 +92,7 @@ class Apps:
         self.recv_per_byte_ns = app_recv_per_byte_ns if app_recv_ns > 0 else 0.0
         self.per_ns = sockets_per_namespace
         self.wake_costs = wake
+        self.wakeup_ns = [0.0] * len(self.cores)   # per core: wake-up CPU inside [warm-up, end]
         self.threads: dict[tuple[int, int, int], Thread] = {}       # (ns, port, side) -> thread
         self.sockets: dict[tuple[int, int, int], SocketQueue] = {}
         # bound once: the hot paths put them in a job per packet
@@ -173,12 +182,7 @@ class Apps:
             th.jobs.append(job)
             core.ready(th)
             return
-        if waker is core:                           # asleep: wake it up (`_wake_delay`, inline)
-            delay = self.wake_costs.local_ns
-        else:
-            w = self.wake_costs
-            delay = w.ipi_ns
-            waker.stall(w.ipi_send_ns)
+        delay = self._wake_delay(core, waker)      # asleep: wake it up
         if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
             held.append((now + delay + cost, truesize))     # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
@@ -218,12 +222,15 @@ class Apps:
         self.engine.at(delay, core.woken, th)
 
     def _wake_delay(self, core: Core, waker: Core) -> float:
-        """Delay until a thread of `core` woken by work on `waker` may run; an IPI's CPU is
-        charged to `waker`."""
-        if waker is core:
-            return self.wake_costs.local_ns
+        """Delay until a thread of `core` woken by work on `waker` may run; the wake-up's CPU
+        (local, or with an IPI) is charged to `waker`."""
         w = self.wake_costs
-        waker.stall(w.ipi_send_ns)
+        if waker is core:
+            if w.local_send_ns > 0:
+                self.wakeup_ns[waker.idx] += waker.stall(w.local_send_ns)
+            return w.local_ns
+        if w.ipi_send_ns > 0:
+            self.wakeup_ns[waker.idx] += waker.stall(w.ipi_send_ns)
         return w.ipi_ns
 
     def socket_queue(self, key: tuple[int, int, int]) -> SocketQueue:

@@ -120,6 +120,8 @@ class HostDefaults(BaseModel):
     wakeup_local_ns: NonNegativeFloat = 1000.0
     wakeup_ipi_ns: NonNegativeFloat = 3000.0
     wakeup_ipi_send_ns: NonNegativeFloat = 200.0
+    # the waker's CPU for a same-core wake-up; 0 in profiles that price it inside socket_enqueue
+    wakeup_local_send_ns: NonNegativeFloat = 0.0
     tx_completion_ns: NonNegativeFloat = 100.0      # NIC TX completion per packet (sim.core.txq), a prior
     # Where a value here was measured rather than taken from default.yaml's priors
     # (e.g. ``wakeup_ipi_ns`` by ``python -m sim.calibrate wakeup --profile``): field -> source.

@@ -139,7 +139,8 @@ class Host:
                          app_recv_per_byte_ns=(hd.app_recv_per_byte_ns if spec.app_recv_per_byte_ns is None
                                                else spec.app_recv_per_byte_ns),
                          sockets_per_namespace=spec.sockets_per_namespace,
-                         wake=WakeCosts(hd.wakeup_local_ns, hd.wakeup_ipi_ns, hd.wakeup_ipi_send_ns))
+                         wake=WakeCosts(hd.wakeup_local_ns, hd.wakeup_ipi_ns, hd.wakeup_ipi_send_ns,
+                                        hd.wakeup_local_send_ns))
         self.namespaces = spec.namespaces
         self.sockets_per_namespace = spec.sockets_per_namespace
         costs = [profile.stages[s] for s in profile.stage_set.names]     # built-ins, then declared

@@ -54,6 +54,7 @@ CHUNK_ROWS = 50_000
 # packets, both ways, that ended in the window, per GB of that payload), data_segments (sent,
 # retransmissions included), retransmits, acks (pure ACKs sent), timeouts (RTO expiries)
 TCP_COLUMNS = ["throughput_bytes_per_s", "cpu_ns_per_gb", "data_segments", "retransmits", "acks", "timeouts"]
+CORE_COLUMNS = ["host", "scheme", "core", "busy_ns", "utilisation", "tx_completion_ns", "wakeup_ns"]
 FLOW_COLUMNS = ["flow", "kind", "src", "dst", "sent", "transactions_per_s", "transaction_mean_ns"] + TCP_COLUMNS
 
 
@@ -63,7 +64,9 @@ class Results:
 
     cores     host, scheme (the host's ``scheme``, also on a mixed host), core, busy_ns, utilisation
               over [warmup_ns, duration_ns], and
-              tx_completion_ns: the part of busy_ns spent on NIC TX completions (`sim.core.txq`);
+              tx_completion_ns: the part of busy_ns spent on NIC TX completions (`sim.core.txq`),
+              wakeup_ns: the part spent waking sleeping threads (`sim.core.apps`: try_to_wake_up
+              and its IPI, by the waker's core);
     memory    scheme, namespaces, structure, bytes for every scheme a host uses (a mixed host's
               containers' schemes too), at the
               scenario's ``memory_namespace_counts`` (on the first host running that scheme:
@@ -148,9 +151,9 @@ def simulate(scenario: Scenario | dict, *, registry: Optional[SchemeRegistry] = 
 def _cores(model: Model) -> pd.DataFrame:
     return pd.DataFrame([
         {"host": h.name, "scheme": h.scheme.name, "core": i, "busy_ns": c.busy_ns, "utilisation": u,
-         "tx_completion_ns": h.txq.done_ns[i]}
+         "tx_completion_ns": h.txq.done_ns[i], "wakeup_ns": h.apps.wakeup_ns[i]}
         for h in model.hosts for i, (c, u) in enumerate(zip(h.cores, h.utilisation()))
-    ], columns=["host", "scheme", "core", "busy_ns", "utilisation", "tx_completion_ns"])
+    ], columns=CORE_COLUMNS)
 
 
 def _memory(model: Model) -> pd.DataFrame:

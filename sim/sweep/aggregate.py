@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from sim.core.memory import TERM_COLUMNS
-from sim.core.simulate import FLOW_COLUMNS
+from sim.core.simulate import CORE_COLUMNS, FLOW_COLUMNS
 from sim.results.stats import t_quantile
 from sim.sweep.store import Store
 
@@ -40,7 +40,7 @@ ID_COLS = ["run_id", "point", "replication", "seed"]
 TABLE_COLUMNS = {
     "points.csv": ("summary", ["scheme", "trip", "host", "core", "metric", "value", "unit"]),
     "memory.csv": ("memory", ["scheme", "namespaces", "structure", "bytes", *TERM_COLUMNS]),
-    "cores.csv": ("cores", ["host", "scheme", "core", "busy_ns", "utilisation", "tx_completion_ns"]),
+    "cores.csv": ("cores", CORE_COLUMNS),
     "flows.csv": ("flows", FLOW_COLUMNS),
 }
 
