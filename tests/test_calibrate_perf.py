@@ -98,6 +98,47 @@ def test_tcp_write_xmit_is_charged_to_whoever_called_it():
     assert shares == [("0", "softirq", 0.25), ("1", "release_sock", 0.25), ("1", "sendmsg", 0.5)]
 
 
+def test_a_wake_up_is_the_waker_samples_under_the_wait_queue_call():
+    """The wake-up view (leaf first): a sample under __wake_up* or try_to_wake_up is the
+    waker's wake-up, whatever stage it is charged to; so is a _raw_spin_unlock_irqrestore leaf
+    straight under sock_def_readable (the wait queue's lock dropped with interrupts back on,
+    where a cpu-clock sample deferred inside the interrupts-off section lands).  The same
+    unlock under another caller, and sock_def_readable's own check, are not."""
+    ipi = ["default_send_IPI_single", "ttwu_queue_wakelist", "try_to_wake_up", "ep_poll_callback",
+           "__wake_up_common", "__wake_up_sync_key", "sock_def_readable", "__udp_enqueue_schedule_skb"]
+    deferred = ["_raw_spin_unlock_irqrestore", "sock_def_readable", "__udp_enqueue_schedule_skb"]
+    other_unlock = ["_raw_spin_unlock_irqrestore", "skb_defer_free_flush", "net_rx_action"]
+    check = ["sock_def_readable", "__udp_enqueue_schedule_skb", "udp_queue_rcv_one_skb"]
+    assert perfstages.in_wakeup(ipi) and perfstages.in_wakeup(deferred)
+    assert not perfstages.in_wakeup(other_unlock) and not perfstages.in_wakeup(check)
+    samples = [perfstages.Sample("sockperf", 1, 0, 100, chain) for chain in (ipi, deferred, deferred, other_unlock, check)]
+    out = perfstages.attribute(samples, packets=10, pids=set())
+    # the IPI's sample is the scheduler's (ttwu_*), the deferred ones socket_enqueue's: both wake-up
+    assert out["cpu_wakeup_ns_per_packet"] == {"0": {"socket_enqueue": 20.0, "scheduler": 10.0}}
+    assert out["ns_per_packet"]["socket_enqueue"] == 30.0        # a view: the stages keep their samples
+    merged = perfstages.merge([dict(out, loadavg="0", pps_in_window=1.0, wakeups_per_packet=w) for w in (0.2, 0.3, 0.9)])
+    assert merged["wakeups_per_packet"] == 0.3
+    assert merged["cpu_wakeup_ns_per_packet"] == {"0": {"socket_enqueue": 20.0, "scheduler": 10.0}}
+
+
+def test_the_wake_up_count_is_read_from_perf_stat():
+    err = "# started on Fri Dec  4\n\n5744,,sched:sched_waking,2002312840,100.00,,\n"
+    assert perfstages.wake_count(err) == 5744.0
+    assert perfstages.WAKE_COUNT[-2:] == ["--filter", 'comm == "sockperf"']
+    with pytest.raises(RuntimeError, match="no sched:sched_waking count"):
+        perfstages.wake_count("<not supported>,,cycles,0,100.00,,\n")
+
+
+def test_a_profile_whose_socket_enqueue_is_measured_by_perf_prices_no_wake_up_on_top():
+    """perf charges sock_def_readable's wake-up to socket_enqueue at the rate the measured
+    setups woke their readers; a profile built from it must not charge a wake-up again."""
+    from sim.calibrate import perfprofile
+    prior = load_profile("default").model_copy(deep=True)
+    data = perfprofile.with_estimates(prior, perfprofile.estimate(_synthetic(prior), prior), "test machine")
+    assert data["host"]["wakeup_local_send_ns"] == 0.0 and data["host"]["wakeup_ipi_send_ns"] == 0.0
+    assert "inside socket_enqueue" in data["host"]["sources"]["wakeup_ipi_send_ns"]
+
+
 def test_symbol_table_names_only_model_stages():
     from sim.core.stages import STAGE_NAMES
     c = perfstages.Classifier()

@@ -220,6 +220,15 @@ def with_estimates(prior: CostProfile, estimates: dict[str, StageEstimate], wher
         labels.append("per_byte_ns: prior")
         st["range"] = rng
         st["source"] = "; ".join(labels) + f"; prior's source: {st.get('source', '')}"
+    if "socket_enqueue" in estimates:
+        # perf charges sock_def_readable's wake-up to socket_enqueue, at the rate its setups
+        # woke the reader: the profile then prices the wake-up per packet, not per wake
+        host = data["host"]
+        for key in ("wakeup_local_send_ns", "wakeup_ipi_send_ns"):
+            host[key] = 0.0
+            host.setdefault("sources", {})[key] = (
+                f"0: inside socket_enqueue (perf, {where}: the wake-ups of the measured setups, "
+                "charged per packet)")
     return data
 
 

@@ -144,6 +144,25 @@ def xmit_context(chain: list[str]) -> str | None:
     return "release_sock" if "__release_sock" in callers else "sendmsg"
 
 
+WAKE_FRAMES = ("__wake_up*", "try_to_wake_up")
+WAKE_CALLERS = ("sock_def_readable", "sk_stream_write_space", "sock_def_write_space")
+
+
+def in_wakeup(chain: list[str]) -> bool:
+    """Was the sample taken while waking a task, on the waker's CPU?  sock_def_readable (and
+    sk_stream_write_space) call ``__wake_up_sync_key`` only when ``skwq_has_sleeper`` finds a
+    task on the socket's wait queue (include/net/sock.h, net/core/sock.c); everything under
+    that call, down to ``try_to_wake_up`` and its IPI or local enqueue (kernel/sched/core.c),
+    is the wake-up's cost, paid per wake and not per packet.  The wait queue's lock is taken
+    with interrupts off (``__wake_up_common_lock``), so a cpu-clock sample that falls inside
+    is taken when ``_raw_spin_unlock_irqrestore`` turns them back on, and its chain then shows
+    that leaf straight under the caller (the wake frames are gone): counted too.  The samples
+    keep their stage; this is a view."""
+    if any(fnmatch.fnmatchcase(sym, pat) for sym in chain for pat in WAKE_FRAMES):
+        return True
+    return len(chain) > 1 and chain[0] == "_raw_spin_unlock_irqrestore" and chain[1] in WAKE_CALLERS
+
+
 def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: Classifier | None = None,
               sent: int | None = None) -> dict:
     """ns per packet per category, per CPU, and what was not charged.
@@ -160,6 +179,7 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
     cpu_cats: defaultdict[int, Counter] = defaultdict(Counter)     # category per context, per CPU
     cpu_leaves: defaultdict[int, Counter] = defaultdict(Counter)   # kernel leaf symbols, per CPU
     xmit: defaultdict[int, Counter] = defaultdict(Counter)         # tcp_write_xmit's callers, per CPU
+    wake: defaultdict[int, Counter] = defaultdict(Counter)         # waking a task, by category, per CPU
     other_leaf: Counter = Counter()
     skipped: Counter = Counter()
     others: Counter = Counter()
@@ -186,6 +206,8 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
         who = xmit_context(s.chain)
         if who is not None:
             xmit[s.cpu][who] += s.period_ns
+        if in_wakeup(s.chain):
+            wake[s.cpu][cat] += s.period_ns
         by_cat[cat] += s.period_ns if softirq else s.period_ns / per_sent
         if cat == "other":
             other_leaf[s.chain[0]] += s.period_ns
@@ -207,6 +229,10 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             # a TCP sender's data leaves from
             "cpu_write_xmit_ns_per_packet": {str(c): {k: v / per for k, v in sorted(cnt.items())}
                                              for c, cnt in sorted(xmit.items())},
+            # per CPU, the samples taken while waking a task (`in_wakeup`), by the category they
+            # are charged to (socket_enqueue, scheduler, tcp_rcv, ...): what a wake-up costs its waker
+            "cpu_wakeup_ns_per_packet": {str(c): {k: v / per for k, v in cnt.most_common()}
+                                         for c, cnt in sorted(wake.items())},
             "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
             "other_top": {k: v / per for k, v in other_leaf.most_common(12)},
             "other_processes_top": {k: v / per for k, v in others.most_common(6)}}
@@ -339,10 +365,30 @@ def _sampler(lab: Lab, ep: Endpoints, data: str, perf_s: float, freq: int, warmu
                 stack.enter_context(log)
             logs["received"].wait_for_traffic(timeout_s=10.0, more_than=1000 if ep.tcp else 0)
             time.sleep(warmup_s)
-            sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-k", "CLOCK_MONOTONIC",
-                "-o", data, "--", "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
-        return {**logs, "loadavg": loadavg(), "pids": pids}
+            wakes = subprocess.Popen(WAKE_COUNT + ["--", "sleep", f"{perf_s:g}"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+            try:
+                sh(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-a", "-g", "-k", "CLOCK_MONOTONIC",
+                    "-o", data, "--", "sleep", f"{perf_s:g}"], timeout=perf_s + 30)
+            finally:
+                _, err = wakes.communicate(timeout=perf_s + 30)
+        return {**logs, "loadavg": loadavg(), "pids": pids, "wakeups_per_s": wake_count(err) / perf_s}
     return sample
+
+
+# Wake-ups of the measuring programs, counted beside the sampling: every try_to_wake_up that
+# finds a sockperf thread asleep (kernel/sched/core.c trace_sched_waking; the filter is on the
+# woken task's name).  Tracepoints count in a VM where hardware counters do not.
+WAKE_COUNT = ["perf", "stat", "-x", ",", "-a", "-e", "sched:sched_waking", "--filter", 'comm == "sockperf"']
+
+
+def wake_count(stat_stderr: str) -> float:
+    """The count in ``perf stat -x ,`` output (`WAKE_COUNT`); a missing count raises."""
+    for line in stat_stderr.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("sched:sched_waking"):
+            return float(fields[0])
+    raise RuntimeError(f"perf stat printed no sched:sched_waking count: {stat_stderr.strip()[:300]}")
 
 
 def _script(data: str) -> tuple[list[Sample], tuple[float, float]]:
@@ -372,6 +418,7 @@ def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus:
     sent = during["sent"].between(*window)
     out = attribute(samples, round(packets), during["pids"], sent=round(sent))
     seconds = window[1] - window[0]
+    out["wakeups_per_packet"] = during["wakeups_per_s"] * seconds / max(packets, 1.0)
     out.update({"perf_s": perf_s, "sampled_s": seconds, "freq_hz": freq, "loadavg": during["loadavg"],
                 "mps": mps, "flood_sent": flood["sent"], "flood_send_pps": flood["send_pps"],
                 "flood_path_pps": flood["path_pps"], "flood_pps": flood["pps"],
@@ -422,6 +469,7 @@ def record_pingpong(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 29
     out = attribute(samples, round(messages), during["pids"])
     out["counts_in_window"] = {k: round(v) for k, v in counts.items()}
     seconds = window[1] - window[0]
+    out["wakeups_per_packet"] = during["wakeups_per_s"] * seconds / max(messages, 1.0)
     out.update({"perf_s": perf_s, "sampled_s": seconds, "freq_hz": freq, "loadavg": during["loadavg"],
                 "pps_in_window": messages / seconds, "rtt_median_ns": pp["median_ns"], "rtt_mean_ns": pp["mean_ns"],
                 "rtt_from_window_ns": 2e9 * seconds / max(messages, 1.0)})
@@ -433,12 +481,14 @@ def merge(runs: list[dict]) -> dict:
     import statistics
     out: dict = {"runs": len(runs), "loadavg": [r["loadavg"] for r in runs],
                  "pps_in_window": statistics.median(r["pps_in_window"] for r in runs)}
+    if all("wakeups_per_packet" in r for r in runs):
+        out["wakeups_per_packet"] = statistics.median(r["wakeups_per_packet"] for r in runs)
     for key in ("ns_per_packet", "cpu_ns_per_packet", "not_charged_ns_per_packet", "other_top",
                 "other_processes_top"):
         names = dict.fromkeys(k for r in runs for k in r[key])
         out[key] = {k: statistics.median(r[key].get(k, 0.0) for r in runs) for k in names}
     for key in ("cpu_context_ns_per_packet", "cpu_category_ns_per_packet", "cpu_leaf_top",
-                "cpu_write_xmit_ns_per_packet"):
+                "cpu_write_xmit_ns_per_packet", "cpu_wakeup_ns_per_packet"):
         cpus = dict.fromkeys(c for r in runs for c in r.get(key, {}))
         out[key] = {c: {k: statistics.median(r.get(key, {}).get(c, {}).get(k, 0.0) for r in runs)
                         for k in dict.fromkeys(k for r in runs for k in r.get(key, {}).get(c, {}))}
