@@ -237,7 +237,7 @@ def test_connections_spread_one_flow_over_rx_queues():
 #   3. server_dist: exponential: product form, exact MVA (`mva`) when the server's work is the
 #      only CPU; with the kernel's deterministic costs as extra stations, MVA within 5%.
 RR_NS = 2e7
-NO_WAKE = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0}
+NO_WAKE = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, "wakeup_local_send_ns": 0}
 # how an rr scenario uses its cores: one flow per (client core, server core) pair
 PAIRS = {1: [(0, 0)], 2: [(0, 1)], 4: [(0, 1), (2, 3)]}
 ZERO_STAGES = {s[:-3]: {"base_ns": 0.0, "per_byte_ns": 0.0, "per_entry_ns": 0.0} for s in STAGE_COLUMNS}
@@ -276,7 +276,7 @@ def pass_ns(r, src_ns, dst_ns):
 def rr_flows(r):
     """The rr flows of run `r` as `rr_schedule` takes them (pass costs from the run's host)."""
     host = r.model.hosts[0]
-    app, cores = host.apps.app_recv_ns, len(host.cores)
+    app, cores = host.apps.app_recv_ns + host.apps.recv_per_byte_ns * 64, len(host.cores)     # read + copy
     out = []
     for f in r.scenario.flows:
         c, s = int(f.src.split("ns")[1]), int(f.dst.split("ns")[1])
@@ -316,7 +316,7 @@ def mva(demands_ns, think_ns, n):
     return x, r
 
 
-def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
+def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0), ties_last_first=False):
     """The deterministic schedule of rr `flows` on their cores, from docs/execution.md's rules
     alone (no simulator code): per flow (transactions completed by `horizon_ns`, their summed ns).
 
@@ -341,7 +341,9 @@ def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
     cores, threads, done = {}, {}, [[0, 0.0] for _ in flows]
 
     def at(t, fn, *args):
-        heapq.heappush(cal, (t, next(order), fn, args))
+        # events at one instant (to 1e-6 ns) run in the order they were scheduled, or with
+        # `ties_last_first` the reverse: floating-point sums decide such ties in a simulator
+        heapq.heappush(cal, (round(t, 6), -next(order) if ties_last_first else next(order), t, fn, args))
 
     def core(i):
         return cores.setdefault(i, SimpleNamespace(busy=False, ending=False, stall=0.0, softirq=deque(),
@@ -446,18 +448,25 @@ def rr_schedule(flows, horizon_ns, wake=(0.0, 0.0, 0.0)):
         for _ in range(f["n"]):
             at(0.0, request, i)
     while cal and cal[0][0] <= horizon_ns:
-        now[0], _, fn, args = heapq.heappop(cal)
+        _, _, now[0], fn, args = heapq.heappop(cal)
         fn(*args)
     return [tuple(d) for d in done]
 
 
 def check_rr_against_schedule(r):
-    """Every rr flow of run `r` within 5% of `rr_schedule` (X and mean transaction time)."""
+    """Every rr flow of run `r` within 5% of `rr_schedule` (X and mean transaction time), with
+    simultaneous events taken in either order.  Deterministic customers lock into phase, and
+    two events can fall on the same instant (a think timer and a read's end): which runs first
+    is then decided by rounding in the last bit of a sum, and decides a whole read's place."""
     w = r.model.hosts[0].apps.wake_costs
-    ref = rr_schedule(rr_flows(r), r.scenario.run.duration_ns, (w.local_ns, w.ipi_ns, w.ipi_send_ns, w.local_send_ns))
-    for (tps, mean_ns), (n_ref, sum_ref) in zip(rr_measured(r), ref):
-        assert tps == pytest.approx(n_ref / r.scenario.run.duration_ns * 1e9, rel=0.05)
-        assert mean_ns == pytest.approx(sum_ref / n_ref, rel=0.05)
+    costs = (w.local_ns, w.ipi_ns, w.ipi_send_ns, w.local_send_ns)
+
+    def close(ref):
+        return all(tps == pytest.approx(n_ref / r.scenario.run.duration_ns * 1e9, rel=0.05)
+                   and mean_ns == pytest.approx(sum_ref / n_ref, rel=0.05)
+                   for (tps, mean_ns), (n_ref, sum_ref) in zip(rr_measured(r), ref))
+    refs = [rr_schedule(rr_flows(r), r.scenario.run.duration_ns, costs, ties_last_first=t) for t in (False, True)]
+    assert close(refs[0]) or close(refs[1]), (rr_measured(r), refs)
 
 
 def fast_or_slow(*values, fast):

@@ -77,7 +77,10 @@ def test_at_the_runs_costs_the_stored_rows_answer_as_a_rerun_would(result):
 def test_a_cost_on_one_path_moves_only_that_paths_latency(result):
     """veth_xmit is on l2-routed's wire_to_ns path, not on host's: moving it to the top of its
     range leaves host's re-run identical and raises l2-routed's p50 by about the extra CPU of
-    its veth crossings (one per packet; the load is low, so queueing adds little)."""
+    its veth crossings (one per packet; the load is low, so queueing adds little).  Not by all
+    of it: a packet's second pass can wait behind the wake-up CPU its core spends for the
+    packet before (wakeup_*_send_ns), and a longer first pass waits less for it (at the
+    default profile's prices: +174 ns of p50 for +250 ns of veth_xmit; +251 with no wake-up CPU)."""
     rr, ref = reruns.Rerunner(result["res"]), result["ref"]
     nominal, ranges = robustness.nominal_and_ranges(rr.profile)
     t = ("veth_xmit", "base_ns")
@@ -87,7 +90,7 @@ def test_a_cost_on_one_path_moves_only_that_paths_latency(result):
     l0, l1 = (rr.metric("l2-routed", "wire_to_ns", "latency_p50_ns", ref, c) for c in ({}, {t: hi}))
     assert h1 == h0
     extra = hi - nominal[t]
-    assert 0.9 * extra <= l1 - l0 <= 1.5 * extra
+    assert 0.6 * extra <= l1 - l0 <= 1.5 * extra
 
 
 def test_variant_scenario_names_what_it_cannot_rebuild(result):

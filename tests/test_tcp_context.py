@@ -78,7 +78,7 @@ def test_the_reader_spins_in_lock_sock_while_softirq_sends_its_ack():
     send, a sleeping reader never spins."""
     recv = 200.0                                    # a reader that keeps up: softirq sends the ACKs
     sc = one_host(recv, 0, 1, rcvbuf_autotune=False)
-    sc["cost_overrides"] = {"host": {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0}}
+    sc["cost_overrides"] = {"host": {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, "wakeup_local_send_ns": 0}}
     r = simulate(sc)
     f = r.model.flows[0]
     p = r.packets
@@ -157,7 +157,8 @@ def test_a_slow_reader_paces_the_sender_without_loss(read_ns):
     assert not (r.packets.drop_reason == "socket_rcvbuf_full").any()
     # no loss, and no reordering: what the writer's thread and the softirq send leaves in order
     assert r.flows.retransmits[0] == 0 and r.flows.timeouts[0] == 0
-    assert f.conns[0].sides[0].ssthresh == float("inf")
+    s0 = f.conns[0].sides[0]                # no loss's reduction: infinite, or HyStart's exit
+    assert s0.ssthresh == float("inf") or s0.cc.exits and s0.ssthresh == s0.cc.exits[-1][1]
     assert r.cores.set_index(["host", "core"]).utilisation[("b", 1)] > 0.99
 
 

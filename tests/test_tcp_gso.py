@@ -22,7 +22,8 @@ MSS = 1448
 B, BETA, F, E, A = 2000.0, 0.25, 700.0, 300.0, 120.0
 RWND = 128 * MSS                  # a multiple of every batch tested; with init_cwnd as large, the first
 # flight is packets of exactly k segments, and ACK clocking keeps them so (each ACK frees one packet's)
-FREE_HOST = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, "tx_completion_ns": 0}
+FREE_HOST = {"wakeup_local_ns": 0, "wakeup_ipi_ns": 0, "wakeup_ipi_send_ns": 0, "wakeup_local_send_ns": 0,
+             "tx_completion_ns": 0}
 
 
 def priced(cost_b=B, beta=BETA):

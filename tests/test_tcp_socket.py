@@ -127,13 +127,15 @@ def test_an_ack_the_unread_data_holds_back_is_sent_by_the_readers_read():
     ACK when the reader reads.  A reader that takes every packet at once (no reading
     application: app_recv_ns 0) never leaves one for its thread; a slow one (20 us per
     segment, against 12 us per segment on the link) leaves most of them, and its thread sends
-    them.  Either way about one ACK goes per two segments (delayed ACKs)."""
+    them.  Either way an ACK covers at least two segments (delayed ACKs; tcp_cleanup_rbuf
+    ACKs once more than one full segment is unacknowledged), and a read-driven one sometimes
+    three (the reader took more than two since its last ACK): between a third and a half."""
     fast = two_hosts(dur=3e7, rate_bps=1e9, app_recv_ns=0.0, gso=False).model.flows[0]
     slow = two_hosts(dur=3e7, rate_bps=1e9, app_recv_ns=20_000.0, gso=False).model.flows[0]
     assert fast.thread_acks == 0 and fast.released == 0
     assert slow.thread_acks > 0.5 * slow.acks
-    for f in (fast, slow):
-        assert f.acks / f.segments_delivered == pytest.approx(0.5, abs=0.05)
+    assert fast.acks / fast.segments_delivered == pytest.approx(0.5, abs=0.05)
+    assert 1 / 3 <= slow.acks / slow.segments_delivered <= 0.55
 
 
 def test_only_new_data_needs_room_in_a_full_receive_buffer():

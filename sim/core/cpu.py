@@ -214,7 +214,7 @@ class Core:
         possibly empty: that is no work.)"""
         if self.later is not None:
             self._settle()
-        if self.kind != IDLE or self.runq or th.jobs or self.busy_until > self.engine._now + EPS_NS:
+        if self.kind != IDLE or self.runq or th.jobs or self.busy_until > start_ns + EPS_NS:
             return False
         poll = self.poll_list
         if poll and (len(poll) > 1 or poll[0].items):
