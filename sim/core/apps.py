@@ -182,7 +182,15 @@ class Apps:
             th.jobs.append(job)
             core.ready(th)
             return
-        delay = self._wake_delay(core, waker)      # asleep: wake it up
+        w = self.wake_costs                         # asleep: wake it up (`_wake_delay`, inline)
+        if waker is core:
+            delay = w.local_ns
+            if w.local_send_ns > 0:
+                self.wakeup_ns[waker.idx] += waker.stall(w.local_send_ns)
+        else:
+            delay = w.ipi_ns
+            if w.ipi_send_ns > 0:
+                self.wakeup_ns[waker.idx] += waker.stall(w.ipi_send_ns)
         if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
             held.append((now + delay + cost, truesize))     # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
