@@ -65,8 +65,9 @@ LIMITS = [
     "blocked by a full send buffer (drop reason sender_blocked), one application thread per socket (a flow's "
     "client and server sockets apart) on a core paying app_recv_ns and server_ns, RSS by a 5-tuple hash, RPS, "
     "XPS with a NIC TX completion per packet on its TX queue's core (tx_completion_ns, a prior), wake-up "
-    "latency and IPI cost (the default profile's wake-ups are bare-metal priors; a machine profile may carry "
-    "measured ones, see its host.sources). Not modelled: preemption inside a pass or read, context-switch CPU, "
+    "latency and the waker's CPU per wake of a sleeping thread, not per packet (cores.csv wakeup_ns; not in a "
+    "packet's stage breakdown; the default profile's wake-ups are bare-metal priors; a machine profile may "
+    "carry measured ones, see its host.sources). Not modelled: preemption inside a pass or read, context-switch CPU, "
     "scheduler slices and load balancing, hard-IRQ cost and interrupt coalescing, BQL, GRO, busy polling, "
     "the IPIs of RPS.",
     "Latency percentiles are taken from points.csv as the simulator computed them (if it uses a streaming "
