@@ -288,6 +288,8 @@ TABLE = [
      "cost_profile", "binary"),
     ("cost-override-unknown", "doc", {"cost_overrides": {"stages": {"warp": {"base_ns": 1}}}}, "cost_overrides", "warp"),
     ("cost-override-bool", "doc", {"cost_overrides": {"host": {"x": True}}}, "cost_overrides.host.x", "boolean"),
+    ("cost-override-host-negative", "doc", {"cost_overrides": {"host": {"wakeup_local_send_ns": -1}}},
+     "cost_overrides.host.wakeup_local_send_ns", ">= 0"),
     ("memory-counts-bool", "doc", {"memory_namespace_counts": [True]}, "memory_namespace_counts[0]", "boolean"),
     ("nf-rules-negative", "doc", {"hosts.0.nf_rules": {"root": {"INPUT": -1}}}, "hosts[0].nf_rules", ""),
     # netfilter options and what a scheme's capabilities allow (issue 11)

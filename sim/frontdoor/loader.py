@@ -552,7 +552,12 @@ def _profile(sc: Scenario, pos: Positions, profiles: dict) -> tuple[Optional[Cos
     o = sc.cost_overrides
     try:
         profiles[key] = base.with_overrides(o.stages, o.host, o.memory_bytes, o.netfilter)
-    except ValueError as e:                      # ValidationError is a ValueError
+    except ValidationError as e:                 # a value the profile refuses: name it
+        return None, [Issue(pos.lookup(path), path, err["msg"],
+                            f"give a value >= {err['ctx']['ge']}" if err["type"] == "greater_than_equal" else
+                            "give a value the profile accepts (sim/profiles/default.yaml documents each)")
+                      for err in e.errors() for path in [("cost_overrides",) + tuple(err["loc"])]]
+    except ValueError as e:
         return None, [Issue(pos.lookup(("cost_overrides",)), ("cost_overrides",), str(e).splitlines()[0])]
     return profiles[key], []
 
