@@ -58,7 +58,7 @@ class WakeCosts:
     local_ns: float         # same core: delay until the woken thread may run
     ipi_ns: float           # other core: delay until the woken thread may run
     ipi_send_ns: float      # other core: CPU on the waker's core
-    local_send_ns: float = 0.0      # same core: CPU on the waker's core
+    local_send_ns: float    # same core: CPU on the waker's core
 
 
 class SocketQueue:
@@ -182,15 +182,7 @@ class Apps:
             th.jobs.append(job)
             core.ready(th)
             return
-        w = self.wake_costs                         # asleep: wake it up (`_wake_delay`, inline)
-        if waker is core:
-            delay = w.local_ns
-            if w.local_send_ns > 0:
-                self.wakeup_ns[waker.idx] += waker.stall(w.local_send_ns)
-        else:
-            delay = w.ipi_ns
-            if w.ipi_send_ns > 0:
-                self.wakeup_ns[waker.idx] += waker.stall(w.ipi_send_ns)
+        delay = self._wake_delay(core, waker)      # asleep: wake it up
         if delay > 0 and not observes and core.commit_later(th, job, now + delay, cost, self.undo_read):
             held.append((now + delay + cost, truesize))     # as _begin_read at the wake-up
             return                                  # an idle core: the read runs when the wake-up lands
