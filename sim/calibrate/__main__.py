@@ -8,6 +8,7 @@ command as its first argument.  Without root or iproute2 they print why and retu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -126,6 +127,8 @@ def run_perf_stages(a, log=_log) -> dict:
     runs: dict[str, list] = {}
     with Lab() as lab:
         endpoints = _build(lab, wanted, skipped, log)
+        if getattr(a, "tcp", False):
+            endpoints = {n: dataclasses.replace(ep, tcp=True) for n, ep in endpoints.items()}
         for rnd in range(a.rounds):
             names = list(endpoints)[::-1 if rnd % 2 else 1]
             for name in names:
@@ -142,8 +145,9 @@ def run_perf_stages(a, log=_log) -> dict:
                 runs.setdefault(name, []).append(r)
                 log(f"  round {rnd + 1}: {name:16s} {r['pps_in_window'] / 1000:7.1f} kpps, "
                     f"{sum(r['ns_per_packet'].values()):6.0f} ns/packet charged, {how}; load {r['loadavg']}")
-    return {"host": host_info(), "skipped": skipped, "regime": a.regime, "perf_s": a.perf_s, "freq_hz": a.freq,
-            "mps": a.mps, "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
+    return {"host": host_info(), "skipped": skipped, "regime": a.regime, "tcp": bool(getattr(a, "tcp", False)),
+            "perf_s": a.perf_s, "freq_hz": a.freq, "mps": a.mps,
+            "setups": {n: perfstages.merge(rs) for n, rs in runs.items()}, "raw": runs}
 
 
 REPEAT_HELP = ("price a stage's repeat traversals (the second and later time one packet runs it) apart from "
@@ -151,7 +155,11 @@ REPEAT_HELP = ("price a stage's repeat traversals (the second and later time one
 
 
 def _print_perf_fit(rec: dict, prior, repeat: bool = False) -> None:
-    """Per-traversal stage costs from the fitting setups, and the held-out setups predicted."""
+    """Per-traversal stage costs from the fitting setups, and the held-out setups predicted
+    (a TCP record: its TCP stages per segment, tcp_ack apart; no fit)."""
+    if rec.get("tcp"):
+        print("\nTCP per segment (median of rounds)\n" + perfstages.tcp_table(rec))
+        return
     estimates = perfprofile.all_estimates(rec, prior, repeat)
     print("\nStage costs per traversal (fitting setups, then stages by difference; held out: "
           + ", ".join(n for n in rec["setups"] if by_name(n).fit_never) + ")")
@@ -184,6 +192,9 @@ def perf_stages_main(argv: list[str] | None = None) -> int:
                         "spinning on non-blocking sockets on CPUs 0 and 1, as calibrate --busy-poll (needs two "
                         "CPUs); ns per packet is then per message one way")
     p.add_argument("--setups", default="", help="comma-separated subset of setups (default: all)")
+    p.add_argument("--tcp", action="store_true",
+                   help="the same over TCP (sockperf --tcp): per segment, with the CPU inside tcp_ack apart "
+                        "(in a ping-pong every segment carries the ACK of the message before); no stage fit")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     p.add_argument("--from", dest="from_record", default=None,
                    help="analyse this perf-stages record again instead of measuring")

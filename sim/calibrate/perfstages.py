@@ -163,6 +163,20 @@ def in_wakeup(chain: list[str]) -> bool:
     return len(chain) > 1 and chain[0] == "_raw_spin_unlock_irqrestore" and chain[1] in WAKE_CALLERS
 
 
+ACK_FRAME = "tcp_ack"
+
+
+def in_tcp_ack(chain: list[str]) -> bool:
+    """Was the sample taken inside ``tcp_ack`` (net/ipv4/tcp_input.c): the processing of an
+    incoming ACK that acknowledges new data (tcp_clean_rtx_queue freeing the acknowledged skbs,
+    the RTT sample, congestion control, the RTO re-armed)?  A pure ACK runs it always; a data
+    segment runs it only when its ACK acknowledges new data (tcp_rcv_established's fast path:
+    ``if (TCP_SKB_CB(skb)->ack_seq != tp->snd_una) tcp_ack(sk, skb, FLAG_DATA)``), so in a
+    ping-pong (every message acknowledges the one before) it is the piggybacked ACK's work.
+    The samples keep their stage (``tcp_rcv``); this is a view."""
+    return ACK_FRAME in chain
+
+
 def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: Classifier | None = None,
               sent: int | None = None) -> dict:
     """ns per packet per category, per CPU, and what was not charged.
@@ -180,6 +194,7 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
     cpu_leaves: defaultdict[int, Counter] = defaultdict(Counter)   # kernel leaf symbols, per CPU
     xmit: defaultdict[int, Counter] = defaultdict(Counter)         # tcp_write_xmit's callers, per CPU
     wake: defaultdict[int, Counter] = defaultdict(Counter)         # waking a task, by category, per CPU
+    acks: defaultdict[int, Counter] = defaultdict(Counter)         # inside tcp_ack, by category, per CPU
     other_leaf: Counter = Counter()
     skipped: Counter = Counter()
     others: Counter = Counter()
@@ -208,6 +223,8 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             xmit[s.cpu][who] += s.period_ns
         if in_wakeup(s.chain):
             wake[s.cpu][cat] += s.period_ns
+        if in_tcp_ack(s.chain):
+            acks[s.cpu][cat] += s.period_ns
         by_cat[cat] += s.period_ns if softirq else s.period_ns / per_sent
         if cat == "other":
             other_leaf[s.chain[0]] += s.period_ns
@@ -233,9 +250,48 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             # are charged to (socket_enqueue, scheduler, tcp_rcv, ...): what a wake-up costs its waker
             "cpu_wakeup_ns_per_packet": {str(c): {k: v / per for k, v in cnt.most_common()}
                                          for c, cnt in sorted(wake.items())},
+            # per CPU, the samples inside tcp_ack (`in_tcp_ack`), by the category they are
+            # charged to: what processing an ACK of new data costs, per packet
+            "cpu_tcp_ack_ns_per_packet": {str(c): {k: v / per for k, v in cnt.most_common()}
+                                          for c, cnt in sorted(acks.items())},
             "not_charged_ns_per_packet": {k: v / per for k, v in skipped.items()},
             "other_top": {k: v / per for k, v in other_leaf.most_common(12)},
             "other_processes_top": {k: v / per for k, v in others.most_common(6)}}
+
+
+def tcp_ack_ns(run: dict) -> float:
+    """CPU ns per packet inside ``tcp_ack`` (`in_tcp_ack`), over every CPU and category, of one
+    run or of a `merge` (there, the sum of per-CPU medians)."""
+    return sum(v for cats in run.get("cpu_tcp_ack_ns_per_packet", {}).values() for v in cats.values())
+
+
+def wakeup_ns(run: dict) -> float:
+    """CPU ns per packet spent waking a task (`in_wakeup`), over every CPU and category."""
+    return sum(v for cats in run.get("cpu_wakeup_ns_per_packet", {}).values() for v in cats.values())
+
+
+def tcp_table(rec: dict) -> str:
+    """Markdown: a TCP record's (``perf-stages --tcp``) receive per segment, the CPU inside
+    tcp_ack apart (medians over rounds, [the rounds' range]), the rest of the receive
+    (``tcp_rcv`` + ``socket_enqueue``, where sock_def_readable is charged, less tcp_ack and the
+    wake-ups: what the model's ``tcp_rcv`` prices), wake-ups, and the round trip."""
+    lines = ["| setup | tcp_rcv + socket_enqueue (ns/segment) | inside tcp_ack [rounds] | the rest, less "
+             "wake-ups | tcp_send | wake-ups per segment | waker's CPU per segment | RTT median (us) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in rec["setups"].items():
+        runs = rec.get("raw", {}).get(name, [])
+        acks = sorted(tcp_ack_ns(r) for r in runs)
+        spread = f" [{acks[0]:.0f}-{acks[-1]:.0f}]" if acks else ""
+        ack_med = float(np.median(acks)) if acks else tcp_ack_ns(m)
+        receive = ("tcp_rcv", "socket_enqueue")
+        rcv = sum(m["ns_per_packet"].get(k, 0.0) for k in receive)
+        woke = sum(c.get(k, 0.0) for c in m.get("cpu_wakeup_ns_per_packet", {}).values() for k in receive)
+        rtts = [r["rtt_median_ns"] for r in runs if "rtt_median_ns" in r]
+        rtt = f"{np.median(rtts) / 1000:.2f}" if rtts else ""
+        lines.append(f"| {name} | {rcv:.0f} | {ack_med:.0f}{spread} | {rcv - ack_med - woke:.0f} | "
+                     f"{m['ns_per_packet'].get('tcp_send', 0.0):.0f} | "
+                     f"{m.get('wakeups_per_packet', float('nan')):.2f} | {wakeup_ns(m):.0f} | {rtt} |")
+    return "\n".join(lines)
 
 
 def stage_sum(ns_per_packet: dict, classifier: Classifier | None = None) -> float:
@@ -432,15 +488,19 @@ def record(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus:
 
 
 def _pingpong_logs(ep: Endpoints, server: int, client: int) -> dict[str, CounterLog]:
-    """A UDP ping-pong's messages: ``received`` (the server's InDatagrams: requests) and
-    ``returned`` (the client's InDatagrams: replies).  When both ends share a namespace
+    """A ping-pong's messages: ``received`` (the server's InDatagrams, over TCP its InSegs:
+    requests) and ``returned`` (the client's: replies).  Over TCP every message is one segment
+    that carries the ACK of the one before (pingpong mode: the delayed ACK rides on the reply),
+    so segments are messages, give or take the odd pure ACK.  When both ends share a namespace
     (loopback), its one counter already counts both: ``received`` alone."""
-    if ep.tcp:
-        raise ValueError("the ping-pong regime is measured over UDP only")
-    received = CounterLog(server, ("InDatagrams",))
+    def log(pid: int) -> CounterLog:
+        if ep.tcp:
+            return CounterLog(pid, read=snmp_reader(pid, "Tcp", ("InSegs",)))
+        return CounterLog(pid, ("InDatagrams",))
+    received = log(server)
     if ep.client_ns == ep.server_ns:
         return {"received": received}
-    return {"received": received, "returned": CounterLog(client, ("InDatagrams",))}
+    return {"received": received, "returned": log(client)}
 
 
 def record_pingpong(lab: Lab, ep: Endpoints, perf_s: float = 2.0, freq: int = 2999, cpus: tuple = (0, 0),
@@ -488,7 +548,7 @@ def merge(runs: list[dict]) -> dict:
         names = dict.fromkeys(k for r in runs for k in r[key])
         out[key] = {k: statistics.median(r[key].get(k, 0.0) for r in runs) for k in names}
     for key in ("cpu_context_ns_per_packet", "cpu_category_ns_per_packet", "cpu_leaf_top",
-                "cpu_write_xmit_ns_per_packet", "cpu_wakeup_ns_per_packet"):
+                "cpu_write_xmit_ns_per_packet", "cpu_wakeup_ns_per_packet", "cpu_tcp_ack_ns_per_packet"):
         cpus = dict.fromkeys(c for r in runs for c in r.get(key, {}))
         out[key] = {c: {k: statistics.median(r.get(key, {}).get(c, {}).get(k, 0.0) for r in runs)
                         for k in dict.fromkeys(k for r in runs for k in r.get(key, {}).get(c, {}))}
