@@ -121,6 +121,32 @@ def test_a_wake_up_is_the_waker_samples_under_the_wait_queue_call():
     assert merged["cpu_wakeup_ns_per_packet"] == {"0": {"socket_enqueue": 20.0, "scheduler": 10.0}}
 
 
+def test_the_tcp_ack_view_is_the_samples_under_tcp_ack_and_prices_the_piggybacked_ack():
+    """A sample with a ``tcp_ack`` frame (tcp_clean_rtx_queue freeing an acknowledged skb, the
+    RTT sample) is inside the ACK's processing; tcp_ack_snd_check or tcp_rcv_established's own
+    work is not.  The view keeps each sample's stage.  The committed TCP ping-pong record
+    (every segment acknowledges the message before) gives the amd-epyc-6.18.44 profile's
+    tcp_data_ack: the median over its runs, its range their extremes."""
+    import json
+    import statistics
+    from pathlib import Path
+    free = ["kmem_cache_free", "__kfree_skb", "tcp_clean_rtx_queue", "tcp_ack", "tcp_rcv_established",
+            "tcp_v4_do_rcv", "tcp_v4_rcv"]
+    snd_check = ["__tcp_ack_snd_check", "tcp_rcv_established", "tcp_v4_do_rcv", "tcp_v4_rcv"]
+    assert perfstages.in_tcp_ack(free) and not perfstages.in_tcp_ack(snd_check)
+    samples = [perfstages.Sample("sockperf", 1, 0, 100, chain) for chain in (free, free, snd_check)]
+    out = perfstages.attribute(samples, packets=10, pids=set())
+    assert out["cpu_tcp_ack_ns_per_packet"] == {"0": {"tcp_rcv": 20.0}} and out["ns_per_packet"]["tcp_rcv"] == 30.0
+    assert perfstages.tcp_ack_ns(out) == 20.0
+    rec = json.loads(Path("sim/profiles/amd-epyc-6.18.44.tcp-pp-stages.json").read_text())
+    assert rec["tcp"] and rec["regime"] == "pingpong"
+    runs = [perfstages.tcp_ack_ns(r) for rs in rec["raw"].values() for r in rs]
+    epyc = load_profile("sim/profiles/amd-epyc-6.18.44.yaml").stages["tcp_data_ack"]
+    assert epyc.base_ns == pytest.approx(statistics.median(runs), abs=0.5)
+    assert epyc.range["base_ns"] == pytest.approx((min(runs), max(runs)), abs=0.5)
+    assert "| veth |" in perfstages.tcp_table(rec)
+
+
 def test_the_wake_up_count_is_read_from_perf_stat():
     err = "# started on Fri Dec  4\n\n5744,,sched:sched_waking,2002312840,100.00,,\n"
     assert perfstages.wake_count(err) == 5744.0

@@ -14,7 +14,7 @@ from sim.core.simulate import simulate
 from sim.core.tcp import HEADER_BYTES
 
 UDP_ONLY = ("socket_send_ns", "socket_enqueue_ns")
-TCP_ONLY = ("tcp_send_ns", "tcp_rcv_ns", "tcp_ack_ns")
+TCP_ONLY = ("tcp_send_ns", "tcp_rcv_ns", "tcp_ack_ns", "tcp_data_ack_ns")
 
 
 def _records(scheme: str, flows: list[dict]) -> pd.DataFrame:
@@ -61,6 +61,37 @@ def test_tcp_segments_pay_tcp_stages_and_udp_datagrams_do_not(scheme):
         assert 0 < tcp_in[0] < udp_in[0]
 
 
+def test_only_a_data_segment_that_acknowledges_new_data_pays_tcp_data_ack():
+    """tcp_rcv_established calls tcp_ack for a data segment only when its ack_seq != snd_una
+    (net/ipv4/tcp_input.c): every TCP_RR request and response acknowledges the message before
+    it, so each pays tcp_data_ack on top of tcp_rcv; only the first few do not: the
+    connection's first request, and those sent before pingpong mode, whose pure ACK went
+    first (a delayed ACK before the reply, docs/tcp.md); a one-way stream's data segments carry an unchanging
+    ACK and never pay it, nor does a pure ACK.  A segment that waited in a socket's backlog has
+    both priced at the owner's release (`Host.tcp_rcv_ns`)."""
+    from types import SimpleNamespace
+
+    from sim.core.tcpcost import ACKS_DATA, PURE_ACK, SEGMENT
+    prof = load_profile("default").stages
+    rr = _records("host", [{"kind": "tcp_rr", "src": "h:ns0", "dst": "h:ns1", "size": {"bytes": 64}}])
+    stream = _records("host", [{"kind": "tcp_stream", "src": "h:ns0", "dst": "h:ns1"}])
+    rr, stream = rr[rr.status == "delivered"], stream[stream.status == "delivered"]
+    rr_data = rr[rr.size_bytes > HEADER_BYTES + 8]          # not the SYN, SYN-ACK or pure ACKs
+    price = prof["tcp_data_ack"].base_ns
+    assert price > 0 and len(rr_data) > 50 and len(stream) > 50
+    paid = rr_data.tcp_data_ack_ns
+    assert set(paid.unique()) <= {0.0, price} and (paid.iloc[4:] == price).all()
+    assert (rr_data.tcp_rcv_ns == prof["tcp_rcv"].base_ns).all()
+    assert (stream.tcp_data_ack_ns == 0).all() and (rr[rr.size_bytes <= HEADER_BYTES + 8].tcp_data_ack_ns == 0).all()
+    host = simulate({"hosts": [{"name": "h", "scheme": "host", "namespaces": 2}],
+                     "flows": [{"kind": "tcp_rr", "src": "h:ns0", "dst": "h:ns1"}],
+                     "run": {"duration_ns": 1e5}}).model.hosts[0]
+    data = host.tcp_rcv_ns(SimpleNamespace(tcp=SEGMENT, size=100))
+    assert data == prof["tcp_rcv"].base_ns
+    assert host.tcp_rcv_ns(SimpleNamespace(tcp=SEGMENT | ACKS_DATA, size=100)) == data + price
+    assert host.tcp_rcv_ns(SimpleNamespace(tcp=SEGMENT | PURE_ACK, size=52)) == prof["tcp_ack"].base_ns
+
+
 def test_tcp_rr_transaction_cpu_is_the_sum_of_its_packets_stage_costs():
     """A TCP_RR flow's CPU in the window (`tcp_stats`' per-GB figure from the flow's own
     accounting) equals the sum of the stage columns of its rows that ended in the window."""
@@ -76,10 +107,12 @@ def test_tcp_rr_transaction_cpu_is_the_sum_of_its_packets_stage_costs():
     assert flow.window_cpu_ns == pytest.approx(done[stage_cols].to_numpy().sum(), rel=1e-9)
     per_packet = done[stage_cols].sum(axis=1)
     prof = res.profile
-    rcv = np.where(done.size_bytes == HEADER_BYTES, prof.stages["tcp_ack"].base_ns, prof.stages["tcp_rcv"].base_ns)
-    assert (done.tcp_send_ns + done.tcp_rcv_ns + done.tcp_ack_ns).to_numpy() == pytest.approx(
+    rcv = np.where(done.size_bytes == HEADER_BYTES, prof.stages["tcp_ack"].base_ns,
+                   prof.stages["tcp_rcv"].base_ns + prof.stages["tcp_data_ack"].base_ns)   # each acks the one before
+    tcp = done.tcp_send_ns + done.tcp_rcv_ns + done.tcp_ack_ns + done.tcp_data_ack_ns
+    assert tcp.to_numpy() == pytest.approx(
         prof.stages["tcp_send"].base_ns + prof.stages["tcp_send"].per_byte_ns * done.size_bytes.to_numpy() + rcv)
-    assert (per_packet > done.tcp_send_ns + done.tcp_rcv_ns + done.tcp_ack_ns).all()
+    assert (per_packet > tcp).all()
 
 
 # Seven samples of `perf script -F comm,pid,tid,cpu,period,ip,sym` recorded on the 2-vCPU AMD

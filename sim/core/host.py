@@ -72,7 +72,18 @@ from sim.core.schemes import NIC_TX, CompiledPass, Scheme, SchemeRegistry
 from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_INDEX, STAGE_NAMES
-from sim.core.tcpcost import BACKLOGGED, PURE_ACK, TCP_ACK, TCP_RCV, TCP_SEND, WRITTEN, receives, segment_stages
+from sim.core.tcpcost import (
+    ACKS_DATA,
+    BACKLOGGED,
+    PURE_ACK,
+    TCP_ACK,
+    TCP_DATA_ACK,
+    TCP_RCV,
+    TCP_SEND,
+    WRITTEN,
+    receives,
+    segment_stages,
+)
 from sim.core.trips import LEAVING_TRIPS, SENDER_TRIPS
 from sim.core.txq import TxQueues
 
@@ -342,7 +353,7 @@ class Host:
         backlogged = bits & BACKLOGGED          # tcp_rcv runs later, in the owner's release_sock
         for st, targets in work:
             i = st.index
-            if backlogged and (i == TCP_RCV or i == TCP_ACK):
+            if backlogged and (i == TCP_RCV or i == TCP_ACK or i == TCP_DATA_ACK):
                 continue
             kind = st.entry_kind
             chain = KIND_CHAIN.get(kind)
@@ -486,12 +497,15 @@ class Host:
         return self._begin_untracked(pkt, core, start_ns)
 
     def tcp_rcv_ns(self, pkt) -> float:
-        """CPU (ns) of ``tcp_rcv`` (``tcp_ack`` for a pure ACK) for TCP segment `pkt` on this
-        host, as its delivering pass would have charged it (scaled like a pass when pass costs
-        are random): what the owner of a socket pays for a segment that waited in its backlog
-        (`BACKLOGGED`)."""
-        i = TCP_ACK if pkt.tcp & PURE_ACK else TCP_RCV
+        """CPU (ns) of ``tcp_rcv`` (``tcp_ack`` for a pure ACK; plus ``tcp_data_ack`` for a data
+        segment that acknowledges new data) for TCP segment `pkt` on this host, as its
+        delivering pass would have charged it (scaled like a pass when pass costs are random):
+        what the owner of a socket pays for a segment that waited in its backlog (`BACKLOGGED`)."""
+        bits = pkt.tcp
+        i = TCP_ACK if bits & PURE_ACK else TCP_RCV
         c = self.base[i] + self.per_byte[i] * pkt.size
+        if bits & ACKS_DATA:
+            c += self.base[TCP_DATA_ACK] + self.per_byte[TCP_DATA_ACK] * pkt.size
         return c * self._scale() if self.random_costs else c
 
     def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:

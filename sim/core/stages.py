@@ -81,8 +81,9 @@ STAGES: tuple[StageInfo, ...] = (
     # of socket_send and socket_enqueue (sim.core.tcpcost)
     StageInfo("tcp_send", "l4", "none", "tcp_sendmsg / __tcp_send_ack, tcp_write_xmit, __tcp_transmit_skb, "
               "ip_queue_xmit on the socket's cached route", "socket"),
-    StageInfo("tcp_rcv", "l4", "none", "tcp_v4_rcv after the lookup: tcp_rcv_established (tcp_ack, "
-              "tcp_data_queue, ACK decision) and the reader's wake-up", "socket"),
+    StageInfo("tcp_rcv", "l4", "none", "tcp_v4_rcv after the lookup: tcp_rcv_established (tcp_data_queue, "
+              "ACK decision; an ACK of new data is tcp_data_ack, a sleeping reader's wake-up is priced per "
+              "wake)", "socket"),
     # __netif_receive_skb_core's second round in the same softirq pass, after bpf_redirect_peer or
     # an RX handler's RX_HANDLER_ANOTHER changed skb->dev (appended likewise)
     StageInfo("l2_another_round", "l2", "none", "__netif_receive_skb_core's another_round on the new device "
@@ -96,6 +97,11 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo("tcp_ack", "l4", "none", "tcp_v4_rcv after the lookup for a segment without data: "
               "tcp_ack, tcp_clean_rtx_queue (frees what it acknowledges); nothing queued, nobody woken",
               "socket"),
+    # A data segment's piggybacked ACK of new data, on top of its tcp_rcv (appended likewise;
+    # sim.core.tcpcost)
+    StageInfo("tcp_data_ack", "l4", "none", "tcp_ack called by tcp_rcv_established for a data segment whose "
+              "ACK acknowledges new data (ack_seq != snd_una): tcp_clean_rtx_queue, the RTT sample, "
+              "congestion control, the RTO re-armed", "socket"),
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)

@@ -86,7 +86,7 @@ from collections import deque
 from typing import Optional
 
 from sim.core.tcp_cc import make_cc, pacing_rate_bytes_per_ns
-from sim.core.tcpcost import BACKLOGGED, PURE_ACK, SEGMENT, WRITTEN
+from sim.core.tcpcost import ACKS_DATA, BACKLOGGED, PURE_ACK, SEGMENT, WRITTEN
 from sim.core.traffic import Flow
 
 HEADER_BYTES = 52          # IPv4 20 + TCP 20 + timestamps option 12 (TCPOLEN_TSTAMP_ALIGNED)
@@ -265,17 +265,18 @@ class TcpFlow(Flow):
         return self._readers[side].read_cost_ns(pkt)
 
     def _emit(self, conn: Conn, side: int, kind: int, start: int, end: int, ack: int, size: int,
-              tsecr: float = 0.0, segments: int = 1, written: bool = False) -> None:
+              tsecr: float = 0.0, segments: int = 1, written: bool = False, acks_data: bool = False) -> None:
         """Send a packet now, unless run.max_packets is spent (the flow falls silent).  A data
         packet of several `segments` (GSO) is that many frames on the wire, each with its headers.
         Every packet offers the sending side's receive window (`_offer`).  `written`: its payload
-        was copied by a write (`sim.core.tcpcost.WRITTEN`).  While the side's TCP runs for a
+        was copied by a write (`sim.core.tcpcost.WRITTEN`); `acks_data`: a data packet whose ACK
+        acknowledges new data (`sim.core.tcpcost.ACKS_DATA`).  While the side's TCP runs for a
         socket its application owns (`_defer`), the packet waits in the socket's backlog for
         the release (`_unlock`), as tcp_v4_rcv -> tcp_add_backlog defers the whole processing.
         A packet sent from softirq holds the socket's spinlock until its first pass (down to
         the device) ends (`Side.tx_until`, `_lock_sock`)."""
         if self._defer is not None:
-            self._defer.backlog.append((conn, side, kind, start, end, ack, size, tsecr, segments, written))
+            self._defer.backlog.append((conn, side, kind, start, end, ack, size, tsecr, segments, written, acks_data))
             return
         if self.model.packet_budget_spent():
             return
@@ -283,7 +284,12 @@ class TcpFlow(Flow):
         self._n += 1
         self._pkts[seq] = (side, kind, start, end, ack, self.engine._now, tsecr, self._offer(conn.sides[side]))
         self.sent += 1
-        tcp = WRITTEN if written else (SEGMENT | PURE_ACK if end == start and kind not in (SYN, SYNACK) else None)
+        if end == start:
+            tcp = SEGMENT | PURE_ACK if kind not in (SYN, SYNACK) else None
+        elif acks_data:
+            tcp = (WRITTEN if written else SEGMENT) | ACKS_DATA
+        else:
+            tcp = WRITTEN if written else None
         ctx = self._ctx_core
         if segments == 1:
             self.model.emit(self, seq, side, size, 1, None, ctx, tcp)
@@ -961,11 +967,12 @@ class TcpFlow(Flow):
         self.data_packets += 1
         s.lsnd_ns = self.engine._now
         s.delack_deadline = INF                     # this side's ACK rides along (tcp_event_ack_sent)
+        acks_data = s.rcv_nxt != s.rcv_wup          # it acknowledges data no ACK has yet: the peer runs tcp_ack
         s.rcv_wup = s.rcv_nxt
         if self.engine._now - s.last_rcv_ns < self.tcp.delack_ns:
             s.pingpong = True                       # tcp_event_data_sent: a reply within ato
         self._emit(c, s.idx, DATA, start, end, s.rcv_nxt, end - start + HEADER_BYTES, s.ts_recent, segments,
-                   s.writes)
+                   s.writes, acks_data)
 
     def _gso_segs(self, s: Side) -> int:
         """Segments one packet of `s` may carry now (tcp_write_xmit): at most tcp_xmit_size_goal's

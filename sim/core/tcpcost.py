@@ -12,7 +12,12 @@ the same passes with four differences, each read in Linux 6.18 and seen in ``per
   tcp_queue_rcv, __tcp_ack_snd_check, tcp_data_ready's wake-up), not by udp_queue_rcv_skb;
   a pure ACK (`PURE_ACK`) runs ``tcp_ack`` there instead: tcp_ack and tcp_clean_rtx_queue,
   with nothing queued and no reader woken (tcp_rcv_established's fast path for a pure ACK,
-  or its slow path without data: no tcp_data_queue, no tcp_data_ready);
+  or its slow path without data: no tcp_data_queue, no tcp_data_ready); a data segment whose
+  ACK acknowledges new data (`ACKS_DATA`: TCP_RR's request and response each acknowledge the
+  message before) runs ``tcp_data_ack`` after its ``tcp_rcv``: tcp_rcv_established's fast
+  path calls tcp_ack for a data segment only when ``ack_seq != snd_una``, and a bulk
+  stream's data segments carry an unchanging ACK, so ``tcp_rcv`` (measured on them) holds
+  none of that work;
 - no ``route_output``: a connected TCP socket transmits on its cached route
   (net/ipv4/ip_output.c __ip_queue_xmit: __sk_dst_check, a route lookup only when the cache
   is empty);
@@ -51,30 +56,35 @@ ROUTE_OUTPUT = STAGE_INDEX["route_output"]
 TCP_SEND = STAGE_INDEX["tcp_send"]
 TCP_RCV = STAGE_INDEX["tcp_rcv"]
 TCP_ACK = STAGE_INDEX["tcp_ack"]
-TCP_INSTEAD = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: TCP_RCV}
-TCP_INSTEAD_ACK = {SOCKET_SEND: TCP_SEND, SOCKET_ENQUEUE: TCP_ACK}
+TCP_DATA_ACK = STAGE_INDEX["tcp_data_ack"]
+TCP_INSTEAD = {SOCKET_SEND: (TCP_SEND,), SOCKET_ENQUEUE: (TCP_RCV,)}
+TCP_INSTEAD_ACK = {SOCKET_SEND: (TCP_SEND,), SOCKET_ENQUEUE: (TCP_ACK,)}
+TCP_INSTEAD_DATA_ACK = {SOCKET_SEND: (TCP_SEND,), SOCKET_ENQUEUE: (TCP_RCV, TCP_DATA_ACK)}
 # a packet's `tcp` (`sim.core.packet.Packet.tcp`) is 0/False for a UDP datagram, else bits:
 SEGMENT = 1     # a TCP segment (True)
 WRITTEN = 2     # a data segment whose bytes a write copied
 BACKLOGGED = 4  # its socket was owned when the pass that delivers it began: no tcp_rcv in that pass
 PURE_ACK = 8    # a segment without data (not a SYN): it runs tcp_ack where a data segment runs tcp_rcv
+ACKS_DATA = 16  # a data segment whose ACK acknowledges new data: tcp_data_ack after its tcp_rcv
 
 
 @lru_cache(maxsize=None)
-def tcp_stages(stages: tuple, ack: bool = False) -> tuple:
+def tcp_stages(stages: tuple, ack: bool = False, acks_data: bool = False) -> tuple:
     """A pass's compiled stages (`sim.core.schemes.CompiledStage`) as a TCP segment runs them
-    (see the module docstring), `ack`: a pure ACK's; the same tuple when nothing changes."""
+    (see the module docstring), `ack`: a pure ACK's, `acks_data`: a data segment's that
+    acknowledges new data; the same tuple when nothing changes."""
     delivers = any(st.index == SOCKET_LOOKUP for st in stages)
-    instead = TCP_INSTEAD_ACK if ack else TCP_INSTEAD
-    out = tuple(replace(st, index=instead[st.index]) if st.index in instead else st
+    instead = TCP_INSTEAD_ACK if ack else TCP_INSTEAD_DATA_ACK if acks_data else TCP_INSTEAD
+    out = tuple(replace(st, index=i) if st.index in instead else st
                 for st in stages
-                if st.index != ROUTE_OUTPUT and not (delivers and st.index == ROUTE_INPUT))
+                if st.index != ROUTE_OUTPUT and not (delivers and st.index == ROUTE_INPUT)
+                for i in instead.get(st.index, (st.index,)))
     return stages if out == stages else out
 
 
 def segment_stages(stages: tuple, tcp) -> tuple:
     """The stages a packet whose `sim.core.packet.Packet.tcp` is `tcp` runs for `stages`."""
-    return tcp_stages(stages, bool(tcp & PURE_ACK)) if tcp else stages
+    return tcp_stages(stages, bool(tcp & PURE_ACK), bool(tcp & ACKS_DATA)) if tcp else stages
 
 
 @lru_cache(maxsize=None)
