@@ -168,3 +168,33 @@ def test_busy_poll_puts_the_two_spinning_ends_on_two_cpus(monkeypatch):
 def test_busy_poll_refuses_what_would_not_measure_it(monkeypatch, argv, cpus, said):
     with pytest.raises(SystemExit, match=said):
         _measure_config(monkeypatch, argv, cpus)
+
+
+def _validation(rows: list[tuple[str, float, list]]) -> dict:
+    return {"summary": {"loopback": {}}, "validation": [
+        {"setup": s, "role": "held-out", "extra_measured_us": m, "extra_ci_us": ci} for s, m, ci in rows]}
+
+
+def test_repeatability_finds_the_predictions_within_the_tolerance_of_every_run(tmp_path, capsys):
+    """A prediction p is within 20 % of increment m when 0.8 m <= p <= 1.2 m; over runs that is
+    [0.8 max, 1.2 min], empty once max / min > 1.5.  A run whose increment is <= 0 gets no
+    verdict (no relative error).  An interval counts as resolved when it lies within 20 % of
+    its own increment.  The command reads records and prints the table; a missing file is bad
+    input."""
+    import json
+    recs = {"a": _validation([("steady", 2.0, [1.7, 2.3]), ("drifts", 1.0, [0.5, 1.5]), ("flat", 0.5, [])]),
+            "b": _validation([("steady", 2.4, [1.8, 3.0]), ("drifts", 1.6, [1.0, 2.0]), ("flat", -0.1, [])])}
+    rows = {r["setup"]: r for r in validate.repeatability(recs, 20.0)}
+    assert rows["steady"]["feasible"] and rows["steady"]["within_all_us"] == pytest.approx((1.92, 2.4))
+    assert rows["drifts"]["feasible"] is False and rows["drifts"]["max_over_min"] == pytest.approx(1.6)
+    assert rows["flat"]["feasible"] is None
+    assert rows["steady"]["ci_within"] == 1 and rows["drifts"]["ci_within"] == 0     # 1.7..2.3 around 2.0
+    assert "1 of 2 held-out setups: no prediction" in validate.format_repeatability(list(rows.values()))
+    paths = []
+    for name, rec in recs.items():
+        paths.append(tmp_path / f"{name}.calibration.json")
+        paths[-1].write_text(json.dumps(rec))
+    assert main(["repeatability", *map(str, paths)]) == 0
+    assert "| drifts | 1.00 [0.50..1.50]; 1.60 [1.00..2.00] | 1.60 | none |" in capsys.readouterr().out
+    assert main(["repeatability", str(tmp_path / "missing.json")]) == 2
+    assert main(["repeatability", str(paths[0]), "--tolerance", "0"]) == 2

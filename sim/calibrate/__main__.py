@@ -648,9 +648,32 @@ def tcp_reorder_main(argv: list[str] | None = None) -> int:
     return _guarded("tcp-reorder", a, body, bad_input=(ValueError,))
 
 
+def repeatability_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.calibrate repeatability",
+                                description="Across calibration records of one machine (runs at different "
+                                            "times): whether any prediction could meet the held-out increment "
+                                            "target in every run (validate.repeatability). Reads records only.")
+    p.add_argument("records", nargs="+", help="calibration records (*.calibration.json)")
+    p.add_argument("--tolerance", type=float, default=20.0, help="percent (default 20: issue 12's target)")
+    a = p.parse_args(argv)
+    try:
+        if not 0 < a.tolerance < 100:
+            raise ValueError(f"--tolerance {a.tolerance}: give a percent between 0 and 100")
+        recs = {Path(r).name: profile_io.read_record(r) for r in a.records}
+    except (OSError, ValueError) as e:
+        _log(f"netns-sim repeatability: {e}")
+        return 2
+    rows = validate.repeatability(recs, a.tolerance)
+    if not rows:
+        _log("netns-sim repeatability: the records have no held-out validation rows (run calibrate first)")
+        return 2
+    print(validate.format_repeatability(rows, a.tolerance))
+    return 0
+
+
 COMMANDS = {"calibrate": calibrate_main, "validate-real": validate_main, "perf-stages": perf_stages_main,
             "tcp-stages": tcp_stages_main, "tcp-rr": tcp_rr_main, "tcp-reorder": tcp_reorder_main,
-            "wakeup": wakeup_main}
+            "wakeup": wakeup_main, "repeatability": repeatability_main}
 
 
 def main(argv: list[str] | None = None) -> int:

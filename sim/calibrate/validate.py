@@ -180,3 +180,54 @@ def record_summary(record: dict) -> str:
     if rows:
         parts.append(held_out_summary(rows, prefix="Its held-out setups on that machine: kernel-only ") + ".")
     return " ".join(parts)
+
+
+def repeatability(records: dict[str, dict], tol_pct: float = 20.0) -> list[dict]:
+    """Whether issue 12's increment target can be judged on the machine of `records`
+    (name -> calibration record with a ``validation`` table, e.g. runs of ``calibrate`` at
+    different times): per held-out setup, each run's measured kernel-only increment (us) and
+    its 95 % interval, and the predictions that would be within `tol_pct` of *every* run's
+    increment: error = (p - m) / m, so p must lie in [m (1 - tol), m (1 + tol)] for every m,
+    i.e. in [max m x (1 - tol), min m x (1 + tol)], empty (``feasible`` False) when the runs'
+    max / min exceeds (1 + tol) / (1 - tol) (1.5 at 20 %).  ``ci_within`` counts the runs
+    whose own 95 % interval lies within `tol_pct` of their increment.  Setups with an
+    increment <= 0 in some run are reported without a verdict (the error is undefined)."""
+    tol = tol_pct / 100.0
+    runs: dict[str, list[tuple[str, float, list]]] = {}
+    for name, rec in records.items():
+        for r in rec.get("validation") or []:
+            if r.get("role") == "held-out" and r.get("extra_measured_us") is not None:
+                runs.setdefault(r["setup"], []).append((name, r["extra_measured_us"], r.get("extra_ci_us") or []))
+    rows = []
+    for setup, got in runs.items():
+        ms = [m for _, m, _ in got]
+        ci_within = sum(1 for _, m, ci in got
+                        if len(ci) == 2 and m > 0 and ci[0] >= m * (1 - tol) and ci[1] <= m * (1 + tol))
+        row: dict = {"setup": setup, "runs": [n for n, _, _ in got], "increments_us": ms,
+               "intervals_us": [ci for _, _, ci in got], "max_over_min": None, "feasible": None,
+               "within_all_us": None, "ci_within": ci_within}
+        if min(ms) > 0:
+            lo, hi = max(ms) * (1 - tol), min(ms) * (1 + tol)
+            row.update(max_over_min=max(ms) / min(ms), feasible=lo <= hi, within_all_us=(lo, hi) if lo <= hi else None)
+        rows.append(row)
+    return rows
+
+
+def format_repeatability(rows: list[dict], tol_pct: float = 20.0) -> str:
+    """Markdown table and a summary line of `repeatability`'s rows."""
+    lines = [f"| held-out setup | increment per run, us [95 % interval] | max / min | predictions within "
+             f"{tol_pct:.0f} % of every run (us) |", "|---|---|---:|---|"]
+    for r in rows:
+        cells = "; ".join(f"{m:.2f} [{ci[0]:.2f}..{ci[1]:.2f}]" if len(ci) == 2 else f"{m:.2f}"
+                          for m, ci in zip(r["increments_us"], r["intervals_us"]))
+        ratio = f"{r['max_over_min']:.2f}" if r["max_over_min"] is not None else "-"
+        verdict = ("no increment <= 0 allowed" if r["feasible"] is None else
+                   f"{r['within_all_us'][0]:.2f}..{r['within_all_us'][1]:.2f}" if r["feasible"] else "none")
+        lines.append(f"| {r['setup']} | {cells} | {ratio} | {verdict} |")
+    judged = [r for r in rows if r["feasible"] is not None]
+    n_runs = sum(len(r["increments_us"]) for r in rows)
+    lines.append("")
+    lines.append(f"{sum(not r['feasible'] for r in judged)} of {len(judged)} held-out setups: no prediction can be "
+                 f"within {tol_pct:.0f} % of every run's increment; {sum(r['ci_within'] for r in rows)} of {n_runs} "
+                 f"runs' 95 % intervals lie within {tol_pct:.0f} % of their own increment.")
+    return "\n".join(lines)
