@@ -76,3 +76,18 @@ def test_bad_input_is_refused_with_a_reason(tmp_path, capsys, argv, says):
     argv = [str(bad) if x == "BAD" else x for x in argv]
     assert main(["wakeup", *argv]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_paced_table_halves_the_same_round_difference_per_pace():
+    """Per pace: the medians over rounds of each pinning's round trip, and half the same-round
+    difference (one wake-up each way); a period shorter than the two-CPU round trip is marked
+    as run back to back."""
+    rows = [{"round": k, "rate": rate, "pin": pin, "median_ns": ns}
+            for k, extra in enumerate((0.0, 2000.0, 4000.0))
+            for rate, one, two in ((0, 10_000.0, 60_000.0), (1000, 12_000.0, 90_000.0))
+            for pin, ns in (("one_cpu", one), ("two_cpus", two + extra))]
+    table = wakeup.paced_table(rows)
+    assert "| back to back | - | 10.00 | 62.00 | 26.00 [25.00..27.00] |" in table
+    assert "| 1000 | 1000 | 12.00 | 92.00 | 40.00 [39.00..41.00] |" in table
+    fast = [dict(r, rate=40000) for r in rows if r["rate"] == 0]
+    assert "25 (< RTT: back to back)" in wakeup.paced_table(fast)

@@ -542,6 +542,10 @@ def wakeup_main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None,
                    help="also write the fitted wakeup_ipi_ns into this profile file (its calibration record "
                         "keeps the measurement)")
+    p.add_argument("--paced", default="",
+                   help="also measure the fit setup with the client pacing its round trips at these rates per "
+                        "second (e.g. 20000,5000,1000; 0: back to back): does a wake-up's delay depend on how "
+                        "long the woken CPU idled?")
     p.add_argument("--from", dest="from_record", default=None, help="analyse this wakeup record again")
     p.add_argument("--cleanup", action="store_true", help="as for calibrate")
     a = p.parse_args(argv)
@@ -549,6 +553,12 @@ def wakeup_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if a.rounds < 1:
             raise ValueError("--rounds must be >= 1")
+        try:
+            rates = [int(x) for x in a.paced.split(",") if x.strip()]
+        except ValueError:
+            rates = [-1]
+        if any(r < 0 for r in rates):
+            raise ValueError(f"--paced {a.paced!r}: give round trips per second as whole numbers >= 0, e.g. 20000,1000")
         if a.from_record:
             rec = json.loads(Path(a.from_record).read_text())
             if not isinstance(rec, dict) or not {"host", "rounds", "summary"} <= set(rec):
@@ -565,8 +575,12 @@ def wakeup_main(argv: list[str] | None = None) -> int:
             with Lab() as lab:
                 endpoints = _build(lab, wanted, skipped, _log)
                 rows = wakeup.measure(lab, endpoints, a.rounds, a.seconds, _log)
+                paced = (wakeup.measure_paced(lab, endpoints[wakeup.FIT_SETUP], rates, a.rounds, a.seconds, _log)
+                         if rates and wakeup.FIT_SETUP in endpoints else [])
             rec = {"host": host_info(), "measuring_program": program_label("sockperf"), "rounds": a.rounds,
                    "skipped": skipped, "raw": rows, "summary": wakeup.summarise(rows)}
+            if paced:
+                rec["paced"] = paced
         prior = load_profile(a.profile or "default")
         rec["result"] = wakeup.derive(rec["summary"], prior.host.wakeup_local_ns)
         if not a.from_record:
@@ -577,6 +591,8 @@ def wakeup_main(argv: list[str] | None = None) -> int:
         print(f"{info['cpu_model']} x{info['cpus']}, kernel {info['kernel']}, load {info['loadavg']}; "
               f"median of {rec['rounds']} rounds")
         print(wakeup.format_table(rec["summary"], rec["result"]))
+        if rec.get("paced"):
+            print("\nPaced round trips on " + wakeup.FIT_SETUP + "\n" + wakeup.paced_table(rec["paced"]))
         if a.profile:
             _write_wakeup(a.profile, rec)
             print(f"wrote wakeup_ipi_ns into {a.profile}")

@@ -114,15 +114,19 @@ def snmp_counters(lab: Lab, ns: str, proto: str = "Udp") -> dict[str, int]:
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
-def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None, spin: bool = False) -> dict:
+def pingpong(lab: Lab, ep: Endpoints, seconds: float, cpus: tuple, during=None, spin: bool = False,
+             mps: int | None = None) -> dict:
     """``sockperf ping-pong`` for `seconds`: the client's round-trip percentiles.  `during(pids)`,
     if given, is called while the ping-pong runs (the perf sampler, as in `throughput`) and its
-    result returned under ``during``.  `spin`: both ends busy-poll their sockets (`SPIN`)."""
+    result returned under ``during``.  `spin`: both ends busy-poll their sockets (`SPIN`).
+    `mps`: the client starts a round trip every 1 / `mps` s (``--mps``; default: as soon as
+    the last one ends), so both ends sit idle between round trips."""
     client_cpu, server_cpu = cpus
     extra = SPIN if spin else ()
     srv = _server(lab, ep, server_cpu, extra=extra)
     argv = ["sockperf", "ping-pong", "-i", ep.server_addr, "-p", str(PORT), "-m", str(ep.size),
-            "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep), *extra]
+            "-t", _whole_seconds(seconds), "--full-rtt", *_proto(ep), *extra,
+            *((f"--mps={mps}",) if mps else ())]
     try:
         if during is None:
             stdout = lab.run(ep.client_ns, argv, cpu=client_cpu, timeout=seconds + 20).stdout

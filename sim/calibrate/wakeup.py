@@ -21,6 +21,11 @@ from the applications' own cost in a round trip and keeps its prior; the fitted 
 The measurement interleaves setups and pinnings round after round (order reversed every
 other round); a value is the median over rounds of sockperf's per-run median.  It is a
 timing measurement: run it on a quiet machine; the load average is recorded per run.
+
+`measure_paced` repeats the fit setup's two pinnings with the client pacing its round trips
+(``sockperf --mps``), so that each woken CPU has been idle for about 1 / rate before the
+wake-up: whether a cross-core wake-up's delay depends on how long its CPU idled (a halted
+vCPU, a deeper C-state) shows as (two CPUs - one CPU) / 2 changing with the rate.
 """
 
 from __future__ import annotations
@@ -107,4 +112,41 @@ def format_table(summary: dict[str, dict[str, dict]], result: dict) -> str:
                  f"(two wake-ups) -> wakeup_ipi_ns = wakeup_local_ns ({result['wakeup_local_ns']:.0f}, prior) + "
                  f"{result['difference_ns'] / 2:.0f} = {result['wakeup_ipi_ns']:.0f} ns "
                  f"(per-round range {lo:.0f}-{hi:.0f})")
+    return "\n".join(lines)
+
+
+def measure_paced(lab: Lab, ep: Endpoints, rates: list[int], rounds: int, seconds: float,
+                  log: Callable[[str], None] = print) -> list[dict]:
+    """Raw rows, one per (round, rate, pinning) of `ep` with the client pacing its round trips
+    at `rate` per second (0: back to back), interleaved and reversed every other round."""
+    rows = []
+    runs = [(rate, pin) for rate in rates for pin in PINS]
+    for rnd in range(rounds):
+        for rate, pin in (runs[::-1] if rnd % 2 else runs):
+            rr = sockperf.pingpong(lab, ep, seconds, PINS[pin], mps=rate or None)
+            rows.append({"round": rnd, "rate": rate, "pin": pin, "loadavg": loadavg(), **rr})
+            pace = str(rate or "back to back")
+            log(f"  round {rnd + 1}: {pace:>12} {pin:9s} rtt median {rr['median_ns'] / 1000:8.2f} us")
+    return rows
+
+
+def paced_table(rows: list[dict]) -> str:
+    """Markdown: per pace, the median over rounds of the round trip on one CPU and on two, and
+    half their same-round difference (the cross-core wake-up's delay less the same-core one's,
+    per wake), median [range over rounds].  A woken CPU idles about max(period, two-CPU round
+    trip) less its own work before each wake-up: a period shorter than the round trip cannot
+    be kept, and the client then runs back to back."""
+    lines = ["| round trips per s | period (us) | RTT one CPU (us) | RTT two CPUs (us) | "
+             "(two - one) / 2 per wake (us) [rounds] |", "|---:|---:|---:|---:|---:|"]
+    for rate in dict.fromkeys(r["rate"] for r in rows):
+        by = {pin: {r["round"]: r["median_ns"] for r in rows if r["rate"] == rate and r["pin"] == pin} for pin in PINS}
+        one, two = by["one_cpu"], by["two_cpus"]
+        half = sorted((two[k] - one[k]) / 2 for k in one if k in two)
+        if not half:
+            continue
+        rtt = statistics.median(two.values())
+        idle = (f"{1e6 / rate:.0f}" + (" (< RTT: back to back)" if 1e9 / rate < rtt else "")) if rate else "-"
+        lines.append(f"| {rate or 'back to back'} | {idle} | {statistics.median(one.values()) / 1000:.2f} | "
+                     f"{statistics.median(two.values()) / 1000:.2f} | {statistics.median(half) / 1000:.2f} "
+                     f"[{half[0] / 1000:.2f}..{half[-1] / 1000:.2f}] |")
     return "\n".join(lines)
