@@ -11,7 +11,11 @@ predicts for the same flow and schemes:
     error            = (predicted delta - published delta) / |published delta|
 
 so an error of -0.9 means the model has a tenth of the published difference, +1.0 twice it.  A
-row *matches* when |error| <= `TOLERANCE` (issue 15: within 30% of the published delta).
+row *matches* when |error| <= `TOLERANCE` (issue 15: within 30% of the published delta).  A
+figure's setup is *matched* (`Figure.matched`) when the scenario reproduces it: the same
+machine and commands, or a source that gives every parameter the comparison depends on; else
+the scenario guessed some (its `assumption`), and a miss may be the guess.  `summary` counts
+the two apart, as issue 15 asks for the matched ones.
 Ratios, not absolute values, are compared: the sources' CPUs, kernels and tools are not the
 model's profile.  ``python -m analysis.published RESULT_DIR`` prints the table in Markdown;
 `netns-sim report` includes it for a run of the figures' scenario.
@@ -49,6 +53,7 @@ class Figure(BaseModel):
     schemes: dict[str, str]
     assumption: str = ""
     why: str = ""
+    matched: bool = False                      # the scenario reproduces the setup (see the module docstring)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Figure":
@@ -114,7 +119,8 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:+.0%}"
 
 
-HEADER = ["figure", "configuration (scheme) vs baseline (scheme)", "published", "netns-sim", "error", "within 30%"]
+HEADER = ["figure", "configuration (scheme) vs baseline (scheme)", "published", "netns-sim", "error", "within 30%",
+          "setup"]
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
@@ -125,14 +131,28 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
         out.append([f.id, f"{r.config} ({f.schemes[r.config]}) vs {f.baseline} ({f.schemes[f.baseline]})",
                     _pct(r.published_delta), _pct(r.predicted_delta),
                     "n/a" if r.error != r.error else f"{r.error:+.2f}",
-                    "n/a" if r.error != r.error else ("yes" if r.matches else "no")])
+                    "n/a" if r.error != r.error else ("yes" if r.matches else "no"),
+                    "matched" if f.matched else "guessed"])
     return out
+
+
+def summary(rows: list[Row]) -> str:
+    """One sentence: of the rows whose setup is matched, how many are within `TOLERANCE`; of
+    the others, how many, each explained in its figure's `why`."""
+    judged = [r for r in rows if r.error == r.error]
+    same = [r for r in judged if r.figure.matched]
+    guessed = [r for r in judged if not r.figure.matched]
+    return (f"Setups matched: {sum(r.matches for r in same)} of {len(same)} rows within {TOLERANCE:.0%} of the "
+            f"published difference. Setups the scenario had to guess: {sum(r.matches for r in guessed)} of "
+            f"{len(guessed)} within {TOLERANCE:.0%}; each figure's explanation says what was guessed and what "
+            f"of the difference the model has.")
 
 
 def markdown(rows: list[Row]) -> str:
     """The comparison as a Markdown table, then each figure's source, setup, assumption and explanation."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c) + " |" for c in table_rows(rows)]
+    lines += ["", summary(rows)]
     for f in shown(rows):
         lines += ["", describe(f)]
     return "\n".join(lines)

@@ -440,6 +440,7 @@ def _published(doc: Doc, res) -> None:
              "not this profile. Each figure's source, setup, assumptions and the explanation of each miss are "
              "below the table and in docs/modern-schemes.md.")
     doc.raw_table("published", "Published figures against this run.", published.HEADER, published.table_rows(rows))
+    doc.para(published.summary(rows))
     doc.bullets([published.describe(f) for f in published.shown(rows)])
 
 

@@ -41,7 +41,11 @@ def test_deltas_and_error_follow_the_stated_formula():
     assert c.published_delta == pytest.approx(-0.2) and c.predicted_delta == pytest.approx(0.5)
     assert c.error == pytest.approx(3.5) and not c.matches
     cells = published.table_rows(rows)
-    assert cells[0][2:] == ["-50%", "-45%", "+0.10", "yes"] and cells[1][5] == "no"
+    assert cells[0][2:] == ["-50%", "-45%", "+0.10", "yes", "guessed"] and cells[1][5] == "no"
+    assert "Setups matched: 0 of 0 rows" in published.summary(rows)
+    matched = published.compare(res, [fig.model_copy(update={"matched": True})])
+    assert published.table_rows(matched)[0][6] == "matched"
+    assert published.summary(matched).startswith("Setups matched: 1 of 2 rows within 30%")
 
 
 def test_replications_are_averaged_and_a_missing_flow_gives_no_number():
@@ -52,7 +56,7 @@ def test_replications_are_averaged_and_a_missing_flow_gives_no_number():
     (row,) = published.compare(res, [fig])
     assert row.predicted_delta == pytest.approx(1.0) and row.published_delta == pytest.approx(1.0)   # mean(30, 10)
     (row,) = published.compare(res, [fig.model_copy(update={"flow": "other"})])
-    assert math.isnan(row.predicted_delta) and published.table_rows([row])[0][3:] == ["n/a", "n/a", "n/a"]
+    assert math.isnan(row.predicted_delta) and published.table_rows([row])[0][3:6] == ["n/a", "n/a", "n/a"]
     assert published.compare(res, [fig.model_copy(update={"scenario": "another"})]) == []
 
 
