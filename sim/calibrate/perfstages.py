@@ -259,15 +259,21 @@ def attribute(samples: list[Sample], packets: int, pids: set[int], classifier: C
             "other_processes_top": {k: v / per for k, v in others.most_common(6)}}
 
 
+def _view_ns(run: dict, key: str) -> float:
+    """A per-CPU, per-category view of `attribute` (e.g. ``cpu_wakeup_ns_per_packet``) summed
+    over every CPU and category: ns per packet, of one run or of a `merge` (there, the sum of
+    per-CPU medians)."""
+    return sum(v for cats in run.get(key, {}).values() for v in cats.values())
+
+
 def tcp_ack_ns(run: dict) -> float:
-    """CPU ns per packet inside ``tcp_ack`` (`in_tcp_ack`), over every CPU and category, of one
-    run or of a `merge` (there, the sum of per-CPU medians)."""
-    return sum(v for cats in run.get("cpu_tcp_ack_ns_per_packet", {}).values() for v in cats.values())
+    """CPU ns per packet inside ``tcp_ack`` (`in_tcp_ack`)."""
+    return _view_ns(run, "cpu_tcp_ack_ns_per_packet")
 
 
 def wakeup_ns(run: dict) -> float:
-    """CPU ns per packet spent waking a task (`in_wakeup`), over every CPU and category."""
-    return sum(v for cats in run.get("cpu_wakeup_ns_per_packet", {}).values() for v in cats.values())
+    """CPU ns per packet spent waking a task (`in_wakeup`)."""
+    return _view_ns(run, "cpu_wakeup_ns_per_packet")
 
 
 def tcp_table(rec: dict) -> str:

@@ -73,14 +73,11 @@ from sim.core.sockets import SocketTables, TableConfig, table_config
 from sim.core.spread import Spreader
 from sim.core.stages import STAGE_INDEX, STAGE_NAMES
 from sim.core.tcpcost import (
-    ACKS_DATA,
     BACKLOGGED,
-    PURE_ACK,
-    TCP_ACK,
-    TCP_DATA_ACK,
-    TCP_RCV,
+    RECEIVE_STAGES,
     TCP_SEND,
     WRITTEN,
+    receive_stages,
     receives,
     segment_stages,
 )
@@ -353,7 +350,7 @@ class Host:
         backlogged = bits & BACKLOGGED          # tcp_rcv runs later, in the owner's release_sock
         for st, targets in work:
             i = st.index
-            if backlogged and (i == TCP_RCV or i == TCP_ACK or i == TCP_DATA_ACK):
+            if backlogged and i in RECEIVE_STAGES:
                 continue
             kind = st.entry_kind
             chain = KIND_CHAIN.get(kind)
@@ -501,11 +498,7 @@ class Host:
         segment that acknowledges new data) for TCP segment `pkt` on this host, as its
         delivering pass would have charged it (scaled like a pass when pass costs are random):
         what the owner of a socket pays for a segment that waited in its backlog (`BACKLOGGED`)."""
-        bits = pkt.tcp
-        i = TCP_ACK if bits & PURE_ACK else TCP_RCV
-        c = self.base[i] + self.per_byte[i] * pkt.size
-        if bits & ACKS_DATA:
-            c += self.base[TCP_DATA_ACK] + self.per_byte[TCP_DATA_ACK] * pkt.size
+        c = sum(self.base[i] + self.per_byte[i] * pkt.size for i in receive_stages(pkt.tcp))
         return c * self._scale() if self.random_costs else c
 
     def _charge(self, pkt, core: Core, start_ns: float, vec_id: int, cost: float) -> float:

@@ -82,6 +82,18 @@ def tcp_stages(stages: tuple, ack: bool = False, acks_data: bool = False) -> tup
     return stages if out == stages else out
 
 
+# the stages a delivered segment's TCP receive runs (in place of socket_enqueue), by its bits:
+# what a segment that waited in the socket's backlog has its owner pay at the release
+RECEIVE_STAGES = frozenset(i for m in (TCP_INSTEAD, TCP_INSTEAD_ACK, TCP_INSTEAD_DATA_ACK) for i in m[SOCKET_ENQUEUE])
+
+
+def receive_stages(tcp) -> tuple[int, ...]:
+    """The stage indexes of TCP segment `tcp`'s receive (`tcp_stages`' in place of socket_enqueue)."""
+    if tcp & PURE_ACK:
+        return TCP_INSTEAD_ACK[SOCKET_ENQUEUE]
+    return (TCP_INSTEAD_DATA_ACK if tcp & ACKS_DATA else TCP_INSTEAD)[SOCKET_ENQUEUE]
+
+
 def segment_stages(stages: tuple, tcp) -> tuple:
     """The stages a packet whose `sim.core.packet.Packet.tcp` is `tcp` runs for `stages`."""
     return tcp_stages(stages, bool(tcp & PURE_ACK), bool(tcp & ACKS_DATA)) if tcp else stages
