@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import sim
-from sim import signals
+from sim import longlived, signals
 from sim.frontdoor import outpath
 from sim.signals import Interrupted
 
@@ -105,6 +105,7 @@ def cmd_run(args) -> int:
         _err(bad)
         return EXIT_BAD_INPUT
     t0 = time.perf_counter()
+    longlived.freeze()                          # imports and validation done: no garbage-collector walks
     try:
         progress = _RunProgress(exp.points) if not args.quiet and sys.stderr.isatty() else None
         report = run_atomic(exp, out, force=args.force, progress=progress)
@@ -331,6 +332,7 @@ def cmd_report(args) -> int:
     if not Path(args.results).is_dir():
         _err(f"error: {args.results}: no such result directory")
         return EXIT_BAD_INPUT
+    longlived.freeze()
     try:
         html_path, md_path = write(args.results, args.out, svg=args.svg, reruns=not args.no_reruns)
     except (FileNotFoundError, FileExistsError) as e:

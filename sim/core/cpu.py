@@ -318,7 +318,11 @@ class Core:
                 heappush(self.runq, (th.vruntime_ns, th.seq, th))
         self.pending = False
         if self.poll_list or self.runq:
-            self._dispatch(self.engine._now)
+            now = self.engine._now
+            if self.poll_list and not self.deferred and self.busy_until <= now + EPS_NS:
+                self._softirq_start(now, None)      # `_dispatch`'s common case, inline
+            else:
+                self._dispatch(now)
 
     def _dispatch(self, now: float) -> None:
         if self.busy_until > now + EPS_NS:          # a stall or an event-less job: serve what waits after it

@@ -34,7 +34,7 @@ from sim.core.records import DELIVERED, IN_FLIGHT, Recorder
 from sim.core.schemes import SchemeRegistry, registry_with
 from sim.core.topology import Network
 from sim.core.traffic import FLOW_KINDS
-from sim.core.trips import CODE, LOCAL_MULTICAST_TRIPS, missing_trip, multicast_first_trip, unicast, uses
+from sim.core.trips import CODE, LOCAL_MULTICAST_TRIPS, journey_codes, missing_trip, multicast_first_trip, uses
 from sim.frontdoor.endpoints import parse, resolve
 from sim.frontdoor.scenario import Scenario
 
@@ -170,13 +170,12 @@ class Model:
 
     # -- packet life ------------------------------------------------------------------
     def journey(self, src_host: int, src_ns: int, dst_host: int, dst_ns: int) -> tuple[int, str, Optional[str]]:
-        """`sim.core.trips.unicast` as (record code, first host trip, last host trip or
-        None), cached per pair of ends."""
+        """`sim.core.trips.journey_codes`: (record code, first host trip, last host trip or
+        None), cached per pair of ends (the process's cache behind this model's)."""
         key = (src_host, src_ns, dst_host, dst_ns)
         j = self._journeys.get(key)
         if j is None:
-            u = unicast(*key)
-            j = self._journeys[key] = (u.code, u.first, u.last)
+            j = self._journeys[key] = journey_codes(*key)
         return j
 
     def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1, wire_size: int | None = None,

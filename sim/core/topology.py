@@ -74,21 +74,18 @@ class Hop:
         builtins bound as locals.)"""
         link = self.link
         pkt.hop = self.index
-        now = link.engine._now
-        dq = link.waiting
-        if dq:
-            while dq and dq[0] <= now:
-                dq.popleft()
+        start = link.engine._now
+        free = link.free_at
+        if free > start:                        # busy: wait behind the packets queued ahead
+            dq = link.waiting                   # their start times; those <= now have left the queue
+            while dq and dq[0] <= start:        # (an idle link leaves its stale entries for here:
+                dq.popleft()                    # every one is <= free_at <= now)
             if len(dq) >= link.limit:
                 link.network.model.drop(pkt, "link_queue_full", link.name)
                 return
-        free = link.free_at
-        if free > now:
             dq.append(free)
-            pkt.link_queue_ns += free - now
+            pkt.link_queue_ns += free - start
             start = free
-        else:
-            start = now
         free = link.free_at = start + pkt.wire_size * link.ns_per_byte
         _push(link.calendar, (free + link.delay_ns, CALLBACK, _next(link.ids), self.next, pkt))  # at()
 

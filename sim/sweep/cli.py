@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sim import signals
+from sim import longlived, signals
 from sim.sweep.executors import EXECUTORS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -72,6 +72,7 @@ def cmd_sweep(args) -> int:
         except (OSError, ValueError, TimeoutError) as e:
             err(f"error: cannot start the {args.executor} executor: {e}")
             return EXIT_BAD_INPUT
+        longlived.freeze()                      # imports, validation and the pool's start-up done
         report = run_study(exp, out, executor, progress=make_progress(args.quiet), log=err)
     except NotOurs as e:
         err(f"error: {e}")

@@ -27,7 +27,7 @@ import time
 from concurrent import futures
 from typing import Iterable, Iterator, Optional
 
-from sim import signals
+from sim import longlived, signals
 from sim.results.atomic import pid_alive
 
 PR_SET_PDEATHSIG = 1
@@ -68,13 +68,15 @@ def _die_with_parent(command_pid: int) -> None:
 def _init_worker(command_pid: int) -> None:
     """Pool initializer: `_die_with_parent`, then `sim.sweep.worker.warm_up` (a worker's
     one-time imports and parses, paid while the pool starts rather than by its first point;
-    a failure there is left for that point to meet and report)."""
+    a failure there is left for that point to meet and report), then `sim.longlived.freeze`
+    (the worker process is ours)."""
     _die_with_parent(command_pid)
     try:
         from sim.sweep.worker import warm_up
         warm_up()
     except Exception:  # noqa: BLE001 - an optimisation only
         pass
+    longlived.freeze()
 
 
 class InlineExecutor:
