@@ -139,11 +139,40 @@ def _us(v):
     return fmt_num(v * 1e-3 if v == v else v, 2)
 
 
-def _value(frame: pd.DataFrame, fixed: dict, **eq) -> float:
-    d = select(frame, fixed)
-    for k, v in eq.items():
-        d = d[d[k] == v]
-    return float(d["mean"].iloc[0]) if len(d) else math.nan
+class Lookup:
+    """The first row of `frame` whose columns hold given values, found in a dict: what `select` then
+    ``==`` filters then ``iloc[0]`` give, with one pass over `frame` per set of columns asked
+    about instead of one per question (the results table asks hundreds)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._index: dict[tuple[str, ...], dict[tuple, int]] = {}
+
+    def row(self, fixed: dict, **eq) -> int | None:
+        """Position of the first row equal to `fixed` on its keys that are columns (the others are
+        ignored, as in `select`) and to `eq` (all columns); None if there is none."""
+        want = {k: v for k, v in fixed.items() if k in self.frame.columns}
+        for k, v in eq.items():
+            if k in want and not want[k] == v:
+                return None                     # asked for two values of one column
+            want[k] = v
+        cols = tuple(want)
+        if cols not in self._index:
+            self._index[cols] = self._first_rows(cols)
+        return self._index[cols].get(tuple(want.values()))
+
+    def _first_rows(self, cols: tuple[str, ...]) -> dict[tuple, int]:
+        """{values of `cols`: position of their first row}; a null never equals anything (``==``)."""
+        out: dict[tuple, int] = {}
+        for i, key in enumerate(zip(*(self.frame[c].tolist() for c in cols))):
+            if not any(x is None or x != x for x in key):
+                out.setdefault(key, i)
+        return out
+
+    def value(self, fixed: dict, column: str = "mean", **eq) -> float:
+        """`column` of `row`'s row (NaN if there is none)."""
+        i = self.row(fixed, **eq)
+        return math.nan if i is None else float(self.frame[column].iat[i])
 
 
 def row_keys(res, roles: Roles) -> list[dict]:
@@ -161,10 +190,13 @@ def row_keys(res, roles: Roles) -> list[dict]:
 def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
     p = {m: metrics.metric(res, m) for m in ("latency_p50_ns", "latency_p99_ns", "latency_p999_ns",
                                               "throughput_pps", "offered_pps")}
-    drops = metrics.drop_fraction(res)
+    at = {m: Lookup(f) for m, f in p.items()}
+    drops = Lookup(metrics.drop_fraction(res))
     mem = metrics.memory_total(res)
+    mem_at = Lookup(mem)
     band = robustness.memory_band(res)
-    pol = policy_metrics(res)
+    band_at = Lookup(band) if band is not None else None
+    pol = {name: Lookup(f) for name, f in policy_metrics(res).items()}
     hi = roles.levels[roles.load][-1] if roles.load else None
     cols = [Column("scheme", "scheme")] + [Column(f, short(f)) for f in roles.other] + [
         Column("p50", "p50 (µs)", _us, "min"), Column("p99", "p99 (µs)", _us, "min"),
@@ -190,31 +222,31 @@ def results_table(res, roles: Roles, ref: dict, trip: str) -> Table:
         fixed = {**ref, **{k: v for k, v in rk.items() if k != "scheme"}}
         scheme = rk["scheme"]
         row = dict(rk)
-        row["p50"] = _value(p["latency_p50_ns"], fixed, scheme=scheme, trip=trip)
-        row["p99"] = _value(p["latency_p99_ns"], fixed, scheme=scheme, trip=trip)
-        row["p999"] = _value(p["latency_p999_ns"], fixed, scheme=scheme, trip=trip)
+        row["p50"] = at["latency_p50_ns"].value(fixed, scheme=scheme, trip=trip)
+        row["p99"] = at["latency_p99_ns"].value(fixed, scheme=scheme, trip=trip)
+        row["p999"] = at["latency_p999_ns"].value(fixed, scheme=scheme, trip=trip)
         free = {k: v for k, v in fixed.items() if k != roles.load}
         if roles.load:
-            row["p99_hi"] = _value(p["latency_p99_ns"], {**free, roles.load: hi}, scheme=scheme, trip=trip)
+            row["p99_hi"] = at["latency_p99_ns"].value({**free, roles.load: hi}, scheme=scheme, trip=trip)
         thr = select(p["throughput_pps"], free)
         thr = thr[(thr["scheme"] == scheme) & (thr["trip"] == trip)]
         if len(thr) == 0:
             continue
         row["thr"] = float(thr["mean"].max())
         top = {**free, roles.load: hi} if roles.load else free
-        off_hi = _value(p["offered_pps"], top, scheme=scheme, trip=trip)
-        thr_hi = _value(p["throughput_pps"], top, scheme=scheme, trip=trip)
-        row["drops"] = _value(drops, top, scheme=scheme, trip=trip)
+        off_hi = at["offered_pps"].value(top, scheme=scheme, trip=trip)
+        thr_hi = at["throughput_pps"].value(top, scheme=scheme, trip=trip)
+        row["drops"] = drops.value(top, scheme=scheme, trip=trip)
         row["policy"] = policy_text(pol, fixed, scheme, trip)
         if off_hi > 0 and thr_hi >= SATURATION * off_hi:
             t.prefix[(len(t.rows), "thr")] = "≥ "
         mfix = {k: v for k, v in fixed.items() if k in mem.columns}
         for c in counts:
-            row[f"mem{c}"] = _value(mem, mfix, scheme=scheme, namespaces=c)
-            if band is not None:
-                b = select(band, mfix)
-                b = b[(b["scheme"] == scheme) & (b["namespaces"] == c)]
-                rng = fmt_bytes_range(float(b["low"].iloc[0]), float(b["high"].iloc[0])) if len(b) else ""
+            row[f"mem{c}"] = mem_at.value(mfix, scheme=scheme, namespaces=c)
+            if band_at is not None:
+                b = band_at.row(mfix, scheme=scheme, namespaces=c)
+                rng = "" if b is None else fmt_bytes_range(float(band_at.frame["low"].iat[b]),
+                                                           float(band_at.frame["high"].iat[b]))
                 if rng:
                     t.suffix[(len(t.rows), f"mem{c}")] = f" ({rng})"
         t.rows.append(row)
@@ -227,14 +259,14 @@ def policy_metrics(res) -> dict[str, pd.DataFrame]:
     return {name: metrics.metric(res, name) for name in names}
 
 
-def policy_text(pol: dict[str, pd.DataFrame], fixed: dict, scheme: str, trip: str) -> str:
-    """The results table's policy cell from `policy_metrics`: ``bypasses 100 of 105: root
-    FORWARD 100``, ``meets all 105``, ``none declared`` or ``n/a`` (no policy rows: results
+def policy_text(pol: dict[str, Lookup], fixed: dict, scheme: str, trip: str) -> str:
+    """The results table's policy cell from `policy_metrics` (each frame in a `Lookup`): ``bypasses
+    100 of 105: root FORWARD 100``, ``meets all 105``, ``none declared`` or ``n/a`` (no policy rows: results
     written before issue 11, or nothing delivered)."""
     if "policy_declared" not in pol:
         return "n/a"
-    declared = _value(pol["policy_declared"], fixed, scheme=scheme, trip=trip)
-    bypassed = _value(pol["policy_bypassed"], fixed, scheme=scheme, trip=trip)
+    declared = pol["policy_declared"].value(fixed, scheme=scheme, trip=trip)
+    bypassed = pol["policy_bypassed"].value(fixed, scheme=scheme, trip=trip)
     if math.isnan(declared) or math.isnan(bypassed):
         return "n/a"
     if declared == 0:
@@ -242,10 +274,10 @@ def policy_text(pol: dict[str, pd.DataFrame], fixed: dict, scheme: str, trip: st
     if bypassed == 0:
         return f"meets all {declared:,.4g}"
     parts = []
-    for name, frame in pol.items():
+    for name, lookup in pol.items():
         if not name.startswith("policy_bypassed_"):
             continue
-        v = _value(frame, fixed, scheme=scheme, trip=trip)
+        v = lookup.value(fixed, scheme=scheme, trip=trip)
         if v > 0:
             where, chain = name[len("policy_bypassed_"):].split("_", 1)
             parts.append(f"{where} {chain.upper()} {v:,.4g}")
