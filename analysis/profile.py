@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from sim.yamlload import safe_load
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "sim" / "profiles"
 SECTIONS = ("stages", "host", "netfilter", "memory_bytes")
@@ -96,7 +96,7 @@ def describe(res) -> Profile:
     if path is None:
         return Profile(name, None, "(profile file not found; values unknown to the report)", "", [], overrides)
     text = path.read_text()
-    data = yaml.safe_load(text) or {}
+    data = safe_load(text) or {}
     header, notes = parse(text)
     entries = []
     for sec in SECTIONS:

@@ -29,8 +29,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+from sim.yamlload import safe_load
 
 FIGURES = Path(__file__).with_name("published.yaml")
 SCHEME_FACTOR = "hosts.*.scheme"
@@ -67,7 +68,7 @@ class Figure(BaseModel):
 
 def figures(path: Path = FIGURES) -> list[Figure]:
     """The figures of `path` (default: analysis/published.yaml), validated."""
-    data = yaml.safe_load(path.read_text())
+    data = safe_load(path.read_text())
     return [Figure(**f) for f in data["figures"]]
 
 

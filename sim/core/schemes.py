@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationInfo, model_validator
 
 from sim.core.sockets import ERA_TABLES
 from sim.core.stages import BUILTIN_STAGES, STAGE_INDEX, StageSet
 from sim.core.trips import HOST_TRIPS, LOCAL_MULTICAST_TRIPS, MULTICAST_TRIPS, REQUIRED_TRIPS, SENDER_TRIPS
 from sim.frontdoor.numbers import NonNegativeFloat
+from sim.yamlload import safe_load
 
 TRIPS = HOST_TRIPS
 # What a scheme's memory_per_namespace counts per container (sim.core.memory composes each
@@ -337,7 +337,7 @@ def builtin_registry(stages: StageSet = BUILTIN_STAGES) -> SchemeRegistry:
     global _BUILTIN
     if _BUILTIN is None:
         reg = SchemeRegistry()
-        for name, spec in yaml.safe_load(BUILTIN_FILE.read_text()).items():
+        for name, spec in safe_load(BUILTIN_FILE.read_text()).items():
             reg.add(name, spec)
         _BUILTIN = reg
     return _BUILTIN.copy(stages)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from sim.yamlload import safe_load
 
 TABLES = ("points.csv", "memory.csv", "cores.csv", "flows.csv")
 BATCH_ROWS = 16384           # packet records held at once by `Results.iter_packets`
@@ -225,7 +226,7 @@ def _is_result_dir(p: Path) -> bool:
 def _read_run(p: Path) -> RunDir:
     meta = json.loads((p / "metadata.json").read_text()) if (p / "metadata.json").is_file() else {}
     text = (p / "scenario.resolved.yaml").read_text() if (p / "scenario.resolved.yaml").is_file() else ""
-    return RunDir(p, meta, yaml.safe_load(text) or {} if text else {}, text)
+    return RunDir(p, meta, safe_load(text) or {} if text else {}, text)
 
 
 def _flatten(d, prefix="") -> dict:
