@@ -191,6 +191,7 @@ class Costs:
         if self.profile is not None:
             self.nominal, self.ranges = robustness.nominal_and_ranges(self.profile)
             self.plain_nf = robustness.plain_netfilter(res)
+            self.stages = stage_columns(res.packet_columns())     # listing the dataset walks packets/
         self.reruns = reruns.Rerunner(res) if rerun and self.profile is not None else None
         self._cache: dict[tuple, robustness.Affine | None] = {}
 
@@ -202,7 +203,7 @@ class Costs:
             a = None
             if self.profile is not None and self.packets is not None:
                 fixed = {**self.ref, **override}
-                cols = list(columns) or stage_columns(self.res.packet_columns())
+                cols = list(columns) or self.stages
                 d = self.res.packets(columns=[*cols, "size_bytes"], fixed={**fixed, "scheme": scheme, "trip": trip},
                                      delivered=True)
                 if len(d):
