@@ -64,7 +64,8 @@ def aggregate(res, columns: list[str]) -> PacketStats:
     hist: dict[tuple, np.ndarray] = {}
     nb = len(EDGES) - 1
     cols: list[str] = []
-    for df in res.iter_packets(columns=list(dict.fromkeys([*columns, HIST_COLUMN])), delivered=True):
+    read = list(dict.fromkeys(["scheme", "trip", *columns, HIST_COLUMN]))
+    for df in res.iter_packets(columns=read, delivered=True, id_columns=False):
         if not keys:
             keys = [k for k in dict.fromkeys(["scheme", "trip", *(f for f in res.factors if short(f) != "scheme")])
                     if k in df.columns]

@@ -79,11 +79,13 @@ class Results:
         return _dataset(self.runs[0].path).schema.names if self.runs else []
 
     def iter_packets(self, columns: list[str] | None = None, fixed: dict | None = None, delivered: bool = False,
-                     after_warmup: bool = True) -> Iterator[pd.DataFrame]:
+                     after_warmup: bool = True, id_columns: bool = True) -> Iterator[pd.DataFrame]:
         """The packet records of every run as a stream of frames, one record batch at a time.
 
         Contract: each frame has ``run_dir``, the factor columns (typed as in `summary`) and, when
-        ``columns`` is given, only those plus `PACKET_ID_COLUMNS` and the factors (memory).  The
+        ``columns`` is given, only those plus `PACKET_ID_COLUMNS` (unless ``id_columns`` is False: their
+        text, run ids and status, is about half of a batch's conversion to a frame) and the factors
+        (memory).  The
         filters run in the scan, so filtered-out rows are never held: ``after_warmup`` keeps packets
         sent at or after ``run.warmup_ns`` (the population of points.csv), ``delivered`` only
         ``status == "delivered"``, ``fixed`` (column -> value, `analysis.conditions.select`; keys
@@ -98,7 +100,8 @@ class Results:
             names = data.schema.names
             want = None
             if columns is not None:
-                want = [c for c in dict.fromkeys(PACKET_ID_COLUMNS + self.factors + list(columns)) if c in names]
+                ids = PACKET_ID_COLUMNS if id_columns else []
+                want = [c for c in dict.fromkeys(ids + self.factors + list(columns)) if c in names]
             expr = _scan_filter(data.schema, r.warmup_ns if after_warmup else None, delivered, fixed or {})
             empty = True
             # one file (fragment) at a time, no read-ahead: a dataset-wide scanner buffers batches
