@@ -38,7 +38,7 @@ import pandas as pd
 
 from analysis import capabilities, metrics, reruns, robustness
 from analysis.conditions import Roles, scheme_factor, select
-from analysis.tables import fmt_bytes
+from analysis.tables import Lookup, fmt_bytes
 
 SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not measured in these results"
 OUTSIDE = "outside the model"      # a verdict that starts so says why after a colon
@@ -106,7 +106,7 @@ class Book:
     def __init__(self, res, roles: Roles, ref: dict, packets: pd.DataFrame | None):
         self.res, self.roles, self.ref, self.packets = res, roles, ref, packets
         self.items: list[Evidence] = []
-        self._metric_cache: dict[str, pd.DataFrame] = {}
+        self._metric_cache: dict[str, Lookup] = {}
 
     def _add(self, what, value, unit, source) -> Evidence:
         for e in self.items:                   # the same quantity twice is one item
@@ -126,10 +126,8 @@ class Book:
     def summary(self, scheme, trip, metric, what, **override) -> Evidence:
         fixed = self._fixed(override)
         if metric not in self._metric_cache:
-            self._metric_cache[metric] = metrics.metric(self.res, metric)
-        d = select(self._metric_cache[metric], fixed)
-        d = d[(d["scheme"] == scheme) & (d["trip"] == trip)]
-        v = float(d["mean"].iloc[0]) if len(d) else math.nan
+            self._metric_cache[metric] = Lookup(metrics.metric(self.res, metric))
+        v = self._metric_cache[metric].value(fixed, scheme=scheme, trip=trip)
         return self._add(what, v, "ns" if metric.endswith("_ns") else "pps" if metric.endswith("_pps") else metric,
                          f"points.csv[{self._spec({'scheme': scheme, 'trip': trip, **fixed})}] {metric}")
 
