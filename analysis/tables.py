@@ -165,7 +165,7 @@ class Lookup:
         """{values of `cols`: position of their first row}; a null never equals anything (``==``)."""
         out: dict[tuple, int] = {}
         for i, key in enumerate(zip(*(self.frame[c].tolist() for c in cols))):
-            if not any(x is None or x != x for x in key):
+            if not any(x is None or x is pd.NA or x != x for x in key):
                 out.setdefault(key, i)
         return out
 
