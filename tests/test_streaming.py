@@ -78,3 +78,22 @@ def test_summary_from_category_codes_equals_the_generic_path(scheme):
             s.add(f.iloc[start:start + 900])
         tables.append(s.table(res.cores))
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+def test_arrow_table_of_the_columns_equals_the_frame_through_pandas():
+    """`sim.sweep.store.arrow_table` builds the records' Arrow table from their columns: the
+    schema and values of ``pa.Table.from_pandas`` of their frame with the categoricals cast to
+    strings (NaN and missing codes as nulls)."""
+    import pyarrow as pa
+
+    from sim.sweep.store import arrow_table
+    sc = every_trip("l2-bridged", seed=5, duration_ns=2e6)
+    columns = simulate(sc).packet_columns
+    frame = columns.frame()
+    assert set(frame["status"].astype(str)) == {"delivered", "dropped", "in_flight"}
+    via_pandas = pa.Table.from_pandas(frame, preserve_index=False)
+    via_pandas = pa.table([c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in via_pandas.columns],
+                          names=via_pandas.column_names)
+    direct = arrow_table(columns)
+    assert direct.schema.equals(via_pandas.schema) and direct.equals(via_pandas)
+    assert direct.column("drop_node").null_count > 0 and direct.column("latency_ns").null_count > 0

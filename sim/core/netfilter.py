@@ -42,6 +42,7 @@ Contract:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -240,25 +241,52 @@ def policy_sums(delivered, scope: PolicyScope) -> tuple[np.ndarray, np.ndarray]:
     none); bypassed are the rules of chains that apply but were never crossed.  The two roots
     of a one-host trip are one namespace (an end if either end is the root, else transit), as
     are the two ends of a trip to itself."""
-    nc = len(NF_CHAINS)
     if len(delivered) == 0:
-        return np.zeros((len(WHERE), nc)), np.zeros((len(WHERE), nc))
-    names = {h: i for i, h in enumerate(scope.root)}
-    root = np.asarray([scope.root[h] for h in names] + [(0,) * nc], dtype=float)    # last row: not a host
-    child = np.asarray([scope.child[h] for h in names] + [(0,) * nc], dtype=float)
+        return policy_sums_of(PolicyRows(*(np.zeros(0, np.int64),) * 5), scope)
 
     # pandas here, not at the top: validating a scenario imports none
     import pandas as pd
+    return policy_sums_of(PolicyRows(host_positions(scope, *pd.factorize(delivered["src_host"])),
+                                     host_positions(scope, *pd.factorize(delivered["dst_host"])),
+                                     delivered["src_netns"].to_numpy(), delivered["dst_netns"].to_numpy(),
+                                     delivered["nf_chains"].to_numpy()), scope)
 
-    def host_index(col: str) -> np.ndarray:
-        codes, uniques = pd.factorize(delivered[col])
-        lut = np.asarray([names.get(str(u), len(names)) for u in uniques] + [len(names)], dtype=np.int64)
-        return lut[codes]                           # code -1 (missing) -> the last entry: not a host
 
-    src_i, dst_i = host_index("src_host"), host_index("dst_host")
-    src_ns = delivered["src_netns"].to_numpy()
-    dst_ns = delivered["dst_netns"].to_numpy()
-    bits = delivered["nf_chains"].to_numpy().astype(np.int64)
+class PolicyRows(NamedTuple):
+    """What `policy_sums_of` reads of delivered rows, one array entry per row: the source and
+    destination hosts' positions in the scope (`host_positions`), the namespace codes and
+    the ``nf_chains`` bit masks."""
+
+    src_i: np.ndarray
+    dst_i: np.ndarray
+    src_ns: np.ndarray
+    dst_ns: np.ndarray
+    nf_chains: np.ndarray
+
+    def take(self, rows: np.ndarray) -> "PolicyRows":
+        """The rows at positions `rows`."""
+        return PolicyRows(*(a[rows] for a in self))
+
+
+def host_positions(scope: PolicyScope, codes: np.ndarray, labels) -> np.ndarray:
+    """Each row's host as its position in `scope` (`scope.root` order), from `codes` into
+    host names `labels`; code -1 (missing) or a name that is no host of `scope` gives
+    ``len(scope.root)``: not a host."""
+    names = {h: i for i, h in enumerate(scope.root)}
+    lut = np.asarray([names.get(str(u), len(names)) for u in labels] + [len(names)], dtype=np.int64)
+    return lut[codes]
+
+
+def policy_sums_of(delivered: PolicyRows, scope: PolicyScope) -> tuple[np.ndarray, np.ndarray]:
+    """`policy_sums` of delivered rows given as arrays."""
+    src_i, dst_i, src_ns, dst_ns, nf_chains = delivered
+    nc = len(NF_CHAINS)
+    if len(src_i) == 0:
+        return np.zeros((len(WHERE), nc)), np.zeros((len(WHERE), nc))
+    n_hosts = len(scope.root)
+    root = np.asarray([*scope.root.values(), (0,) * nc], dtype=float)    # last row: not a host
+    child = np.asarray([*(scope.child[h] for h in scope.root), (0,) * nc], dtype=float)
+    bits = nf_chains.astype(np.int64)
     crossed = np.stack([(bits[:, None] >> (k * nc + np.arange(nc))) & 1 for k in range(len(SIDES))], axis=1) > 0
     declared = np.stack([
         child[src_i] * (src_ns >= 0)[:, None],
@@ -271,7 +299,7 @@ def policy_sums(delivered, scope: PolicyScope) -> tuple[np.ndarray, np.ndarray]:
         np.where(src_root[:, None], OUT_CHAINS, TRANSIT_CHAINS),
         np.where(dst_root[:, None], IN_CHAINS, TRANSIT_CHAINS),
         np.broadcast_to(IN_CHAINS, (len(bits), nc))], axis=1).copy()
-    one_host = (src_i == dst_i) & (src_i < len(names)) & (src_ns != WIRE_NS) & (dst_ns != WIRE_NS)
+    one_host = (src_i == dst_i) & (src_i < n_hosts) & (src_ns != WIRE_NS) & (dst_ns != WIRE_NS)
     crossed[one_host, 1] |= crossed[one_host, 2]
     end = (src_root | dst_root)[:, None]
     merged = np.where(end, (src_root[:, None] & OUT_CHAINS) | (dst_root[:, None] & IN_CHAINS), TRANSIT_CHAINS)

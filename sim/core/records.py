@@ -22,7 +22,8 @@ sides src container, src host's root, dst host's root, dst container; chains in
 (`sim.core.nscodes`: -1 the wire, -2 the root namespace); ``trip`` is the packet's journey
 label (`TRIP_LABELS`, `sim.core.trips`).
 
-`Recorder.frame()` expands the rows into the documented columns, with one ``<stage>_ns``
+`Recorder.columns()` expands the rows into the documented columns (`PacketColumns`;
+`Recorder.frame()` makes them a DataFrame), with one ``<stage>_ns``
 column per stage of the run (`sim.core.stages.STAGES`, then the declared stages); for every delivered row
 ``latency_ns = sum(<stage>_ns) + wire_ns + link_queue_ns + queue_ns`` up to float rounding.
 ``wire_ns`` is serialization plus propagation over the links fully crossed.
@@ -43,6 +44,7 @@ if TYPE_CHECKING:                   # pandas is imported by frame(): validating 
     import pandas as pd
 
 STATUS = ("delivered", "dropped", "in_flight")
+DIRECTIONS = ("request", "response")
 DELIVERED, IN_FLIGHT = 0, 1          # outcome codes; 2 + k = dropped with reason k (k >= 1)
 # The ``trip`` column: a packet's whole way (`sim.core.trips`); codes are positions, append only.
 TRIP_LABELS = ("wire_to_ns", "ns_to_wire", "ns_to_ns", "ns_to_remote_ns", "multicast",
@@ -75,6 +77,29 @@ def _coded(codes: np.ndarray, categories) -> "pd.Categorical":
     """``pd.Categorical.from_codes(codes, categories=categories)``, with the dtype built once per label list."""
     import pandas as pd
     return pd.Categorical.from_codes(codes, dtype=_category_dtype(tuple(categories)))
+
+
+class PacketColumns:
+    """Packet records as the documented columns, before any DataFrame is built.
+
+    `values` maps every column, in the frame's order, to a numpy array with one entry per
+    row.  A coded column (a key of `labels`: flow, direction, trip, scheme, src_host,
+    dst_host, status, drop_reason, drop_node) holds integer codes into its labels
+    (``labels[name]``, a tuple of strings; -1 = missing): `frame()` makes it a categorical.
+    The sweep's Parquet writer and the summary read the columns as they are."""
+
+    def __init__(self, values: dict[str, np.ndarray], labels: dict[str, tuple[str, ...]]) -> None:
+        self.values = values
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.values["packet_id"])
+
+    def frame(self) -> pd.DataFrame:
+        """The columns as a DataFrame, coded ones as categoricals of their labels."""
+        import pandas as pd
+        return pd.DataFrame({name: _coded(v, self.labels[name]) if name in self.labels else v
+                             for name, v in self.values.items()})
 
 
 BLOCK_ROWS = 4096                   # rows per buffer block (250 KB; see Recorder._reset)
@@ -159,9 +184,9 @@ class Recorder:
     def __init__(self, labels: dict[str, list], random_costs: bool = False,
                  sink=None, chunk_rows: int = 250_000, stage_names: tuple[str, ...] = STAGE_NAMES) -> None:
         """`stage_names` are the run's stages (built-ins, then declared ones: `StageSet.names`).
-        `sink`, if given, receives a DataFrame of `chunk_rows` rows whenever that many
-        are buffered (streaming to Parquet row groups keeps memory flat); `frame()` then
-        returns only the rows not yet handed to the sink."""
+        `sink`, if given, receives `PacketColumns` of `chunk_rows` rows whenever that many
+        are buffered (streaming to Parquet row groups keeps memory flat); `frame()` and
+        `columns()` then return only the rows not yet handed to the sink."""
         self.labels = labels
         self.stage_columns = tuple(f"{s}_ns" for s in stage_names)
         self.random_costs = random_costs   # store per-pass scale factors only when they vary
@@ -217,9 +242,9 @@ class Recorder:
         return sum(int((t["status"] == outcome).sum()) for t in self._tables())
 
     def flush(self) -> None:
-        """Hand the buffered rows to the sink as one DataFrame and empty the buffers."""
+        """Hand the buffered rows to the sink as one `PacketColumns` and empty the buffers."""
         if self.sink is not None and len(self):
-            chunk = self.frame()
+            chunk = self.columns()
             self.flushed_rows += len(chunk)
             self._reset()
             self.sink(chunk)
@@ -242,8 +267,10 @@ class Recorder:
 
     def frame(self) -> pd.DataFrame:
         """The buffered rows as a DataFrame with the documented columns."""
-        import pandas as pd
+        return self.columns().frame()
 
+    def columns(self) -> PacketColumns:
+        """The buffered rows as the documented columns, before any DataFrame is built."""
         def arr(buf, dtype):
             return np.frombuffer(buf, dtype=dtype).copy() if len(buf) else np.zeros(0, dtype)
 
@@ -255,10 +282,10 @@ class Recorder:
         vec = arr(self.pass_vec, np.int32)
         qns = arr(self.pass_queue_ns, np.float64)
         scale = arr(self.pass_scale, np.float64) if self.random_costs else np.ones(len(vec))
-        stage = np.zeros((n, len(self.stage_columns)))
+        stage = np.zeros((len(self.stage_columns), n))     # one contiguous row per stage column
         nf_chains = np.zeros(n, dtype=np.int64)
         if len(vec):
-            np.add.at(stage, row_of_pass, self.cost_book.matrix(len(self.stage_columns))[vec] * scale[:, None])
+            np.add.at(stage.T, row_of_pass, self.cost_book.matrix(len(self.stage_columns))[vec] * scale[:, None])
             np.bitwise_or.at(nf_chains, row_of_pass, self.cost_book.masks()[vec])
         queue = np.bincount(row_of_pass, weights=qns, minlength=n) if n else np.zeros(0)
         first_pass = np.concatenate(([0], np.cumsum(n_passes)[:-1])) if n else np.zeros(0, np.int64)
@@ -279,27 +306,27 @@ class Recorder:
         cols = {
             "packet_id": rows["packet_id"].astype(np.int64),
             "origin_id": rows["origin_id"].astype(np.int64),
-            "flow": _coded(flow, lab["flow"]),
+            "flow": flow,
             "seq": rows["seq"].astype(np.int64),
-            "direction": _coded(direction, ["request", "response"]),
-            "trip": _coded(rows["trip"].copy(), list(TRIP_LABELS)),
-            "scheme": _coded(rows["scheme"].copy(), lab["scheme"]),
-            "src_host": _coded(src_of[:, 0].astype(np.int16), lab["node"]),
+            "direction": direction,
+            "trip": rows["trip"].copy(),
+            "scheme": rows["scheme"].copy(),
+            "src_host": src_of[:, 0].astype(np.int16),
             "src_netns": src_of[:, 1].astype(np.int32),
-            "dst_host": _coded(rows["dst_host"].copy(), lab["node"]),
+            "dst_host": rows["dst_host"].copy(),
             "dst_netns": rows["dst_ns"].copy(),
             "size_bytes": size,
             "t_sent_ns": t_sent,
             "t_done_ns": t_done,
             "latency_ns": np.where(status == 0, t_done - t_sent, np.nan),
-            "status": _coded(status, list(STATUS)),
-            "drop_reason": _coded(reason, lab["reason"]),
-            "drop_node": _coded(rows["drop_node"].copy(), lab["node"]),
+            "status": status,
+            "drop_reason": reason,
+            "drop_node": rows["drop_node"].copy(),
             "n_passes": n_passes.astype(np.int8),
             "nf_chains": nf_chains.astype(np.int32),
         }
         for i, name in enumerate(self.stage_columns):
-            cols[name] = stage[:, i]
+            cols[name] = stage[i]
         cols["wire_ns"] = self.routes.wire_ns(rows["path"].astype(np.int64), size.astype(np.float64))
         cols["link_queue_ns"] = rows["link_queue_ns"].copy()
         cols["queue_ns"] = queue
@@ -308,4 +335,7 @@ class Recorder:
             sel = pos_in_row == k
             col[row_of_pass[sel]] = qns[sel]
             cols[f"pass{k + 1}_queue_ns"] = col
-        return pd.DataFrame(cols)
+        labels = {"flow": tuple(lab["flow"]), "direction": DIRECTIONS, "trip": TRIP_LABELS,
+                  "scheme": tuple(lab["scheme"]), "src_host": tuple(lab["node"]), "dst_host": tuple(lab["node"]),
+                  "status": STATUS, "drop_reason": tuple(lab["reason"]), "drop_node": tuple(lab["node"])}
+        return PacketColumns(cols, labels)

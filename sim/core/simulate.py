@@ -13,7 +13,8 @@ Contract:
 - With `on_packets`, packet records are handed over during the run in DataFrames of at most
   `chunk_rows` rows (memory stays flat however long the run) and `Results.packets` is empty;
   otherwise they stay in the model's compact columnar buffers and `Results.packets` builds
-  the DataFrame on first use.
+  the DataFrame on first use.  `on_columns` is the same hand-over without the DataFrame: each
+  chunk as `sim.core.records.PacketColumns` (what the sweep's Parquet writer takes).
 - `on_progress(now_ns, until_ns, packets)` is called `progress_steps` times during the run.
 - `Results.summary` is the tidy summary of `sim.core.summary` (over packets sent at or after
   ``run.warmup_ns``, with the policy metrics of the scenario's declared rules) plus one
@@ -39,12 +40,14 @@ from sim.core.costs import CostProfile
 from sim.core.memory import memory_rows, memory_table
 from sim.core.model import Model
 from sim.core.netfilter import PolicyScope
+from sim.core.records import PacketColumns
 from sim.core.schemes import SchemeRegistry
 from sim.core.summary import COLUMNS as SUMMARY_COLUMNS
 from sim.core.summary import Summarizer
 from sim.frontdoor.scenario import Scenario
 
 PacketSink = Callable[[pd.DataFrame], None]
+ColumnSink = Callable[[PacketColumns], None]
 Progress = Callable[[float, float, int], None]
 CHUNK_ROWS = 50_000
 # transactions_per_s, transaction_mean_ns: rr flows only (NaN for the others), over
@@ -89,15 +92,20 @@ class Results:
     _streamed: bool = field(repr=False, default=False)
 
     @cached_property
+    def packet_columns(self) -> PacketColumns:
+        """`packets` before the DataFrame is built (`sim.core.records.PacketColumns`)."""
+        return self.model.recorder.columns()
+
+    @cached_property
     def packets(self) -> pd.DataFrame:
         """One row per packet copy (`sim.core.records`); empty when the records were streamed."""
-        return self.model.recorder.frame()
+        return self.packet_columns.frame()
 
     @cached_property
     def summary(self) -> pd.DataFrame:
         """Tidy long table: scheme, trip, host, core, metric, value, unit."""
         if not self._streamed:
-            self._summarizer.add(self.packets)
+            self._summarizer.add(self.packet_columns)
         table = self._summarizer.table(self.cores)
         return pd.concat([table, pd.DataFrame(self._memory_metric_rows(), columns=SUMMARY_COLUMNS)],
                          ignore_index=True)
@@ -120,18 +128,22 @@ class Results:
 
 def simulate(scenario: Scenario | dict, *, registry: Optional[SchemeRegistry] = None,
              profile: Optional[CostProfile] = None, on_packets: Optional[PacketSink] = None,
-             on_progress: Optional[Progress] = None, progress_steps: int = 50,
-             chunk_rows: int = CHUNK_ROWS) -> Results:
+             on_columns: Optional[ColumnSink] = None, on_progress: Optional[Progress] = None,
+             progress_steps: int = 50, chunk_rows: int = CHUNK_ROWS) -> Results:
     """Build the model of `scenario`, run it to ``run.duration_ns`` and return its Results."""
     if not isinstance(scenario, Scenario):
         scenario = Scenario.model_validate(scenario)
     run = scenario.run
     summarizer = Summarizer(run.warmup_ns, run.duration_ns, PolicyScope.of(scenario.hosts))
+    streamed = on_packets is not None or on_columns is not None
     sink = None
-    if on_packets is not None:
-        def sink(chunk: pd.DataFrame) -> None:
+    if streamed:
+        def sink(chunk: PacketColumns) -> None:
             summarizer.add(chunk)
-            on_packets(chunk)
+            if on_columns is not None:
+                on_columns(chunk)
+            if on_packets is not None:
+                on_packets(chunk.frame())
     model = Model(scenario, registry=registry, profile=profile, record_sink=sink, chunk_rows=chunk_rows)
     t0 = time.perf_counter()
     model.start()
@@ -145,7 +157,7 @@ def simulate(scenario: Scenario | dict, *, registry: Optional[SchemeRegistry] = 
     return Results(scenario, model.profile, model.registry, _cores(model), _memory(model), _flows(model),
                    {"events": model.engine.events, "generated": model.generated,
                     "records": model.recorder.flushed_rows + len(model.recorder), "wall_s": wall_s},
-                   model, summarizer, on_packets is not None)
+                   model, summarizer, streamed)
 
 
 def _cores(model: Model) -> pd.DataFrame:

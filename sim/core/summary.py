@@ -44,7 +44,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from sim.core.netfilter import WHERE, PolicyScope, policy_sums
+from sim.core.netfilter import WHERE, PolicyRows, PolicyScope, host_positions, policy_sums, policy_sums_of
+from sim.core.records import PacketColumns
 from sim.core.sketch import QuantileSketch
 from sim.core.stages import NF_CHAINS
 
@@ -52,6 +53,7 @@ COLUMNS = ["scheme", "trip", "host", "core", "metric", "value", "unit"]
 PERCENTILES = (("latency_p50_ns", 0.50), ("latency_p90_ns", 0.90), ("latency_p99_ns", 0.99),
                ("latency_p999_ns", 0.999))
 QUANTILE_RELATIVE_ERROR = 0.001
+CODED_KEYS = ("scheme", "trip", "status", "drop_reason")    # coded columns `Summarizer.add` needs
 
 
 class _Group:
@@ -75,11 +77,13 @@ class Summarizer:
         self.groups: dict[tuple[str, str], _Group] = {}
         self.reasons: set[str] = set()
 
-    def add(self, packets: pd.DataFrame) -> None:
-        """Fold in a chunk of the packet frame."""
-        cats = getattr(packets["drop_reason"].dtype, "categories", [])
+    def add(self, packets: PacketColumns | pd.DataFrame) -> None:
+        """Fold in a chunk of the packet records: `PacketColumns` or a packet frame."""
+        cats = packets.labels["drop_reason"] if isinstance(packets, PacketColumns) \
+            else getattr(packets["drop_reason"].dtype, "categories", [])
         self.reasons.update(r for r in cats if r)
-        if all(isinstance(packets[c].dtype, pd.CategoricalDtype) for c in ("scheme", "trip", "status", "drop_reason")):
+        if isinstance(packets, PacketColumns) or \
+                all(isinstance(packets[c].dtype, pd.CategoricalDtype) for c in CODED_KEYS):
             self._add_coded(packets)
             return
         after = packets[packets["t_sent_ns"] >= self.warmup_ns]
@@ -98,27 +102,25 @@ class Summarizer:
                 acc.declared += declared
                 acc.bypassed += bypassed
 
-    def _add_coded(self, packets: pd.DataFrame) -> None:
-        """`add` for a frame whose scheme, trip, status and drop_reason are categorical (the
-        records' frame): the same groups, counts and arrays in the same order, from the
-        category codes instead of a DataFrame and string conversions per group."""
-        keep = np.flatnonzero(packets["t_sent_ns"].to_numpy() >= self.warmup_ns)
-        scheme, trip = packets["scheme"].cat, packets["trip"].cat
-        s_code = scheme.codes.to_numpy()[keep].astype(np.int64)
-        t_code = trip.codes.to_numpy()[keep].astype(np.int64)
-        combo = s_code * (len(trip.categories) + 1) + t_code
+    def _add_coded(self, packets: PacketColumns | pd.DataFrame) -> None:
+        """`add` for records whose scheme, trip, status and drop_reason are coded (`PacketColumns`,
+        or the categorical columns of the records' frame): the same groups, counts and arrays
+        in the same order, from the codes instead of a DataFrame and string conversions per
+        group."""
+        keep = np.flatnonzero(_values(packets, "t_sent_ns") >= self.warmup_ns)
+        (s_all, s_names), (t_all, t_names) = _codes_and_labels(packets, "scheme"), _codes_and_labels(packets, "trip")
+        s_code = s_all[keep].astype(np.int64)
+        t_code = t_all[keep].astype(np.int64)
+        combo = s_code * (len(t_names) + 1) + t_code
         combo[(s_code < 0) | (t_code < 0)] = -1            # a missing key: no group (observed, dropna)
         uniq, first = np.unique(combo, return_index=True)
-        status = packets["status"].cat
-        st_names = [str(c) for c in status.categories]
-        st_code = status.codes.to_numpy()[keep]
-        reason = packets["drop_reason"].cat
-        r_names = [str(c) for c in reason.categories]
-        r_code = reason.codes.to_numpy()[keep]
-        latency = packets["latency_ns"].to_numpy(dtype=float)[keep]
+        st_all, st_names = _codes_and_labels(packets, "status")
+        st_code = st_all[keep]
+        r_all, r_names = _codes_and_labels(packets, "drop_reason")
+        r_code = r_all[keep]
+        latency = _values(packets, "latency_ns").astype(float, copy=False)[keep]
         policy = self.policy
-        policy_cols = packets[["src_host", "dst_host", "src_netns", "dst_netns", "nf_chains"]] \
-            if policy is not None else None
+        ends = _policy_rows(packets, policy).take(keep) if policy is not None else None
 
         def code_of(name: str) -> int:
             return st_names.index(name) if name in st_names else -2
@@ -127,8 +129,8 @@ class Summarizer:
             if u < 0:
                 continue
             rows = np.flatnonzero(combo == u)
-            sc, tc = divmod(int(u), len(trip.categories) + 1)
-            acc = self.groups.setdefault((str(scheme.categories[sc]), str(trip.categories[tc])), _Group())
+            sc, tc = divmod(int(u), len(t_names) + 1)
+            acc = self.groups.setdefault((s_names[sc], t_names[tc]), _Group())
             st = st_code[rows]
             delivered = st == delivered_c
             acc.sent += len(rows)
@@ -139,8 +141,8 @@ class Summarizer:
                 r = r_names[c] if c >= 0 else "nan"
                 acc.drops[r] = acc.drops.get(r, 0) + int(n)
             acc.latency.add(latency[rows][delivered])
-            if policy is not None and policy_cols is not None:
-                declared, bypassed = policy_sums(policy_cols.take(keep[rows[delivered]]), policy)
+            if policy is not None and ends is not None:
+                declared, bypassed = policy_sums_of(ends.take(rows[delivered]), policy)
                 acc.declared += declared
                 acc.bypassed += bypassed
 
@@ -173,6 +175,26 @@ class Summarizer:
         for c in cores.itertuples(index=False):
             rows.append((c.scheme, "", c.host, int(c.core), "utilisation", float(c.utilisation), "fraction"))
         return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _values(packets: PacketColumns | pd.DataFrame, name: str) -> np.ndarray:
+    """Column `name` as a numpy array."""
+    return packets.values[name] if isinstance(packets, PacketColumns) else packets[name].to_numpy()
+
+
+def _codes_and_labels(packets: PacketColumns | pd.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+    """Coded (categorical) column `name`: its codes (-1 = missing) and its labels as strings."""
+    if isinstance(packets, PacketColumns):
+        return packets.values[name], list(packets.labels[name])
+    cat = packets[name].cat
+    return cat.codes.to_numpy(), [str(c) for c in cat.categories]
+
+
+def _policy_rows(packets: PacketColumns | pd.DataFrame, policy: PolicyScope) -> PolicyRows:
+    """What `policy_sums_of` reads of every row of `packets`, host positions in `policy`."""
+    return PolicyRows(host_positions(policy, *_codes_and_labels(packets, "src_host")),
+                      host_positions(policy, *_codes_and_labels(packets, "dst_host")),
+                      _values(packets, "src_netns"), _values(packets, "dst_netns"), _values(packets, "nf_chains"))
 
 
 def summarize(packets: pd.DataFrame, cores: pd.DataFrame, warmup_ns: float, duration_ns: float,

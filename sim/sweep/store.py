@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Iterable, Optional
 from urllib.parse import quote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from sim.core.records import PacketColumns
 from sim.results.atomic import (  # noqa: F401
     TMP_PREFIX,
     NotOurs,
@@ -57,14 +59,29 @@ def packets_path(root: Path, levels: dict, names: list[str], key: str) -> Path:
     return root / PACKETS / sub / f"part-{key}.parquet" if sub else root / PACKETS / f"part-{key}.parquet"
 
 
-def arrow_table(frame) -> pa.Table:
-    """Packets frame -> Arrow: categoricals (dictionary columns) cast to plain strings inside
-    Arrow, so every chunk and every point has the same Parquet schema."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    for i, f in enumerate(table.schema):
-        if pa.types.is_dictionary(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
-    return table
+def arrow_table(packets: PacketColumns) -> pa.Table:
+    """Packet columns -> Arrow, as `pa.Table.from_pandas` makes their frame (NaN as null) but with
+    the coded columns as plain strings (missing: null), so every chunk and every point has
+    the same Parquet schema."""
+    arrays = [_decoded(v, packets.labels[name]) if name in packets.labels else _numbers(v)
+              for name, v in packets.values.items()]
+    return pa.Table.from_arrays(arrays, names=list(packets.values))
+
+
+def _numbers(values: np.ndarray) -> pa.Array:
+    """A numeric column, NaN as null (``from_pandas=True``, whose NaN scan costs more)."""
+    return _with_nulls(values, np.isnan(values) if values.dtype.kind == "f" else None)
+
+
+def _decoded(codes: np.ndarray, labels: tuple[str, ...]) -> pa.Array:
+    """Codes into `labels` -> the labels as strings (code -1: null), what a categorical
+    column's dictionary cast to strings holds; a code out of range raises."""
+    return pa.array(labels, type=pa.string()).take(_with_nulls(codes, codes == -1))
+
+
+def _with_nulls(values: np.ndarray, missing: Optional[np.ndarray]) -> pa.Array:
+    """`values` as an Arrow array, null where `missing` (no validity bitmap when none is)."""
+    return pa.array(values, mask=missing if missing is not None and missing.any() else None)
 
 
 class PacketWriter:
@@ -72,8 +89,8 @@ class PacketWriter:
 
     `sink` is a path (a temporary name in the store, see `Store.temp_path`) or a binary
     buffer.  Every row is prefixed with the `ident` columns (run_id, point, replication,
-    seed).  The first chunk fixes the schema (all-null columns — no drops yet — as strings).
-    `close(empty_frame)` returns the buffer's bytes (None for a path); `discard()` removes a partial file.
+    seed).  The first chunk (`PacketColumns`) fixes the schema (all-null columns as strings).
+    `close(empty)` returns the buffer's bytes (None for a path); `discard()` removes a partial file.
     """
 
     def __init__(self, sink, ident: dict) -> None:
@@ -83,8 +100,8 @@ class PacketWriter:
         self._writer: Optional[pq.ParquetWriter] = None
         self._schema: Optional[pa.Schema] = None
 
-    def add(self, frame) -> None:
-        table = arrow_table(frame)
+    def add(self, packets: PacketColumns) -> None:
+        table = arrow_table(packets)
         n = table.num_rows
         for i, (k, v) in enumerate(self.ident.items()):
             table = table.add_column(i, k, pa.repeat(v, n))       # the type pa.array([v] * n) infers
@@ -97,11 +114,12 @@ class PacketWriter:
         assert self._schema is not None          # fixed together with the writer, by the first chunk
         self._writer.write_table(table.select(self._schema.names).cast(self._schema))
 
-    def close(self, empty_frame=None) -> Optional[bytes]:
-        """Finish the file.  A point without a single packet writes `empty_frame` (the
-        records' empty frame, for the schema)."""
+    def close(self, empty: Optional[PacketColumns] = None) -> Optional[bytes]:
+        """Finish the file.  A point without a single packet writes `empty` (the records'
+        columns without a row, for the schema)."""
         if self._writer is None:
-            self.add(empty_frame)
+            assert empty is not None, "a point without packets needs their empty columns for the schema"
+            self.add(empty)
         assert self._writer is not None          # add() opened it
         self._writer.close()
         if self.path is not None:

@@ -24,8 +24,11 @@ from sim.frontdoor.outpath import FULL_DISK
 
 
 def _records(frame) -> list[dict]:
-    """JSON-able rows: NaN and empty strings become None."""
-    return [{k: (None if v == "" or v != v else v) for k, v in r.items()} for r in frame.to_dict("records")]
+    """JSON-able rows (``frame.to_dict("records")``): NaN and empty strings become None.
+    Built from each column's ``tolist()`` (the Python scalars ``to_dict`` gives), not value by value."""
+    names = list(frame.columns)
+    columns = [frame[c].tolist() for c in frame.columns]
+    return [{k: (None if v == "" or v != v else v) for k, v in zip(names, row)} for row in zip(*columns)]
 
 
 def run_point(task: dict, root: str, partition_file: str, scenario: str, on_progress=None) -> dict:
@@ -50,8 +53,8 @@ def run_point(task: dict, root: str, partition_file: str, scenario: str, on_prog
         profile = CostProfile.model_validate(task["profile"])
         ident = {"run_id": task["key"], "point": task["id"], "replication": sc.run.replication, "seed": sc.run.seed}
         writer = PacketWriter(store.temp_path(partition_file) if visible else io.BytesIO(), ident)
-        res = simulate(sc, profile=profile, on_packets=writer.add, on_progress=on_progress)
-        data = writer.close(empty_frame=res.packets)
+        res = simulate(sc, profile=profile, on_columns=writer.add, on_progress=on_progress)
+        data = writer.close(empty=res.packet_columns)
         marker = {**base, "file": partition_file, "seed": sc.run.seed, "config": task["config"],
                   "packets": res.stats["records"], "stats": res.stats, "summary": _records(res.summary),
                   "memory": _records(res.memory), "cores": _records(res.cores), "flows": _records(res.flows),
@@ -86,7 +89,7 @@ def warm_up() -> None:
     from sim.frontdoor.scenario import Scenario
     from sim.sweep.store import PacketWriter
     writer = PacketWriter(io.BytesIO(), {"run_id": "warm-up", "point": "warm-up", "replication": 0, "seed": 1})
-    res = simulate(Scenario.model_validate(WARM_UP), profile=load_profile("default"), on_packets=writer.add)
-    writer.close(empty_frame=res.packets)
+    res = simulate(Scenario.model_validate(WARM_UP), profile=load_profile("default"), on_columns=writer.add)
+    writer.close(empty=res.packet_columns)
     for frame in (res.summary, res.memory, res.cores, res.flows):
         _records(frame)
