@@ -106,9 +106,7 @@ class Results:
         """Tidy long table: scheme, trip, host, core, metric, value, unit."""
         if not self._streamed:
             self._summarizer.add(self.packet_columns)
-        table = self._summarizer.table(self.cores)
-        return pd.concat([table, pd.DataFrame(self._memory_metric_rows(), columns=SUMMARY_COLUMNS)],
-                         ignore_index=True)
+        return pd.DataFrame(self._summarizer.rows(self.cores) + self._memory_metric_rows(), columns=SUMMARY_COLUMNS)
 
     def _memory_metric_rows(self) -> list[tuple]:
         rows = []

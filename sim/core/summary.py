@@ -147,6 +147,11 @@ class Summarizer:
                 acc.bypassed += bypassed
 
     def table(self, cores: pd.DataFrame) -> pd.DataFrame:
+        """The summary (see the module docstring) with the utilisation rows of `cores`."""
+        return pd.DataFrame(self.rows(cores), columns=COLUMNS)
+
+    def rows(self, cores: pd.DataFrame) -> list[tuple]:
+        """`table`'s rows, as tuples in `COLUMNS` order."""
         rows: list[tuple] = []
         for (scheme, trip) in sorted(self.groups):
             acc = self.groups[(scheme, trip)]
@@ -172,9 +177,9 @@ class Summarizer:
                     for c, chain in enumerate(NF_CHAINS):
                         if acc.declared[w, c] > 0:
                             add(f"policy_bypassed_{where}_{chain}", acc.bypassed[w, c] / n, "rules")
-        for c in cores.itertuples(index=False):
-            rows.append((c.scheme, "", c.host, int(c.core), "utilisation", float(c.utilisation), "fraction"))
-        return pd.DataFrame(rows, columns=COLUMNS)
+        per_core = zip(*(cores[c].tolist() for c in ("scheme", "host", "core", "utilisation")))
+        rows += [(s, "", h, int(c), "utilisation", float(u), "fraction") for s, h, c, u in per_core]
+        return rows
 
 
 def _values(packets: PacketColumns | pd.DataFrame, name: str) -> np.ndarray:
