@@ -60,8 +60,8 @@ class Model:
 
     def __init__(self, scenario: Scenario, registry: SchemeRegistry | None = None,
                  profile: CostProfile | None = None, record_sink=None, chunk_rows: int = 50_000) -> None:
-        """`record_sink`, if given, receives the packet records as DataFrames of `chunk_rows`
-        rows during the run (and the rest at `finish`), so memory stays flat however many
+        """`record_sink`, if given, receives the packet records as `sim.core.records.PacketColumns`
+        of `chunk_rows` rows during the run (and the rest at `finish`), so memory stays flat however many
         packets a run has; the Recorder then keeps none of them."""
         self.scenario = scenario
         self.profile = profile or make_profile(scenario)
