@@ -19,8 +19,35 @@ spent 2.4 s of its 10.4 s of CPU in the collector, 1.2 s with them frozen (docs/
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
+from typing import Iterator
+
+_frozen = False         # freeze() was called: the process is a command's own
 
 
 def freeze() -> None:
     """Exclude every object alive now from the collector's future passes (see the module docstring)."""
+    global _frozen
     gc.freeze()
+    _frozen = True
+
+
+@contextmanager
+def collected_once() -> Iterator[None]:
+    """In a process `freeze` was called in: no automatic collection inside the block and one
+    full collection at its end, which walks only what was made since the freeze (a finished
+    variant's model, its garbage).  Elsewhere (the Python API in someone's notebook), and
+    when collection is off already: nothing.  A variant makes next to no cyclic garbage
+    while it runs (its model's objects live to its end: the 100,000-packet chain leaves
+    1,453 collectable objects, a 20,000-packet one 533), so memory stays what it was;
+    the collector's passes during the run, which promoted the model's objects through
+    every generation before the one that frees them, are saved."""
+    if not _frozen or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()

@@ -20,6 +20,7 @@ import time
 import traceback
 from typing import Optional
 
+from sim import longlived
 from sim.frontdoor.outpath import FULL_DISK
 
 
@@ -35,7 +36,14 @@ def run_point(task: dict, root: str, partition_file: str, scenario: str, on_prog
     """Simulate `task` (see `sim.sweep.spec.Point.task`) and commit it to the store at `root`.
 
     Returns ``{"ok": True, "marker": {...}, "packets": bytes | None}`` (bytes only when the
-    store was not visible here) or ``{"ok": False, "failure": {...}}``."""
+    store was not visible here) or ``{"ok": False, "failure": {...}}``.  In a command's own
+    process, with one garbage collection at the end (`sim.longlived.collected_once`)."""
+    with longlived.collected_once():
+        return _run_point(task, root, partition_file, scenario, on_progress)
+
+
+def _run_point(task: dict, root: str, partition_file: str, scenario: str, on_progress=None) -> dict:
+    """`run_point` without its garbage-collection bracket."""
     from sim.core.costs import CostProfile
     from sim.core.simulate import simulate
     from sim.frontdoor.scenario import Scenario
