@@ -57,7 +57,9 @@ def many_namespaces(namespaces: int, packets: int) -> dict:
 
 def child(scenario_file: str) -> None:
     """Run one case in this process and print {wall_s, cpu_s, peak_rss_mb, records} as JSON."""
+    from sim import longlived
     from sim.cli import main
+    longlived.own_process()                                 # this child stands for the command
     out = tempfile.mkdtemp(prefix="nsim-scale-")            # a fresh folder every run
     c0, t0 = time.process_time(), time.perf_counter()
     code = main(["run", scenario_file, "--out", str(Path(out) / "r"), "--quiet"])

@@ -448,4 +448,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    longlived.own_process()                 # ``python -m sim.cli``, like the command (sim.signals.entry)
     sys.exit(main())

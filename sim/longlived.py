@@ -1,13 +1,15 @@
 """Tell the cyclic garbage collector that what a command has loaded lives as long as its process.
 
-Contract: `freeze()` moves every object the collector tracks now into its permanent generation
-(`gc.freeze`): no later collection examines them again, and none of them is ever freed by the
-collector (an object that is cyclic garbage already, or becomes so later, stays in memory until
-the process ends).  Objects made afterwards are collected as usual.  It is called by the commands
-that own their process, once their imports and one-time parses are done: ``netns-sim run``,
-``sweep`` and ``report`` (`sim.cli`, `sim.sweep.cli`) and each local pool worker after its
-warm-up (`sim.sweep.executors`).  Never by the Python API (`sim.api`): a notebook's objects are
-not ours to freeze.
+Contract: `own_process()` declares that this process is netns-sim's: the ``netns-sim`` command
+(`sim.signals.entry`, also ``python -m sim``) and each local pool worker (`sim.sweep.executors`)
+call it first.  In such a process, `freeze()` moves every object the collector tracks now into
+its permanent generation (`gc.freeze`): no later collection examines them again, and none of
+them is ever freed by the collector (an object that is cyclic garbage already, or becomes so
+later, stays in memory until the process ends).  Objects made afterwards are collected as
+usual.  The commands call it once their imports and one-time parses are done: ``run``,
+``sweep`` and ``report`` (`sim.cli`, `sim.sweep.cli`), and each pool worker after its warm-up.
+In any other process -- the Python API in a notebook, `sim.cli.main` called from a test or a
+script -- both `freeze` and `collected_once` do nothing: those objects are not ours to freeze.
 
 Why: each variant a run simulates leaves its finished model behind as cyclic garbage (hosts,
 cores and apps hold each other's bound methods), which only a full collection frees, and
@@ -22,19 +24,28 @@ import gc
 from contextlib import contextmanager
 from typing import Iterator
 
-_frozen = False         # freeze() was called: the process is a command's own
+_owned = False          # own_process() was called: the process is netns-sim's
+_frozen = False         # freeze() took effect
+
+
+def own_process() -> None:
+    """Declare this process netns-sim's own (see the module docstring)."""
+    global _owned
+    _owned = True
 
 
 def freeze() -> None:
-    """Exclude every object alive now from the collector's future passes (see the module docstring)."""
+    """In a process of our own, exclude every object alive now from the collector's future
+    passes; elsewhere nothing (see the module docstring)."""
     global _frozen
-    gc.freeze()
-    _frozen = True
+    if _owned:
+        gc.freeze()
+        _frozen = True
 
 
 @contextmanager
 def collected_once() -> Iterator[None]:
-    """In a process `freeze` was called in: no automatic collection inside the block and one
+    """In a process `freeze` took effect in: no automatic collection inside the block and one
     full collection at its end, which walks only what was made since the freeze (a finished
     variant's model, its garbage).  Elsewhere (the Python API in someone's notebook), and
     when collection is off already: nothing.  A variant makes next to no cyclic garbage

@@ -100,13 +100,16 @@ def message() -> str:
 
 
 def entry() -> int:
-    """The ``netns-sim`` command: handlers first, then import and run `sim.cli.main`.
+    """The ``netns-sim`` command: handlers first, then import and run `sim.cli.main` (in a
+    process declared its own, `sim.longlived.own_process`).
 
     pyarrow's allocator is jemalloc unless the environment names one (``ARROW_DEFAULT_MEMORY_POOL``,
     read when pyarrow is first imported, so set before `sim.cli` imports it): its usual default,
     mimalloc, keeps the pages of freed record batches, so a streaming scan of packets/ (``report``)
     grew with the packets read (bench/report.py)."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    from sim import longlived
+    longlived.own_process()                 # the process is the command's: sim.longlived
     with handled():
         try:
             from sim.cli import main

@@ -19,6 +19,7 @@ def test_a_frozen_process_pauses_collection_in_the_block_and_collects_its_garbag
         import gc, weakref
         from sim import longlived
         class Node: pass
+        longlived.own_process()
         longlived.freeze()
         assert gc.get_freeze_count() > 0
         with longlived.collected_once():
@@ -32,12 +33,27 @@ def test_a_frozen_process_pauses_collection_in_the_block_and_collects_its_garbag
     assert out == "False True True True"
 
 
-def test_the_python_api_process_is_left_alone():
+def test_a_process_not_declared_ours_is_left_alone():
+    """The Python API, or `sim.cli.main` called from a test or script: freeze and pause do nothing."""
     out = _run("""
         import gc
         from sim import longlived
+        longlived.freeze()
         with longlived.collected_once():
             inside = gc.isenabled()
         print(inside, gc.get_freeze_count())
     """)
     assert out == "True 0"
+
+
+def test_the_command_runs_in_a_process_of_its_own(tmp_path):
+    """``python -m sim`` declares its process its own before `run` freezes it."""
+    out = _run(f"""
+        import gc, sys
+        from sim import signals
+        sys.argv = ["netns-sim", "run", "scenarios/endpoints.yaml", "--set", "run.duration_ns=2e5", "--set", "run.warmup_ns=0",
+                    "--out", {str(tmp_path / "r")!r}, "--quiet"]
+        code = signals.entry()
+        print(code, gc.get_freeze_count() > 0)
+    """)
+    assert out == "0 True"

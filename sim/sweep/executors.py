@@ -71,6 +71,7 @@ def _init_worker(command_pid: int) -> None:
     a failure there is left for that point to meet and report), then `sim.longlived.freeze`
     (the worker process is ours)."""
     _die_with_parent(command_pid)
+    longlived.own_process()
     try:
         from sim.sweep.worker import warm_up
         warm_up()
