@@ -39,7 +39,7 @@ from analysis import packetstats, plots, published, robustness, sockettables, st
 from analysis.conditions import roles as find_roles
 from analysis.figures import figures, packet_columns
 from analysis.profile import describe as describe_profile
-from sim import signals
+from sim import longlived, signals
 from sim.results.atomic import MARKER, check_replaceable, clean_stale, remove_ours, staging_dir, swap_in, write_marker
 from sim.results.reader import load
 
@@ -249,8 +249,9 @@ def _compose(res, results_dir, figdir: Path, staging: Path, formats: tuple[str, 
 
     # -- figures ------------------------------------------------------------------------
     made: dict[str, tuple[Path, str]] = {}
-    for stem, (cap, fig) in figures(res, packets=stats).items():
-        made[stem] = (plots.save(fig, staging, stem, formats)["png"], cap)
+    with longlived.collected_once():
+        for stem, (cap, fig) in figures(res, packets=stats).items():
+            made[stem] = (plots.save(fig, staging, stem, formats)["png"], cap)
     svg = (lambda stem: f"{figdir.name}/{stem}.svg") if "svg" in formats else (lambda stem: None)
 
     def put_fig(doc, stem):
