@@ -17,7 +17,6 @@ Invariant: for every packet a flow emits, there is exactly one record per destin
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
@@ -155,7 +154,6 @@ class Model:
         self.live: dict[int, Packet] = {}
         self.next_pid = 0
         self.generated = 0
-        self._journeys: dict[tuple[int, int, int, int], tuple[int, str, Optional[str]]] = {}
 
     # -- identity ---------------------------------------------------------------------
     def node_code(self, name: str) -> int:
@@ -169,15 +167,6 @@ class Model:
         return self.generated >= self.packet_limit
 
     # -- packet life ------------------------------------------------------------------
-    def journey(self, src_host: int, src_ns: int, dst_host: int, dst_ns: int) -> tuple[int, str, Optional[str]]:
-        """`sim.core.trips.journey_codes`: (record code, first host trip, last host trip or
-        None), cached per pair of ends (the process's cache behind this model's)."""
-        key = (src_host, src_ns, dst_host, dst_ns)
-        j = self._journeys.get(key)
-        if j is None:
-            j = self._journeys[key] = journey_codes(*key)
-        return j
-
     def emit(self, flow, seq: int, direction: int, size: int, frames: int = 1, wire_size: int | None = None,
              softirq_core: int = -1, tcp: int | None = None) -> None:
         """A flow sends one packet now (direction 1 = a response, endpoints swapped); `frames`
@@ -200,8 +189,7 @@ class Model:
         self.live[pid] = pkt
         src = self.hosts[sh]
         if flow.group is None:
-            j = self._journeys.get((sh, sn, dh, dn)) or self.journey(sh, sn, dh, dn)
-            pkt.trip, first, pkt.far_trip = j
+            pkt.trip, first, pkt.far_trip = journey_codes(sh, sn, dh, dn)   # memoised per process
             if softirq_core >= 0:
                 src.start_trip(pkt, first, softirq_core, True)
             else:
